@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install everything zsa-eval needs on a fresh Debian/Ubuntu machine, into the active Python environment:
+#   ffmpeg      - torchcodec (used by `datasets` to build audiofolder datasets) loads FFmpeg's libraries
+#   torch       - pinned first, so pip does not pick an unrelated build; torchcodec 0.13 pairs with torch 2.13
+#   zsa-eval    - this package (editable, so conf/ is found) with its test extras
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v ffmpeg >/dev/null 2>&1; then
+  sudo_cmd=""
+  [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
+fi
+
+python -m pip install -q "torch==2.13.0"
+python -m pip install -q -e ".[test]"
+python -c "import torchcodec.decoders, zsa_eval; print('zsa-eval installed:', zsa_eval.__version__)"

@@ -1,0 +1,104 @@
+"""Shared fixtures: an offline cache, a tiny random CLAP, synthesized audio in the layouts users have."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+from hydra import compose, initialize_config_dir
+
+from zsa_eval.__main__ import CONFIG_DIR, main
+from zsa_eval.models import load_model
+from zsa_eval.random_models import build_random_clap
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline_cache(tmp_path_factory) -> Path:
+    """Point zsa-eval's and the datasets library's caches at a temporary folder for the whole session."""
+    cache = tmp_path_factory.mktemp("cache")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("ZSA_EVAL_CACHE", str(cache))
+    patch.setenv("HF_DATASETS_CACHE", str(cache / "hf_datasets"))
+    yield cache
+    patch.undo()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(offline_cache) -> Path:
+    """The tiny random model, where model=tiny_random looks for it."""
+    return build_random_clap("tiny", offline_cache / "models" / "tiny_random")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    return load_model("tiny_random", str(tiny_model_dir), torch.device("cpu"), "fp32")
+
+
+def tone(frequency: float, sample_rate: int = 44100, seconds: float = 1.0, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(sample_rate * seconds)) / sample_rate
+    wave = (0.5 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+    return wave if channels == 1 else np.stack([wave] * channels, axis=1)
+
+
+def noise(seed: int, sample_rate: int = 44100, seconds: float = 1.0) -> np.ndarray:
+    return (0.3 * np.random.default_rng(seed).standard_normal(int(sample_rate * seconds))).astype(np.float32)
+
+
+CLASS_SOUNDS = {"chirping_birds": 3000.0, "dog": 300.0, "vacuum_cleaner": None}
+
+
+def class_clip(category: str, take: int) -> np.ndarray:
+    frequency = CLASS_SOUNDS[category]
+    return noise(take) if frequency is None else tone(frequency * (1 + 0.05 * take))
+
+
+@pytest.fixture
+def esc50_folder(tmp_path) -> Path:
+    """An ESC-50-layout folder: 3 classes x 4 clips at 44.1 kHz, folds 1-2, esc10 on two classes."""
+    root = tmp_path / "ESC-50"
+    (root / "audio").mkdir(parents=True)
+    (root / "meta").mkdir()
+    rows = []
+    for target, category in enumerate(CLASS_SOUNDS):
+        for take in range(4):
+            fold = take % 2 + 1
+            filename = f"{fold}-{target}{take:03d}-A-{target}.wav"
+            sf.write(root / "audio" / filename, class_clip(category, take), 44100)
+            rows.append({"filename": filename, "fold": fold, "target": target, "category": category,
+                         "esc10": category != "vacuum_cleaner", "src_file": f"{target}{take:03d}", "take": "A"})
+    pd.DataFrame(rows).to_csv(root / "meta" / "esc50.csv", index=False)
+    return root
+
+
+@pytest.fixture
+def audiofolder(tmp_path) -> Path:
+    """A Hugging Face audiofolder: one subfolder per class."""
+    root = tmp_path / "sounds"
+    for category in CLASS_SOUNDS:
+        (root / category).mkdir(parents=True)
+        for take in range(3):
+            sf.write(root / category / f"{take}.wav", class_clip(category, take), 22050 if take else 44100)
+    return root
+
+
+def compose_config(*overrides: str):
+    """The run config as `python -m zsa_eval OVERRIDES` would compose it."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        return compose(config_name="config", overrides=["progress=false", *overrides])
+
+
+def run_cli(monkeypatch, capsys, *arguments: str) -> tuple[int, str, str]:
+    """Run the command-line entry point in-process; return (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["zsa-eval", "progress=false", *arguments])
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

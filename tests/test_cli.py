@@ -1,0 +1,108 @@
+"""End to end through the command line, offline: tiny random model, synthesized audio."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import CLASS_SOUNDS, compose_config, run_cli
+from zsa_eval.run import run
+
+RESULT_FILES = {"metrics.json", "per_class.csv", "per_fold.csv", "predictions.csv", "confusion_matrix.csv",
+                "confusion_matrix.png", "config.yaml", "errors.csv"}
+
+
+def test_smoke_run_writes_every_result(monkeypatch, capsys, tiny_model_dir, tmp_path):
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(monkeypatch, capsys, "dataset=synthetic", "model=tiny_random", f"output_dir={out}")
+    assert code == 0
+    assert stdout.startswith("synthetic | tiny_random | sound_of: accuracy ") and str(out) in stdout
+    assert RESULT_FILES <= {path.name for path in out.iterdir()}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["n_items"], metrics["n_evaluated"], metrics["n_skipped"]) == (40, 40, 0)
+    assert metrics["labels"] == ["clicks", "high_beep", "low_hum", "rising_chirp", "white_noise"]
+    assert metrics["candidate_labels"][1] == "high beep"
+    assert metrics["config"]["model"]["name"] == "tiny_random" and metrics["device"] == "cpu"
+    assert {"torch", "transformers", "datasets"} <= set(metrics["versions"])
+    assert metrics["clips_per_s"] > 0 and metrics["elapsed_s"] > 0
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert len(predictions) == 40
+    assert metrics["accuracy"] == pytest.approx(predictions["correct"].mean())
+    assert (predictions["predicted_label"] == predictions["top5_labels"].str.split("|").str[0]).all()
+    confusion = pd.read_csv(out / "confusion_matrix.csv", index_col=0)
+    assert list(confusion.columns) == metrics["labels"] and confusion.to_numpy().sum() == 40
+    assert pd.read_csv(out / "per_fold.csv")["n"].tolist() == [20, 20]
+
+
+def test_same_config_twice_gives_identical_predictions(tiny_model_dir, tmp_path):
+    for name in ("a", "b"):
+        run(compose_config("dataset=synthetic", "model=tiny_random", "template=ensemble", "batch_size=5",
+                           "dataset.duration_s=11.0", "dataset.clips_per_class=2", f"output_dir={tmp_path / name}"))
+    assert (tmp_path / "a" / "predictions.csv").read_bytes() == (tmp_path / "b" / "predictions.csv").read_bytes()
+
+
+def test_esc50_folder_with_folds(tiny_model_dir, esc50_folder, tmp_path):
+    metrics = run(compose_config("dataset=esc50_folder", f"dataset.path={esc50_folder}", "dataset.folds=[2]",
+                                 "model=tiny_random", "template=plain", f"output_dir={tmp_path}"))
+    assert metrics["n_items"] == 6 and metrics["labels"] == sorted(CLASS_SOUNDS)
+    predictions = pd.read_csv(tmp_path / "predictions.csv")
+    assert set(predictions["fold"]) == {2}
+    assert pd.read_csv(tmp_path / "per_fold.csv")["fold"].tolist() == [2]
+
+
+def test_audiofolder_pipeline_engine_matches_embed(tiny_model_dir, audiofolder, tmp_path):
+    common = ["dataset=audiofolder", f"dataset.path={audiofolder}", "model=tiny_random", "num_workers=0"]
+    embed = run(compose_config(*common, f"output_dir={tmp_path / 'embed'}"))
+    pipeline = run(compose_config(*common, "engine=pipeline", f"output_dir={tmp_path / 'pipeline'}"))
+    assert embed["n_evaluated"] == pipeline["n_evaluated"] == 9
+    assert not (tmp_path / "embed" / "per_fold.csv").exists()
+    a = pd.read_csv(tmp_path / "embed" / "predictions.csv")
+    b = pd.read_csv(tmp_path / "pipeline" / "predictions.csv")
+    assert (a["predicted_label"] == b["predicted_label"]).all()
+    assert (a["score"] - b["score"]).abs().max() < 1e-4
+
+
+def one_line_error(code: int, stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["dataset=esc51"], "unknown dataset 'esc51': choose one of audiofolder, esc50, esc50_folder, synthetic"),
+    (["model=clip"], "unknown model 'clip': choose one of clap, clap_larger_general"),
+    (["dataset=esc50_folder"], "dataset=esc50_folder needs dataset.path: add dataset.path="),
+    (["dataset=esc50"], "cannot load dataset 'ashraq/esc50' from the Hugging Face Hub"),
+    (["dataset=synthetic", "template.prompts=[a sound]"], "needs exactly one {} where the label goes"),
+    (["dataset=synthetic", "engine=turbo"], "engine=turbo is unknown"),
+    (["dataset=synthetic", "batch_size=0"], "batch_size=0 must be a whole number of at least 1"),
+    (["dataset=synthetic", "limit=0"], "limit=0 selects nothing"),
+    (["dataset=synthetic", "bogus_key=1"], "Could not override 'bogus_key'"),
+])
+def test_user_mistakes_end_in_one_line_and_exit_2(monkeypatch, capsys, tmp_path, arguments, message):
+    code, _, stderr = run_cli(monkeypatch, capsys, "model=tiny_random", f"output_dir={tmp_path}", *arguments)
+    assert message in one_line_error(code, stderr)
+
+
+def test_unreadable_model_directory_is_one_line(monkeypatch, capsys, tmp_path):
+    (tmp_path / "model").mkdir()
+    code, _, stderr = run_cli(monkeypatch, capsys, "dataset=synthetic", "model=clap",
+                              f"model.name_or_path={tmp_path / 'model'}", f"output_dir={tmp_path / 'out'}")
+    assert "cannot read model directory" in one_line_error(code, stderr)
+
+
+def test_unreachable_hub_is_one_line(monkeypatch, capsys, tmp_path):
+    """This machine cannot reach the Hugging Face Hub: the default model cannot be fetched."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty_hf_home"))
+    code, _, stderr = run_cli(monkeypatch, capsys, "dataset=synthetic", "model=clap", f"output_dir={tmp_path}")
+    line = one_line_error(code, stderr)
+    assert "cannot load model 'laion/clap-htsat-fused'" in line and "model.name_or_path=" in line
+
+
+def test_debug_shows_the_traceback(monkeypatch, capsys, tmp_path):
+    from zsa_eval.errors import UserError
+
+    with pytest.raises(UserError, match="needs exactly one"):
+        run_cli(monkeypatch, capsys, "debug=true", "dataset=synthetic", "template.prompts=[nothing]",
+                f"output_dir={tmp_path}")

@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+
+from conftest import noise, tone
+from zsa_eval.engine import BatchScores, ClipDataset, featurize_clip, score_clips
+
+LABELS = ["dog", "chirping birds", "vacuum cleaner", "rain"]
+PROMPT = ["This is a sound of {}."]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """Ten clips of mixed rates, channels and lengths, including one longer than CLAP's 10 s window."""
+    import soundfile as sf
+
+    folder = tmp_path_factory.mktemp("clips")
+    waves = [(tone(300.0 + 150 * i), 44100) for i in range(5)] + [(noise(i, 16000), 16000) for i in range(3)]
+    waves += [(tone(880.0, 48000, channels=2), 48000), (tone(500.0, 22050, seconds=11.0), 22050)]
+    paths = []
+    for index, (wave, rate) in enumerate(waves):
+        paths.append(str(folder / f"{index}.wav"))
+        sf.write(paths[-1], wave, rate)
+    return paths
+
+
+def scores(model, clips, engine="embed", batch_size=4, num_workers=0, seed=0) -> tuple[list[int], np.ndarray]:
+    batches: list[BatchScores] = list(score_clips(model, clips, clips, LABELS, PROMPT, engine, batch_size,
+                                                  num_workers, seed, progress=False))
+    indices = [index for batch in batches for index in batch.indices]
+    return indices, np.concatenate([batch.probabilities for batch in batches])
+
+
+def test_scores_differ_across_labels_and_clips(tiny_model, clips):
+    _, probabilities = scores(tiny_model, clips)
+    assert probabilities.shape == (len(clips), len(LABELS))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert probabilities.std(axis=1).min() > 1e-4  # labels are told apart
+    assert np.abs(probabilities[0] - probabilities[5]).max() > 1e-4  # a tone and noise score differently
+    assert len({tuple(row.round(6)) for row in probabilities}) == len(clips)
+
+
+def test_embed_and_pipeline_engines_agree(tiny_model, clips):
+    embed_indices, embed = scores(tiny_model, clips, "embed", batch_size=3)
+    pipeline_indices, pipeline = scores(tiny_model, clips, "pipeline", batch_size=3)
+    assert embed_indices == pipeline_indices == list(range(len(clips)))
+    np.testing.assert_allclose(embed, pipeline, atol=1e-5, rtol=0)
+    assert (embed.argmax(axis=1) == pipeline.argmax(axis=1)).all()
+
+
+def test_scores_do_not_depend_on_batch_size_or_workers(tiny_model, clips):
+    _, reference = scores(tiny_model, clips, batch_size=1)
+    for batch_size, num_workers in [(7, 0), (32, 0), (3, 2)]:
+        _, batched = scores(tiny_model, clips, batch_size=batch_size, num_workers=num_workers)
+        np.testing.assert_allclose(batched, reference, atol=1e-5, rtol=0)
+
+
+def test_scores_do_not_depend_on_batch_neighbours(tiny_model, clips):
+    _, reference = scores(tiny_model, clips, batch_size=len(clips))
+    order = [9, 2, 7, 0, 4, 1, 8, 3, 6, 5]
+    _, shuffled = scores(tiny_model, [clips[i] for i in order], batch_size=4)
+    np.testing.assert_allclose(shuffled, reference[order], atol=1e-5, rtol=0)
+
+
+def test_seed_moves_only_the_long_clip(tiny_model, clips):
+    _, first = scores(tiny_model, clips, seed=0)
+    _, second = scores(tiny_model, clips, seed=1)
+    np.testing.assert_allclose(first[:9], second[:9], atol=1e-5, rtol=0)
+    assert np.abs(first[9] - second[9]).max() > 1e-6
+
+
+def test_short_clip_alone_is_marked_longer_and_long_crops_follow_the_seed(tiny_model):
+    extractor = tiny_model.feature_extractor
+    _, is_longer = featurize_clip(extractor, tone(440.0, 48000), seed=1)
+    assert is_longer  # what the pipeline sees for a short clip on its own
+    long_clip = noise(3, 48000, seconds=14.0)
+    first, longer = featurize_clip(extractor, long_clip, seed=5)
+    again, _ = featurize_clip(extractor, long_clip, seed=5)
+    other, _ = featurize_clip(extractor, long_clip, seed=6)
+    assert longer and first.shape == (4, 1001, 64)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_bad_items_come_back_as_skips(tiny_model, clips, tmp_path):
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF....not really")
+    dataset = ClipDataset([clips[0], str(broken)], ["a", "b"], 48000, seed=0)
+    assert "waveform" in dataset[0]
+    assert dataset[1]["index"] == 1 and "cannot decode" in dataset[1]["error"]
+    batches = list(score_clips(tiny_model, [clips[0], str(broken)], ["a", "b"], LABELS, PROMPT, "embed", 2, 0, 0,
+                               False))
+    assert batches[0].indices == [0] and batches[0].skipped[0][0] == 1

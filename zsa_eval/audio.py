@@ -1,0 +1,51 @@
+"""Decode, down-mix, resample and validate one clip: pure functions on bytes, paths and arrays."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from zsa_eval.errors import BadAudio
+
+AudioSource = str | bytes
+
+
+def decode(source: AudioSource) -> tuple[np.ndarray, int]:
+    """Read a WAV/FLAC/OGG/MP3 file or its bytes as float32 (frames, channels) and its sample rate."""
+    try:
+        samples, sample_rate = sf.read(
+            io.BytesIO(source) if isinstance(source, bytes) else source, dtype="float32", always_2d=True
+        )
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as error:
+        raise BadAudio(f"cannot decode audio: {error}") from error
+    return samples, sample_rate
+
+
+def to_mono(samples: np.ndarray) -> np.ndarray:
+    """Average the channels of a (frames, channels) array into one channel."""
+    return samples.mean(axis=1, dtype=np.float32) if samples.ndim == 2 else samples.astype(np.float32)
+
+
+def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """Resample a mono signal with soxr's high-quality filter (a no-op when the rates match)."""
+    if source_rate == target_rate:
+        return samples
+    return soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32)
+
+
+def check_waveform(samples: np.ndarray) -> np.ndarray:
+    """Refuse clips a model cannot score: empty or holding NaN/inf samples."""
+    if samples.size == 0:
+        raise BadAudio("empty audio (no samples)")
+    if not np.isfinite(samples).all():
+        raise BadAudio("audio holds NaN or infinite samples")
+    return samples
+
+
+def load_clip(source: AudioSource, target_rate: int) -> np.ndarray:
+    """Decode a clip and return it mono, at `target_rate`, as float32."""
+    samples, source_rate = decode(source)
+    return resample(check_waveform(to_mono(samples)), source_rate, target_rate)

@@ -1,0 +1,83 @@
+"""Classification metrics from true labels and class probabilities, all computed by scikit-learn."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    top_k_accuracy_score,
+)
+
+TOP_K = 5
+
+
+def top_k_indices(probabilities: np.ndarray, k: int = TOP_K) -> np.ndarray:
+    """Class indices of the k highest probabilities per row, best first (ties: lower index first)."""
+    return np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+
+
+def summary_metrics(y_true: np.ndarray, probabilities: np.ndarray, n_classes: int) -> dict[str, float]:
+    """Top-1, top-5, balanced accuracy and macro F1 over all classes of the candidate set."""
+    y_pred = probabilities.argmax(axis=1)
+    classes = np.arange(n_classes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        top5 = top_k_accuracy_score(y_true, probabilities, k=min(TOP_K, n_classes), labels=classes)
+        balanced = balanced_accuracy_score(y_true, y_pred)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "top5_accuracy": float(top5),
+        "balanced_accuracy": float(balanced),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)),
+    }
+
+
+def per_class_table(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]) -> pd.DataFrame:
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=np.arange(len(class_names)), zero_division=0
+    )
+    return pd.DataFrame({"label": list(class_names), "precision": precision, "recall": recall, "f1": f1,
+                         "support": support})
+
+
+def per_fold_table(y_true: np.ndarray, y_pred: np.ndarray, folds: np.ndarray) -> pd.DataFrame:
+    rows = [
+        {"fold": fold, "n": int(mask.sum()), "accuracy": float(accuracy_score(y_true[mask], y_pred[mask]))}
+        for fold in sorted(pd.unique(folds))
+        for mask in [folds == fold]
+    ]
+    return pd.DataFrame(rows, columns=["fold", "n", "accuracy"])
+
+
+def confusion_table(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]) -> pd.DataFrame:
+    """Counts: rows are true labels, columns predicted labels."""
+    counts = confusion_matrix(y_true, y_pred, labels=np.arange(len(class_names)))
+    return pd.DataFrame(counts, index=pd.Index(list(class_names), name="true_label"), columns=list(class_names))
+
+
+def predictions_table(
+    items: pd.DataFrame, y_true: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]
+) -> pd.DataFrame:
+    """One row per evaluated item: ids, true and predicted label, its score, and the top-5 with scores."""
+    names = np.asarray(class_names, dtype=object)
+    top = top_k_indices(probabilities, min(TOP_K, len(class_names)))
+    top_scores = np.take_along_axis(probabilities, top, axis=1)
+    return pd.DataFrame({
+        "item_id": items["item_id"].to_numpy(),
+        "path": items["path"].to_numpy(),
+        "fold": items["fold"].to_numpy(),
+        "true_label": names[y_true],
+        "predicted_label": names[top[:, 0]],
+        "score": top_scores[:, 0],
+        "correct": y_true == top[:, 0],
+        "top5_labels": ["|".join(row) for row in names[top]],
+        "top5_scores": ["|".join(f"{score:.6f}" for score in row) for row in top_scores],
+    })
