@@ -39,6 +39,13 @@ def tiny_model(tiny_model_dir):
     return load_model("tiny_random", str(tiny_model_dir), torch.device("cpu"), "fp32")
 
 
+def reference_features(feature_extractor, waveform: np.ndarray, seed: int) -> tuple[np.ndarray, bool]:
+    """transformers' ClapFeatureExtractor on a batch of one clip, crops seeded as zsa-eval seeds them."""
+    np.random.seed(seed)
+    features = feature_extractor([waveform], sampling_rate=feature_extractor.sampling_rate, return_tensors="np")
+    return features["input_features"][0].astype(np.float32), bool(features["is_longer"][0][0])
+
+
 def tone(frequency: float, sample_rate: int = 44100, seconds: float = 1.0, channels: int = 1) -> np.ndarray:
     t = np.arange(int(sample_rate * seconds)) / sample_rate
     wave = (0.5 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)

@@ -4,17 +4,20 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 
 from conftest import CLASS_SOUNDS, compose_config, run_cli
 from zsa_eval.run import run
 
+NEEDS_NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 RESULT_FILES = {"metrics.json", "per_class.csv", "per_fold.csv", "predictions.csv", "confusion_matrix.csv",
                 "confusion_matrix.png", "config.yaml", "errors.csv"}
 
 
 def test_smoke_run_writes_every_result(monkeypatch, capsys, tiny_model_dir, tmp_path):
     out = tmp_path / "run"
-    code, stdout, _ = run_cli(monkeypatch, capsys, "dataset=synthetic", "model=tiny_random", f"output_dir={out}")
+    code, stdout, _ = run_cli(monkeypatch, capsys, "dataset=synthetic", "model=tiny_random", "num_workers=2",
+                              f"output_dir={out}")
     assert code == 0
     assert stdout.startswith("synthetic | tiny_random | sound_of: accuracy ") and str(out) in stdout
     assert RESULT_FILES <= {path.name for path in out.iterdir()}
@@ -78,6 +81,9 @@ def one_line_error(code: int, stderr: str) -> str:
     (["dataset=synthetic", "engine=turbo"], "engine=turbo is unknown"),
     (["dataset=synthetic", "batch_size=0"], "batch_size=0 must be a whole number of at least 1"),
     (["dataset=synthetic", "limit=0"], "limit=0 selects nothing"),
+    (["dataset=synthetic", "num_workers=abc"], "num_workers=abc must be auto or a whole number"),
+    pytest.param(["dataset=synthetic", "precision=fp16"], "precision=fp16 needs a CUDA device", marks=NEEDS_NO_CUDA),
+    pytest.param(["dataset=synthetic", "device=cuda"], "CUDA is not available here", marks=NEEDS_NO_CUDA),
     (["dataset=synthetic", "bogus_key=1"], "Could not override 'bogus_key'"),
 ])
 def test_user_mistakes_end_in_one_line_and_exit_2(monkeypatch, capsys, tmp_path, arguments, message):

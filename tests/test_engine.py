@@ -1,8 +1,12 @@
 import numpy as np
 import pytest
 
-from conftest import noise, tone
-from zsa_eval.engine import BatchScores, ClipDataset, featurize_clip, score_clips
+from conftest import noise, reference_features, tone
+from zsa_eval.cache import EmbeddingCache, model_fingerprint
+from zsa_eval.engine import BatchScores, ClipDataset, score_clips
+from zsa_eval.featurize import ClapFeaturizer
+from zsa_eval.models import load_model
+from zsa_eval.random_models import build_random_clap
 
 LABELS = ["dog", "chirping birds", "vacuum cleaner", "rain"]
 PROMPT = ["This is a sound of {}."]
@@ -15,7 +19,7 @@ def clips(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("clips")
     waves = [(tone(300.0 + 150 * i), 44100) for i in range(5)] + [(noise(i, 16000), 16000) for i in range(3)]
-    waves += [(tone(880.0, 48000, channels=2), 48000), (tone(500.0, 22050, seconds=11.0), 22050)]
+    waves += [(tone(880.0, 48000, channels=2), 48000), (noise(9, 22050, seconds=11.0), 22050)]
     paths = []
     for index, (wave, rate) in enumerate(waves):
         paths.append(str(folder / f"{index}.wav"))
@@ -23,9 +27,10 @@ def clips(tmp_path_factory):
     return paths
 
 
-def scores(model, clips, engine="embed", batch_size=4, num_workers=0, seed=0) -> tuple[list[int], np.ndarray]:
-    batches: list[BatchScores] = list(score_clips(model, clips, clips, LABELS, PROMPT, engine, batch_size,
-                                                  num_workers, seed, progress=False))
+def scores(model, clips, engine="embed", batch_size=4, num_workers=0, seed=0, prompts=PROMPT, cache=None,
+           featurizer="auto") -> tuple[list[int], np.ndarray]:
+    batches: list[BatchScores] = list(score_clips(model, clips, clips, LABELS, prompts, engine, batch_size,
+                                                  num_workers, seed, False, cache, featurizer))
     indices = [index for batch in batches for index in batch.indices]
     return indices, np.concatenate([batch.probabilities for batch in batches])
 
@@ -70,12 +75,14 @@ def test_seed_moves_only_the_long_clip(tiny_model, clips):
 
 def test_short_clip_alone_is_marked_longer_and_long_crops_follow_the_seed(tiny_model):
     extractor = tiny_model.feature_extractor
-    _, is_longer = featurize_clip(extractor, tone(440.0, 48000), seed=1)
+    _, is_longer = reference_features(extractor, tone(440.0, 48000), seed=1)
     assert is_longer  # what the pipeline sees for a short clip on its own
     long_clip = noise(3, 48000, seconds=14.0)
-    first, longer = featurize_clip(extractor, long_clip, seed=5)
-    again, _ = featurize_clip(extractor, long_clip, seed=5)
-    other, _ = featurize_clip(extractor, long_clip, seed=6)
+    featurize = ClapFeaturizer(extractor, tiny_model.device)
+    first, longer = featurize(long_clip, seed=5)
+    again, _ = featurize(long_clip, seed=5)
+    other, _ = featurize(long_clip, seed=6)
+    first, again, other = first.numpy(), again.numpy(), other.numpy()
     assert longer and first.shape == (4, 1001, 64)
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
@@ -90,3 +97,50 @@ def test_bad_items_come_back_as_skips(tiny_model, clips, tmp_path):
     batches = list(score_clips(tiny_model, [clips[0], str(broken)], ["a", "b"], LABELS, PROMPT, "embed", 2, 0, 0,
                                False))
     assert batches[0].indices == [0] and batches[0].skipped[0][0] == 1
+
+
+def test_device_featurizer_gives_the_same_scores(tiny_model, clips):
+    _, numpy_scores = scores(tiny_model, clips, featurizer="workers", num_workers=2)
+    _, torch_scores = scores(tiny_model, clips, featurizer="device")
+    np.testing.assert_allclose(torch_scores, numpy_scores, atol=1e-5, rtol=0)
+
+
+def cache_for(model, root) -> EmbeddingCache:
+    return EmbeddingCache(root, model_fingerprint(model.model, model.feature_extractor, model.device))
+
+
+def test_cached_embeddings_skip_the_audio_encoder(tiny_model, clips, tmp_path, monkeypatch):
+    cache = cache_for(tiny_model, tmp_path)
+    _, first = scores(tiny_model, clips, cache=cache, num_workers=2)
+    assert len(list(cache.folder.glob("*.npy"))) == len(clips)
+    other_prompt = ["A recording of {}."]
+    _, expected = scores(tiny_model, clips, prompts=other_prompt)
+
+    def encoder_must_not_run(*args, **kwargs):
+        raise AssertionError("audio encoder called on a cache hit")
+
+    monkeypatch.setattr(tiny_model.model, "get_audio_features", encoder_must_not_run)
+    _, rerun = scores(tiny_model, clips, prompts=other_prompt, cache=cache)
+    _, same_prompt = scores(tiny_model, clips, cache=cache, featurizer="device")
+    np.testing.assert_allclose(rerun, expected, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(same_prompt, first, atol=1e-6, rtol=0)
+
+
+def test_changed_file_or_model_never_reuses_a_stale_entry(tiny_model, tmp_path):
+    import soundfile as sf
+
+    path = str(tmp_path / "clip.wav")
+    sf.write(path, tone(300.0), 44100)
+    cache = cache_for(tiny_model, tmp_path / "cache")
+    _, before = scores(tiny_model, [path], cache=cache)
+    sf.write(path, noise(4), 44100)  # same path and name, new content
+    _, after = scores(tiny_model, [path], cache=cache)
+    _, uncached = scores(tiny_model, [path])
+    np.testing.assert_allclose(after, uncached, atol=1e-6, rtol=0)
+    assert np.abs(after - before).max() > 1e-4
+    assert len(list(cache.folder.glob("*.npy"))) == 2
+
+    other_model = load_model("other", str(build_random_clap("tiny", tmp_path / "other", seed=1)),
+                             tiny_model.device, "fp32")
+    assert cache_for(other_model, tmp_path / "cache").folder != cache.folder
+    assert cache_for(tiny_model, tmp_path / "cache").folder == cache.folder

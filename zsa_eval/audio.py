@@ -13,6 +13,17 @@ from zsa_eval.errors import BadAudio
 AudioSource = str | bytes
 
 
+def read_encoded(source: AudioSource) -> bytes:
+    """The encoded bytes of a clip given as bytes or as a file path."""
+    if isinstance(source, bytes):
+        return source
+    try:
+        with open(source, "rb") as file:
+            return file.read()
+    except OSError as error:
+        raise BadAudio(f"cannot read file: {error.strerror or error}") from error
+
+
 def decode(source: AudioSource) -> tuple[np.ndarray, int]:
     """Read a WAV/FLAC/OGG/MP3 file or its bytes as float32 (frames, channels) and its sample rate."""
     try:

@@ -1,7 +1,8 @@
 """Scoring: text embeddings once per class, audio streamed through a DataLoader, probabilities per clip.
 
-Two engines give the same scores: `embed` (batched audio encoder, text computed once) and `pipeline`
-(transformers' zero-shot-audio-classification pipeline, one clip at a time, the reference).
+Two engines give the same scores: `embed` (batched audio encoder, text computed once, audio embeddings
+cached) and `pipeline` (transformers' zero-shot-audio-classification pipeline, one clip at a time, the
+reference).
 
 Batch invariance, made explicit: every clip is featurized alone, exactly as the pipeline does.
 `ClapFeatureExtractor` called on a batch of short clips marks one random clip `is_longer=True` (which
@@ -21,11 +22,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from zsa_eval.audio import AudioSource, load_clip
+from zsa_eval.audio import AudioSource, load_clip, read_encoded
+from zsa_eval.cache import EmbeddingCache, clip_key
 from zsa_eval.errors import BadAudio, UserError
+from zsa_eval.featurize import ClapFeaturizer
 from zsa_eval.models import LoadedModel
 
 ENGINES = ("embed", "pipeline")
+FEATURIZERS = ("auto", "workers", "device")
 
 
 @dataclass
@@ -43,50 +47,55 @@ def clip_seed(seed: int, item_id: str) -> int:
     return int.from_bytes(digest, "little")
 
 
-def featurize_clip(feature_extractor, waveform: np.ndarray, seed: int) -> tuple[np.ndarray, bool]:
-    """Featurize one clip alone (see the module docstring): its features and its `is_longer` flag."""
-    np.random.seed(seed)
-    features = feature_extractor([waveform], sampling_rate=feature_extractor.sampling_rate, return_tensors="np")
-    return features["input_features"][0].astype(np.float32), bool(features["is_longer"][0][0])
-
-
 class ClipDataset(Dataset):
-    """Decodes and resamples one item (and featurizes it for the embed engine); bad items become skip records."""
+    """Prepares one item in a worker: a cached embedding, or features when given a CPU `featurizer`, or else
+    the waveform (featurized later on the device, or by the pipeline). Items that cannot be read or decoded
+    come back as skip records."""
 
     def __init__(self, clips: Sequence[AudioSource], item_ids: Sequence[str], sampling_rate: int, seed: int,
-                 feature_extractor=None):
+                 featurizer: ClapFeaturizer | None = None, cache: EmbeddingCache | None = None):
         self.clips = clips
         self.seeds = [clip_seed(seed, item_id) for item_id in item_ids]
         self.sampling_rate = sampling_rate
-        self.feature_extractor = feature_extractor
+        self.featurizer = featurizer
+        self.cache = cache
 
     def __len__(self) -> int:
         return len(self.clips)
 
     def __getitem__(self, index: int) -> dict:
+        seed = self.seeds[index]
         try:
-            waveform = load_clip(self.clips[index], self.sampling_rate)
+            encoded = read_encoded(self.clips[index])
+            key = clip_key(encoded, seed) if self.cache else None
+            embedding = self.cache.load(key) if self.cache else None
+            if embedding is not None:
+                return {"index": index, "embedding": embedding}
+            waveform = load_clip(encoded, self.sampling_rate)
         except BadAudio as error:
             return {"index": index, "error": str(error)}
-        if self.feature_extractor is None:
-            return {"index": index, "waveform": waveform, "seed": self.seeds[index]}
-        features, is_longer = featurize_clip(self.feature_extractor, waveform, self.seeds[index])
-        return {"index": index, "input_features": features, "is_longer": is_longer}
+        if self.featurizer is None:
+            return {"index": index, "waveform": waveform, "seed": seed, "cache_key": key}
+        features, is_longer = self.featurizer(waveform, seed)
+        return {"index": index, "input_features": features.numpy(), "is_longer": is_longer, "cache_key": key}
 
 
 def collate_clips(samples: list[dict]) -> dict:
-    """Stack the good samples of a batch; keep the bad ones apart as (index, reason)."""
+    """Group a batch's samples by what they carry; bad ones are kept apart as (index, reason)."""
     good = [sample for sample in samples if "error" not in sample]
+    to_encode = [sample for sample in good if "embedding" not in sample]
     batch = {
         "indices": [sample["index"] for sample in good],
         "skipped": [(sample["index"], sample["error"]) for sample in samples if "error" in sample],
+        "cached": {row: sample["embedding"] for row, sample in enumerate(good) if "embedding" in sample},
+        "encode_rows": [row for row, sample in enumerate(good) if "embedding" not in sample],
+        "cache_keys": [sample["cache_key"] for sample in to_encode],
+        "waveforms": [sample["waveform"] for sample in to_encode if "waveform" in sample],
+        "seeds": [sample["seed"] for sample in to_encode if "waveform" in sample],
     }
-    if good and "input_features" in good[0]:
-        batch["input_features"] = torch.from_numpy(np.stack([sample["input_features"] for sample in good]))
-        batch["is_longer"] = torch.tensor([[sample["is_longer"]] for sample in good])
-    else:
-        batch["waveforms"] = [sample["waveform"] for sample in good]
-        batch["seeds"] = [sample["seed"] for sample in good]
+    if to_encode and "input_features" in to_encode[0]:
+        batch["input_features"] = torch.from_numpy(np.stack([sample["input_features"] for sample in to_encode]))
+        batch["is_longer"] = torch.tensor([[sample["is_longer"]] for sample in to_encode])
     return batch
 
 
@@ -113,18 +122,45 @@ def text_embeddings(loaded: LoadedModel, candidate_labels: Sequence[str], prompt
 
 
 @torch.inference_mode()
-def embed_batches(loaded: LoadedModel, loader: DataLoader, classifier: torch.Tensor) -> Iterator[BatchScores]:
-    """Audio embeddings in batches; probabilities = softmax(cosine x the model's audio logit scale)."""
+def audio_embeddings(loaded: LoadedModel, input_features: torch.Tensor, is_longer: torch.Tensor) -> torch.Tensor:
+    """Normalized float32 audio embeddings of a featurized batch."""
+    audio = pooled(loaded.model.get_audio_features(
+        input_features=input_features.to(loaded.device, loaded.dtype), is_longer=is_longer.to(loaded.device)
+    ))
+    return torch.nn.functional.normalize(audio.float(), dim=-1)
+
+
+def featurize_on_device(featurizer: ClapFeaturizer, waveforms: list[np.ndarray], seeds: list[int]):
+    """Stacked features and is_longer flags of a batch, each clip featurized alone, on the model's device."""
+    featurized = [featurizer(waveform, seed) for waveform, seed in zip(waveforms, seeds)]
+    return torch.stack([features for features, _ in featurized]), torch.tensor([[longer] for _, longer in featurized])
+
+
+@torch.inference_mode()
+def embed_batches(
+    loaded: LoadedModel,
+    loader: DataLoader,
+    classifier: torch.Tensor,
+    cache: EmbeddingCache | None,
+    device_featurizer: ClapFeaturizer | None,
+) -> Iterator[BatchScores]:
+    """Audio embeddings (from the cache or the encoder); probabilities = softmax(cosine x audio logit scale)."""
     logit_scale = loaded.model.logit_scale_a.exp().float()
     for batch in loader:
-        probabilities = np.zeros((0, classifier.shape[0]), dtype=np.float32)
-        if batch["indices"]:
-            audio = pooled(loaded.model.get_audio_features(
-                input_features=batch["input_features"].to(loaded.device, loaded.dtype),
-                is_longer=batch["is_longer"].to(loaded.device),
-            )).float()
-            logits = torch.nn.functional.normalize(audio, dim=-1) @ classifier.T * logit_scale
-            probabilities = logits.softmax(dim=-1).cpu().numpy()
+        audio = torch.empty((len(batch["indices"]), classifier.shape[1]), device=loaded.device)
+        if batch["encode_rows"]:
+            if device_featurizer is not None:
+                features, is_longer = featurize_on_device(device_featurizer, batch["waveforms"], batch["seeds"])
+            else:
+                features, is_longer = batch["input_features"], batch["is_longer"]
+            encoded = audio_embeddings(loaded, features, is_longer)
+            audio[batch["encode_rows"]] = encoded
+            if cache:
+                for key, embedding in zip(batch["cache_keys"], encoded.cpu().numpy()):
+                    cache.store(key, embedding)
+        for row, embedding in batch["cached"].items():
+            audio[row] = torch.from_numpy(embedding).to(loaded.device)
+        probabilities = (audio @ classifier.T * logit_scale).softmax(dim=-1).cpu().numpy()
         yield BatchScores(batch["indices"], probabilities, batch["skipped"])
 
 
@@ -140,7 +176,7 @@ def pipeline_batches(
     for batch in loader:
         probabilities = np.zeros((len(batch["indices"]), len(candidate_labels)), dtype=np.float32)
         for row, (waveform, seed) in enumerate(zip(batch["waveforms"], batch["seeds"])):
-            np.random.seed(seed)  # the same crops featurize_clip takes for this clip
+            np.random.seed(seed)  # the same crops ClapFeaturizer takes for this clip
             for result in classifier(waveform, candidate_labels=list(candidate_labels), hypothesis_template=prompt):
                 probabilities[row, position[result["label"]]] = result["score"]
         yield BatchScores(batch["indices"], probabilities, batch["skipped"])
@@ -157,19 +193,31 @@ def score_clips(
     num_workers: int,
     seed: int,
     progress: bool = True,
+    cache: EmbeddingCache | None = None,
+    featurizer: str = "auto",
 ) -> Iterator[BatchScores]:
-    """Stream every clip through the chosen engine, batch by batch, with a progress bar."""
+    """Stream every clip through the chosen engine, batch by batch, with a progress bar.
+
+    `featurizer`: `workers` featurizes on CPU in the DataLoader workers, `device` on the model's device in
+    the main process (best on GPU, where CPU featurization would be the bottleneck); `auto` picks `device`
+    on CUDA and `workers` otherwise."""
     if engine not in ENGINES:
         raise UserError(f"engine={engine} is unknown: use engine=embed or engine=pipeline")
+    if featurizer not in FEATURIZERS:
+        raise UserError(f"featurizer={featurizer} is unknown: use one of {', '.join(FEATURIZERS)}")
     if engine == "pipeline" and len(prompts) != 1:
         raise UserError("engine=pipeline takes a single prompt: use engine=embed for template=ensemble")
-    featurizer = loaded.feature_extractor if engine == "embed" else None
-    loader = clip_loader(ClipDataset(clips, item_ids, loaded.sampling_rate, seed, featurizer), batch_size,
-                         num_workers)
     if engine == "embed":
-        batches = embed_batches(loaded, loader, text_embeddings(loaded, candidate_labels, prompts))
+        on_device = featurizer == "device" or (featurizer == "auto" and loaded.device.type == "cuda")
+        device_featurizer = ClapFeaturizer(loaded.feature_extractor, loaded.device) if on_device else None
+        worker_featurizer = None if on_device else ClapFeaturizer(loaded.feature_extractor, torch.device("cpu"))
+        dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed, worker_featurizer, cache)
+        batches = embed_batches(loaded, clip_loader(dataset, batch_size, num_workers),
+                                text_embeddings(loaded, candidate_labels, prompts), cache, device_featurizer)
     else:
-        batches = pipeline_batches(loaded, loader, candidate_labels, prompts[0])
+        dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed)
+        batches = pipeline_batches(loaded, clip_loader(dataset, batch_size, num_workers), candidate_labels,
+                                   prompts[0])
     with tqdm(total=len(clips), desc=f"{engine} {loaded.name}", unit="clip", disable=not progress) as bar:
         for batch in batches:
             bar.update(len(batch.indices) + len(batch.skipped))

@@ -1,0 +1,213 @@
+"""Speed of the embed engine against the common recipe and against the audio encoder alone.
+
+    python scripts/benchmark.py                      # 64 clips, full-size random CLAP, all engines
+    python scripts/benchmark.py --clips 512 --engines embed      # memory: compare peak RSS with --clips 64
+    python scripts/benchmark.py --rerun              # audio-embedding cache: second template vs first
+
+Uses a random-weight model of the full laion/clap-htsat-fused architecture (built once under the cache dir,
+no Hub needed), N clips of 5 s at 44.1 kHz in an ESC-50-layout folder, and 50 candidate labels. Prints a
+table and writes results/benchmark/benchmark.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import torch
+from hydra import compose, initialize_config_dir
+
+from zsa_eval.__main__ import CONFIG_DIR
+from zsa_eval.audio import decode, resample, to_mono
+from zsa_eval.engine import audio_embeddings, clip_seed
+from zsa_eval.featurize import ClapFeaturizer
+from zsa_eval.models import load_model, resolve_device
+from zsa_eval.random_models import build_random_clap
+from zsa_eval.report import write_json
+from zsa_eval.run import package_versions, run
+
+ESC50_CATEGORIES = [
+    "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow", "rain", "sea_waves",
+    "crackling_fire", "crickets", "chirping_birds", "water_drops", "wind", "pouring_water", "toilet_flush",
+    "thunderstorm", "crying_baby", "sneezing", "clapping", "breathing", "coughing", "footsteps", "laughing",
+    "brushing_teeth", "snoring", "drinking_sipping", "door_wood_knock", "mouse_click", "keyboard_typing",
+    "door_wood_creaks", "can_opening", "washing_machine", "vacuum_cleaner", "clock_alarm", "clock_tick",
+    "glass_breaking", "helicopter", "chainsaw", "siren", "car_horn", "engine", "train", "church_bells",
+    "airplane", "fireworks", "hand_saw",
+]
+ENGINES = ("seed_loop", "pipeline", "embed", "encoder_only")
+CLIP_SECONDS = 5.0
+SOURCE_RATE = 44100
+
+
+def peak_rss_mb() -> dict[str, float]:
+    """Peak resident memory of this process and of its largest child (DataLoader workers), in MiB."""
+    return {"self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "largest_child": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
+def write_clips(root: Path, n_clips: int) -> Path:
+    """N clips of 5 s at 44.1 kHz (noise bursts and tones) in the ESC-50 folder layout, written once."""
+    if (root / "meta" / "esc50.csv").is_file() and len(pd.read_csv(root / "meta" / "esc50.csv")) == n_clips:
+        return root
+    (root / "audio").mkdir(parents=True, exist_ok=True)
+    (root / "meta").mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    t = np.arange(int(SOURCE_RATE * CLIP_SECONDS)) / SOURCE_RATE
+    rows = []
+    for index in range(n_clips):
+        target = index % len(ESC50_CATEGORIES)
+        wave = 0.2 * rng.standard_normal(t.size) * (np.sin(2 * np.pi * rng.uniform(0.5, 4) * t) > 0)
+        wave += 0.2 * np.sin(2 * np.pi * rng.uniform(100, 4000) * t)
+        filename = f"{index % 5 + 1}-{index:05d}-A-{target}.wav"
+        sf.write(root / "audio" / filename, wave.astype(np.float32), SOURCE_RATE)
+        rows.append({"filename": filename, "fold": index % 5 + 1, "target": target,
+                     "category": ESC50_CATEGORIES[target], "esc10": False})
+    pd.DataFrame(rows).to_csv(root / "meta" / "esc50.csv", index=False)
+    return root
+
+
+def run_config(args, dataset_dir: Path, model_dir: Path, output_dir: Path, *overrides: str):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        return compose(config_name="config", overrides=[
+            "dataset=esc50_folder", f"dataset.path={dataset_dir}", "model=clap", "model.name=clap_full_random",
+            f"model.name_or_path={model_dir}", f"batch_size={args.batch_size}", f"num_workers={args.num_workers}",
+            f"device={args.device}", f"precision={args.precision}", f"cache_dir={args.cache_dir}",
+            f"output_dir={output_dir}", "progress=false", *overrides])
+
+
+def time_seed_loop(loaded, paths: list[str], labels: list[str]) -> float:
+    """The common recipe: the pipeline per clip, raw array as decoded, all labels re-encoded each time."""
+    from transformers import pipeline
+
+    classifier = pipeline("zero-shot-audio-classification", model=loaded.model, tokenizer=loaded.tokenizer,
+                          feature_extractor=loaded.feature_extractor, device=loaded.device)
+    start = time.perf_counter()
+    for path in paths:
+        samples, _ = sf.read(path, dtype="float32")
+        classifier(samples, candidate_labels=labels)
+    return time.perf_counter() - start
+
+
+def stage_profile(loaded, paths: list[str], batch_size: int) -> tuple[dict[str, float], float]:
+    """Seconds per clip of each stage, measured alone in this process; and encoder-only throughput time."""
+    totals = dict.fromkeys(["decode", "resample", "featurize"], 0.0)
+    features, flags = [], []
+    featurize = ClapFeaturizer(loaded.feature_extractor, torch.device("cpu"))
+    for path in paths:
+        start = time.perf_counter()
+        samples, rate = decode(path)
+        mono = to_mono(samples)
+        decoded = time.perf_counter()
+        waveform = resample(mono, rate, loaded.sampling_rate)
+        resampled = time.perf_counter()
+        clip_features, longer = featurize(waveform, clip_seed(0, path))
+        featurized = time.perf_counter()
+        totals["decode"] += decoded - start
+        totals["resample"] += resampled - decoded
+        totals["featurize"] += featurized - resampled
+        features.append(clip_features)
+        flags.append([longer])
+    features_tensor, flags_tensor = torch.stack(features), torch.tensor(flags)
+    audio_embeddings(loaded, features_tensor[:1], flags_tensor[:1])  # warm-up
+    start = time.perf_counter()
+    for first in range(0, len(paths), batch_size):
+        audio_embeddings(loaded, features_tensor[first:first + batch_size], flags_tensor[first:first + batch_size])
+    if loaded.device.type == "cuda":
+        torch.cuda.synchronize()
+    encoder_s = time.perf_counter() - start
+    return {stage: seconds / len(paths) for stage, seconds in totals.items()}, encoder_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--num-workers", default="auto", help="auto (the config default) or a number")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    parser.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated subset of {ENGINES}")
+    parser.add_argument("--rerun", action="store_true", help="also time a cached rerun with another template")
+    parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "zsa-eval")
+    parser.add_argument("--out", type=Path, default=Path("results/benchmark/benchmark.json"))
+    args = parser.parse_args()
+    engines = [engine for engine in args.engines.split(",") if engine]
+    if unknown := set(engines) - set(ENGINES):
+        sys.exit(f"benchmark: unknown engines {sorted(unknown)}; choose from {', '.join(ENGINES)}")
+
+    model_dir = args.cache_dir / "models" / "clap_full_random"
+    if not (model_dir / "config.json").is_file():
+        build_random_clap("full", model_dir)
+    dataset_dir = write_clips(args.cache_dir / "datasets" / f"benchmark_{args.clips}", args.clips)
+    meta = pd.read_csv(dataset_dir / "meta" / "esc50.csv")
+    paths = [str(dataset_dir / "audio" / name) for name in meta["filename"]]
+    labels = [name.replace("_", " ") for name in ESC50_CATEGORIES]
+    device = resolve_device(args.device)
+    runs_dir = args.out.parent / "runs"
+    seconds: dict[str, float] = {}
+    profile: dict[str, float] = {}
+
+    loaded = load_model("clap_full_random", str(model_dir), device, args.precision)
+    parameters = sum(parameter.numel() for parameter in loaded.model.parameters())
+    if "seed_loop" in engines:
+        seconds["seed_loop"] = time_seed_loop(loaded, paths, labels)
+    if "encoder_only" in engines:
+        profile, seconds["encoder_only"] = stage_profile(loaded, paths, args.batch_size)
+    del loaded
+    for engine in ("pipeline", "embed"):
+        if engine in engines:
+            metrics = run(run_config(args, dataset_dir, model_dir, runs_dir / engine, f"engine={engine}",
+                                     "cache=false"))
+            seconds[engine] = metrics["scoring_s"]
+    rerun = {}
+    if args.rerun:
+        first = run(run_config(args, dataset_dir, model_dir, runs_dir / "rerun_first", "template=sound_of",
+                               f"cache_dir={runs_dir / 'embedding_cache'}"))
+        second = run(run_config(args, dataset_dir, model_dir, runs_dir / "rerun_second", "template=plain",
+                                f"cache_dir={runs_dir / 'embedding_cache'}"))
+        rerun = {"first_s": first["scoring_s"], "second_s": second["scoring_s"],
+                 "speedup": round(first["scoring_s"] / second["scoring_s"], 2)}
+
+    clips_per_s = {engine: round(args.clips / value, 3) for engine, value in seconds.items()}
+    ratios = {
+        f"embed_vs_{other}": round(clips_per_s["embed"] / clips_per_s[other], 3)
+        for other in ("seed_loop", "encoder_only") if "embed" in clips_per_s and other in clips_per_s
+    }
+    if profile and "embed" in seconds:
+        profile["encoder"] = seconds["encoder_only"] / args.clips
+        profile["embed_end_to_end"] = seconds["embed"] / args.clips
+    result = {
+        "clips": args.clips, "clip_seconds": CLIP_SECONDS, "source_rate": SOURCE_RATE, "labels": len(labels),
+        "batch_size": args.batch_size, "num_workers": args.num_workers, "device": str(device),
+        "precision": args.precision, "model_parameters": parameters, "torch_threads": torch.get_num_threads(),
+        "clips_per_s": clips_per_s, **ratios, "seconds_per_clip_by_stage": profile, "rerun": rerun,
+        "peak_rss_mb": peak_rss_mb(), "platform": platform.platform(), "versions": package_versions(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(result, args.out)
+    print(f"\n{args.clips} clips x {CLIP_SECONDS:.0f} s, {len(labels)} labels, {parameters / 1e6:.1f} M parameters, "
+          f"{device}, {args.precision}, batch {args.batch_size}, {args.num_workers} workers")
+    print(f"{'engine':<14}{'clips/s':>10}{'s/clip':>10}")
+    for engine, rate in clips_per_s.items():
+        print(f"{engine:<14}{rate:>10.3f}{1 / rate:>10.3f}")
+    for name, value in ratios.items():
+        print(f"{name}: {value}")
+    if profile:
+        print("seconds per clip by stage: " + ", ".join(f"{stage} {value:.4f}" for stage, value in profile.items()))
+    if rerun:
+        print(f"rerun with another template: first {rerun['first_s']:.2f} s, second {rerun['second_s']:.2f} s "
+              f"({rerun['speedup']}x faster)")
+    rss = result["peak_rss_mb"]
+    print(f"peak RSS: {rss['self']:.0f} MiB (largest worker {rss['largest_child']:.0f} MiB) -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

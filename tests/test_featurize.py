@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import torch
+from transformers import ClapFeatureExtractor
+
+from conftest import noise, reference_features, tone
+from zsa_eval.featurize import ClapFeaturizer
+
+RATE = 48000
+MAX_SAMPLES = 10 * RATE
+CLIPS = {
+    "sine_1s": tone(440.0, RATE, 1.0),
+    "noise_3s": noise(0, RATE, 3.0),
+    "exactly_10s": noise(1, RATE, 10.0),
+    "10s_plus_100": np.concatenate([noise(2, RATE, 10.0), noise(3, RATE, 1.0)[:100]]),  # fusion's corner case
+    "noise_14s": noise(4, RATE, 14.0),
+    "0.05s": tone(440.0, RATE, 0.05),
+}
+SHORT = ["sine_1s", "noise_3s", "0.05s"]
+EXTRACTORS = {
+    "fusion": {},
+    "rand_trunc": {"truncation": "rand_trunc"},
+    "fusion_repeat": {"padding": "repeat"},
+    "fusion_pad": {"padding": "pad"},
+    "rand_trunc_pad": {"truncation": "rand_trunc", "padding": "pad"},
+}
+CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))
+
+
+@pytest.fixture(scope="module")
+def extractors() -> dict[str, ClapFeatureExtractor]:
+    return {name: ClapFeatureExtractor(**kwargs) for name, kwargs in EXTRACTORS.items()}
+
+
+def assert_matches(extractor, waveform: np.ndarray, seed: int, device: str = "cpu") -> torch.Tensor:
+    expected, expected_longer = reference_features(extractor, waveform, seed)
+    features, longer = ClapFeaturizer(extractor, torch.device(device))(waveform, seed)
+    assert features.device.type == device and features.dtype == torch.float32
+    assert features.shape == expected.shape
+    assert longer == expected_longer
+    np.testing.assert_allclose(features.cpu().numpy(), expected, rtol=0, atol=1e-4)
+    return features
+
+
+@pytest.mark.parametrize("clip", list(CLIPS))
+@pytest.mark.parametrize("mode", ["fusion", "rand_trunc"])
+def test_matches_extractor(extractors, mode, clip):
+    features = assert_matches(extractors[mode], CLIPS[clip], seed=7)
+    assert features.shape == ((4 if mode == "fusion" else 1), MAX_SAMPLES // 480 + 1, 64)
+
+
+@pytest.mark.parametrize("clip", SHORT)
+@pytest.mark.parametrize("mode", ["fusion_repeat", "fusion_pad", "rand_trunc_pad"])
+def test_matches_extractor_padding(extractors, mode, clip):
+    assert_matches(extractors[mode], CLIPS[clip], seed=7)
+
+
+def test_corner_case_uses_the_whole_mel(extractors):
+    features = assert_matches(extractors["fusion"], CLIPS["10s_plus_100"], seed=7)
+    assert all(torch.equal(features[0], channel) for channel in features[1:])
+
+
+@pytest.mark.parametrize("mode", ["fusion", "rand_trunc"])
+def test_random_crops_follow_the_seed(extractors, mode):
+    featurizer = ClapFeaturizer(extractors[mode], torch.device("cpu"))
+    first, _ = featurizer(CLIPS["noise_14s"], seed=1)
+    assert torch.equal(first, featurizer(CLIPS["noise_14s"], seed=1)[0])
+    assert not torch.allclose(first, featurizer(CLIPS["noise_14s"], seed=2)[0])
+    assert_matches(extractors[mode], CLIPS["noise_14s"], seed=2)
+
+
+@pytest.mark.parametrize("device", ["cpu", CUDA])
+def test_matches_extractor_on_device(extractors, device):
+    assert_matches(extractors["fusion"], CLIPS["noise_14s"], seed=3, device=device)
+    assert_matches(extractors["fusion"], CLIPS["sine_1s"], seed=3, device=device)
+    assert_matches(extractors["rand_trunc"], CLIPS["noise_14s"], seed=3, device=device)
+    features, _ = ClapFeaturizer(extractors["fusion"], torch.device(device))(torch.from_numpy(CLIPS["0.05s"]), 3)
+    np.testing.assert_allclose(features.cpu().numpy(), reference_features(extractors["fusion"], CLIPS["0.05s"], 3)[0],
+                               rtol=0, atol=1e-4)
