@@ -48,7 +48,7 @@ def test_bytes_and_path_decode_alike(tmp_path):
 def test_undecodable_files_raise_bad_audio(tmp_path, content):
     path = tmp_path / "broken.wav"
     path.write_bytes(content)
-    with pytest.raises(BadAudio, match="cannot decode"):
+    with pytest.raises(BadAudio, match="undecodable audio: cannot decode"):
         load_clip(str(path), 48000)
 
 

@@ -46,11 +46,11 @@ def test_same_config_twice_gives_identical_predictions(tiny_model_dir, tmp_path)
 
 def test_esc50_folder_with_folds(tiny_model_dir, esc50_folder, tmp_path):
     metrics = run(compose_config("dataset=esc50_folder", f"dataset.path={esc50_folder}", "dataset.folds=[2]",
-                                 "model=tiny_random", "template=plain", f"output_dir={tmp_path}"))
+                                 "model=tiny_random", "template=plain", f"output_dir={tmp_path / 'run'}"))
     assert metrics["n_items"] == 6 and metrics["labels"] == sorted(CLASS_SOUNDS)
-    predictions = pd.read_csv(tmp_path / "predictions.csv")
+    predictions = pd.read_csv(tmp_path / "run" / "predictions.csv")
     assert set(predictions["fold"]) == {2}
-    assert pd.read_csv(tmp_path / "per_fold.csv")["fold"].tolist() == [2]
+    assert pd.read_csv(tmp_path / "run" / "per_fold.csv")["fold"].tolist() == [2]
 
 
 def test_audiofolder_pipeline_engine_matches_embed(tiny_model_dir, audiofolder, tmp_path):

@@ -93,10 +93,10 @@ def test_bad_items_come_back_as_skips(tiny_model, clips, tmp_path):
     broken.write_bytes(b"RIFF....not really")
     dataset = ClipDataset([clips[0], str(broken)], ["a", "b"], 48000, seed=0)
     assert "waveform" in dataset[0]
-    assert dataset[1]["index"] == 1 and "cannot decode" in dataset[1]["error"]
+    assert dataset[1]["index"] == 1 and dataset[1]["error"][0] == "undecodable audio"
     batches = list(score_clips(tiny_model, [clips[0], str(broken)], ["a", "b"], LABELS, PROMPT, "embed", 2, 0, 0,
                                False))
-    assert batches[0].indices == [0] and batches[0].skipped[0][0] == 1
+    assert batches[0].indices == [0] and batches[0].skipped[0][:2] == (1, "undecodable audio")
 
 
 def test_device_featurizer_gives_the_same_scores(tiny_model, clips):

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from zsa_eval.errors import UserError
-from zsa_eval.report import atomic_write, confusion_png, prepare_output_dir, write_json
+from zsa_eval.report import PROGRESS_FILE, ProgressLog, atomic_write, confusion_png, open_run_dir, write_json
 
 
 def test_atomic_write_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
@@ -40,5 +40,39 @@ def test_confusion_png_is_a_real_image_sized_for_50_classes(tmp_path):
 def test_unwritable_output_dir(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(UserError, match="output_dir"):
-        prepare_output_dir(blocker / "run")
+    with pytest.raises(UserError, match="cannot write to output_dir"):
+        open_run_dir(blocker / "run", {}, resume=False, overwrite=False)
+
+
+def test_progress_log_keeps_whole_lines_only(tmp_path):
+    log = ProgressLog(tmp_path / PROGRESS_FILE)
+    assert log.read() == {}
+    log.append([{"index": 0, "item_id": "a", "probabilities": [0.25, 0.75]}])
+    log.append([{"index": 2, "item_id": "c", "reason": "missing file", "detail": "gone"}])
+    with open(log.path, "a") as file:
+        file.write('{"index": 1, "item_id": "b", "probab')  # a kill in the middle of a write
+    records = log.read()
+    assert sorted(records) == [0, 2] and records[0]["probabilities"] == [0.25, 0.75]
+    log.compact(records)
+    log.append([{"index": 1, "item_id": "b", "probabilities": [0.5, 0.5]}])
+    assert sorted(log.read()) == [0, 1, 2]
+
+
+def test_run_dir_refuses_other_runs_and_foreign_files(tmp_path):
+    identity = {"model": {"name": "tiny"}, "template": {"name": "plain"}}
+    open_run_dir(tmp_path / "run", identity, resume=False, overwrite=False)
+    (tmp_path / "run" / "metrics.json").write_text("{}")
+    with pytest.raises(UserError, match="already holds this run: resume=true"):
+        open_run_dir(tmp_path / "run", identity, resume=False, overwrite=False)
+    open_run_dir(tmp_path / "run", identity, resume=True, overwrite=False)
+    other = {"model": {"name": "tiny"}, "template": {"name": "ensemble"}}
+    with pytest.raises(UserError, match=r"another config \(differs in: template.name\)"):
+        open_run_dir(tmp_path / "run", other, resume=True, overwrite=False)
+    open_run_dir(tmp_path / "run", other, resume=False, overwrite=True)
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match="holds no zsa-eval run"):
+        open_run_dir(tmp_path / "mine", identity, resume=False, overwrite=False)
+    open_run_dir(tmp_path / "mine", identity, resume=False, overwrite=True)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"

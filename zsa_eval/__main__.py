@@ -12,16 +12,17 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from zsa_eval.errors import UserError
+from zsa_eval.errors import RunInterrupted, UserError
 from zsa_eval.run import format_summary, run
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 USER_ERROR_EXIT = 2
+INTERRUPTED_EXIT = 130
 
 
-def fail(message: str) -> NoReturn:
-    print(f"zsa-eval: error: {message}", file=sys.stderr)
-    sys.exit(USER_ERROR_EXIT)
+def fail(message: str, code: int = USER_ERROR_EXIT) -> NoReturn:
+    print(f"zsa-eval: {'error: ' if code == USER_ERROR_EXIT else ''}{message}", file=sys.stderr)
+    sys.exit(code)
 
 
 @hydra.main(version_base=None, config_path=CONFIG_DIR, config_name="config")
@@ -32,6 +33,8 @@ def evaluate(cfg: DictConfig) -> None:
         if cfg.debug:
             raise
         fail(str(error))
+    except RunInterrupted as interruption:
+        fail(str(interruption), INTERRUPTED_EXIT)
 
 
 def one_line(error: Exception) -> str:

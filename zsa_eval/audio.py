@@ -12,6 +12,12 @@ from zsa_eval.errors import BadAudio
 
 AudioSource = str | bytes
 
+MISSING_FILE = "missing file"
+UNREADABLE_FILE = "unreadable file"
+UNDECODABLE_AUDIO = "undecodable audio"
+EMPTY_AUDIO = "empty audio"
+NON_FINITE_AUDIO = "non-finite samples"
+
 
 def read_encoded(source: AudioSource) -> bytes:
     """The encoded bytes of a clip given as bytes or as a file path."""
@@ -20,8 +26,10 @@ def read_encoded(source: AudioSource) -> bytes:
     try:
         with open(source, "rb") as file:
             return file.read()
+    except FileNotFoundError as error:
+        raise BadAudio(MISSING_FILE, f"{source} does not exist") from error
     except OSError as error:
-        raise BadAudio(f"cannot read file: {error.strerror or error}") from error
+        raise BadAudio(UNREADABLE_FILE, f"cannot read {source}: {error.strerror or error}") from error
 
 
 def decode(source: AudioSource) -> tuple[np.ndarray, int]:
@@ -31,7 +39,7 @@ def decode(source: AudioSource) -> tuple[np.ndarray, int]:
             io.BytesIO(source) if isinstance(source, bytes) else source, dtype="float32", always_2d=True
         )
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as error:
-        raise BadAudio(f"cannot decode audio: {error}") from error
+        raise BadAudio(UNDECODABLE_AUDIO, f"cannot decode audio: {error}") from error
     return samples, sample_rate
 
 
@@ -50,9 +58,9 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndar
 def check_waveform(samples: np.ndarray) -> np.ndarray:
     """Refuse clips a model cannot score: empty or holding NaN/inf samples."""
     if samples.size == 0:
-        raise BadAudio("empty audio (no samples)")
+        raise BadAudio(EMPTY_AUDIO, "the file holds no samples")
     if not np.isfinite(samples).all():
-        raise BadAudio("audio holds NaN or infinite samples")
+        raise BadAudio(NON_FINITE_AUDIO, "the audio holds NaN or infinite samples")
     return samples
 
 

@@ -14,16 +14,33 @@ from zsa_eval.errors import UserError
 from zsa_eval.hub import cache_only_unless_reachable
 
 ESC10_SUBSET = "esc10"
+LABEL_NOT_CANDIDATE = "label not in candidate set"
+
+
+class Selection(Sequence):
+    """A read-only view of chosen positions of a sequence of clips (nothing is loaded)."""
+
+    def __init__(self, clips: Sequence[AudioSource], positions: Sequence[int]):
+        self.clips = clips
+        self.positions = list(positions)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, index: int) -> AudioSource:
+        return self.clips[self.positions[index]]
 
 
 @dataclass(frozen=True)
 class AudioDataset:
-    """Items to evaluate (table: item_id, path, label, fold), their class names, and lazily read audio."""
+    """Items to evaluate (table: item_id, path, label, fold), their class names, lazily read audio, and the
+    items left out because their label is not a candidate (table: item_id, path, label)."""
 
     name: str
     class_names: list[str]
     items: pd.DataFrame
     clips: Sequence[AudioSource]
+    excluded: pd.DataFrame
 
     def __len__(self) -> int:
         return len(self.items)
@@ -77,9 +94,10 @@ def build_dataset(
     subset_column: str | None,
     folds: Sequence[int] | None,
     subset: str | None,
+    classes: Sequence[str] | None = None,
 ) -> AudioDataset:
     """Validate the metadata `table` (one row per item, with its id and path), apply the fold/subset
-    selection and fix the class names (before any `limit`)."""
+    selection and fix the class names (before any `limit`): `classes` when given, else every label present."""
     require_column(table, label_column, "dataset.label_column")
     table = table.reset_index(drop=True).assign(_item_id=list(item_ids), _path=list(paths))
     if subset is not None:
@@ -105,17 +123,24 @@ def build_dataset(
     )
     if items.empty:
         raise UserError(f"dataset {name} has no items; check dataset.path")
-    class_names = sorted(items["label"].unique())
-    return AudioDataset(name, class_names, items, clips_for_rows(table.index.tolist()))
+    class_names = [str(label) for label in classes] if classes is not None else sorted(items["label"].unique())
+    if len(set(class_names)) < 2:
+        raise UserError(f"dataset {name} has a single class {class_names}: zero-shot classification needs at "
+                        "least two candidate labels (check dataset.label_column, dataset.classes or the folds)")
+    candidate = items["label"].isin(class_names).to_numpy()
+    clips = clips_for_rows(table.index[candidate].tolist())
+    excluded = items.loc[~candidate, ["item_id", "path", "label"]].reset_index(drop=True)
+    return AudioDataset(name, class_names, items[candidate].reset_index(drop=True), clips, excluded)
 
 
 def limit_items(dataset: AudioDataset, limit: int | None) -> AudioDataset:
     """Keep the first `limit` items; the candidate labels stay those of the whole selection."""
     if limit is None:
         return dataset
-    if limit < 1:
-        raise UserError(f"limit={limit} selects nothing; use a positive number or limit=null for all items")
-    return AudioDataset(dataset.name, dataset.class_names, dataset.items.head(limit), dataset.clips[:limit])
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise UserError(f"limit={limit} selects nothing; use a positive whole number or limit=null for all items")
+    return AudioDataset(dataset.name, dataset.class_names, dataset.items.head(limit),
+                        Selection(dataset.clips, range(min(limit, len(dataset)))), dataset.excluded)
 
 
 def require_column(table: pd.DataFrame, column: str, key: str) -> None:
@@ -144,6 +169,7 @@ def load_hub_dataset(
     subset_column: str | None = None,
     folds: Sequence[int] | None = None,
     subset: str | None = None,
+    classes: Sequence[str] | None = None,
 ) -> AudioDataset:
     """A labelled audio dataset from the Hugging Face Hub (or its local cache), audio left encoded."""
     import datasets
@@ -162,7 +188,7 @@ def load_hub_dataset(
     require_column(table, id_column, "dataset.id_column")
     return build_dataset(
         name, table, table[id_column].tolist(), table[id_column].tolist(), lambda rows: HubAudio(hub_dataset, audio_column, rows),
-        label_column, fold_column, subset_column, folds, subset,
+        label_column, fold_column, subset_column, folds, subset, classes,
     )
 
 
@@ -174,6 +200,7 @@ def load_esc50_folder(
     subset_column: str | None = "esc10",
     folds: Sequence[int] | None = None,
     subset: str | None = None,
+    classes: Sequence[str] | None = None,
 ) -> AudioDataset:
     """The original ESC-50 layout: meta/esc50.csv (filename, fold, category, esc10, ...) and audio/."""
     root = require_path(path, name, "the ESC-50 folder (holding meta/esc50.csv and audio/)")
@@ -185,7 +212,7 @@ def load_esc50_folder(
     paths = [str(root / "audio" / filename) for filename in table["filename"]]
     return build_dataset(
         name, table, table["filename"].tolist(), paths, lambda rows: [paths[row] for row in rows],
-        label_column, fold_column, subset_column, folds, subset,
+        label_column, fold_column, subset_column, folds, subset, classes,
     )
 
 
@@ -197,12 +224,17 @@ def load_audiofolder(
     subset_column: str | None = None,
     folds: Sequence[int] | None = None,
     subset: str | None = None,
+    classes: Sequence[str] | None = None,
 ) -> AudioDataset:
     """Hugging Face's audiofolder layout: class subfolders, or audio files with a metadata.csv."""
     import datasets
 
     root = require_path(path, name, "an audiofolder (class subfolders or a metadata.csv)")
-    splits = datasets.load_dataset("audiofolder", data_dir=str(root))
+    try:
+        splits = datasets.load_dataset("audiofolder", data_dir=str(root))
+    except FileNotFoundError as error:
+        raise UserError(f"no audio files found in {root}: an audiofolder holds class subfolders of audio files, "
+                        "or audio files with a metadata.csv") from error
     folder = datasets.concatenate_datasets(list(splits.values()))
     folder = folder.cast_column("audio", datasets.Audio(decode=False))
     table = folder.remove_columns(["audio"]).to_pandas()
@@ -213,7 +245,7 @@ def load_audiofolder(
     item_ids = [str(Path(file).relative_to(root)) for file in paths]
     return build_dataset(
         name, table, item_ids, paths, lambda rows: [paths[row] for row in rows],
-        label_column, fold_column, subset_column, folds, subset,
+        label_column, fold_column, subset_column, folds, subset, classes,
     )
 
 
@@ -228,9 +260,10 @@ def load_synthetic(
     subset_column: str | None = None,
     folds: Sequence[int] | None = None,
     subset: str | None = None,
+    classes: Sequence[str] | None = None,
 ) -> AudioDataset:
     """Synthesized sounds written once (ESC-50 folder layout) and loaded like a real ESC-50 folder."""
     from zsa_eval.synthetic import write_synthetic_esc50
 
     folder = write_synthetic_esc50(Path(path), clips_per_class, sample_rate, duration_s)
-    return load_esc50_folder(name, str(folder), label_column, fold_column, subset_column, folds, subset)
+    return load_esc50_folder(name, str(folder), label_column, fold_column, subset_column, folds, subset, classes)

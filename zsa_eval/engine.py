@@ -34,11 +34,12 @@ FEATURIZERS = ("auto", "workers", "device")
 
 @dataclass
 class BatchScores:
-    """Class probabilities for the clips of one batch (positions in the dataset), and the clips skipped."""
+    """Class probabilities for the clips of one batch (positions in the dataset), and the clips skipped
+    as (position, reason, detail)."""
 
     indices: list[int]
     probabilities: np.ndarray
-    skipped: list[tuple[int, str]]
+    skipped: list[tuple[int, str, str]]
 
 
 def clip_seed(seed: int, item_id: str) -> int:
@@ -73,7 +74,7 @@ class ClipDataset(Dataset):
                 return {"index": index, "embedding": embedding}
             waveform = load_clip(encoded, self.sampling_rate)
         except BadAudio as error:
-            return {"index": index, "error": str(error)}
+            return {"index": index, "error": (error.reason, error.detail)}
         if self.featurizer is None:
             return {"index": index, "waveform": waveform, "seed": seed, "cache_key": key}
         features, is_longer = self.featurizer(waveform, seed)
@@ -81,12 +82,12 @@ class ClipDataset(Dataset):
 
 
 def collate_clips(samples: list[dict]) -> dict:
-    """Group a batch's samples by what they carry; bad ones are kept apart as (index, reason)."""
+    """Group a batch's samples by what they carry; bad ones are kept apart as (index, reason, detail)."""
     good = [sample for sample in samples if "error" not in sample]
     to_encode = [sample for sample in good if "embedding" not in sample]
     batch = {
         "indices": [sample["index"] for sample in good],
-        "skipped": [(sample["index"], sample["error"]) for sample in samples if "error" in sample],
+        "skipped": [(sample["index"], *sample["error"]) for sample in samples if "error" in sample],
         "cached": {row: sample["embedding"] for row, sample in enumerate(good) if "embedding" in sample},
         "encode_rows": [row for row, sample in enumerate(good) if "embedding" not in sample],
         "cache_keys": [sample["cache_key"] for sample in to_encode],
@@ -115,7 +116,7 @@ def text_embeddings(loaded: LoadedModel, candidate_labels: Sequence[str], prompt
     per_prompt = []
     for prompt in prompts:
         texts = [prompt.format(label) for label in candidate_labels]
-        tokens = loaded.tokenizer(texts, padding=True, return_tensors="pt").to(loaded.device)
+        tokens = loaded.tokenizer(texts, padding=True, truncation=True, return_tensors="pt").to(loaded.device)
         embeddings = pooled(loaded.model.get_text_features(**tokens)).float()
         per_prompt.append(torch.nn.functional.normalize(embeddings, dim=-1))
     return torch.nn.functional.normalize(torch.stack(per_prompt).mean(dim=0), dim=-1)

@@ -6,4 +6,13 @@ class UserError(Exception):
 
 
 class BadAudio(Exception):
-    """One item cannot be evaluated (undecodable, empty, non-finite); it is skipped and recorded."""
+    """One item cannot be evaluated; it is skipped and recorded under `reason` (a short category)."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C during a run: what finished is kept; the message says how to resume."""

@@ -17,13 +17,17 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from zsa_eval.cache import EmbeddingCache, model_fingerprint
-from zsa_eval.data import AudioDataset, candidate_labels, limit_items
-from zsa_eval.engine import BatchScores, score_clips
-from zsa_eval.errors import UserError
+from zsa_eval.data import LABEL_NOT_CANDIDATE, AudioDataset, Selection, candidate_labels, limit_items
+from zsa_eval.engine import score_clips
+from zsa_eval.errors import RunInterrupted, UserError
 from zsa_eval.metrics import confusion_table, per_class_table, per_fold_table, predictions_table, summary_metrics
 from zsa_eval.models import resolve_device
-from zsa_eval.report import prepare_output_dir, write_csv, write_run
+from zsa_eval.report import ProgressLog, open_run_dir, write_csv, write_run
 
+# Settings that do not change a run's results: a run may be resumed with other values of these.
+RESULT_NEUTRAL_KEYS = ("output_dir", "resume", "overwrite", "progress", "debug", "batch_size", "num_workers",
+                       "cache", "cache_dir", "on_error", "max_skip_fraction")
+ON_ERROR = ("skip", "raise")
 VERSIONED_PACKAGES = ("zsa-eval", "torch", "transformers", "tokenizers", "datasets", "numpy", "scikit-learn",
                       "pandas", "soundfile", "soxr", "hydra-core")
 
@@ -69,22 +73,11 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def collect_scores(batches: Sequence[BatchScores] | object, n_classes: int):
-    """Gather streamed batches into positions, a probability matrix and the skipped items."""
-    indices: list[int] = []
-    chunks: list[np.ndarray] = [np.zeros((0, n_classes), dtype=np.float32)]
-    skipped: list[tuple[int, str]] = []
-    for batch in batches:
-        indices.extend(batch.indices)
-        chunks.append(batch.probabilities)
-        skipped.extend(batch.skipped)
-    return np.asarray(indices, dtype=int), np.concatenate(chunks), skipped
-
-
-def skipped_table(dataset: AudioDataset, skipped: list[tuple[int, str]]) -> pd.DataFrame:
-    rows = dataset.items.iloc[[index for index, _ in skipped]]
-    return pd.DataFrame({"item_id": rows["item_id"].to_numpy(), "path": rows["path"].to_numpy(),
-                         "reason": [reason for _, reason in skipped]})
+def check_skip_policy(on_error: str, max_skip_fraction: float) -> None:
+    if on_error not in ON_ERROR:
+        raise UserError(f"on_error={on_error} is unknown: use on_error=skip (record bad items) or on_error=raise")
+    if not isinstance(max_skip_fraction, (int, float)) or not 0 <= max_skip_fraction <= 1:
+        raise UserError(f"max_skip_fraction={max_skip_fraction} must be a number from 0 to 1, e.g. 0.05")
 
 
 def build(node: DictConfig, **kwargs):
@@ -97,33 +90,96 @@ def build(node: DictConfig, **kwargs):
         raise
 
 
+def run_identity(resolved: dict) -> dict:
+    """The settings that determine a run's results (a resumed run must match them)."""
+    return {key: value for key, value in resolved.items() if key not in RESULT_NEUTRAL_KEYS}
+
+
+def finished_records(log: ProgressLog, item_ids: list[str]) -> dict[int, dict]:
+    """What an earlier, interrupted run of this config finished, checked against the dataset as it is now."""
+    records = log.read()
+    for index, record in records.items():
+        if index >= len(item_ids) or item_ids[index] != record["item_id"]:
+            raise UserError(f"the dataset changed since the interrupted run (item {index} was {record['item_id']!r}); "
+                            "use overwrite=true to start again")
+    log.compact(records)
+    return records
+
+
+def score_remaining(cfg: DictConfig, dataset: AudioDataset, labels: list[str], prompts: list[str],
+                    log: ProgressLog, done: dict[int, dict], device: torch.device, batch_size: int,
+                    num_workers: int) -> tuple[int, float]:
+    """Score the items not yet in the log, appending each batch's outcomes; return (items scored, seconds)."""
+    item_ids = dataset.items["item_id"].tolist()
+    todo = [index for index in range(len(dataset)) if index not in done]
+    if not todo:
+        return 0, 0.0
+    loaded = build(cfg.model, device=device, precision=cfg.precision)
+    cache = (EmbeddingCache(Path(cfg.cache_dir) / "audio_embeddings",
+                            model_fingerprint(loaded.model, loaded.feature_extractor, device))
+             if cfg.cache else None)
+    start = time.perf_counter()
+    batches = score_clips(loaded, Selection(dataset.clips, todo), [item_ids[i] for i in todo], labels, prompts,
+                          cfg.engine, batch_size, num_workers, cfg.seed, cfg.progress, cache, cfg.featurizer)
+    try:
+        for batch in batches:
+            scored = [{"index": todo[row], "item_id": item_ids[todo[row]], "probabilities": probabilities.tolist()}
+                      for row, probabilities in zip(batch.indices, batch.probabilities)]
+            skipped = [{"index": todo[row], "item_id": item_ids[todo[row]], "reason": reason, "detail": detail}
+                       for row, reason, detail in batch.skipped]
+            log.append(scored + skipped)
+            if skipped and cfg.on_error == "raise":
+                first = skipped[0]
+                raise UserError(f"item {first['item_id']!r}: {first['reason']}: {first['detail']}; fix or remove it, "
+                                "or set on_error=skip to record bad items and go on")
+    except KeyboardInterrupt:
+        finished = len(log.read())
+        raise RunInterrupted(
+            f"interrupted after {finished} of {len(dataset)} items; their results are kept in {log.path}; "
+            f"resume with the same arguments plus output_dir={log.path.parent} resume=true"
+        ) from None
+    return len(todo), time.perf_counter() - start
+
+
+def skipped_table(dataset: AudioDataset, records: dict[int, dict]) -> pd.DataFrame:
+    """Every skipped item: bad audio from the log, and items whose label is not a candidate."""
+    bad = [{"item_id": record["item_id"], "path": dataset.items["path"].iat[index], "reason": record["reason"],
+            "detail": record["detail"]} for index, record in sorted(records.items()) if "reason" in record]
+    off_label = [{"item_id": row.item_id, "path": row.path, "reason": LABEL_NOT_CANDIDATE,
+                  "detail": f"label {row.label!r} is not one of dataset.classes"}
+                 for row in dataset.excluded.itertuples()]
+    return pd.DataFrame(bad + off_label, columns=["item_id", "path", "reason", "detail"])
+
+
 def run(cfg: DictConfig) -> dict:
-    """Evaluate cfg.model with cfg.template on cfg.dataset; write the run directory; return metrics.json's content."""
+    """Evaluate cfg.model with cfg.template on cfg.dataset; write the run directory; return metrics.json's content.
+
+    Every finished batch is logged first, so an interrupted run resumes (resume=true) where it stopped and ends
+    with the same results as an uninterrupted one."""
     started_at = datetime.now(timezone.utc)
     start = time.perf_counter()
     prompts = check_prompts(list(cfg.template.prompts), cfg.template.name)
     batch_size = check_batch_size(cfg.batch_size)
+    check_skip_policy(cfg.on_error, cfg.max_skip_fraction)
     device = resolve_device(cfg.device)
     num_workers = resolve_num_workers(cfg.num_workers, device)
     dataset = limit_items(build(cfg.dataset), cfg.limit)
     labels = candidate_labels(dataset.class_names)
-    output_dir = prepare_output_dir(Path(cfg.output_dir))
-    loaded = build(cfg.model, device=device, precision=cfg.precision)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    output_dir = Path(cfg.output_dir)
+    log = open_run_dir(output_dir, run_identity(resolved), cfg.resume, cfg.overwrite)
+    done = finished_records(log, dataset.items["item_id"].tolist())
+    n_scored, scoring_s = score_remaining(cfg, dataset, labels, prompts, log, done, device, batch_size, num_workers)
 
-    cache = (EmbeddingCache(Path(cfg.cache_dir) / "audio_embeddings",
-                            model_fingerprint(loaded.model, loaded.feature_extractor, device))
-             if cfg.cache else None)
-    scoring_start = time.perf_counter()
-    batches = score_clips(loaded, dataset.clips, dataset.items["item_id"].tolist(), labels, prompts, cfg.engine,
-                          batch_size, num_workers, cfg.seed, cfg.progress, cache, cfg.featurizer)
-    indices, probabilities, skipped = collect_scores(batches, len(labels))
-    scoring_s = time.perf_counter() - scoring_start
-
-    errors = skipped_table(dataset, skipped)
+    records = log.read()
+    errors = skipped_table(dataset, records)
     write_csv(errors, output_dir / "errors.csv")
-    if len(indices) == 0:
-        raise UserError(f"none of the {len(dataset)} items could be evaluated; see {output_dir / 'errors.csv'}")
-    evaluated = dataset.items.iloc[indices].reset_index(drop=True)
+    evaluated_positions = [index for index, record in sorted(records.items()) if "probabilities" in record]
+    n_items = len(dataset) + len(dataset.excluded)
+    if not evaluated_positions:
+        raise UserError(f"none of the {n_items} items could be evaluated; see {output_dir / 'errors.csv'}")
+    probabilities = np.asarray([records[index]["probabilities"] for index in evaluated_positions], dtype=np.float32)
+    evaluated = dataset.items.iloc[evaluated_positions].reset_index(drop=True)
     y_true = evaluated["label"].map({name: i for i, name in enumerate(dataset.class_names)}).to_numpy()
     y_pred = probabilities.argmax(axis=1)
     tables = {
@@ -132,17 +188,16 @@ def run(cfg: DictConfig) -> dict:
     }
     if dataset.has_folds:
         tables["per_fold"] = per_fold_table(y_true, y_pred, evaluated["fold"].to_numpy())
-    resolved = OmegaConf.to_container(cfg, resolve=True)
     metrics = {
         **summary_metrics(y_true, probabilities, len(labels)),
         "metrics_cover": "evaluated items only (skipped items are listed in errors.csv)",
-        "n_items": len(dataset),
-        "n_evaluated": len(indices),
-        "n_skipped": len(skipped),
+        "n_items": n_items,
+        "n_evaluated": len(evaluated_positions),
+        "n_skipped": len(errors),
         "skipped_by_reason": errors["reason"].value_counts().to_dict(),
         "dataset": dataset.name,
-        "model": loaded.name,
-        "model_name_or_path": loaded.name_or_path,
+        "model": cfg.model.name,
+        "model_name_or_path": cfg.model.name_or_path,
         "template": cfg.template.name,
         "prompts": prompts,
         "engine": cfg.engine,
@@ -152,21 +207,32 @@ def run(cfg: DictConfig) -> dict:
         "precision": cfg.precision,
         "batch_size": batch_size,
         "num_workers": num_workers,
+        "resumed_items": len(done),
         "started_at": started_at.isoformat(timespec="seconds"),
         "scoring_s": round(scoring_s, 3),
         "elapsed_s": round(time.perf_counter() - start, 3),
-        "clips_per_s": round(len(indices) / scoring_s, 3) if scoring_s > 0 else None,
+        "clips_per_s": round(n_scored / scoring_s, 3) if scoring_s > 0 else None,
         "output_dir": str(output_dir),
         "versions": package_versions(),
         "config": resolved,
     }
     write_run(output_dir, metrics, tables, confusion_table(y_true, y_pred, dataset.class_names),
               OmegaConf.to_yaml(resolved))
+    check_skip_fraction(metrics, cfg.max_skip_fraction, output_dir)
     return metrics
 
 
+def check_skip_fraction(metrics: dict, max_skip_fraction: float, output_dir: Path) -> None:
+    """After everything is written: too many bad items fail the run (exit 2), pointing at the list."""
+    fraction = metrics["n_skipped"] / metrics["n_items"]
+    if fraction > max_skip_fraction:
+        raise UserError(f"{metrics['n_skipped']} of {metrics['n_items']} items ({fraction:.1%}) were skipped, above "
+                        f"max_skip_fraction={max_skip_fraction}; the list is in {output_dir / 'errors.csv'} "
+                        "(results were written for the rest)")
+
+
 def format_summary(metrics: dict) -> str:
-    skipped = f", {metrics['n_skipped']} skipped" if metrics["n_skipped"] else ""
+    skipped = f", {metrics['n_skipped']} skipped (see errors.csv)" if metrics["n_skipped"] else ""
     return (
         f"{metrics['dataset']} | {metrics['model']} | {metrics['template']}: "
         f"accuracy {metrics['accuracy']:.4f} (top-5 {metrics['top5_accuracy']:.4f}, "

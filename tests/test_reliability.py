@@ -1,0 +1,345 @@
+"""Bad items, bad configuration, interruptions and safety: nothing lost, nothing silent."""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from conftest import class_clip, noise, run_cli, tone
+
+CLASSES = ["chirping_birds", "dog", "vacuum_cleaner"]
+TIMING_KEYS = {"started_at", "scoring_s", "elapsed_s", "clips_per_s", "resumed_items", "batch_size", "config",
+               "num_workers"}
+
+
+def wav_bytes(wave: np.ndarray, rate: int = 44100, subtype: str = "PCM_16") -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, wave, rate, format="WAV", subtype=subtype)
+    return buffer.getvalue()
+
+
+def with_non_finite(value: float) -> np.ndarray:
+    wave = tone(440.0)
+    wave[100] = value
+    return wave
+
+
+# name -> (how to write it at `path`, expected outcome: None = evaluated, else the skip reason)
+BAD_ITEMS = {
+    "truncated.wav": (lambda p: p.write_bytes(wav_bytes(tone(300.0))[:30000]), None),
+    "corrupt.wav": (lambda p: p.write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage" * 20), "undecodable audio"),
+    "zero_bytes.wav": (lambda p: p.write_bytes(b""), "undecodable audio"),
+    "text.wav": (lambda p: p.write_text("these are not the samples you are looking for\n" * 50), "undecodable audio"),
+    "directory.wav": (lambda p: p.mkdir(), "unreadable file"),
+    "silence.wav": (lambda p: sf.write(p, np.zeros(44100, np.float32), 44100), None),
+    "nan.wav": (lambda p: sf.write(p, with_non_finite(np.nan), 44100, subtype="FLOAT"), "non-finite samples"),
+    "inf.wav": (lambda p: sf.write(p, with_non_finite(np.inf), 44100, subtype="FLOAT"), "non-finite samples"),
+    "stereo.wav": (lambda p: sf.write(p, tone(500.0, channels=2), 44100), None),
+    "six_channels.wav": (lambda p: sf.write(p, tone(500.0, channels=6), 44100), None),
+    "rate_8k.wav": (lambda p: sf.write(p, tone(400.0, 8000), 8000), None),
+    "rate_96k.wav": (lambda p: sf.write(p, tone(400.0, 96000), 96000), None),
+    "pcm_u8.wav": (lambda p: sf.write(p, tone(600.0), 44100, subtype="PCM_U8"), None),
+    "pcm_24.wav": (lambda p: sf.write(p, tone(600.0), 44100, subtype="PCM_24"), None),
+    "float.wav": (lambda p: sf.write(p, tone(600.0), 44100, subtype="FLOAT"), None),
+    "tiny_0.05s.wav": (lambda p: sf.write(p, tone(700.0, seconds=0.05), 44100), None),
+    "long_60s.wav": (lambda p: sf.write(p, noise(5, 16000, seconds=60.0), 16000), None),
+    "clip.flac": (lambda p: sf.write(p, tone(800.0), 44100), None),
+    "clip.ogg": (lambda p: sf.write(p, tone(800.0), 44100), None),
+    "clip.mp3": (lambda p: sf.write(p, tone(800.0), 44100), None),
+}
+MISSING = "listed_but_missing.wav"
+OFF_LABEL = "off_label.wav"
+
+
+def write_bad_esc50(root: Path, good_per_class: int = 2) -> dict[str, str | None]:
+    """An ESC-50 folder mixing good clips with every bad item above; returns item -> expected skip reason."""
+    (root / "audio").mkdir(parents=True)
+    (root / "meta").mkdir()
+    rows, expected = [], {}
+    for target, category in enumerate(CLASSES):
+        for take in range(good_per_class):
+            name = f"good-{category}-{take}.wav"
+            sf.write(root / "audio" / name, class_clip(category, take), 44100)
+            rows.append((name, category))
+            expected[name] = None
+    for index, (name, (write, outcome)) in enumerate(BAD_ITEMS.items()):
+        write(root / "audio" / name)
+        rows.append((name, CLASSES[index % len(CLASSES)]))
+        expected[name] = outcome
+    rows.append((MISSING, "dog"))
+    expected[MISSING] = "missing file"
+    sf.write(root / "audio" / OFF_LABEL, tone(900.0), 44100)
+    rows.append((OFF_LABEL, "helicopter"))
+    expected[OFF_LABEL] = "label not in candidate set"
+    pd.DataFrame([{"filename": name, "fold": i % 2 + 1, "category": category, "esc10": True}
+                  for i, (name, category) in enumerate(rows)]).to_csv(root / "meta" / "esc50.csv", index=False)
+    return expected
+
+
+def assert_outcomes(out: Path, expected: dict[str, str | None]) -> None:
+    predictions = pd.read_csv(out / "predictions.csv")
+    errors = pd.read_csv(out / "errors.csv")
+    metrics = json.loads((out / "metrics.json").read_text())
+    evaluated = {Path(item).name for item in predictions["item_id"]}
+    skipped = {Path(item).name: reason for item, reason in zip(errors["item_id"], errors["reason"])}
+    assert evaluated == {name for name, outcome in expected.items() if outcome is None}
+    assert skipped == {name: outcome for name, outcome in expected.items() if outcome is not None}
+    assert errors["detail"].str.len().min() > 0
+    assert (metrics["n_items"], metrics["n_evaluated"], metrics["n_skipped"]) == (
+        len(expected), len(evaluated), len(skipped))
+    assert metrics["skipped_by_reason"] == pd.Series(list(skipped.values())).value_counts().to_dict()
+    assert np.isfinite(predictions["score"]).all()
+
+
+@pytest.fixture
+def bad_esc50(tmp_path):
+    root = tmp_path / "ESC-50"
+    return root, write_bad_esc50(root)
+
+
+def test_bad_items_in_an_esc50_folder_are_evaluated_or_recorded(monkeypatch, capsys, tiny_model_dir, bad_esc50,
+                                                                tmp_path):
+    root, expected = bad_esc50
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(monkeypatch, capsys, "dataset=esc50_folder", f"dataset.path={root}",
+                              f"dataset.classes=[{','.join(CLASSES)}]", "model=tiny_random", "max_skip_fraction=1",
+                              "num_workers=2", f"output_dir={out}")
+    assert code == 0, stdout
+    assert f"skipped (see errors.csv)" in stdout
+    assert_outcomes(out, expected)
+
+
+def test_bad_items_in_an_audiofolder_are_evaluated_or_recorded(monkeypatch, capsys, tiny_model_dir, tmp_path):
+    source = tmp_path / "ESC-50"
+    expected = write_bad_esc50(source)
+    root = tmp_path / "folder"
+    rows = []
+    meta = pd.read_csv(source / "meta" / "esc50.csv")
+    for name, category in zip(meta["filename"], meta["category"]):
+        path = source / "audio" / name
+        if name in (MISSING, "directory.wav"):  # an audiofolder lists only files that exist
+            expected.pop(name)
+            continue
+        (root / category).mkdir(parents=True, exist_ok=True)
+        (root / category / name).write_bytes(path.read_bytes())
+        rows.append(name)
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(monkeypatch, capsys, "dataset=audiofolder", f"dataset.path={root}",
+                              f"dataset.classes=[{','.join(CLASSES)}]", "model=tiny_random", "max_skip_fraction=1",
+                              f"output_dir={out}")
+    assert code == 0, stdout
+    assert_outcomes(out, expected)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files without read permission")
+def test_file_without_read_permission_is_recorded(monkeypatch, capsys, tiny_model_dir, bad_esc50, tmp_path):
+    root, expected = bad_esc50
+    (root / "audio" / "silence.wav").chmod(0)
+    expected["silence.wav"] = "unreadable file"
+    out = tmp_path / "run"
+    code, _, _ = run_cli(monkeypatch, capsys, "dataset=esc50_folder", f"dataset.path={root}",
+                         f"dataset.classes=[{','.join(CLASSES)}]", "model=tiny_random", "max_skip_fraction=1",
+                         f"output_dir={out}")
+    assert code == 0
+    assert_outcomes(out, expected)
+
+
+def one_line(code: int, stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def test_too_many_skips_exit_2_after_writing_everything(monkeypatch, capsys, tiny_model_dir, bad_esc50, tmp_path):
+    root, expected = bad_esc50
+    out = tmp_path / "run"
+    code, _, stderr = run_cli(monkeypatch, capsys, "dataset=esc50_folder", f"dataset.path={root}",
+                              f"dataset.classes=[{','.join(CLASSES)}]", "model=tiny_random", f"output_dir={out}")
+    n_skipped = sum(outcome is not None for outcome in expected.values())
+    share = n_skipped / len(expected)
+    assert one_line(code, stderr) == (
+        f"zsa-eval: error: {n_skipped} of {len(expected)} items ({share:.1%}) were skipped, above "
+        f"max_skip_fraction=0.05; the list is in {out / 'errors.csv'} (results were written for the rest)")
+    assert_outcomes(out, expected)
+
+
+def test_on_error_raise_stops_at_the_first_bad_item(monkeypatch, capsys, tiny_model_dir, bad_esc50, tmp_path):
+    root, _ = bad_esc50
+    code, _, stderr = run_cli(monkeypatch, capsys, "dataset=esc50_folder", f"dataset.path={root}",
+                              "model=tiny_random", "on_error=raise", "batch_size=4", f"output_dir={tmp_path / 'r'}")
+    assert "item 'corrupt.wav': undecodable audio" in one_line(code, stderr)
+    assert "on_error=skip" in stderr
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["dataset.classes=[dog]"], "has a single class ['dog']"),
+    (["dataset.folds=[1]", "dataset.subset=esc10", "dataset.label_column=fold"], "has a single class ['1']"),
+    (["dataset.label_column=kind"], "column 'kind' not found; set dataset.label_column to one of"),
+    (["on_error=ignore"], "on_error=ignore is unknown"),
+    (["max_skip_fraction=2"], "max_skip_fraction=2 must be a number from 0 to 1"),
+    (["limit=abc"], "limit=abc selects nothing"),
+    (["batch_size=-1"], "batch_size=-1 must be a whole number of at least 1"),
+])
+def test_dataset_and_setting_mistakes(monkeypatch, capsys, tiny_model_dir, esc50_folder, tmp_path, arguments,
+                                      message):
+    code, _, stderr = run_cli(monkeypatch, capsys, "dataset=esc50_folder", f"dataset.path={esc50_folder}",
+                              "model=tiny_random", f"output_dir={tmp_path / 'run'}", *arguments)
+    assert message in one_line(code, stderr)
+
+
+def test_empty_audiofolder_and_unwritable_output_dir(monkeypatch, capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, _, stderr = run_cli(monkeypatch, capsys, "dataset=audiofolder", f"dataset.path={tmp_path / 'empty'}",
+                              "model=tiny_random", f"output_dir={tmp_path / 'run'}")
+    assert "no audio files found in" in one_line(code, stderr)
+    (tmp_path / "blocker").write_text("")
+    code, _, stderr = run_cli(monkeypatch, capsys, "dataset=synthetic", "model=tiny_random",
+                              f"output_dir={tmp_path / 'blocker' / 'run'}")
+    assert "cannot write to output_dir" in one_line(code, stderr)
+
+
+def test_output_dir_of_another_config_needs_overwrite(monkeypatch, capsys, tiny_model_dir, esc50_folder, tmp_path):
+    common = ["dataset=esc50_folder", f"dataset.path={esc50_folder}", "model=tiny_random",
+              f"output_dir={tmp_path / 'run'}"]
+    assert run_cli(monkeypatch, capsys, *common)[0] == 0
+    code, _, stderr = run_cli(monkeypatch, capsys, *common, "template=plain")
+    assert "holds a run of another config (differs in: template.name, template.prompts)" in one_line(code, stderr)
+    code, _, stderr = run_cli(monkeypatch, capsys, *common, "template=plain", "resume=true")
+    assert "another config" in one_line(code, stderr)
+    code, _, stderr = run_cli(monkeypatch, capsys, *common)
+    assert "already holds this run: resume=true" in one_line(code, stderr)
+    assert run_cli(monkeypatch, capsys, *common, "resume=true", "batch_size=3")[0] == 0
+    assert run_cli(monkeypatch, capsys, *common, "template=plain", "overwrite=true")[0] == 0
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["template"] == "plain"
+
+
+def test_hostile_label_names_never_escape_output_dir(monkeypatch, capsys, tiny_model_dir, tmp_path):
+    labels = ["../../escape", "a/b\\c", "ünïcödé 音", "x" * 300]
+    root = tmp_path / "ESC-50"
+    (root / "audio").mkdir(parents=True)
+    (root / "meta").mkdir()
+    rows = []
+    for index, label in enumerate(labels):
+        sf.write(root / "audio" / f"{index}.wav", tone(200.0 * (index + 1)), 44100)
+        rows.append({"filename": f"{index}.wav", "fold": 1, "category": label})
+    pd.DataFrame(rows).to_csv(root / "meta" / "esc50.csv", index=False)
+    before = {path for path in tmp_path.rglob("*")}
+    out = tmp_path / "out" / "run"
+    code, _, _ = run_cli(monkeypatch, capsys, "dataset=esc50_folder", f"dataset.path={root}", "model=tiny_random",
+                         f"output_dir={out}")
+    assert code == 0
+    created = {path for path in tmp_path.rglob("*")} - before
+    assert all(path == out.parent or out in path.parents or path == out for path in created)
+    assert {path.name for path in out.iterdir()} == {"metrics.json", "per_class.csv", "per_fold.csv",
+                                                     "predictions.csv", "confusion_matrix.csv",
+                                                     "confusion_matrix.png", "config.yaml", "errors.csv",
+                                                     "run.json", "progress.jsonl"}
+    assert sorted(pd.read_csv(out / "per_class.csv")["label"]) == sorted(labels)
+    assert list(pd.read_csv(out / "confusion_matrix.csv", index_col=0).columns) == sorted(labels)
+
+
+def test_trust_remote_code_stays_off_unless_set(monkeypatch, tiny_model_dir):
+    import torch
+    import transformers
+
+    from conftest import compose_config
+    from zsa_eval.models import load_model
+
+    assert compose_config("model=clap").model.trust_remote_code is False
+    seen = []
+    original = transformers.AutoModel.from_pretrained
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained",
+                        lambda *args, **kwargs: seen.append(kwargs["trust_remote_code"]) or original(*args, **kwargs))
+    load_model("tiny", str(tiny_model_dir), torch.device("cpu"), "fp32")
+    load_model("tiny", str(tiny_model_dir), torch.device("cpu"), "fp32", trust_remote_code=True)
+    assert seen == [False, True]
+
+
+# --- interruptions, with real subprocesses ---------------------------------------------------------------------
+
+def write_many_clips(root: Path, n_clips: int) -> Path:
+    (root / "audio").mkdir(parents=True)
+    (root / "meta").mkdir()
+    rows = []
+    for index in range(n_clips):
+        category = CLASSES[index % 3]
+        sf.write(root / "audio" / f"{index:04d}.wav", class_clip(category, index % 7)[:22050], 44100)
+        rows.append({"filename": f"{index:04d}.wav", "fold": index % 5 + 1, "category": category})
+    pd.DataFrame(rows).to_csv(root / "meta" / "esc50.csv", index=False)
+    return root
+
+
+def zsa_eval_process(root: Path, out: Path, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "zsa_eval", "dataset=esc50_folder", f"dataset.path={root}", "model=tiny_random",
+               "batch_size=1", "cache=false", "progress=false", f"output_dir={out}", *extra]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parent.parent)
+
+
+def wait_for_progress(out: Path, lines: int, process: subprocess.Popen, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    progress = out / "progress.jsonl"
+    while time.monotonic() < deadline and process.poll() is None:
+        if progress.is_file() and progress.read_text().count("\n") >= lines:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"no progress in {out}: {process.poll()} {process.stderr.read() if process.stderr else ''}")
+
+
+def comparable(out: Path) -> tuple[bytes, dict]:
+    metrics = json.loads((out / "metrics.json").read_text())
+    return (out / "predictions.csv").read_bytes(), {k: v for k, v in metrics.items()
+                                                     if k not in TIMING_KEYS | {"output_dir"}}
+
+
+@pytest.fixture(scope="module")
+def many_clips(tmp_path_factory):
+    return write_many_clips(tmp_path_factory.mktemp("many") / "ESC-50", 150)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(many_clips, tiny_model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reference") / "run"
+    process = zsa_eval_process(many_clips, out)
+    assert process.wait(timeout=300) == 0, process.stderr.read()
+    return comparable(out)
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(many_clips, uninterrupted, tmp_path):
+    out = tmp_path / "run"
+    process = zsa_eval_process(many_clips, out)
+    wait_for_progress(out, 20, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    finished = (out / "progress.jsonl").read_text().count("\n")
+    assert 20 <= finished < 150 and not (out / "metrics.json").exists()
+    resumed = zsa_eval_process(many_clips, out, "resume=true")
+    stdout, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr
+    assert comparable(out) == uninterrupted
+    assert json.loads((out / "metrics.json").read_text())["resumed_items"] >= finished
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(many_clips, uninterrupted, tmp_path):
+    out = tmp_path / "run"
+    process = zsa_eval_process(many_clips, out)
+    wait_for_progress(out, 20, process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    assert lines[0].startswith("zsa-eval: interrupted after ") and f"output_dir={out} resume=true" in lines[0]
+    assert (out / "progress.jsonl").read_text().count("\n") >= 20
+    resumed = zsa_eval_process(many_clips, out, "resume=true")
+    assert resumed.wait(timeout=300) == 0
+    assert comparable(out) == uninterrupted
