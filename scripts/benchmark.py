@@ -15,7 +15,9 @@ import argparse
 import json
 import platform
 import resource
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -81,7 +83,7 @@ def run_config(args, dataset_dir: Path, model_dir: Path, output_dir: Path, *over
             "dataset=esc50_folder", f"dataset.path={dataset_dir}", "model=clap", "model.name=clap_full_random",
             f"model.name_or_path={model_dir}", f"batch_size={args.batch_size}", f"num_workers={args.num_workers}",
             f"device={args.device}", f"precision={args.precision}", f"cache_dir={args.cache_dir}",
-            f"output_dir={output_dir}", "progress=false", *overrides])
+            f"output_dir={output_dir}", f"results_dir={output_dir.parent}", "progress=false", *overrides])
 
 
 def time_seed_loop(loaded, paths: list[str], labels: list[str]) -> float:
@@ -151,7 +153,7 @@ def main() -> None:
     paths = [str(dataset_dir / "audio" / name) for name in meta["filename"]]
     labels = [name.replace("_", " ") for name in ESC50_CATEGORIES]
     device = resolve_device(args.device)
-    runs_dir = args.out.parent / "runs"
+    runs_dir = Path(tempfile.mkdtemp(prefix="zsa-eval-benchmark-"))  # scratch runs, kept out of results/
     seconds: dict[str, float] = {}
     profile: dict[str, float] = {}
 
@@ -176,6 +178,7 @@ def main() -> None:
         rerun = {"first_s": first["scoring_s"], "second_s": second["scoring_s"],
                  "speedup": round(first["scoring_s"] / second["scoring_s"], 2)}
 
+    shutil.rmtree(runs_dir)
     clips_per_s = {engine: round(args.clips / value, 3) for engine, value in seconds.items()}
     ratios = {
         f"embed_vs_{other}": round(clips_per_s["embed"] / clips_per_s[other], 3)

@@ -19,11 +19,12 @@ from zsa_eval.random_models import build_random_clap
 
 @pytest.fixture(scope="session", autouse=True)
 def offline_cache(tmp_path_factory) -> Path:
-    """Point zsa-eval's and the datasets library's caches at a temporary folder for the whole session."""
+    """Point zsa-eval's caches and results, and the datasets library's cache, at a temporary folder."""
     cache = tmp_path_factory.mktemp("cache")
     patch = pytest.MonkeyPatch()
     patch.setenv("ZSA_EVAL_CACHE", str(cache))
     patch.setenv("HF_DATASETS_CACHE", str(cache / "hf_datasets"))
+    patch.setenv("ZSA_EVAL_RESULTS", str(cache / "results"))
     yield cache
     patch.undo()
 
@@ -31,7 +32,7 @@ def offline_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(offline_cache) -> Path:
     """The tiny random model, where model=tiny_random looks for it."""
-    return build_random_clap("tiny", offline_cache / "models" / "tiny_random")
+    return build_random_clap("tiny", offline_cache / "models" / "tiny_random-seed0")
 
 
 @pytest.fixture(scope="session")
@@ -101,7 +102,7 @@ def compose_config(*overrides: str):
 
 def run_cli(monkeypatch, capsys, *arguments: str) -> tuple[int, str, str]:
     """Run the command-line entry point in-process; return (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["zsa-eval", "progress=false", *arguments])
+    monkeypatch.setattr(sys, "argv", ["zsa-eval", *arguments, "progress=false"])
     try:
         main()
         code = 0

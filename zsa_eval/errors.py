@@ -16,3 +16,7 @@ class BadAudio(Exception):
 
 class RunInterrupted(Exception):
     """Ctrl-C during a run: what finished is kept; the message says how to resume."""
+
+
+class GateFailed(Exception):
+    """The run finished and wrote its results, but a gate bound (for CI) failed: exit code 3."""

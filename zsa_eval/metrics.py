@@ -81,3 +81,17 @@ def predictions_table(
         "top5_labels": ["|".join(row) for row in names[top]],
         "top5_scores": ["|".join(f"{score:.6f}" for score in row) for row in top_scores],
     })
+
+
+def gate_failures(
+    accuracy: float, min_accuracy: float | None, baseline_accuracy: float | None, max_drop: float
+) -> list[str]:
+    """The gate bounds this accuracy breaks, each said with the amount by which it misses."""
+    failures = []
+    if min_accuracy is not None and accuracy < min_accuracy:
+        failures.append(f"accuracy {accuracy:.4f} is below gate.min_accuracy={min_accuracy} by "
+                        f"{min_accuracy - accuracy:.4f}")
+    if baseline_accuracy is not None and baseline_accuracy - accuracy > max_drop:
+        failures.append(f"accuracy {accuracy:.4f} dropped {baseline_accuracy - accuracy:.4f} below the baseline's "
+                        f"{baseline_accuracy:.4f}, more than gate.max_drop={max_drop}")
+    return failures

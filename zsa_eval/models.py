@@ -61,12 +61,12 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     return DTYPES[precision]
 
 
-def ensure_random_model(name_or_path: str, random_init: str) -> None:
+def ensure_random_model(name_or_path: str, random_init: str, seed: int) -> None:
     """Build the random-weight model at `name_or_path` once, if it is not there yet."""
     from zsa_eval.random_models import build_random_clap
 
     if not (Path(name_or_path) / "config.json").is_file():
-        build_random_clap(random_init, Path(name_or_path))
+        build_random_clap(random_init, Path(name_or_path), seed)
 
 
 def explain_load_failure(name_or_path: str, error: Exception) -> UserError:
@@ -90,6 +90,7 @@ def load_model(
     revision: str | None = None,
     trust_remote_code: bool = False,
     random_init: str | None = None,
+    random_init_seed: int = 0,
 ) -> LoadedModel:
     """Load processor and model (eval mode) on `device` in `precision`."""
     from transformers import AutoModel, AutoProcessor
@@ -98,7 +99,7 @@ def load_model(
     transformers_logging.disable_progress_bar()
     dtype = resolve_dtype(precision, device)
     if random_init:
-        ensure_random_model(name_or_path, random_init)
+        ensure_random_model(name_or_path, random_init, random_init_seed)
     options = {"revision": revision, "trust_remote_code": trust_remote_code}
     try:
         with cache_only_unless_reachable() as online:

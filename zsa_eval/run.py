@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Sequence
@@ -19,14 +20,22 @@ from omegaconf import DictConfig, OmegaConf
 from zsa_eval.cache import EmbeddingCache, model_fingerprint
 from zsa_eval.data import LABEL_NOT_CANDIDATE, AudioDataset, Selection, candidate_labels, limit_items
 from zsa_eval.engine import score_clips
-from zsa_eval.errors import RunInterrupted, UserError
-from zsa_eval.metrics import confusion_table, per_class_table, per_fold_table, predictions_table, summary_metrics
+from zsa_eval.errors import GateFailed, RunInterrupted, UserError
+from zsa_eval.metrics import (
+    confusion_table,
+    gate_failures,
+    per_class_table,
+    per_fold_table,
+    predictions_table,
+    summary_metrics,
+)
 from zsa_eval.models import resolve_device
 from zsa_eval.report import ProgressLog, open_run_dir, write_csv, write_run
+from zsa_eval.report.leaderboard import write_leaderboard
 
 # Settings that do not change a run's results: a run may be resumed with other values of these.
-RESULT_NEUTRAL_KEYS = ("output_dir", "resume", "overwrite", "progress", "debug", "batch_size", "num_workers",
-                       "cache", "cache_dir", "on_error", "max_skip_fraction")
+RESULT_NEUTRAL_KEYS = ("output_dir", "results_dir", "resume", "overwrite", "progress", "debug", "batch_size",
+                       "num_workers", "cache", "cache_dir", "on_error", "max_skip_fraction", "gate")
 ON_ERROR = ("skip", "raise")
 VERSIONED_PACKAGES = ("zsa-eval", "torch", "transformers", "tokenizers", "datasets", "numpy", "scikit-learn",
                       "pandas", "soundfile", "soxr", "hydra-core")
@@ -78,6 +87,21 @@ def check_skip_policy(on_error: str, max_skip_fraction: float) -> None:
         raise UserError(f"on_error={on_error} is unknown: use on_error=skip (record bad items) or on_error=raise")
     if not isinstance(max_skip_fraction, (int, float)) or not 0 <= max_skip_fraction <= 1:
         raise UserError(f"max_skip_fraction={max_skip_fraction} must be a number from 0 to 1, e.g. 0.05")
+
+
+def baseline_accuracy(gate: DictConfig) -> float | None:
+    """Check the gate settings before the run, and read the baseline's accuracy (gate.baseline) if any."""
+    if gate.min_accuracy is not None and not 0 <= gate.min_accuracy <= 1:
+        raise UserError(f"gate.min_accuracy={gate.min_accuracy} must be a number from 0 to 1, e.g. 0.9")
+    if not isinstance(gate.max_drop, (int, float)) or gate.max_drop < 0:
+        raise UserError(f"gate.max_drop={gate.max_drop} must be a number of at least 0, e.g. 0.01")
+    if gate.baseline is None:
+        return None
+    try:
+        return float(json.loads(Path(gate.baseline).read_text())["accuracy"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserError(f"gate.baseline={gate.baseline} is not a readable metrics.json with an accuracy "
+                        f"({type(error).__name__}); point it at a earlier run's metrics.json") from error
 
 
 def build(node: DictConfig, **kwargs):
@@ -161,6 +185,7 @@ def run(cfg: DictConfig) -> dict:
     prompts = check_prompts(list(cfg.template.prompts), cfg.template.name)
     batch_size = check_batch_size(cfg.batch_size)
     check_skip_policy(cfg.on_error, cfg.max_skip_fraction)
+    baseline = baseline_accuracy(cfg.gate)
     device = resolve_device(cfg.device)
     num_workers = resolve_num_workers(cfg.num_workers, device)
     dataset = limit_items(build(cfg.dataset), cfg.limit)
@@ -188,8 +213,10 @@ def run(cfg: DictConfig) -> dict:
     }
     if dataset.has_folds:
         tables["per_fold"] = per_fold_table(y_true, y_pred, evaluated["fold"].to_numpy())
+    summary = summary_metrics(y_true, probabilities, len(labels))
+    failures = gate_failures(summary["accuracy"], cfg.gate.min_accuracy, baseline, cfg.gate.max_drop)
     metrics = {
-        **summary_metrics(y_true, probabilities, len(labels)),
+        **summary,
         "metrics_cover": "evaluated items only (skipped items are listed in errors.csv)",
         "n_items": n_items,
         "n_evaluated": len(evaluated_positions),
@@ -213,12 +240,18 @@ def run(cfg: DictConfig) -> dict:
         "elapsed_s": round(time.perf_counter() - start, 3),
         "clips_per_s": round(n_scored / scoring_s, 3) if scoring_s > 0 else None,
         "output_dir": str(output_dir),
+        "gate": {"passed": not failures, "failures": failures, "baseline_accuracy": baseline},
         "versions": package_versions(),
         "config": resolved,
     }
     write_run(output_dir, metrics, tables, confusion_table(y_true, y_pred, dataset.class_names),
               OmegaConf.to_yaml(resolved))
+    results_dir = Path(cfg.results_dir)
+    if results_dir.resolve() in output_dir.resolve().parents:
+        write_leaderboard(results_dir)
     check_skip_fraction(metrics, cfg.max_skip_fraction, output_dir)
+    if failures:
+        raise GateFailed(f"gate failed: {'; '.join(failures)} (results in {output_dir})")
     return metrics
 
 

@@ -1,18 +1,17 @@
-"""The run directory: metrics.json, CSV tables, the confusion-matrix PNG and config.yaml, each written atomically."""
+"""The results directory: each run's metrics.json, CSV tables, PNGs and config.yaml, written atomically;
+leaderboards and comparisons across runs (`python -m zsa_eval.report`)."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import uuid
-import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from zsa_eval.errors import UserError
+from zsa_eval.report.plots import confusion_png
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -36,40 +35,6 @@ def write_csv(frame: pd.DataFrame, path: Path, index: bool = False) -> None:
 
 def write_json(payload: dict, path: Path) -> None:
     atomic_write(path, json.dumps(payload, indent=2, default=str) + "\n")
-
-
-def confusion_png(confusion: pd.DataFrame) -> bytes:
-    """Row-normalized confusion matrix as PNG; the figure grows with the class count so 50 labels stay legible."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    counts = confusion.to_numpy(dtype=float)
-    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    n_classes = len(confusion)
-    side = max(5.0, 0.28 * n_classes + 3)
-    figure, axes = plt.subplots(figsize=(side + 1.5, side))
-    image = axes.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ticks = np.arange(n_classes)
-    font = 10 if n_classes <= 20 else 7
-    axes.set_xticks(ticks, confusion.columns, rotation=90, fontsize=font)
-    axes.set_yticks(ticks, confusion.index, fontsize=font)
-    axes.set_xlabel("predicted label")
-    axes.set_ylabel("true label")
-    axes.set_title("Confusion matrix (rows normalized to recall)")
-    if n_classes <= 20:
-        for row, column in zip(*np.nonzero(counts)):
-            axes.text(column, row, f"{rates[row, column]:.2f}", ha="center", va="center", fontsize=8,
-                      color="white" if rates[row, column] > 0.5 else "black")
-    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():  # glyphs missing from the font, very long labels: drawn as well as can be
-        warnings.simplefilter("ignore", UserWarning)
-        figure.tight_layout()
-        figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
-    return buffer.getvalue()
 
 
 RUN_FILE = "run.json"

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The CI benchmark job's own steps, runnable anywhere: evaluate, gate, rebuild the leaderboard, summarize.
+#
+#   bash scripts/ci_benchmark.sh
+#
+# Real model: when ZSA_EVAL_REAL_MODEL=1, or when the Hugging Face cache already holds laion/clap-htsat-fused,
+# it evaluates model=clap on ESC-50 and gates on ZSA_EVAL_MIN_ACCURACY (default 0.80). Otherwise it runs the
+# offline smoke config (tiny random CLAP, synthetic sounds) and gates it against scripts/ci_baseline.json with
+# no drop allowed: a check that the whole pipeline still produces the same result. Exit codes: 0 pass,
+# 2 user error, 3 gate failed. Results go to ZSA_EVAL_RESULTS (default results/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+results="${ZSA_EVAL_RESULTS:-results}"
+hub_cache="${HF_HOME:-$HOME/.cache/huggingface}/hub/models--laion--clap-htsat-fused"
+
+if [ "${ZSA_EVAL_REAL_MODEL:-0}" = 1 ] || [ -d "$hub_cache" ]; then
+  echo "ci_benchmark: real model (laion/clap-htsat-fused) on ESC-50"
+  python -m zsa_eval dataset=esc50 model=clap progress=false results_dir="$results" \
+    gate.min_accuracy="${ZSA_EVAL_MIN_ACCURACY:-0.80}"
+else
+  echo "ci_benchmark: offline smoke config (tiny random model, synthetic data)"
+  python -m zsa_eval dataset=synthetic model=tiny_random model.random_init_seed=1 progress=false \
+    results_dir="$results" \
+    gate.baseline=scripts/ci_baseline.json gate.max_drop=0
+fi
+
+python -m zsa_eval.report leaderboard "$results" >/dev/null
+if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
+  { echo "## zsa-eval leaderboard"; echo; cat "$results/leaderboard.md"; } >>"$GITHUB_STEP_SUMMARY"
+fi
+cat "$results/leaderboard.md"

@@ -1,0 +1,39 @@
+"""`python -m zsa_eval.report leaderboard results/` and `python -m zsa_eval.report compare RUN_A RUN_B`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from zsa_eval.errors import UserError
+from zsa_eval.report.compare import compare_runs, write_comparison
+from zsa_eval.report.leaderboard import leaderboard_markdown, write_leaderboard
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m zsa_eval.report", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    leaderboard = commands.add_parser("leaderboard", help="rebuild the leaderboard from the run directories")
+    leaderboard.add_argument("results_dir", type=Path, nargs="?", default=Path("results"))
+    compare = commands.add_parser("compare", help="compare two runs (B against A)")
+    compare.add_argument("run_a", type=Path)
+    compare.add_argument("run_b", type=Path)
+    compare.add_argument("--out", type=Path, default=Path("results/compare"),
+                         help="where compare.md, compare_recall.png and changed_predictions.csv go")
+    arguments = parser.parse_args(argv)
+    try:
+        if arguments.command == "leaderboard":
+            if not arguments.results_dir.is_dir():
+                raise UserError(f"{arguments.results_dir} is not a directory; pass the results directory")
+            print(leaderboard_markdown(write_leaderboard(arguments.results_dir)), end="")
+        else:
+            print(write_comparison(compare_runs(arguments.run_a, arguments.run_b), arguments.out), end="")
+    except UserError as error:
+        print(f"zsa-eval: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

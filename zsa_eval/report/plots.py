@@ -1,0 +1,93 @@
+"""Figures: a run's confusion matrix, a sweep's model x template accuracy heat map, two runs' per-class recall."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import pandas as pd
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def png_bytes(figure) -> bytes:
+    """Render and close a (constrained-layout) figure; glyphs missing from the font are drawn as boxes."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        figure.savefig(buffer, format="png", dpi=110)
+    pyplot().close(figure)
+    return buffer.getvalue()
+
+
+def confusion_png(confusion: pd.DataFrame) -> bytes:
+    """Row-normalized confusion matrix as PNG; the figure grows with the class count so 50 labels stay legible."""
+    counts = confusion.to_numpy(dtype=float)
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    n_classes = len(confusion)
+    side = max(5.0, 0.28 * n_classes + 3)
+    figure, axes = pyplot().subplots(figsize=(side + 1.5, side), layout="constrained")
+    image = axes.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(n_classes)
+    font = 10 if n_classes <= 20 else 7
+    axes.set_xticks(ticks, confusion.columns, rotation=90, fontsize=font)
+    axes.set_yticks(ticks, confusion.index, fontsize=font)
+    axes.set_xlabel("predicted label")
+    axes.set_ylabel("true label")
+    axes.set_title("Confusion matrix (rows normalized to recall)")
+    if n_classes <= 20:
+        for row, column in zip(*np.nonzero(counts)):
+            axes.text(column, row, f"{rates[row, column]:.2f}", ha="center", va="center", fontsize=8,
+                      color="white" if rates[row, column] > 0.5 else "black")
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
+    return png_bytes(figure)
+
+
+
+
+def accuracy_heatmap_png(board: pd.DataFrame) -> bytes:
+    """Accuracy by model (rows) x template (columns), one panel per dataset; the latest run fills each cell."""
+    latest = board.sort_values("date").drop_duplicates(["dataset", "model", "template"], keep="last")
+    datasets = sorted(latest["dataset"].unique())
+    grids = {name: latest[latest["dataset"] == name].pivot(index="model", columns="template", values="accuracy")
+             for name in datasets}
+    width = sum(max(3.0, 1.4 * grid.shape[1] + 2.5) for grid in grids.values())
+    height = max(3.0, 0.6 * max(grid.shape[0] for grid in grids.values()) + 2)
+    figure, panels = pyplot().subplots(1, len(datasets), figsize=(width, height), squeeze=False,
+                                       layout="constrained")
+    for axes, (name, grid) in zip(panels[0], grids.items()):
+        image = axes.imshow(grid.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=1)
+        axes.set_xticks(np.arange(grid.shape[1]), grid.columns, rotation=30, ha="right")
+        axes.set_yticks(np.arange(grid.shape[0]), grid.index)
+        for (row, column), value in np.ndenumerate(grid.to_numpy(dtype=float)):
+            if np.isfinite(value):
+                axes.text(column, row, f"{value:.3f}", ha="center", va="center",
+                          color="black" if value > 0.6 else "white")
+        axes.set_title(f"accuracy on {name}")
+        axes.set_xlabel("template")
+        axes.set_ylabel("model")
+    figure.colorbar(image, ax=panels[0].tolist(), shrink=0.9)
+    return png_bytes(figure)
+
+
+def recall_bars_png(recalls: pd.DataFrame, name_a: str, name_b: str) -> bytes:
+    """Per-class recall of two runs side by side (`recalls`: label, recall_a, recall_b)."""
+    positions = np.arange(len(recalls))
+    figure, axes = pyplot().subplots(figsize=(max(6.0, 0.35 * len(recalls) + 2), 4.5), layout="constrained")
+    axes.bar(positions - 0.2, recalls["recall_a"], width=0.4, label=name_a)
+    axes.bar(positions + 0.2, recalls["recall_b"], width=0.4, label=name_b)
+    axes.set_xticks(positions, recalls["label"], rotation=90, fontsize=8 if len(recalls) > 20 else 10)
+    axes.set_ylim(0, 1.25)
+    axes.set_yticks(np.linspace(0, 1, 6))
+    axes.set_ylabel("recall")
+    axes.set_title("Per-class recall")
+    axes.legend(loc="upper center", ncols=2)
+    return png_bytes(figure)
