@@ -281,8 +281,10 @@ def write_many_clips(root: Path, n_clips: int) -> Path:
 def zsa_eval_process(root: Path, out: Path, *extra: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "zsa_eval", "dataset=esc50_folder", f"dataset.path={root}", "model=tiny_random",
                "batch_size=1", "cache=false", "progress=false", f"output_dir={out}", *extra]
+    # A shell that runs this suite in the background ignores SIGINT for its children: restore Ctrl-C for the run.
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).resolve().parent.parent)
+                            cwd=Path(__file__).resolve().parent.parent,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for_progress(out: Path, lines: int, process: subprocess.Popen, timeout_s: float = 120) -> None:
