@@ -45,7 +45,7 @@ def test_unwritable_output_dir(tmp_path):
 
 
 def test_progress_log_keeps_whole_lines_only(tmp_path):
-    log = ProgressLog(tmp_path / PROGRESS_FILE)
+    log = ProgressLog(tmp_path)
     assert log.read() == {}
     log.append([{"index": 0, "item_id": "a", "probabilities": [0.25, 0.75]}])
     log.append([{"index": 2, "item_id": "c", "reason": "missing file", "detail": "gone"}])
@@ -54,8 +54,10 @@ def test_progress_log_keeps_whole_lines_only(tmp_path):
     records = log.read()
     assert sorted(records) == [0, 2] and records[0]["probabilities"] == [0.25, 0.75]
     log.compact(records)
-    log.append([{"index": 1, "item_id": "b", "probabilities": [0.5, 0.5]}])
-    assert sorted(log.read()) == [0, 1, 2]
+    ProgressLog(tmp_path, "-rank1").append([{"index": 1, "item_id": "b", "probabilities": [0.5, 0.5]}])
+    assert sorted(log.read()) == [0, 1, 2]  # parts of other processes are merged
+    log.compact(log.read())
+    assert [path.name for path in tmp_path.iterdir()] == [PROGRESS_FILE]
 
 
 def test_run_dir_refuses_other_runs_and_foreign_files(tmp_path):

@@ -57,7 +57,9 @@ def record_failed_job(code: int, message: str) -> None:
 @hydra.main(version_base=None, config_path=CONFIG_DIR, config_name="config")
 def evaluate(cfg: DictConfig) -> None:
     try:
-        print(format_summary(run(cfg)))
+        metrics = run(cfg)
+        if metrics is not None:  # None: a data-parallel worker rank; rank 0 reports
+            print(format_summary(metrics))
         return
     except UserError as error:
         if cfg.debug:

@@ -39,7 +39,8 @@ def decode(source: AudioSource) -> tuple[np.ndarray, int]:
             io.BytesIO(source) if isinstance(source, bytes) else source, dtype="float32", always_2d=True
         )
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as error:
-        raise BadAudio(UNDECODABLE_AUDIO, f"cannot decode audio: {error}") from error
+        reason = getattr(error, "error_string", None) or str(error)  # libsndfile's words, not the buffer's repr
+        raise BadAudio(UNDECODABLE_AUDIO, f"cannot decode audio: {reason}") from error
     return samples, sample_rate
 
 

@@ -38,10 +38,13 @@ class LoadedModel:
         return int(self.feature_extractor.sampling_rate)
 
 
-def resolve_device(device: str) -> torch.device:
-    """`auto` picks CUDA when present; an explicit CUDA device must exist."""
+def resolve_device(device: str, local_rank: int | None = None) -> torch.device:
+    """`auto` picks CUDA when present; an explicit CUDA device must exist. In a data-parallel run (`local_rank`
+    set) `auto` and `cuda` mean this process's own GPU, cuda:LOCAL_RANK."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and local_rank is not None:
+        device = f"cuda:{local_rank}"
     try:
         resolved = torch.device(device)
     except RuntimeError as error:

@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from zsa_eval.cache import EmbeddingCache, model_fingerprint
+from zsa_eval.distributed import Ranks, agree, process_group, ranks_from_env, shard
 from zsa_eval.data import LABEL_NOT_CANDIDATE, AudioDataset, Selection, candidate_labels, limit_items
 from zsa_eval.engine import score_clips
 from zsa_eval.errors import GateFailed, RunInterrupted, UserError
@@ -130,21 +131,33 @@ def finished_records(log: ProgressLog, item_ids: list[str]) -> dict[int, dict]:
     return records
 
 
-def score_remaining(cfg: DictConfig, dataset: AudioDataset, labels: list[str], prompts: list[str],
-                    log: ProgressLog, done: dict[int, dict], device: torch.device, batch_size: int,
-                    num_workers: int) -> tuple[int, float]:
-    """Score the items not yet in the log, appending each batch's outcomes; return (items scored, seconds)."""
-    item_ids = dataset.items["item_id"].tolist()
-    todo = [index for index in range(len(dataset)) if index not in done]
+def open_run(output_dir: Path, identity: dict, cfg: DictConfig, item_ids: list[str], ranks: Ranks) -> set[int]:
+    """Rank 0 creates or reopens the run directory; every rank learns which items are already done."""
+    failure = None
+    if ranks.is_main:
+        try:
+            open_run_dir(output_dir, identity, cfg.resume, cfg.overwrite)
+            finished_records(ProgressLog(output_dir), item_ids)
+        except UserError as error:
+            failure = str(error)
+    agree(ranks, failure)
+    return set(ProgressLog(output_dir).read())
+
+
+def score_items(cfg: DictConfig, dataset: AudioDataset, labels: list[str], prompts: list[str], log: ProgressLog,
+                todo: list[int], device: torch.device, batch_size: int, num_workers: int, progress: bool) -> float:
+    """Score the items at positions `todo`, appending each batch's outcomes to the log as it finishes; return
+    when scoring started (perf_counter), after the model was loaded."""
     if not todo:
-        return 0, 0.0
+        return time.perf_counter()
+    item_ids = dataset.items["item_id"].tolist()
     loaded = build(cfg.model, device=device, precision=cfg.precision)
     cache = (EmbeddingCache(Path(cfg.cache_dir) / "audio_embeddings",
                             model_fingerprint(loaded.model, loaded.feature_extractor, device))
              if cfg.cache else None)
-    start = time.perf_counter()
+    scoring_start = time.perf_counter()
     batches = score_clips(loaded, Selection(dataset.clips, todo), [item_ids[i] for i in todo], labels, prompts,
-                          cfg.engine, batch_size, num_workers, cfg.seed, cfg.progress, cache, cfg.featurizer)
+                          cfg.engine, batch_size, num_workers, cfg.seed, progress, cache, cfg.featurizer)
     try:
         for batch in batches:
             scored = [{"index": todo[row], "item_id": item_ids[todo[row]], "probabilities": probabilities.tolist()}
@@ -159,10 +172,10 @@ def score_remaining(cfg: DictConfig, dataset: AudioDataset, labels: list[str], p
     except KeyboardInterrupt:
         finished = len(log.read())
         raise RunInterrupted(
-            f"interrupted after {finished} of {len(dataset)} items; their results are kept in {log.path}; "
-            f"resume with the same arguments plus output_dir={log.path.parent} resume=true"
+            f"interrupted after {finished} of {len(dataset)} items; their results are kept in {log.directory}; "
+            f"resume with the same arguments plus output_dir={log.directory} resume=true"
         ) from None
-    return len(todo), time.perf_counter() - start
+    return scoring_start
 
 
 def skipped_table(dataset: AudioDataset, records: dict[int, dict]) -> pd.DataFrame:
@@ -175,28 +188,42 @@ def skipped_table(dataset: AudioDataset, records: dict[int, dict]) -> pd.DataFra
     return pd.DataFrame(bad + off_label, columns=["item_id", "path", "reason", "detail"])
 
 
-def run(cfg: DictConfig) -> dict:
+def run(cfg: DictConfig) -> dict | None:
     """Evaluate cfg.model with cfg.template on cfg.dataset; write the run directory; return metrics.json's content.
 
     Every finished batch is logged first, so an interrupted run resumes (resume=true) where it stopped and ends
-    with the same results as an uninterrupted one."""
+    with the same results as an uninterrupted one. Under torchrun or accelerate launch each process scores its
+    share of the items; rank 0 writes the results and returns the metrics, the other ranks return None."""
     started_at = datetime.now(timezone.utc)
     start = time.perf_counter()
+    ranks = ranks_from_env()
     prompts = check_prompts(list(cfg.template.prompts), cfg.template.name)
     batch_size = check_batch_size(cfg.batch_size)
     check_skip_policy(cfg.on_error, cfg.max_skip_fraction)
     baseline = baseline_accuracy(cfg.gate)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, ranks.local_rank if ranks.distributed else None)
     num_workers = resolve_num_workers(cfg.num_workers, device)
     dataset = limit_items(build(cfg.dataset), cfg.limit)
     labels = candidate_labels(dataset.class_names)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     output_dir = Path(cfg.output_dir)
-    log = open_run_dir(output_dir, run_identity(resolved), cfg.resume, cfg.overwrite)
-    done = finished_records(log, dataset.items["item_id"].tolist())
-    n_scored, scoring_s = score_remaining(cfg, dataset, labels, prompts, log, done, device, batch_size, num_workers)
+    with process_group(ranks, device.type):
+        done = open_run(output_dir, run_identity(resolved), cfg, dataset.items["item_id"].tolist(), ranks)
+        remaining = [index for index in range(len(dataset)) if index not in done]
+        scoring_start, failure = time.perf_counter(), None
+        try:
+            scoring_start = score_items(cfg, dataset, labels, prompts, ProgressLog(output_dir, ranks.progress_part),
+                                        shard(remaining, ranks), device, batch_size, num_workers,
+                                        cfg.progress and ranks.is_main)
+        except UserError as error:
+            failure = str(error)
+        agree(ranks, failure)
+        scoring_s = time.perf_counter() - scoring_start
+        if not ranks.is_main:
+            return None
+    n_scored = len(remaining)
 
-    records = log.read()
+    records = ProgressLog(output_dir).read()
     errors = skipped_table(dataset, records)
     write_csv(errors, output_dir / "errors.csv")
     evaluated_positions = [index for index, record in sorted(records.items()) if "probabilities" in record]
@@ -235,6 +262,7 @@ def run(cfg: DictConfig) -> dict:
         "batch_size": batch_size,
         "num_workers": num_workers,
         "resumed_items": len(done),
+        "processes": ranks.world_size,
         "started_at": started_at.isoformat(timespec="seconds"),
         "scoring_s": round(scoring_s, 3),
         "elapsed_s": round(time.perf_counter() - start, 3),

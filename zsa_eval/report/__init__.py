@@ -39,16 +39,21 @@ def write_json(payload: dict, path: Path) -> None:
 
 RUN_FILE = "run.json"
 PROGRESS_FILE = "progress.jsonl"
+PROGRESS_PARTS = "progress*.jsonl"
 RESULT_FILES = ("metrics.json", "per_class.csv", "per_fold.csv", "predictions.csv", "confusion_matrix.csv",
-                "confusion_matrix.png", "config.yaml", "errors.csv", RUN_FILE, PROGRESS_FILE)
+                "confusion_matrix.png", "config.yaml", "errors.csv", RUN_FILE)
 
 
 class ProgressLog:
     """Per-item outcomes (class probabilities, or the reason for a skip) appended as JSON lines after every
-    batch and flushed to disk, so a killed run keeps each batch it finished; a torn last line is ignored."""
+    batch and flushed to disk, so a killed run keeps each batch it finished; a torn last line is ignored.
 
-    def __init__(self, path: Path):
-        self.path = path
+    Each process of a data-parallel run appends to its own part (`progress<part>.jsonl`); reading merges
+    every part in the directory."""
+
+    def __init__(self, directory: Path, part: str = ""):
+        self.directory = directory
+        self.path = directory / f"progress{part}.jsonl"
 
     def append(self, records: list[dict]) -> None:
         if not records:
@@ -59,21 +64,24 @@ class ProgressLog:
             os.fsync(file.fileno())
 
     def read(self) -> dict[int, dict]:
-        """Records by item position; only whole lines count (the last one may have been cut by a kill)."""
-        if not self.path.is_file():
-            return {}
+        """Records of every part by item position; only whole lines count (a kill may have cut the last)."""
         records = {}
-        for line in self.path.read_text(encoding="utf-8").splitlines(keepends=True):
-            if not line.endswith("\n"):
-                break
-            record = json.loads(line)
-            records[record["index"]] = record
+        for part in sorted(self.directory.glob(PROGRESS_PARTS)):
+            for line in part.read_text(encoding="utf-8").splitlines(keepends=True):
+                if not line.endswith("\n"):
+                    break
+                record = json.loads(line)
+                records[record["index"]] = record
         return records
 
     def compact(self, records: dict[int, dict]) -> None:
-        """Rewrite the log with whole records only (drops a torn tail before appending after it)."""
-        atomic_write(self.path, "".join(json.dumps(records[index], ensure_ascii=False) + "\n"
-                                        for index in sorted(records)))
+        """Rewrite all parts as one log of whole records (drops torn tails before anyone appends again)."""
+        merged = "".join(json.dumps(records[index], ensure_ascii=False) + "\n" for index in sorted(records))
+        if merged:
+            atomic_write(self.directory / PROGRESS_FILE, merged)
+        for part in self.directory.glob(PROGRESS_PARTS):
+            if part.name != PROGRESS_FILE or not merged:
+                part.unlink()
 
 
 def changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -88,7 +96,7 @@ def changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
     return keys
 
 
-def open_run_dir(output_dir: Path, identity: dict, resume: bool, overwrite: bool) -> ProgressLog:
+def open_run_dir(output_dir: Path, identity: dict, resume: bool, overwrite: bool) -> None:
     """Create or reopen `output_dir` for the run `identity` (the settings that determine its results).
 
     A directory holding another run, or files of its own, is refused unless `overwrite` (which removes only
@@ -102,8 +110,8 @@ def open_run_dir(output_dir: Path, identity: dict, resume: bool, overwrite: bool
         raise UserError(f"cannot write to output_dir {str(output_dir)!r} ({error.strerror or error}); "
                         "choose a writable output_dir=...") from error
     if overwrite:
-        for name in RESULT_FILES:
-            (output_dir / name).unlink(missing_ok=True)
+        for path in [*(output_dir / name for name in RESULT_FILES), *output_dir.glob(PROGRESS_PARTS)]:
+            path.unlink(missing_ok=True)
     elif any(output_dir.iterdir()):
         run_file = output_dir / RUN_FILE
         if not run_file.is_file():
@@ -118,7 +126,6 @@ def open_run_dir(output_dir: Path, identity: dict, resume: bool, overwrite: bool
             raise UserError(f"output_dir {str(output_dir)!r} already holds this run: resume=true to continue it "
                             "(or re-finish it), overwrite=true to start again")
     write_json(identity, output_dir / RUN_FILE)
-    return ProgressLog(output_dir / PROGRESS_FILE)
 
 
 def write_run(
