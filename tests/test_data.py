@@ -25,8 +25,11 @@ def test_candidate_labels_refuse_collisions():
         data.candidate_labels(["chirping_birds", "chirping-birds"])
 
 
+ESC50_COLUMNS = {"label_column": "category", "fold_column": "fold", "subset_column": "esc10"}  # conf/dataset
+
+
 def esc50(path, **options):
-    return data.load_esc50_folder("esc50_folder", None if path is None else str(path), **options)
+    return data.load_esc50_folder("esc50_folder", None if path is None else str(path), **{**ESC50_COLUMNS, **options})
 
 
 def test_esc50_folder_items_and_classes(esc50_folder):
@@ -65,7 +68,7 @@ def test_esc50_folder_mistakes_name_the_fix(esc50_folder, call, message):
 
 
 def test_audiofolder_with_class_subfolders(audiofolder):
-    dataset = data.load_audiofolder("audiofolder", str(audiofolder))
+    dataset = data.load_audiofolder("audiofolder", str(audiofolder), label_column="label")
     assert dataset.class_names == sorted(CLASS_SOUNDS)
     assert len(dataset) == 9 and not dataset.has_folds
     assert sorted(dataset.items["item_id"])[0] == "chirping_birds/0.wav"
@@ -87,7 +90,7 @@ def test_audiofolder_with_metadata_csv(tmp_path):
         "clip0.wav": "crackling_fire", "clip1.wav": "rain", "clip2.wav": "crackling_fire"}
     assert sorted(dataset.items["fold"]) == [1, 1, 2]
     with pytest.raises(UserError, match=r"one of \['category', 'split_fold'\]"):
-        data.load_audiofolder("audiofolder", str(root))
+        data.load_audiofolder("audiofolder", str(root), label_column="label")
 
 
 def test_hub_loader_reads_encoded_audio(monkeypatch):
@@ -107,8 +110,8 @@ def test_hub_loader_reads_encoded_audio(monkeypatch):
     stand_in = datasets.Dataset.from_dict(table).cast_column("audio", datasets.Audio(decode=False))
     calls = []
     monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: calls.append((args, kwargs)) or stand_in)
-    dataset = data.load_hub_dataset("esc50", "ashraq/esc50", "train", None, "audio", "filename", "category",
-                                    "fold", "esc10", folds=[1])
+    dataset = data.load_hub_dataset("esc50", "ashraq/esc50", "train", None, "audio", "filename", folds=[1],
+                                    **ESC50_COLUMNS)
     assert calls == [(("ashraq/esc50",), {"split": "train", "revision": None})]
     assert dataset.items["item_id"].tolist() == ["1-1-A-0.wav", "1-2-A-1.wav"]
     assert dataset.class_names == ["chirping_birds", "dog"]
@@ -119,11 +122,11 @@ def test_hub_loader_reads_encoded_audio(monkeypatch):
 
 
 def test_synthetic_dataset_is_written_once(tmp_path):
-    first = data.load_synthetic("synthetic", str(tmp_path / "syn"), 4, 44100, 0.5)
+    first = data.load_synthetic("synthetic", str(tmp_path / "syn"), 4, 44100, 0.5, label_column="category")
     assert len(first) == 20 and first.class_names == sorted(["low_hum", "high_beep", "white_noise",
                                                              "rising_chirp", "clicks"])
     stamp = (tmp_path / "syn" / "meta" / "esc50.csv").stat().st_mtime_ns
-    second = data.load_synthetic("synthetic", str(tmp_path / "syn"), 4, 44100, 0.5)
+    second = data.load_synthetic("synthetic", str(tmp_path / "syn"), 4, 44100, 0.5, label_column="category")
     assert (tmp_path / "syn" / "meta" / "esc50.csv").stat().st_mtime_ns == stamp
     assert second.items.equals(first.items)
     assert sf.info(second.clips[0]).samplerate == 44100

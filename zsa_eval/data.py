@@ -89,11 +89,12 @@ def build_dataset(
     item_ids: Sequence[str],
     paths: Sequence[str],
     clips_for_rows: Callable[[list[int]], Sequence[AudioSource]],
+    *,
     label_column: str,
-    fold_column: str | None,
-    subset_column: str | None,
-    folds: Sequence[int] | None,
-    subset: str | None,
+    fold_column: str | None = None,
+    subset_column: str | None = None,
+    folds: Sequence[int] | None = None,
+    subset: str | None = None,
     classes: Sequence[str] | None = None,
 ) -> AudioDataset:
     """Validate the metadata `table` (one row per item, with its id and path), apply the fold/subset
@@ -157,6 +158,10 @@ def require_path(path: str | None, name: str, what: str) -> Path:
     return folder
 
 
+# Every loader takes the item selection (label_column, fold_column, subset_column, folds, subset, classes) from
+# its dataset config and hands it to build_dataset unchanged.
+
+
 def load_hub_dataset(
     name: str,
     hub_id: str,
@@ -164,12 +169,7 @@ def load_hub_dataset(
     revision: str | None,
     audio_column: str,
     id_column: str,
-    label_column: str,
-    fold_column: str | None = None,
-    subset_column: str | None = None,
-    folds: Sequence[int] | None = None,
-    subset: str | None = None,
-    classes: Sequence[str] | None = None,
+    **selection,
 ) -> AudioDataset:
     """A labelled audio dataset from the Hugging Face Hub (or its local cache), audio left encoded."""
     import datasets
@@ -186,21 +186,15 @@ def load_hub_dataset(
     require_column(pd.DataFrame(columns=hub_dataset.column_names), audio_column, "dataset.audio_column")
     table = hub_dataset.remove_columns([audio_column]).to_pandas()
     require_column(table, id_column, "dataset.id_column")
-    return build_dataset(
-        name, table, table[id_column].tolist(), table[id_column].tolist(), lambda rows: HubAudio(hub_dataset, audio_column, rows),
-        label_column, fold_column, subset_column, folds, subset, classes,
-    )
+    item_ids = table[id_column].tolist()
+    return build_dataset(name, table, item_ids, item_ids, lambda rows: HubAudio(hub_dataset, audio_column, rows),
+                         **selection)
 
 
 def load_esc50_folder(
     name: str,
     path: str | None,
-    label_column: str = "category",
-    fold_column: str | None = "fold",
-    subset_column: str | None = "esc10",
-    folds: Sequence[int] | None = None,
-    subset: str | None = None,
-    classes: Sequence[str] | None = None,
+    **selection,
 ) -> AudioDataset:
     """The original ESC-50 layout: meta/esc50.csv (filename, fold, category, esc10, ...) and audio/."""
     root = require_path(path, name, "the ESC-50 folder (holding meta/esc50.csv and audio/)")
@@ -210,21 +204,14 @@ def load_esc50_folder(
     table = pd.read_csv(meta)
     require_column(table, "filename", "meta/esc50.csv's file column (filename)")
     paths = [str(root / "audio" / filename) for filename in table["filename"]]
-    return build_dataset(
-        name, table, table["filename"].tolist(), paths, lambda rows: [paths[row] for row in rows],
-        label_column, fold_column, subset_column, folds, subset, classes,
-    )
+    return build_dataset(name, table, table["filename"].tolist(), paths, lambda rows: [paths[row] for row in rows],
+                         **selection)
 
 
 def load_audiofolder(
     name: str,
     path: str | None,
-    label_column: str = "label",
-    fold_column: str | None = None,
-    subset_column: str | None = None,
-    folds: Sequence[int] | None = None,
-    subset: str | None = None,
-    classes: Sequence[str] | None = None,
+    **selection,
 ) -> AudioDataset:
     """Hugging Face's audiofolder layout: class subfolders, or audio files with a metadata.csv."""
     import datasets
@@ -238,15 +225,13 @@ def load_audiofolder(
     folder = datasets.concatenate_datasets(list(splits.values()))
     folder = folder.cast_column("audio", datasets.Audio(decode=False))
     table = folder.remove_columns(["audio"]).to_pandas()
+    label_column = selection.get("label_column")
     label_feature = folder.features.get(label_column)
     if isinstance(label_feature, datasets.ClassLabel):
         table[label_column] = [label_feature.int2str(int(index)) for index in table[label_column]]
     paths = [encoded["path"] for encoded in folder["audio"]]
     item_ids = [str(Path(file).relative_to(root)) for file in paths]
-    return build_dataset(
-        name, table, item_ids, paths, lambda rows: [paths[row] for row in rows],
-        label_column, fold_column, subset_column, folds, subset, classes,
-    )
+    return build_dataset(name, table, item_ids, paths, lambda rows: [paths[row] for row in rows], **selection)
 
 
 def load_synthetic(
@@ -255,15 +240,10 @@ def load_synthetic(
     clips_per_class: int,
     sample_rate: int,
     duration_s: float,
-    label_column: str = "category",
-    fold_column: str | None = "fold",
-    subset_column: str | None = None,
-    folds: Sequence[int] | None = None,
-    subset: str | None = None,
-    classes: Sequence[str] | None = None,
+    **selection,
 ) -> AudioDataset:
     """Synthesized sounds written once (ESC-50 folder layout) and loaded like a real ESC-50 folder."""
     from zsa_eval.synthetic import write_synthetic_esc50
 
     folder = write_synthetic_esc50(Path(path), clips_per_class, sample_rate, duration_s)
-    return load_esc50_folder(name, str(folder), label_column, fold_column, subset_column, folds, subset, classes)
+    return load_esc50_folder(name, str(folder), **selection)
