@@ -12,7 +12,6 @@ table and writes results/benchmark/benchmark.json.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import shutil

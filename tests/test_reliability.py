@@ -65,7 +65,7 @@ def write_bad_esc50(root: Path, good_per_class: int = 2) -> dict[str, str | None
     (root / "audio").mkdir(parents=True)
     (root / "meta").mkdir()
     rows, expected = [], {}
-    for target, category in enumerate(CLASSES):
+    for category in CLASSES:
         for take in range(good_per_class):
             name = f"good-{category}-{take}.wav"
             sf.write(root / "audio" / name, class_clip(category, take), 44100)
@@ -114,7 +114,7 @@ def test_bad_items_in_an_esc50_folder_are_evaluated_or_recorded(monkeypatch, cap
                               f"dataset.classes=[{','.join(CLASSES)}]", "model=tiny_random", "max_skip_fraction=1",
                               "num_workers=2", f"output_dir={out}")
     assert code == 0, stdout
-    assert f"skipped (see errors.csv)" in stdout
+    assert "skipped (see errors.csv)" in stdout
     assert_outcomes(out, expected)
 
 

@@ -62,7 +62,8 @@ class ClapFeaturizer:
         return log_mel
 
     def __call__(self, waveform: torch.Tensor | np.ndarray, seed: int) -> tuple[torch.Tensor, bool]:
-        """Features of one clip on `device` (float32, shape (4, frames, 64) for fusion or (1, frames, 64)), and is_longer."""
+        """Features of one clip on `device` (float32; (4, frames, 64) for fusion, else (1, frames, 64)) and
+        its is_longer flag."""
         np.random.seed(seed)
         waveform = torch.as_tensor(waveform).to(device=self.device)
         length, max_length = waveform.shape[0], self.max_length

@@ -50,7 +50,9 @@ def check_prompts(prompts: Sequence[str], template_name: str) -> list[str]:
         try:
             filled = prompt.format("\0")
         except (IndexError, KeyError, ValueError) as error:
-            raise UserError(f"prompt {prompt!r} is not a valid template ({error}); write the label place as {{}}")
+            raise UserError(
+                f"prompt {prompt!r} is not a valid template ({error}); write the label place as {{}}"
+            ) from error
         if filled.count("\0") != 1:
             raise UserError(f"prompt {prompt!r} needs exactly one {{}} where the label goes, "
                             "e.g. 'This is a sound of {}.'")
@@ -188,6 +190,25 @@ def skipped_table(dataset: AudioDataset, records: dict[int, dict]) -> pd.DataFra
     return pd.DataFrame(bad + off_label, columns=["item_id", "path", "reason", "detail"])
 
 
+def evaluation_tables(dataset: AudioDataset, records: dict[int, dict], output_dir: Path):
+    """True classes and probabilities of the evaluated items, and the predictions/per-class/per-fold tables."""
+    positions = [index for index, record in sorted(records.items()) if "probabilities" in record]
+    if not positions:
+        raise UserError(f"none of the {len(dataset) + len(dataset.excluded)} items could be evaluated; "
+                        f"see {output_dir / 'errors.csv'}")
+    probabilities = np.asarray([records[index]["probabilities"] for index in positions], dtype=np.float32)
+    evaluated = dataset.items.iloc[positions].reset_index(drop=True)
+    y_true = evaluated["label"].map({name: i for i, name in enumerate(dataset.class_names)}).to_numpy()
+    y_pred = probabilities.argmax(axis=1)
+    tables = {
+        "predictions": predictions_table(evaluated, y_true, probabilities, dataset.class_names),
+        "per_class": per_class_table(y_true, y_pred, dataset.class_names),
+    }
+    if dataset.has_folds:
+        tables["per_fold"] = per_fold_table(y_true, y_pred, evaluated["fold"].to_numpy())
+    return y_true, probabilities, tables
+
+
 def run(cfg: DictConfig) -> dict | None:
     """Evaluate cfg.model with cfg.template on cfg.dataset; write the run directory; return metrics.json's content.
 
@@ -226,27 +247,14 @@ def run(cfg: DictConfig) -> dict | None:
     records = ProgressLog(output_dir).read()
     errors = skipped_table(dataset, records)
     write_csv(errors, output_dir / "errors.csv")
-    evaluated_positions = [index for index, record in sorted(records.items()) if "probabilities" in record]
-    n_items = len(dataset) + len(dataset.excluded)
-    if not evaluated_positions:
-        raise UserError(f"none of the {n_items} items could be evaluated; see {output_dir / 'errors.csv'}")
-    probabilities = np.asarray([records[index]["probabilities"] for index in evaluated_positions], dtype=np.float32)
-    evaluated = dataset.items.iloc[evaluated_positions].reset_index(drop=True)
-    y_true = evaluated["label"].map({name: i for i, name in enumerate(dataset.class_names)}).to_numpy()
-    y_pred = probabilities.argmax(axis=1)
-    tables = {
-        "predictions": predictions_table(evaluated, y_true, probabilities, dataset.class_names),
-        "per_class": per_class_table(y_true, y_pred, dataset.class_names),
-    }
-    if dataset.has_folds:
-        tables["per_fold"] = per_fold_table(y_true, y_pred, evaluated["fold"].to_numpy())
+    y_true, probabilities, tables = evaluation_tables(dataset, records, output_dir)
     summary = summary_metrics(y_true, probabilities, len(labels))
     failures = gate_failures(summary["accuracy"], cfg.gate.min_accuracy, baseline, cfg.gate.max_drop)
     metrics = {
         **summary,
         "metrics_cover": "evaluated items only (skipped items are listed in errors.csv)",
-        "n_items": n_items,
-        "n_evaluated": len(evaluated_positions),
+        "n_items": len(dataset) + len(dataset.excluded),
+        "n_evaluated": len(y_true),
         "n_skipped": len(errors),
         "skipped_by_reason": errors["reason"].value_counts().to_dict(),
         "dataset": dataset.name,
@@ -272,7 +280,7 @@ def run(cfg: DictConfig) -> dict | None:
         "versions": package_versions(),
         "config": resolved,
     }
-    write_run(output_dir, metrics, tables, confusion_table(y_true, y_pred, dataset.class_names),
+    write_run(output_dir, metrics, tables, confusion_table(y_true, probabilities.argmax(axis=1), dataset.class_names),
               OmegaConf.to_yaml(resolved))
     results_dir = Path(cfg.results_dir)
     if results_dir.resolve() in output_dir.resolve().parents:
