@@ -79,6 +79,7 @@ def one_line_error(code: int, stderr: str) -> str:
     (["dataset=esc50"], "cannot load dataset 'ashraq/esc50' from the Hugging Face Hub"),
     (["dataset=synthetic", "template.prompts=[a sound]"], "needs exactly one {} where the label goes"),
     (["dataset=synthetic", "engine=turbo"], "engine=turbo is unknown"),
+    (["dataset=synthetic", "engine=pipeline", "template=ensemble"], "engine=pipeline takes a single prompt"),
     (["dataset=synthetic", "batch_size=0"], "batch_size=0 must be a whole number of at least 1"),
     (["dataset=synthetic", "limit=0"], "limit=0 selects nothing"),
     (["dataset=synthetic", "num_workers=abc"], "num_workers=abc must be auto or a whole number"),
@@ -87,8 +88,10 @@ def one_line_error(code: int, stderr: str) -> str:
     (["dataset=synthetic", "bogus_key=1"], "Could not override 'bogus_key'"),
 ])
 def test_user_mistakes_end_in_one_line_and_exit_2(monkeypatch, capsys, tmp_path, arguments, message):
-    code, _, stderr = run_cli(monkeypatch, capsys, "model=tiny_random", f"output_dir={tmp_path}", *arguments)
+    code, _, stderr = run_cli(monkeypatch, capsys, "model=tiny_random", f"output_dir={tmp_path / 'run'}",
+                              *arguments)
     assert message in one_line_error(code, stderr)
+    assert not (tmp_path / "run").exists()
 
 
 def test_unreadable_model_directory_is_one_line(monkeypatch, capsys, tmp_path):
@@ -96,6 +99,7 @@ def test_unreadable_model_directory_is_one_line(monkeypatch, capsys, tmp_path):
     code, _, stderr = run_cli(monkeypatch, capsys, "dataset=synthetic", "model=clap",
                               f"model.name_or_path={tmp_path / 'model'}", f"output_dir={tmp_path / 'out'}")
     assert "cannot read model directory" in one_line_error(code, stderr)
+    assert not (tmp_path / "out").exists()  # checked before the run directory is made
 
 
 def test_unreachable_hub_is_one_line(monkeypatch, capsys, tmp_path):

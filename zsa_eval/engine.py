@@ -183,6 +183,15 @@ def pipeline_batches(
         yield BatchScores(batch["indices"], probabilities, batch["skipped"])
 
 
+def check_engine_settings(engine: str, featurizer: str, prompts: Sequence[str]) -> None:
+    if engine not in ENGINES:
+        raise UserError(f"engine={engine} is unknown: use engine=embed or engine=pipeline")
+    if featurizer not in FEATURIZERS:
+        raise UserError(f"featurizer={featurizer} is unknown: use one of {', '.join(FEATURIZERS)}")
+    if engine == "pipeline" and len(prompts) != 1:
+        raise UserError("engine=pipeline takes a single prompt: use engine=embed for template=ensemble")
+
+
 def score_clips(
     loaded: LoadedModel,
     clips: Sequence[AudioSource],
@@ -202,12 +211,7 @@ def score_clips(
     `featurizer`: `workers` featurizes on CPU in the DataLoader workers, `device` on the model's device in
     the main process (best on GPU, where CPU featurization would be the bottleneck); `auto` picks `device`
     on CUDA and `workers` otherwise."""
-    if engine not in ENGINES:
-        raise UserError(f"engine={engine} is unknown: use engine=embed or engine=pipeline")
-    if featurizer not in FEATURIZERS:
-        raise UserError(f"featurizer={featurizer} is unknown: use one of {', '.join(FEATURIZERS)}")
-    if engine == "pipeline" and len(prompts) != 1:
-        raise UserError("engine=pipeline takes a single prompt: use engine=embed for template=ensemble")
+    check_engine_settings(engine, featurizer, prompts)
     if engine == "embed":
         on_device = featurizer == "device" or (featurizer == "auto" and loaded.device.type == "cuda")
         device_featurizer = ClapFeaturizer(loaded.feature_extractor, loaded.device) if on_device else None

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from zsa_eval.cache import EmbeddingCache, model_fingerprint
 from zsa_eval.distributed import Ranks, agree, process_group, ranks_from_env, shard
 from zsa_eval.data import LABEL_NOT_CANDIDATE, AudioDataset, Selection, candidate_labels, limit_items
-from zsa_eval.engine import score_clips
+from zsa_eval.engine import check_engine_settings, score_clips
 from zsa_eval.errors import GateFailed, RunInterrupted, UserError
 from zsa_eval.metrics import (
     confusion_table,
@@ -30,7 +30,7 @@ from zsa_eval.metrics import (
     predictions_table,
     summary_metrics,
 )
-from zsa_eval.models import resolve_device
+from zsa_eval.models import LoadedModel, resolve_device, resolve_dtype
 from zsa_eval.report import ProgressLog, open_run_dir, write_csv, write_run
 from zsa_eval.report.leaderboard import write_leaderboard
 
@@ -146,18 +146,22 @@ def open_run(output_dir: Path, identity: dict, cfg: DictConfig, item_ids: list[s
     return set(ProgressLog(output_dir).read())
 
 
-def score_items(cfg: DictConfig, dataset: AudioDataset, labels: list[str], prompts: list[str], log: ProgressLog,
-                todo: list[int], device: torch.device, batch_size: int, num_workers: int, progress: bool) -> float:
-    """Score the items at positions `todo`, appending each batch's outcomes to the log as it finishes; return
-    when scoring started (perf_counter), after the model was loaded."""
-    if not todo:
-        return time.perf_counter()
-    item_ids = dataset.items["item_id"].tolist()
+def load_scorer(cfg: DictConfig, device: torch.device) -> tuple[LoadedModel, EmbeddingCache | None]:
+    """The model on its device, and its audio-embedding cache unless cache=false."""
     loaded = build(cfg.model, device=device, precision=cfg.precision)
     cache = (EmbeddingCache(Path(cfg.cache_dir) / "audio_embeddings",
                             model_fingerprint(loaded.model, loaded.feature_extractor, device))
              if cfg.cache else None)
-    scoring_start = time.perf_counter()
+    return loaded, cache
+
+
+def score_items(cfg: DictConfig, loaded: LoadedModel, cache: EmbeddingCache | None, dataset: AudioDataset,
+                labels: list[str], prompts: list[str], log: ProgressLog, todo: list[int], batch_size: int,
+                num_workers: int, progress: bool) -> None:
+    """Score the items at positions `todo`, appending each batch's outcomes to the log as it finishes."""
+    if not todo:
+        return
+    item_ids = dataset.items["item_id"].tolist()
     batches = score_clips(loaded, Selection(dataset.clips, todo), [item_ids[i] for i in todo], labels, prompts,
                           cfg.engine, batch_size, num_workers, cfg.seed, progress, cache, cfg.featurizer)
     try:
@@ -177,7 +181,6 @@ def score_items(cfg: DictConfig, dataset: AudioDataset, labels: list[str], promp
             f"interrupted after {finished} of {len(dataset)} items; their results are kept in {log.directory}; "
             f"resume with the same arguments plus output_dir={log.directory} resume=true"
         ) from None
-    return scoring_start
 
 
 def skipped_table(dataset: AudioDataset, records: dict[int, dict]) -> pd.DataFrame:
@@ -222,20 +225,22 @@ def run(cfg: DictConfig) -> dict | None:
     batch_size = check_batch_size(cfg.batch_size)
     check_skip_policy(cfg.on_error, cfg.max_skip_fraction)
     baseline = baseline_accuracy(cfg.gate)
+    check_engine_settings(cfg.engine, cfg.featurizer, prompts)
     device = resolve_device(cfg.device, ranks.local_rank if ranks.distributed else None)
+    resolve_dtype(cfg.precision, device)
     num_workers = resolve_num_workers(cfg.num_workers, device)
     dataset = limit_items(build(cfg.dataset), cfg.limit)
     labels = candidate_labels(dataset.class_names)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     output_dir = Path(cfg.output_dir)
+    loaded, cache = load_scorer(cfg, device)  # before the run directory exists: a model that fails leaves none
     with process_group(ranks, device.type):
         done = open_run(output_dir, run_identity(resolved), cfg, dataset.items["item_id"].tolist(), ranks)
         remaining = [index for index in range(len(dataset)) if index not in done]
         scoring_start, failure = time.perf_counter(), None
         try:
-            scoring_start = score_items(cfg, dataset, labels, prompts, ProgressLog(output_dir, ranks.progress_part),
-                                        shard(remaining, ranks), device, batch_size, num_workers,
-                                        cfg.progress and ranks.is_main)
+            score_items(cfg, loaded, cache, dataset, labels, prompts, ProgressLog(output_dir, ranks.progress_part),
+                        shard(remaining, ranks), batch_size, num_workers, cfg.progress and ranks.is_main)
         except UserError as error:
             failure = str(error)
         agree(ranks, failure)
