@@ -245,6 +245,9 @@ def test_hostile_label_names_never_escape_output_dir(monkeypatch, capsys, tiny_m
                                                      "run.json", "progress.jsonl"}
     assert sorted(pd.read_csv(out / "per_class.csv")["label"]) == sorted(labels)
     assert list(pd.read_csv(out / "confusion_matrix.csv", index_col=0).columns) == sorted(labels)
+    code, _, stderr = run_cli(monkeypatch, capsys, "dataset=esc50_folder", f"dataset.path={root}", "model=tiny_random",
+                              "engine=pipeline", f"output_dir={tmp_path / 'pipeline'}")
+    assert "engine=pipeline cannot score the prompt for label 'xxxx" in one_line(code, stderr)
 
 
 def test_trust_remote_code_stays_off_unless_set(monkeypatch, tiny_model_dir):
