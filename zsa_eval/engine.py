@@ -174,10 +174,13 @@ def pipeline_batches(
     classifier = pipeline("zero-shot-audio-classification", model=loaded.model, tokenizer=loaded.tokenizer,
                           feature_extractor=loaded.feature_extractor, device=loaded.device)
     position = {label: column for column, label in enumerate(candidate_labels)}
-    longest = max(candidate_labels, key=lambda label: len(loaded.tokenizer(prompt.format(label))["input_ids"]))
-    if len(loaded.tokenizer(prompt.format(longest))["input_ids"]) > loaded.tokenizer.model_max_length:
-        raise UserError(f"engine=pipeline cannot score the prompt for label {longest[:60]!r}: it is longer than the "
-                        f"text model's {loaded.tokenizer.model_max_length} tokens; use engine=embed (which truncates)")
+    token_ids = loaded.tokenizer([prompt.format(label) for label in candidate_labels])["input_ids"]
+    limit = loaded.tokenizer.model_max_length
+    too_long = [label for label, ids in zip(candidate_labels, token_ids) if len(ids) > limit]
+    if too_long:
+        raise UserError(f"engine=pipeline cannot score the prompt for label {too_long[0][:60]!r}: it is longer than "
+                        f"the text model's {limit} tokens; use engine=embed (which "
+                        "truncates)")
     for batch in loader:
         probabilities = np.zeros((len(batch["indices"]), len(candidate_labels)), dtype=np.float32)
         for row, (waveform, seed) in enumerate(zip(batch["waveforms"], batch["seeds"])):

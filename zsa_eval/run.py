@@ -30,7 +30,7 @@ from zsa_eval.metrics import (
     predictions_table,
     summary_metrics,
 )
-from zsa_eval.models import LoadedModel, resolve_device, resolve_dtype
+from zsa_eval.models import LoadedModel, resolve_device
 from zsa_eval.report import ProgressLog, open_run_dir, write_csv, write_run
 from zsa_eval.report.leaderboard import write_leaderboard
 
@@ -122,15 +122,14 @@ def run_identity(resolved: dict) -> dict:
     return {key: value for key, value in resolved.items() if key not in RESULT_NEUTRAL_KEYS}
 
 
-def finished_records(log: ProgressLog, item_ids: list[str]) -> dict[int, dict]:
-    """What an earlier, interrupted run of this config finished, checked against the dataset as it is now."""
+def check_and_compact(log: ProgressLog, item_ids: list[str]) -> None:
+    """Check what an earlier, interrupted run finished against the dataset as it is now; merge its log parts."""
     records = log.read()
     for index, record in records.items():
         if index >= len(item_ids) or item_ids[index] != record["item_id"]:
             raise UserError(f"the dataset changed since the interrupted run (item {index} was {record['item_id']!r}); "
                             "use overwrite=true to start again")
     log.compact(records)
-    return records
 
 
 def open_run(output_dir: Path, identity: dict, cfg: DictConfig, item_ids: list[str], ranks: Ranks) -> set[int]:
@@ -139,7 +138,7 @@ def open_run(output_dir: Path, identity: dict, cfg: DictConfig, item_ids: list[s
     if ranks.is_main:
         try:
             open_run_dir(output_dir, identity, cfg.resume, cfg.overwrite)
-            finished_records(ProgressLog(output_dir), item_ids)
+            check_and_compact(ProgressLog(output_dir), item_ids)
         except UserError as error:
             failure = str(error)
     agree(ranks, failure)
@@ -227,7 +226,6 @@ def run(cfg: DictConfig) -> dict | None:
     baseline = baseline_accuracy(cfg.gate)
     check_engine_settings(cfg.engine, cfg.featurizer, prompts)
     device = resolve_device(cfg.device, ranks.local_rank if ranks.distributed else None)
-    resolve_dtype(cfg.precision, device)
     num_workers = resolve_num_workers(cfg.num_workers, device)
     dataset = limit_items(build(cfg.dataset), cfg.limit)
     labels = candidate_labels(dataset.class_names)
