@@ -30,14 +30,14 @@ def test_summary_metrics_match_hand_computed_values():
     assert metrics["balanced_accuracy"] == pytest.approx((0.5 + 0.5 + 1.0) / 3)
     # precision: cat 1/2, dog 1/2, rain 1 -> F1: 0.5, 0.5, 1.0
     assert metrics["macro_f1"] == pytest.approx((0.5 + 0.5 + 1.0) / 3)
-    assert metrics["top5_accuracy"] == 1.0  # three classes: top-3 always holds the truth
+    assert metrics["top_k_accuracy"] == 1.0  # three classes: top-3 always holds the truth
 
 
 def test_top5_with_more_classes_than_five():
     y_true = np.array([0, 6])
     probabilities = np.array([[0.30, 0.25, 0.2, 0.1, 0.08, 0.05, 0.02],
                               [0.30, 0.25, 0.2, 0.1, 0.08, 0.05, 0.02]])
-    assert summary_metrics(y_true, probabilities, 7)["top5_accuracy"] == 0.5
+    assert summary_metrics(y_true, probabilities, 7)["top_k_accuracy"] == 0.5
     assert top_k_indices(probabilities)[0].tolist() == [0, 1, 2, 3, 4]
 
 
@@ -68,3 +68,18 @@ def test_predictions_table_columns_and_top5():
     assert row.score == pytest.approx(0.5)
     assert row.top5_labels == "dog|rain|cat"
     assert row.top5_scores == "0.500000|0.300000|0.200000"
+
+
+def test_two_classes_give_every_metric_with_top_k_of_two():
+    y_true = np.array([0, 0, 1, 1, 1])
+    probabilities = np.array([[0.9, 0.1], [0.4, 0.6], [0.3, 0.7], [0.2, 0.8], [0.6, 0.4]])
+    metrics = summary_metrics(y_true, probabilities, 2)
+    assert metrics["top_k"] == 2 and metrics["top_k_accuracy"] == 1.0
+    assert metrics["accuracy"] == pytest.approx(3 / 5)
+    assert metrics["balanced_accuracy"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+
+
+def test_top_k_counts_rank_five_but_not_rank_six():
+    probabilities = np.array([[0.30, 0.25, 0.2, 0.1, 0.08, 0.05, 0.02]] * 2)
+    metrics = summary_metrics(np.array([4, 5]), probabilities, 7)
+    assert metrics["top_k"] == 5 and metrics["top_k_accuracy"] == 0.5

@@ -44,7 +44,7 @@ def test_multirun_writes_a_sorted_leaderboard_and_heatmap(sweep):
     results, cache, stdout = sweep
     assert stdout.count("synthetic | tiny_") == 4
     board = pd.read_csv(results / "leaderboard.csv")
-    assert list(board.columns) == ["dataset", "model", "template", "accuracy", "top5_accuracy", "balanced_accuracy",
+    assert list(board.columns) == ["dataset", "model", "template", "accuracy", "top_k_accuracy", "balanced_accuracy",
                                    "macro_f1", "n", "clips_per_s", "date", "run_dir"]
     assert sorted(zip(board["model"], board["template"])) == [
         ("tiny_other", "plain"), ("tiny_other", "sound_of"), ("tiny_random", "plain"), ("tiny_random", "sound_of")]
@@ -78,7 +78,7 @@ def write_run(run_dir: Path, labels: list[str], recalls: list[float], prediction
               accuracy: float) -> Path:
     """A hand-made finished run: metrics.json, per_class.csv and predictions.csv."""
     run_dir.mkdir(parents=True)
-    metrics = {"accuracy": accuracy, "top5_accuracy": 1.0, "balanced_accuracy": accuracy, "macro_f1": accuracy / 2,
+    metrics = {"accuracy": accuracy, "top_k_accuracy": 1.0, "balanced_accuracy": accuracy, "macro_f1": accuracy / 2,
                "n_evaluated": len(predictions), "n_skipped": 0, "labels": labels}
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
     pd.DataFrame({"label": labels, "precision": 0.5, "recall": recalls, "f1": 0.5, "support": 2}).to_csv(
@@ -96,7 +96,7 @@ def test_compare_two_hand_made_runs(tmp_path, capsys):
                       [("1", "cat", "cat"), ("2", "dog", "rain"), ("3", "rain", "rain"), ("4", "dog", "cat")], 0.5)
     comparison = compare_runs(run_a, run_b)
     assert comparison.metric_deltas.set_index("metric")["delta"].to_dict() == {
-        "accuracy": 0.0, "top5_accuracy": 0.0, "balanced_accuracy": 0.0, "macro_f1": 0.0, "n_evaluated": 0,
+        "accuracy": 0.0, "top_k_accuracy": 0.0, "balanced_accuracy": 0.0, "macro_f1": 0.0, "n_evaluated": 0,
         "n_skipped": 0}
     assert comparison.recall_deltas[["label", "delta"]].values.tolist() == [["rain", 1.0], ["dog", -0.5],
                                                                              ["cat", 0.0]]

@@ -307,7 +307,7 @@ def format_summary(metrics: dict) -> str:
     skipped = f", {metrics['n_skipped']} skipped (see errors.csv)" if metrics["n_skipped"] else ""
     return (
         f"{metrics['dataset']} | {metrics['model']} | {metrics['template']}: "
-        f"accuracy {metrics['accuracy']:.4f} (top-5 {metrics['top5_accuracy']:.4f}, "
+        f"accuracy {metrics['accuracy']:.4f} (top-{metrics['top_k']} {metrics['top_k_accuracy']:.4f}, "
         f"balanced {metrics['balanced_accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}) "
         f"on {metrics['n_evaluated']} of {metrics['n_items']} clips{skipped} in {metrics['elapsed_s']:.1f} s "
         f"({metrics['clips_per_s']} clips/s scoring) -> {metrics['output_dir']}"

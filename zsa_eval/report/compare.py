@@ -12,7 +12,7 @@ from zsa_eval.errors import UserError
 from zsa_eval.report import atomic_write, write_csv
 from zsa_eval.report.plots import recall_bars_png
 
-METRICS = ["accuracy", "top5_accuracy", "balanced_accuracy", "macro_f1", "n_evaluated", "n_skipped"]
+METRICS = ["accuracy", "top_k_accuracy", "balanced_accuracy", "macro_f1", "n_evaluated", "n_skipped"]
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from filelock import FileLock
 from zsa_eval.report import atomic_write, write_csv
 from zsa_eval.report.plots import accuracy_heatmap_png
 
-COLUMNS = ["dataset", "model", "template", "accuracy", "top5_accuracy", "balanced_accuracy", "macro_f1", "n",
+COLUMNS = ["dataset", "model", "template", "accuracy", "top_k_accuracy", "balanced_accuracy", "macro_f1", "n",
            "clips_per_s", "date", "run_dir"]
-RUN_KEYS = {"dataset", "model", "template", "accuracy", "top5_accuracy", "balanced_accuracy", "macro_f1",
+RUN_KEYS = {"dataset", "model", "template", "accuracy", "top_k_accuracy", "balanced_accuracy", "macro_f1",
             "n_evaluated", "started_at"}
 
 
