@@ -1,3 +1,5 @@
+import subprocess
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -61,3 +63,24 @@ def test_non_finite_and_empty_audio_are_refused(tmp_path):
     sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 44100)
     with pytest.raises(BadAudio, match="empty"):
         load_clip(str(tmp_path / "empty.wav"), 48000)
+
+
+def test_formats_soundfile_refuses_are_decoded_by_ffmpeg_from_bytes_and_paths(tmp_path):
+    wav = tmp_path / "tone.wav"
+    sf.write(wav, tone(1000.0, 44100, seconds=1.0, channels=2), 44100)
+    m4a = tmp_path / "tone.m4a"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(wav), str(m4a)], check=True)
+    with pytest.raises(sf.LibsndfileError):
+        sf.read(m4a)
+    for source in (str(m4a), m4a.read_bytes()):  # a local file, and the encoded bytes a Hub dataset holds
+        samples, rate = decode(source)
+        assert rate == 44100 and samples.shape[1] == 2 and samples.dtype == np.float32
+        assert dominant_frequency(load_clip(source, 48000), 48000) == pytest.approx(1000.0, abs=2.0)
+
+
+def test_audio_both_decoders_refuse_names_both_reasons():
+    with pytest.raises(BadAudio) as refusal:
+        decode(b"plain text, not audio")
+    assert refusal.value.reason == "undecodable audio"
+    assert refusal.value.detail.startswith("cannot decode audio: soundfile: Format not recognised.; FFmpeg: ")
+    assert ".cpp" not in refusal.value.detail

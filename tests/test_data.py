@@ -89,7 +89,7 @@ def test_audiofolder_with_metadata_csv(tmp_path):
     assert dataset.items.set_index("item_id")["label"].to_dict() == {
         "clip0.wav": "crackling_fire", "clip1.wav": "rain", "clip2.wav": "crackling_fire"}
     assert sorted(dataset.items["fold"]) == [1, 1, 2]
-    with pytest.raises(UserError, match=r"one of \['category', 'split_fold'\]"):
+    with pytest.raises(UserError, match=r"one of \['category', 'file_name', 'split_fold'\]"):
         data.load_audiofolder("audiofolder", str(root), label_column="label")
 
 

@@ -200,7 +200,7 @@ def test_empty_audiofolder_and_unwritable_output_dir(monkeypatch, capsys, tmp_pa
     (tmp_path / "empty").mkdir()
     code, _, stderr = run_cli(monkeypatch, capsys, "dataset=audiofolder", f"dataset.path={tmp_path / 'empty'}",
                               "model=tiny_random", f"output_dir={tmp_path / 'run'}")
-    assert "no audio files found in" in one_line(code, stderr)
+    assert "is empty: put audio files in class subfolders" in one_line(code, stderr)
     (tmp_path / "blocker").write_text("")
     code, _, stderr = run_cli(monkeypatch, capsys, "dataset=synthetic", "model=tiny_random",
                               f"output_dir={tmp_path / 'blocker' / 'run'}")
@@ -242,7 +242,7 @@ def test_hostile_label_names_never_escape_output_dir(monkeypatch, capsys, tiny_m
     assert {path.name for path in out.iterdir()} == {"metrics.json", "per_class.csv", "per_fold.csv",
                                                      "predictions.csv", "confusion_matrix.csv",
                                                      "confusion_matrix.png", "config.yaml", "errors.csv",
-                                                     "run.json", "progress.jsonl"}
+                                                     "ignored_files.csv", "run.json", "progress.jsonl"}
     assert sorted(pd.read_csv(out / "per_class.csv")["label"]) == sorted(labels)
     assert list(pd.read_csv(out / "confusion_matrix.csv", index_col=0).columns) == sorted(labels)
     code, _, stderr = run_cli(monkeypatch, capsys, "dataset=esc50_folder", f"dataset.path={root}", "model=tiny_random",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import soundfile as sf
@@ -33,15 +34,45 @@ def read_encoded(source: AudioSource) -> bytes:
 
 
 def decode(source: AudioSource) -> tuple[np.ndarray, int]:
-    """Read a WAV/FLAC/OGG/MP3 file or its bytes as float32 (frames, channels) and its sample rate."""
+    """Any audio FFmpeg reads, as float32 (frames, channels) and its sample rate: soundfile first (WAV, FLAC,
+    OGG Vorbis, MP3, AIFF, CAF, ...: fast, no FFmpeg), then FFmpeg through torchcodec (AAC/m4a, webm, wma, mka,
+    ac3, FLAC-in-Ogg, ...). A clip both refuse is `undecodable audio` with both reasons."""
+    try:
+        return decode_with_soundfile(source)
+    except BadAudio as soundfile_refusal:
+        try:
+            return decode_with_ffmpeg(source)
+        except BadAudio as ffmpeg_refusal:
+            raise BadAudio(UNDECODABLE_AUDIO, f"cannot decode audio: soundfile: {soundfile_refusal.detail}; "
+                                              f"FFmpeg: {ffmpeg_refusal.detail}") from None
+
+
+def decode_with_soundfile(source: AudioSource) -> tuple[np.ndarray, int]:
     try:
         samples, sample_rate = sf.read(
             io.BytesIO(source) if isinstance(source, bytes) else source, dtype="float32", always_2d=True
         )
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as error:
         reason = getattr(error, "error_string", None) or str(error)  # libsndfile's words, not the buffer's repr
-        raise BadAudio(UNDECODABLE_AUDIO, f"cannot decode audio: {reason}") from error
+        raise BadAudio(UNDECODABLE_AUDIO, reason) from error
     return samples, sample_rate
+
+
+def decode_with_ffmpeg(source: AudioSource) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream with FFmpeg (torchcodec), at its own sample rate and channel count."""
+    try:
+        from torchcodec.decoders import AudioDecoder
+
+        decoded = AudioDecoder(source).get_all_samples()
+    except Exception as error:  # torchcodec raises RuntimeError/ValueError/ImportError/OSError variously
+        raise BadAudio(UNDECODABLE_AUDIO, first_line(error)) from error
+    return decoded.data.numpy().T.astype(np.float32, copy=False), int(decoded.sample_rate)
+
+
+def first_line(error: Exception) -> str:
+    """An error's first line without torchcodec's C++ source location ("Decoder, /src/x.cpp:80, ...")."""
+    lines = str(error).strip().splitlines()
+    return re.sub(r"^.*\.cpp:\d+, ", "", lines[0]) if lines else type(error).__name__
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:

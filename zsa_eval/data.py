@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
 from zsa_eval.audio import AudioSource
 from zsa_eval.errors import UserError
+from zsa_eval.folders import IGNORED_COLUMNS, FolderListing, list_folder
 from zsa_eval.hub import cache_only_unless_reachable
 
 ESC10_SUBSET = "esc10"
@@ -33,14 +35,16 @@ class Selection(Sequence):
 
 @dataclass(frozen=True)
 class AudioDataset:
-    """Items to evaluate (table: item_id, path, label, fold), their class names, lazily read audio, and the
-    items left out because their label is not a candidate (table: item_id, path, label)."""
+    """Items to evaluate (table: item_id, path, label, fold), their class names, lazily read audio, the items
+    left out because their label is not a candidate (table: item_id, path, label), and the files of a local
+    folder that are not items (table: path, reason)."""
 
     name: str
     class_names: list[str]
     items: pd.DataFrame
     clips: Sequence[AudioSource]
     excluded: pd.DataFrame
+    ignored_files: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=IGNORED_COLUMNS))
 
     def __len__(self) -> int:
         return len(self.items)
@@ -76,10 +80,12 @@ def readable_label(class_name: str) -> str:
 def candidate_labels(class_names: Sequence[str]) -> list[str]:
     """Readable, unique candidate labels in class order."""
     labels = [readable_label(name) for name in class_names]
-    if len(set(labels)) != len(labels):
-        raise UserError(
-            f"class names collide once made readable ({labels}); rename the dataset's categories"
-        )
+    first_with_label: dict[str, str] = {}
+    for name, label in zip(class_names, labels):
+        if label in first_with_label:
+            raise UserError(f"class names {first_with_label[label]!r} and {name!r} collide once made readable "
+                            f"(both read {label!r}); rename one of them")
+        first_with_label[label] = name
     return labels
 
 
@@ -140,8 +146,7 @@ def limit_items(dataset: AudioDataset, limit: int | None) -> AudioDataset:
         return dataset
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise UserError(f"limit={limit} selects nothing; use a positive whole number or limit=null for all items")
-    return AudioDataset(dataset.name, dataset.class_names, dataset.items.head(limit),
-                        Selection(dataset.clips, range(min(limit, len(dataset)))), dataset.excluded)
+    return replace(dataset, items=dataset.items.head(limit), clips=Selection(dataset.clips, range(min(limit, len(dataset)))))
 
 
 def require_column(table: pd.DataFrame, column: str, key: str) -> None:
@@ -194,6 +199,8 @@ def load_hub_dataset(
 def load_esc50_folder(
     name: str,
     path: str | None,
+    follow_symlinks: bool = False,
+    extensions: Sequence[str] | None = None,
     **selection,
 ) -> AudioDataset:
     """The original ESC-50 layout: meta/esc50.csv (filename, fold, category, esc10, ...) and audio/."""
@@ -204,34 +211,86 @@ def load_esc50_folder(
     table = pd.read_csv(meta)
     require_column(table, "filename", "meta/esc50.csv's file column (filename)")
     paths = [str(root / "audio" / filename) for filename in table["filename"]]
-    return build_dataset(name, table, table["filename"].tolist(), paths, lambda rows: [paths[row] for row in rows],
-                         **selection)
+    listing = list_folder(root, follow_symlinks, extensions)
+    dataset = build_dataset(name, table, table["filename"].tolist(), paths, lambda rows: [paths[row] for row in rows],
+                            **selection)
+    return replace(dataset, ignored_files=unlisted_files(listing, paths, meta))
 
 
 def load_audiofolder(
     name: str,
     path: str | None,
+    follow_symlinks: bool = False,
+    extensions: Sequence[str] | None = None,
     **selection,
 ) -> AudioDataset:
-    """Hugging Face's audiofolder layout: class subfolders, or audio files with a metadata.csv."""
-    import datasets
-
+    """A local folder in Hugging Face's audiofolder layout, listed by zsa-eval itself: class subfolders (audio at
+    any depth below its class folder), or audio files with a metadata.csv / metadata.jsonl (`file_name` plus the
+    label column). Every other file is listed in ignored_files.csv."""
     root = require_path(path, name, "an audiofolder (class subfolders or a metadata.csv)")
+    listing = list_folder(root, follow_symlinks, extensions)
+    metadata = next((root / file for file in METADATA_FILES if (root / file).is_file()), None)
+    if metadata is not None:
+        table = read_metadata(metadata, selection["label_column"])
+        paths = [str(root / file_name) for file_name in table["file_name"]]
+        item_ids = table["file_name"].tolist()
+        ignored = unlisted_files(listing, paths, metadata)
+    else:
+        table, paths, ignored = class_folder_table(listing, selection["label_column"], selection.get("classes"))
+        item_ids = [listing.relative(Path(file)) for file in paths]
+    dataset = build_dataset(name, table, item_ids, paths, lambda rows: [paths[row] for row in rows], **selection)
+    return replace(dataset, ignored_files=ignored)
+
+
+METADATA_FILES = ("metadata.csv", "metadata.jsonl")
+
+
+def read_metadata(metadata: Path, label_column: str) -> pd.DataFrame:
+    """metadata.csv or .jsonl: one row per audio file, `file_name` relative to the folder, labels as text."""
     try:
-        splits = datasets.load_dataset("audiofolder", data_dir=str(root))
-    except FileNotFoundError as error:
-        raise UserError(f"no audio files found in {root}: an audiofolder holds class subfolders of audio files, "
-                        "or audio files with a metadata.csv") from error
-    folder = datasets.concatenate_datasets(list(splits.values()))
-    folder = folder.cast_column("audio", datasets.Audio(decode=False))
-    table = folder.remove_columns(["audio"]).to_pandas()
-    label_column = selection.get("label_column")
-    label_feature = folder.features.get(label_column)
-    if isinstance(label_feature, datasets.ClassLabel):
-        table[label_column] = [label_feature.int2str(int(index)) for index in table[label_column]]
-    paths = [encoded["path"] for encoded in folder["audio"]]
-    item_ids = [str(Path(file).relative_to(root)) for file in paths]
-    return build_dataset(name, table, item_ids, paths, lambda rows: [paths[row] for row in rows], **selection)
+        if metadata.suffix == ".csv":
+            table = pd.read_csv(metadata, dtype={"file_name": str, label_column: str}, keep_default_na=False)
+        else:
+            table = pd.read_json(metadata, lines=True, dtype={"file_name": str, label_column: str})
+    except ValueError as error:
+        raise UserError(f"cannot read {metadata} ({error}); write one row per audio file with a file_name "
+                        "column") from error
+    require_column(table, "file_name", f"{metadata.name}'s file column (file_name)")
+    return table
+
+
+def unlisted_files(listing: FolderListing, listed_paths: Sequence[str], metadata: Path) -> pd.DataFrame:
+    """The folder's ignored files, plus audio files the metadata does not list; the metadata file is not audio."""
+    listed = {os.path.normpath(file) for file in listed_paths}
+    unlisted = [(listing.relative(file), f"audio not listed in {listing.relative(metadata)}")
+                for file in listing.audio if os.path.normpath(file) not in listed]
+    notes = [(file, "dataset metadata" if file == listing.relative(metadata) else reason)
+             for file, reason in listing.ignored]
+    return pd.DataFrame(sorted(notes + unlisted), columns=IGNORED_COLUMNS)
+
+
+def class_folder_table(
+    listing: FolderListing, label_column: str, classes: Sequence[str] | None
+) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
+    """Items labelled by their top-level folder; audio lying directly in the folder belongs to no class."""
+    in_class = [file for file in listing.audio if len(Path(listing.relative(file)).parts) > 1]
+    loose = [(listing.relative(file), "audio outside any class folder (put it in <class>/)")
+             for file in listing.audio if file not in in_class]
+    labels = [Path(listing.relative(file)).parts[0] for file in in_class]
+    found = sorted(set(labels))
+    if not listing.audio and not listing.ignored:
+        raise UserError(f"dataset.path {str(listing.root)!r} is empty: put audio files in class subfolders "
+                        "(<class>/<file>), or audio files with a metadata.csv")
+    if not in_class:
+        raise UserError(f"no audio files found in class folders under {listing.root} ({listing.ignored_summary()}): an "
+                        "audiofolder holds <class>/<file> audio, or audio files with a metadata.csv; set "
+                        "dataset.extensions if your audio has another extension")
+    if len(found) < 2 and classes is None:
+        raise UserError(f"{listing.root} has audio for one class only ({found[0]!r}; {listing.ignored_summary()}): "
+                        "zero-shot classification needs at least two classes; add class folders, or set "
+                        "dataset.extensions if the other folders hold audio of another extension")
+    ignored = pd.DataFrame(sorted(listing.ignored + loose), columns=IGNORED_COLUMNS)
+    return pd.DataFrame({label_column: labels}), [str(file) for file in in_class], ignored
 
 
 def load_synthetic(

@@ -250,6 +250,7 @@ def run(cfg: DictConfig) -> dict | None:
     records = ProgressLog(output_dir).read()
     errors = skipped_table(dataset, records)
     write_csv(errors, output_dir / "errors.csv")
+    write_csv(dataset.ignored_files, output_dir / "ignored_files.csv")
     y_true, probabilities, tables = evaluation_tables(dataset, records, output_dir)
     summary = summary_metrics(y_true, probabilities, len(labels))
     failures = gate_failures(summary["accuracy"], cfg.gate.min_accuracy, baseline, cfg.gate.max_drop)
@@ -260,6 +261,7 @@ def run(cfg: DictConfig) -> dict | None:
         "n_evaluated": len(y_true),
         "n_skipped": len(errors),
         "skipped_by_reason": errors["reason"].value_counts().to_dict(),
+        "n_ignored_files": len(dataset.ignored_files),
         "dataset": dataset.name,
         "model": cfg.model.name,
         "model_name_or_path": cfg.model.name_or_path,

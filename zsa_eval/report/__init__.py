@@ -41,7 +41,7 @@ RUN_FILE = "run.json"
 PROGRESS_FILE = "progress.jsonl"
 PROGRESS_PARTS = "progress*.jsonl"
 RESULT_FILES = ("metrics.json", "per_class.csv", "per_fold.csv", "predictions.csv", "confusion_matrix.csv",
-                "confusion_matrix.png", "config.yaml", "errors.csv", RUN_FILE)
+                "confusion_matrix.png", "config.yaml", "errors.csv", "ignored_files.csv", RUN_FILE)
 
 
 class ProgressLog:
