@@ -33,7 +33,8 @@ from zsa_eval.featurize import ClapFeaturizer
 from zsa_eval.models import load_model, resolve_device
 from zsa_eval.random_models import build_random_clap
 from zsa_eval.report import write_json
-from zsa_eval.run import package_versions, run
+from zsa_eval.provenance import package_versions
+from zsa_eval.run import run
 
 ESC50_CATEGORIES = [
     "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow", "rain", "sea_waves",

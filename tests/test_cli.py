@@ -26,8 +26,8 @@ def test_smoke_run_writes_every_result(monkeypatch, capsys, tiny_model_dir, tmp_
     assert metrics["labels"] == ["clicks", "high_beep", "low_hum", "rising_chirp", "white_noise"]
     assert metrics["candidate_labels"][1] == "high beep"
     assert metrics["config"]["model"]["name"] == "tiny_random" and metrics["device"] == "cpu"
-    assert {"torch", "transformers", "datasets"} <= set(metrics["versions"])
-    assert metrics["clips_per_s"] > 0 and metrics["elapsed_s"] > 0
+    assert {"torch", "transformers", "datasets"} <= set(metrics["provenance"]["versions"])
+    assert metrics["elapsed_s"] > 0 and metrics["cache_hits"] + metrics["n_evaluated"] >= 40
     predictions = pd.read_csv(out / "predictions.csv")
     assert len(predictions) == 40
     assert metrics["accuracy"] == pytest.approx(predictions["correct"].mean())

@@ -19,7 +19,8 @@ from zsa_eval import data
 FFMPEG_FORMATS = ["flac", "ogg", "mp3", "opus", "m4a", "webm", "wma", "aif", "aiff", "oga", "mka", "caf", "ac3",
                   "mp4"]
 RUN_FILES = {"metrics.json", "per_class.csv", "predictions.csv", "confusion_matrix.csv", "confusion_matrix.png",
-             "config.yaml", "errors.csv", "ignored_files.csv", "run.json", "progress.jsonl"}
+             "config.yaml", "errors.csv", "excluded.csv", "ignored_files.csv", "scores.parquet", "run.json",
+             "progress.jsonl"}
 
 
 def audiofolder(path: Path, **options) -> data.AudioDataset:

@@ -58,6 +58,7 @@ BAD_ITEMS = {
 }
 MISSING = "listed_but_missing.wav"
 OFF_LABEL = "off_label.wav"
+EXCLUDED = "excluded: label outside dataset.classes"  # a selection, not an error
 
 
 def write_bad_esc50(root: Path, good_per_class: int = 2) -> dict[str, str | None]:
@@ -79,7 +80,7 @@ def write_bad_esc50(root: Path, good_per_class: int = 2) -> dict[str, str | None
     expected[MISSING] = "missing file"
     sf.write(root / "audio" / OFF_LABEL, tone(900.0), 44100)
     rows.append((OFF_LABEL, "helicopter"))
-    expected[OFF_LABEL] = "label not in candidate set"
+    expected[OFF_LABEL] = EXCLUDED
     pd.DataFrame([{"filename": name, "fold": i % 2 + 1, "category": category, "esc10": True}
                   for i, (name, category) in enumerate(rows)]).to_csv(root / "meta" / "esc50.csv", index=False)
     return expected
@@ -88,14 +89,17 @@ def write_bad_esc50(root: Path, good_per_class: int = 2) -> dict[str, str | None
 def assert_outcomes(out: Path, expected: dict[str, str | None]) -> None:
     predictions = pd.read_csv(out / "predictions.csv")
     errors = pd.read_csv(out / "errors.csv")
+    excluded = pd.read_csv(out / "excluded.csv")
     metrics = json.loads((out / "metrics.json").read_text())
     evaluated = {Path(item).name for item in predictions["item_id"]}
     skipped = {Path(item).name: reason for item, reason in zip(errors["item_id"], errors["reason"])}
     assert evaluated == {name for name, outcome in expected.items() if outcome is None}
-    assert skipped == {name: outcome for name, outcome in expected.items() if outcome is not None}
+    assert skipped == {name: outcome for name, outcome in expected.items() if outcome not in (None, EXCLUDED)}
+    assert {Path(item).name for item in excluded["item_id"]} == {
+        name for name, outcome in expected.items() if outcome == EXCLUDED}
     assert errors["detail"].str.len().min() > 0
-    assert (metrics["n_items"], metrics["n_evaluated"], metrics["n_skipped"]) == (
-        len(expected), len(evaluated), len(skipped))
+    assert (metrics["n_items"], metrics["n_evaluated"], metrics["n_skipped"], metrics["n_excluded"]) == (
+        len(evaluated) + len(skipped), len(evaluated), len(skipped), len(excluded))
     assert metrics["skipped_by_reason"] == pd.Series(list(skipped.values())).value_counts().to_dict()
     assert np.isfinite(predictions["score"]).all()
 
@@ -164,12 +168,13 @@ def test_too_many_skips_exit_2_after_writing_everything(monkeypatch, capsys, tin
     out = tmp_path / "run"
     code, _, stderr = run_cli(monkeypatch, capsys, "dataset=esc50_folder", f"dataset.path={root}",
                               f"dataset.classes=[{','.join(CLASSES)}]", "model=tiny_random", f"output_dir={out}")
-    n_skipped = sum(outcome is not None for outcome in expected.values())
-    share = n_skipped / len(expected)
+    n_skipped = sum(outcome not in (None, EXCLUDED) for outcome in expected.values())
+    n_selected = sum(outcome != EXCLUDED for outcome in expected.values())  # excluded clips are no error
     assert one_line(code, stderr) == (
-        f"zsa-eval: error: {n_skipped} of {len(expected)} items ({share:.1%}) were skipped, above "
+        f"zsa-eval: error: {n_skipped} of {n_selected} items ({n_skipped / n_selected:.1%}) were skipped, above "
         f"max_skip_fraction=0.05; the list is in {out / 'errors.csv'} (results were written for the rest)")
     assert_outcomes(out, expected)
+    assert json.loads((out / "metrics.json").read_text())["status"] == "too_many_skips"
 
 
 def test_on_error_raise_stops_at_the_first_bad_item(monkeypatch, capsys, tiny_model_dir, bad_esc50, tmp_path):
@@ -242,7 +247,8 @@ def test_hostile_label_names_never_escape_output_dir(monkeypatch, capsys, tiny_m
     assert {path.name for path in out.iterdir()} == {"metrics.json", "per_class.csv", "per_fold.csv",
                                                      "predictions.csv", "confusion_matrix.csv",
                                                      "confusion_matrix.png", "config.yaml", "errors.csv",
-                                                     "ignored_files.csv", "run.json", "progress.jsonl"}
+                                                     "excluded.csv", "ignored_files.csv", "scores.parquet",
+                                                     "run.json", "progress.jsonl"}
     assert sorted(pd.read_csv(out / "per_class.csv")["label"]) == sorted(labels)
     assert list(pd.read_csv(out / "confusion_matrix.csv", index_col=0).columns) == sorted(labels)
     code, _, stderr = run_cli(monkeypatch, capsys, "dataset=esc50_folder", f"dataset.path={root}", "model=tiny_random",

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from zsa_eval.audio import AudioSource
@@ -45,6 +46,8 @@ class AudioDataset:
     clips: Sequence[AudioSource]
     excluded: pd.DataFrame
     ignored_files: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=IGNORED_COLUMNS))
+    source: str = ""                 # the Hub id or the local folder
+    revision: str | None = None      # the Hub dataset's resolved revision, when known
 
     def __len__(self) -> int:
         return len(self.items)
@@ -140,13 +143,35 @@ def build_dataset(
     return AudioDataset(name, class_names, items[candidate].reset_index(drop=True), clips, excluded)
 
 
-def limit_items(dataset: AudioDataset, limit: int | None) -> AudioDataset:
-    """Keep the first `limit` items; the candidate labels stay those of the whole selection."""
+LIMIT_MODES = ("stratified", "first")
+
+
+def limit_items(dataset: AudioDataset, limit: int | None, mode: str = "stratified", seed: int = 0) -> AudioDataset:
+    """Keep `limit` items: a class-stratified sample drawn with `seed` (each class in proportion to its size,
+    kept in dataset order), or the first `limit` items. The candidate labels stay those of the whole selection."""
     if limit is None:
         return dataset
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise UserError(f"limit={limit} selects nothing; use a positive whole number or limit=null for all items")
-    return replace(dataset, items=dataset.items.head(limit), clips=Selection(dataset.clips, range(min(limit, len(dataset)))))
+    if mode not in LIMIT_MODES:
+        raise UserError(f"limit_mode={mode} is unknown: use limit_mode=stratified (a seeded sample of every class) "
+                        "or limit_mode=first (the first items in dataset order)")
+    positions = (stratified_positions(dataset.items["label"], limit, seed) if mode == "stratified"
+                 else list(range(min(limit, len(dataset)))))
+    return replace(dataset, items=dataset.items.iloc[positions].reset_index(drop=True),
+                   clips=Selection(dataset.clips, positions))
+
+
+def stratified_positions(labels: pd.Series, limit: int, seed: int) -> list[int]:
+    """Systematic stratified sampling: each class's items are shuffled and spread evenly over [0, 1) with a random
+    offset per class; the `limit` smallest keys are kept, so every class gets its proportional share (+-1) and,
+    when `limit` is below the number of classes, a seeded choice of classes gets one item each."""
+    rng = np.random.default_rng(seed)
+    keys = np.empty(len(labels))
+    for positions in labels.groupby(labels, sort=True).indices.values():
+        shuffled = rng.permutation(positions)
+        keys[shuffled] = (np.arange(len(shuffled)) + rng.random()) / len(shuffled)
+    return sorted(np.argsort(keys, kind="stable")[:limit].tolist())
 
 
 def require_column(table: pd.DataFrame, column: str, key: str) -> None:
@@ -192,8 +217,16 @@ def load_hub_dataset(
     table = hub_dataset.remove_columns([audio_column]).to_pandas()
     require_column(table, id_column, "dataset.id_column")
     item_ids = table[id_column].tolist()
-    return build_dataset(name, table, item_ids, item_ids, lambda rows: HubAudio(hub_dataset, audio_column, rows),
-                         **selection)
+    dataset = build_dataset(name, table, item_ids, item_ids, lambda rows: HubAudio(hub_dataset, audio_column, rows),
+                            **selection)
+    return replace(dataset, source=hub_id, revision=resolved_revision(hub_dataset) or revision)
+
+
+def resolved_revision(hub_dataset) -> str | None:
+    """The commit a Hub dataset was loaded at: `datasets` names the cache folder of a Hub dataset after it."""
+    files = getattr(hub_dataset, "cache_files", None) or []
+    folder = Path(files[0]["filename"]).parent.name if files else ""
+    return folder if re.fullmatch(r"[0-9a-f]{40}", folder) else None
 
 
 def load_esc50_folder(
@@ -214,7 +247,7 @@ def load_esc50_folder(
     listing = list_folder(root, follow_symlinks, extensions)
     dataset = build_dataset(name, table, table["filename"].tolist(), paths, lambda rows: [paths[row] for row in rows],
                             **selection)
-    return replace(dataset, ignored_files=unlisted_files(listing, paths, meta))
+    return replace(dataset, ignored_files=unlisted_files(listing, paths, meta), source=str(root))
 
 
 def load_audiofolder(
@@ -239,7 +272,7 @@ def load_audiofolder(
         table, paths, ignored = class_folder_table(listing, selection["label_column"], selection.get("classes"))
         item_ids = [listing.relative(Path(file)) for file in paths]
     dataset = build_dataset(name, table, item_ids, paths, lambda rows: [paths[row] for row in rows], **selection)
-    return replace(dataset, ignored_files=ignored)
+    return replace(dataset, ignored_files=ignored, source=str(root))
 
 
 METADATA_FILES = ("metadata.csv", "metadata.jsonl")

@@ -67,3 +67,12 @@ def agree(ranks: Ranks, failure: str | None) -> None:
     first = next((message for message in failures if message), None)
     if first:
         raise UserError(first)
+
+
+def main_rank_value(ranks: Ranks, value: str) -> str:
+    """Rank 0's `value` on every rank (e.g. the output_dir, whose timestamp each process reads from its own clock)."""
+    if not ranks.distributed:
+        return value
+    values = [value]
+    dist.broadcast_object_list(values, src=0)
+    return values[0]

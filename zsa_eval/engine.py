@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -35,11 +35,15 @@ FEATURIZERS = ("auto", "workers", "device")
 @dataclass
 class BatchScores:
     """Class probabilities for the clips of one batch (positions in the dataset), and the clips skipped
-    as (position, reason, detail)."""
+    as (position, reason, detail). The embed engine also gives the logits (scaled cosine similarities), the
+    normalized audio embeddings and which rows' embeddings came from the cache."""
 
     indices: list[int]
     probabilities: np.ndarray
     skipped: list[tuple[int, str, str]]
+    logits: np.ndarray | None = None
+    audio_embeddings: np.ndarray | None = None
+    cached_rows: list[int] = field(default_factory=list)
 
 
 def clip_seed(seed: int, item_id: str) -> int:
@@ -161,8 +165,9 @@ def embed_batches(
                     cache.store(key, embedding)
         for row, embedding in batch["cached"].items():
             audio[row] = torch.from_numpy(embedding).to(loaded.device)
-        probabilities = (audio @ classifier.T * logit_scale).softmax(dim=-1).cpu().numpy()
-        yield BatchScores(batch["indices"], probabilities, batch["skipped"])
+        logits = audio @ classifier.T * logit_scale
+        yield BatchScores(batch["indices"], logits.softmax(dim=-1).cpu().numpy(), batch["skipped"],
+                          logits.cpu().numpy(), audio.cpu().numpy(), list(batch["cached"]))
 
 
 def pipeline_batches(

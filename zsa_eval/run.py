@@ -7,7 +7,8 @@ import os
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from importlib import metadata
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +18,10 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from zsa_eval.cache import EmbeddingCache, model_fingerprint
-from zsa_eval.distributed import Ranks, agree, process_group, ranks_from_env, shard
-from zsa_eval.data import LABEL_NOT_CANDIDATE, AudioDataset, Selection, candidate_labels, limit_items
-from zsa_eval.engine import check_engine_settings, score_clips
+from zsa_eval.cache import EmbeddingCache, model_fingerprint, weights_fingerprint
+from zsa_eval.distributed import Ranks, agree, main_rank_value, process_group, ranks_from_env, shard
+from zsa_eval.data import AudioDataset, Selection, candidate_labels, limit_items
+from zsa_eval.engine import BatchScores, check_engine_settings, score_clips, text_embeddings
 from zsa_eval.errors import GateFailed, RunInterrupted, UserError
 from zsa_eval.metrics import (
     confusion_table,
@@ -31,15 +32,15 @@ from zsa_eval.metrics import (
     summary_metrics,
 )
 from zsa_eval.models import LoadedModel, resolve_device
-from zsa_eval.report import ProgressLog, open_run_dir, write_csv, write_run
+from zsa_eval.provenance import environment, files_fingerprint, items_fingerprint, short_hash
+from zsa_eval.report import ProgressLog, atomic_write, open_run_dir, write_csv, write_run
+from zsa_eval.report.embeddings import store_embedding_part, write_embeddings
 from zsa_eval.report.leaderboard import write_leaderboard
 
 # Settings that do not change a run's results: a run may be resumed with other values of these.
 RESULT_NEUTRAL_KEYS = ("output_dir", "results_dir", "resume", "overwrite", "progress", "debug", "batch_size",
                        "num_workers", "cache", "cache_dir", "on_error", "max_skip_fraction", "gate")
 ON_ERROR = ("skip", "raise")
-VERSIONED_PACKAGES = ("zsa-eval", "torch", "transformers", "tokenizers", "datasets", "numpy", "scikit-learn",
-                      "pandas", "soundfile", "soxr", "hydra-core")
 
 
 def check_prompts(prompts: Sequence[str], template_name: str) -> list[str]:
@@ -73,16 +74,6 @@ def resolve_num_workers(num_workers: int | str, device: torch.device) -> int:
     if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
         raise UserError(f"num_workers={num_workers} must be auto or a whole number of at least 0, e.g. num_workers=2")
     return num_workers
-
-
-def package_versions() -> dict[str, str]:
-    versions = {}
-    for package in VERSIONED_PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
 
 
 def check_skip_policy(on_error: str, max_skip_fraction: float) -> None:
@@ -145,19 +136,63 @@ def open_run(output_dir: Path, identity: dict, cfg: DictConfig, item_ids: list[s
     return set(ProgressLog(output_dir).read())
 
 
-def load_scorer(cfg: DictConfig, device: torch.device) -> tuple[LoadedModel, EmbeddingCache | None]:
-    """The model on its device, and its audio-embedding cache unless cache=false."""
+def load_scorer(cfg: DictConfig, device: torch.device) -> tuple[LoadedModel, str, EmbeddingCache | None]:
+    """The model on its device, the fingerprint of its weights, and its audio-embedding cache unless cache=false."""
     loaded = build(cfg.model, device=device, precision=cfg.precision)
+    weights = weights_fingerprint(loaded.model)
     cache = (EmbeddingCache(Path(cfg.cache_dir) / "audio_embeddings",
-                            model_fingerprint(loaded.model, loaded.feature_extractor, device))
+                            model_fingerprint(loaded.model, loaded.feature_extractor, device, weights))
              if cfg.cache else None)
-    return loaded, cache
+    return loaded, weights, cache
+
+
+def result_identity(cfg: DictConfig, dataset: AudioDataset, loaded: LoadedModel, weights: str,
+                    prompts: list[str]) -> dict:
+    """What determines a run's results, in the terms a reader compares runs by (the leaderboard's row key)."""
+    selection = cfg.dataset
+    return {
+        "family": "clap",
+        "model_name_or_path": str(cfg.model.name_or_path),
+        "model_revision": model_revision(loaded, cfg.model.revision),
+        "weight_fingerprint": weights,
+        "dataset": dataset.name,
+        "dataset_source": dataset.source,
+        "dataset_revision": dataset.revision,
+        "selection": {key: OmegaConf.to_container(selection[key]) if OmegaConf.is_config(selection[key])
+                      else selection[key] for key in ("label_column", "classes", "folds", "subset")
+                      if key in selection} | {"limit": cfg.limit, "limit_mode": cfg.limit_mode, "seed": cfg.seed},
+        "template": cfg.template.name,
+        "prompts": prompts,
+        "engine": cfg.engine,
+        "precision": cfg.precision,
+    }
+
+
+def model_revision(loaded: LoadedModel, requested: str | None) -> str | None:
+    """The commit a Hub model was loaded at (transformers records it), else the requested revision."""
+    return getattr(loaded.model.config, "_commit_hash", None) or requested
+
+
+def run_provenance(cfg: DictConfig, dataset: AudioDataset, loaded: LoadedModel, weights: str, prompts: list[str],
+                   device: torch.device) -> dict:
+    """metrics.json's identity (and its hash) and provenance: software, machine, data fingerprints."""
+    identity = result_identity(cfg, dataset, loaded, weights, prompts)
+    return {
+        "identity": identity,
+        "identity_hash": short_hash(identity, 12),
+        "provenance": {
+            **environment(device),
+            "items_fingerprint": items_fingerprint(dataset.items),
+            "files_fingerprint": files_fingerprint(dataset.items["path"].tolist()),
+        },
+    }
 
 
 def score_items(cfg: DictConfig, loaded: LoadedModel, cache: EmbeddingCache | None, dataset: AudioDataset,
                 labels: list[str], prompts: list[str], log: ProgressLog, todo: list[int], batch_size: int,
                 num_workers: int, progress: bool) -> None:
-    """Score the items at positions `todo`, appending each batch's outcomes to the log as it finishes."""
+    """Score the items at positions `todo`, appending each batch's outcomes to the log as it finishes (and its
+    audio embeddings, with save_embeddings, before that)."""
     if not todo:
         return
     item_ids = dataset.items["item_id"].tolist()
@@ -165,14 +200,13 @@ def score_items(cfg: DictConfig, loaded: LoadedModel, cache: EmbeddingCache | No
                           cfg.engine, batch_size, num_workers, cfg.seed, progress, cache, cfg.featurizer)
     try:
         for batch in batches:
-            scored = [{"index": todo[row], "item_id": item_ids[todo[row]], "probabilities": probabilities.tolist()}
-                      for row, probabilities in zip(batch.indices, batch.probabilities)]
-            skipped = [{"index": todo[row], "item_id": item_ids[todo[row]], "reason": reason, "detail": detail}
-                       for row, reason, detail in batch.skipped]
-            log.append(scored + skipped)
-            if skipped and cfg.on_error == "raise":
-                first = skipped[0]
-                raise UserError(f"item {first['item_id']!r}: {first['reason']}: {first['detail']}; fix or remove it, "
+            positions = [todo[row] for row in batch.indices]
+            if cfg.save_embeddings and positions:
+                store_embedding_part(log.directory, positions, batch.audio_embeddings)
+            log.append(outcome_records(batch, positions, [todo[row] for row, _, _ in batch.skipped], item_ids))
+            if batch.skipped and cfg.on_error == "raise":
+                position, reason, detail = todo[batch.skipped[0][0]], *batch.skipped[0][1:]
+                raise UserError(f"item {item_ids[position]!r}: {reason}: {detail}; fix or remove it, "
                                 "or set on_error=skip to record bad items and go on")
     except KeyboardInterrupt:
         finished = len(log.read())
@@ -182,33 +216,90 @@ def score_items(cfg: DictConfig, loaded: LoadedModel, cache: EmbeddingCache | No
         ) from None
 
 
+def outcome_records(batch: BatchScores, positions: list[int], skipped_positions: list[int],
+                    item_ids: list[str]) -> list[dict]:
+    """Progress-log records of one batch: probabilities (and logits, when the engine has them; whether the audio
+    embedding came from the cache) or the skip."""
+    scored = [{"index": position, "item_id": item_ids[position], "probabilities": batch.probabilities[row].tolist()}
+              for row, position in enumerate(positions)]
+    if batch.logits is not None:
+        for record, logits in zip(scored, batch.logits):
+            record["logits"] = logits.tolist()
+    for row in batch.cached_rows:
+        scored[row]["cached"] = True
+    skipped = [{"index": position, "item_id": item_ids[position], "reason": reason, "detail": detail}
+               for position, (_, reason, detail) in zip(skipped_positions, batch.skipped)]
+    return scored + skipped
+
+
 def skipped_table(dataset: AudioDataset, records: dict[int, dict]) -> pd.DataFrame:
-    """Every skipped item: bad audio from the log, and items whose label is not a candidate."""
+    """Every item that could not be evaluated (bad audio), from the log."""
     bad = [{"item_id": record["item_id"], "path": dataset.items["path"].iat[index], "reason": record["reason"],
             "detail": record["detail"]} for index, record in sorted(records.items()) if "reason" in record]
-    off_label = [{"item_id": row.item_id, "path": row.path, "reason": LABEL_NOT_CANDIDATE,
-                  "detail": f"label {row.label!r} is not one of dataset.classes"}
-                 for row in dataset.excluded.itertuples()]
-    return pd.DataFrame(bad + off_label, columns=["item_id", "path", "reason", "detail"])
+    return pd.DataFrame(bad, columns=["item_id", "path", "reason", "detail"])
 
 
-def evaluation_tables(dataset: AudioDataset, records: dict[int, dict], output_dir: Path):
-    """True classes and probabilities of the evaluated items, and the predictions/per-class/per-fold tables."""
+@dataclass(frozen=True)
+class Evaluation:
+    """The evaluated items (dataset positions, rows of the item table), their true classes and scores."""
+
+    positions: list[int]
+    items: pd.DataFrame
+    y_true: np.ndarray
+    probabilities: np.ndarray
+    logits: np.ndarray | None
+
+
+def evaluation(dataset: AudioDataset, records: dict[int, dict], output_dir: Path) -> Evaluation:
     positions = [index for index, record in sorted(records.items()) if "probabilities" in record]
     if not positions:
-        raise UserError(f"none of the {len(dataset) + len(dataset.excluded)} items could be evaluated; "
-                        f"see {output_dir / 'errors.csv'}")
-    probabilities = np.asarray([records[index]["probabilities"] for index in positions], dtype=np.float32)
+        raise UserError(f"none of the {len(dataset)} items could be evaluated; see {output_dir / 'errors.csv'}")
     evaluated = dataset.items.iloc[positions].reset_index(drop=True)
-    y_true = evaluated["label"].map({name: i for i, name in enumerate(dataset.class_names)}).to_numpy()
-    y_pred = probabilities.argmax(axis=1)
+    has_logits = all("logits" in records[index] for index in positions)
+    return Evaluation(
+        positions, evaluated,
+        evaluated["label"].map({name: i for i, name in enumerate(dataset.class_names)}).to_numpy(),
+        np.asarray([records[index]["probabilities"] for index in positions], dtype=np.float32),
+        np.asarray([records[index]["logits"] for index in positions], dtype=np.float32) if has_logits else None,
+    )
+
+
+def result_tables(dataset: AudioDataset, evaluated: Evaluation) -> dict[str, pd.DataFrame]:
+    """predictions, per-class and per-fold (datasets with folds) tables."""
+    y_pred = evaluated.probabilities.argmax(axis=1)
     tables = {
-        "predictions": predictions_table(evaluated, y_true, probabilities, dataset.class_names),
-        "per_class": per_class_table(y_true, y_pred, dataset.class_names),
+        "predictions": predictions_table(evaluated.items, evaluated.y_true, evaluated.probabilities,
+                                         dataset.class_names),
+        "per_class": per_class_table(evaluated.y_true, y_pred, dataset.class_names),
     }
     if dataset.has_folds:
-        tables["per_fold"] = per_fold_table(y_true, y_pred, evaluated["fold"].to_numpy())
-    return y_true, probabilities, tables
+        tables["per_fold"] = per_fold_table(evaluated.y_true, y_pred, evaluated.items["fold"].to_numpy())
+    return tables
+
+
+def scores_table(evaluated: Evaluation, class_names: list[str]) -> pd.DataFrame:
+    """scores.parquet: item_id, true_label, then `prob:<class>` for every class and, from the embed engine,
+    `logit:<class>` (the scaled audio-text cosine similarity the softmax is taken over)."""
+    columns = {"item_id": evaluated.items["item_id"].to_numpy(), "true_label": evaluated.items["label"].to_numpy()}
+    columns |= {f"prob:{name}": evaluated.probabilities[:, column] for column, name in enumerate(class_names)}
+    if evaluated.logits is not None:
+        columns |= {f"logit:{name}": evaluated.logits[:, column] for column, name in enumerate(class_names)}
+    return pd.DataFrame(columns)
+
+
+def classes_without_items(dataset: AudioDataset) -> list[str]:
+    """Candidate classes (dataset.classes) that no item of the selection carries."""
+    present = set(dataset.items["label"])
+    return [name for name in dataset.class_names if name not in present]
+
+
+def selection_warnings(dataset: AudioDataset) -> list[str]:
+    empty = classes_without_items(dataset)
+    if not empty:
+        return []
+    return [f"{len(empty)} of the {len(dataset.class_names)} candidate classes have no clips in this selection "
+            f"({', '.join(map(repr, empty[:5]))}{', ...' if len(empty) > 5 else ''}): they stay candidates but "
+            "have no recall (metrics.json: classes_without_items)"]
 
 
 def run(cfg: DictConfig) -> dict | None:
@@ -227,12 +318,16 @@ def run(cfg: DictConfig) -> dict | None:
     check_engine_settings(cfg.engine, cfg.featurizer, prompts)
     device = resolve_device(cfg.device, ranks.local_rank if ranks.distributed else None)
     num_workers = resolve_num_workers(cfg.num_workers, device)
-    dataset = limit_items(build(cfg.dataset), cfg.limit)
+    dataset = limit_items(build(cfg.dataset), cfg.limit, cfg.limit_mode, cfg.seed)
     labels = candidate_labels(dataset.class_names)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     output_dir = Path(cfg.output_dir)
-    loaded, cache = load_scorer(cfg, device)  # before the run directory exists: a model that fails leaves none
+    loaded, weights, cache = load_scorer(cfg, device)  # before the run directory exists: a model that fails leaves none
+    provenance = run_provenance(cfg, dataset, loaded, weights, prompts, device)
+    for warning in selection_warnings(dataset):
+        print(f"zsa-eval: warning: {warning}", file=sys.stderr)
     with process_group(ranks, device.type):
+        output_dir = Path(main_rank_value(ranks, str(output_dir)))
         done = open_run(output_dir, run_identity(resolved), cfg, dataset.items["item_id"].tolist(), ranks)
         remaining = [index for index in range(len(dataset)) if index not in done]
         scoring_start, failure = time.perf_counter(), None
@@ -245,48 +340,64 @@ def run(cfg: DictConfig) -> dict | None:
         scoring_s = time.perf_counter() - scoring_start
         if not ranks.is_main:
             return None
-    n_scored = len(remaining)
-
     records = ProgressLog(output_dir).read()
+    scored_now = [records[index] for index in remaining if "probabilities" in records.get(index, {})]
+    cache_hits = sum(bool(record.get("cached")) for record in scored_now)
     errors = skipped_table(dataset, records)
     write_csv(errors, output_dir / "errors.csv")
+    write_csv(dataset.excluded, output_dir / "excluded.csv")
     write_csv(dataset.ignored_files, output_dir / "ignored_files.csv")
-    y_true, probabilities, tables = evaluation_tables(dataset, records, output_dir)
-    summary = summary_metrics(y_true, probabilities, len(labels))
+    evaluated = evaluation(dataset, records, output_dir)
+    tables = result_tables(dataset, evaluated)
+    summary = summary_metrics(evaluated.y_true, evaluated.probabilities, len(labels))  # MERGE: seed=cfg.seed
     failures = gate_failures(summary["accuracy"], cfg.gate.min_accuracy, baseline, cfg.gate.max_drop)
+    atomic_write(output_dir / "scores.parquet", scores_table(evaluated, dataset.class_names).to_parquet(index=False))
+    if cfg.save_embeddings:
+        write_embeddings(output_dir, evaluated.items, evaluated.positions,
+                         text_embeddings(loaded, labels, prompts).cpu().numpy(), dataset.class_names, labels)
+    encoded = len(scored_now) - cache_hits
     metrics = {
         **summary,
+        "n_classes": len(labels),
+        "chance_accuracy": 1 / len(labels),
         "metrics_cover": "evaluated items only (skipped items are listed in errors.csv)",
-        "n_items": len(dataset) + len(dataset.excluded),
-        "n_evaluated": len(y_true),
+        "score_kind": "softmax over the candidate labels of the audio-text logits",
+        "n_items": len(dataset),
+        "n_evaluated": len(evaluated.positions),
         "n_skipped": len(errors),
         "skipped_by_reason": errors["reason"].value_counts().to_dict(),
+        "n_excluded": len(dataset.excluded),
+        "classes_without_items": classes_without_items(dataset),
         "n_ignored_files": len(dataset.ignored_files),
+        "status": "complete" if len(errors) <= cfg.max_skip_fraction * len(dataset) else "too_many_skips",
         "dataset": dataset.name,
         "model": cfg.model.name,
         "model_name_or_path": cfg.model.name_or_path,
         "template": cfg.template.name,
         "prompts": prompts,
+        "prompts_hash": short_hash(prompts, 8),
         "engine": cfg.engine,
+        "precision": cfg.precision,
         "labels": dataset.class_names,
         "candidate_labels": labels,
+        **provenance,
         "device": str(device),
-        "precision": cfg.precision,
         "batch_size": batch_size,
         "num_workers": num_workers,
         "resumed_items": len(done),
         "processes": ranks.world_size,
         "started_at": started_at.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "scoring_s": round(scoring_s, 3),
         "elapsed_s": round(time.perf_counter() - start, 3),
-        "clips_per_s": round(n_scored / scoring_s, 3) if scoring_s > 0 else None,
+        "cache_hits": cache_hits,
+        "encoded_clips_per_s": round(encoded / scoring_s, 3) if encoded and scoring_s > 0 else None,
         "output_dir": str(output_dir),
         "gate": {"passed": not failures, "failures": failures, "baseline_accuracy": baseline},
-        "versions": package_versions(),
         "config": resolved,
     }
-    write_run(output_dir, metrics, tables, confusion_table(y_true, probabilities.argmax(axis=1), dataset.class_names),
-              OmegaConf.to_yaml(resolved))
+    write_run(output_dir, metrics, tables, confusion_table(evaluated.y_true, evaluated.probabilities.argmax(axis=1),
+                                                           dataset.class_names), OmegaConf.to_yaml(resolved))
     results_dir = Path(cfg.results_dir)
     if results_dir.resolve() in output_dir.resolve().parents:
         write_leaderboard(results_dir)
@@ -307,10 +418,13 @@ def check_skip_fraction(metrics: dict, max_skip_fraction: float, output_dir: Pat
 
 def format_summary(metrics: dict) -> str:
     skipped = f", {metrics['n_skipped']} skipped (see errors.csv)" if metrics["n_skipped"] else ""
+    excluded = f", {metrics['n_excluded']} outside dataset.classes" if metrics["n_excluded"] else ""
+    speed = (f"{metrics['encoded_clips_per_s']} clips/s encoded" if metrics["encoded_clips_per_s"] is not None
+             else "nothing encoded")
     return (
         f"{metrics['dataset']} | {metrics['model']} | {metrics['template']}: "
         f"accuracy {metrics['accuracy']:.4f} (top-{metrics['top_k']} {metrics['top_k_accuracy']:.4f}, "
         f"balanced {metrics['balanced_accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}) "
-        f"on {metrics['n_evaluated']} of {metrics['n_items']} clips{skipped} in {metrics['elapsed_s']:.1f} s "
-        f"({metrics['clips_per_s']} clips/s scoring) -> {metrics['output_dir']}"
+        f"on {metrics['n_evaluated']} of {metrics['n_items']} clips{skipped}{excluded} in {metrics['elapsed_s']:.1f} s "
+        f"({speed}, {metrics['cache_hits']} from the cache) -> {metrics['output_dir']}"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -41,7 +42,9 @@ RUN_FILE = "run.json"
 PROGRESS_FILE = "progress.jsonl"
 PROGRESS_PARTS = "progress*.jsonl"
 RESULT_FILES = ("metrics.json", "per_class.csv", "per_fold.csv", "predictions.csv", "confusion_matrix.csv",
-                "confusion_matrix.png", "config.yaml", "errors.csv", "ignored_files.csv", RUN_FILE)
+                "confusion_matrix.png", "config.yaml", "errors.csv", "excluded.csv", "ignored_files.csv",
+                "scores.parquet", RUN_FILE)
+RESULT_FOLDERS = ("embeddings",)
 
 
 class ProgressLog:
@@ -112,6 +115,8 @@ def open_run_dir(output_dir: Path, identity: dict, resume: bool, overwrite: bool
     if overwrite:
         for path in [*(output_dir / name for name in RESULT_FILES), *output_dir.glob(PROGRESS_PARTS)]:
             path.unlink(missing_ok=True)
+        for folder in RESULT_FOLDERS:
+            shutil.rmtree(output_dir / folder, ignore_errors=True)
     elif any(output_dir.iterdir()):
         run_file = output_dir / RUN_FILE
         if not run_file.is_file():

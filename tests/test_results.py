@@ -1,0 +1,157 @@
+"""What a run writes about itself: selection apart from errors, stratified limits, full scores, embeddings,
+provenance and identity, cache hits apart from encoder speed."""
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import compose_config
+from zsa_eval.data import stratified_positions
+from zsa_eval.errors import UserError
+from zsa_eval.random_models import build_random_clap
+from zsa_eval.run import run
+
+SYNTHETIC_CLASSES = ["clicks", "high_beep", "low_hum", "rising_chirp", "white_noise"]
+
+
+@pytest.mark.parametrize("limit", [1, 3, 5, 7, 10, 23])
+def test_stratified_limit_gives_each_class_its_share(limit):
+    sizes = {"a": 40, "b": 40, "c": 20, "d": 10}
+    labels = pd.Series([label for label, size in sizes.items() for _ in range(size)])
+    positions = stratified_positions(labels, limit, seed=3)
+    assert len(positions) == len(set(positions)) == limit and positions == sorted(positions)
+    counts = labels.iloc[positions].value_counts()
+    for label, size in sizes.items():  # systematic sampling: within one item of the proportional share
+        assert abs(counts.get(label, 0) - limit * size / len(labels)) < 1
+    assert stratified_positions(labels, limit, seed=3) == positions
+
+
+def test_stratified_limit_below_the_class_count_picks_seeded_classes():
+    labels = pd.Series([f"class{index // 40:02d}" for index in range(2000)])  # ESC-50's shape: sorted by class
+    picks = {seed: labels.iloc[stratified_positions(labels, 16, seed)] for seed in range(3)}
+    assert all(picked.nunique() == 16 for picked in picks.values())  # limit=16 of the first rows: one class
+    assert picks[0].tolist() != picks[1].tolist()
+
+
+def test_limit_modes_end_to_end(tiny_model_dir, tmp_path):
+    stratified = run(compose_config("dataset=synthetic", "model=tiny_random", "limit=10",
+                                    f"output_dir={tmp_path / 'stratified'}"))
+    first = run(compose_config("dataset=synthetic", "model=tiny_random", "limit=10", "limit_mode=first",
+                               f"output_dir={tmp_path / 'first'}"))
+    labels = {name: pd.read_csv(tmp_path / name / "predictions.csv")["true_label"] for name in ("stratified", "first")}
+    assert labels["stratified"].value_counts().to_dict() == {name: 2 for name in SYNTHETIC_CLASSES}
+    assert labels["first"].nunique() < 5
+    assert stratified["identity"]["selection"]["limit_mode"] == "stratified"
+    assert stratified["identity_hash"] != first["identity_hash"]
+    bad = compose_config("dataset=synthetic", "model=tiny_random", "limit=3", "limit_mode=random",
+                         f"output_dir={tmp_path / 'bad'}")
+    with pytest.raises(UserError, match="limit_mode=random is unknown"):
+        run(bad)
+
+
+def test_class_selection_is_no_error_and_empty_classes_warn(tiny_model_dir, tmp_path, capsys):
+    metrics = run(compose_config("dataset=synthetic", "model=tiny_random", "dataset.classes=[low_hum,clicks,thunder]",
+                                 f"output_dir={tmp_path / 'run'}"))
+    assert (metrics["n_items"], metrics["n_evaluated"], metrics["n_skipped"], metrics["n_excluded"]) == (16, 16, 0, 24)
+    assert metrics["status"] == "complete" and metrics["classes_without_items"] == ["thunder"]
+    excluded = pd.read_csv(tmp_path / "run" / "excluded.csv")
+    assert list(excluded.columns) == ["item_id", "path", "label"] and len(excluded) == 24
+    assert set(excluded["label"]) == {"high_beep", "rising_chirp", "white_noise"}
+    assert pd.read_csv(tmp_path / "run" / "errors.csv").empty
+    warning = capsys.readouterr().err.strip()
+    assert warning == ("zsa-eval: warning: 1 of the 3 candidate classes have no clips in this selection ('thunder'): "
+                       "they stay candidates but have no recall (metrics.json: classes_without_items)")
+
+
+def test_scores_parquet_holds_every_probability_and_logit(tiny_model_dir, tmp_path):
+    out = tmp_path / "run"
+    metrics = run(compose_config("dataset=synthetic", "model=tiny_random", "cache=false", f"output_dir={out}"))
+    scores = pd.read_parquet(out / "scores.parquet")
+    classes = metrics["labels"]
+    assert list(scores.columns) == ["item_id", "true_label", *(f"prob:{c}" for c in classes),
+                                    *(f"logit:{c}" for c in classes)]
+    probabilities = scores[[f"prob:{c}" for c in classes]].to_numpy()
+    logits = scores[[f"logit:{c}" for c in classes]].to_numpy()
+    np.testing.assert_allclose(probabilities, torch.softmax(torch.tensor(logits), dim=1).numpy(), atol=1e-6)
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert scores["item_id"].tolist() == predictions["item_id"].tolist()
+    assert (np.asarray(classes)[probabilities.argmax(axis=1)] == predictions["predicted_label"]).all()
+
+
+def test_save_embeddings_writes_the_vectors_the_scores_come_from(tiny_model, tiny_model_dir, tmp_path):
+    out = tmp_path / "run"
+    metrics = run(compose_config("dataset=synthetic", "model=tiny_random", "save_embeddings=true",
+                                 f"output_dir={out}"))
+    audio = np.load(out / "embeddings" / "audio.npy", allow_pickle=False)
+    text = np.load(out / "embeddings" / "text.npy", allow_pickle=False)
+    items = pd.read_csv(out / "embeddings" / "audio_items.csv")
+    labels = pd.read_csv(out / "embeddings" / "text_labels.csv")
+    assert audio.shape[0] == len(items) == metrics["n_evaluated"] and text.shape[0] == len(labels) == 5
+    assert labels["class_name"].tolist() == metrics["labels"]
+    assert labels["candidate_label"].tolist() == metrics["candidate_labels"]
+    np.testing.assert_allclose(np.linalg.norm(audio, axis=1), 1.0, atol=1e-5)
+    scale = tiny_model.model.logit_scale_a.exp().item()
+    scores = pd.read_parquet(out / "scores.parquet")
+    assert items["item_id"].tolist() == scores["item_id"].tolist()
+    logits = scores[[f"logit:{c}" for c in metrics["labels"]]].to_numpy()
+    np.testing.assert_allclose(audio @ text.T * scale, logits, atol=1e-4)
+
+
+def test_cache_hits_are_counted_apart_from_encoder_speed(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("ZSA_EVAL_CACHE", str(tmp_path / "cache"))
+    build_random_clap("tiny", tmp_path / "cache" / "models" / "tiny_random-seed0")
+    common = ["dataset=synthetic", "model=tiny_random", "dataset.clips_per_class=2"]
+    cold = run(compose_config(*common, f"output_dir={tmp_path / 'cold'}"))
+    warm = run(compose_config(*common, "template=plain", f"output_dir={tmp_path / 'warm'}"))
+    assert cold["cache_hits"] == 0 and cold["encoded_clips_per_s"] > 0
+    assert warm["cache_hits"] == 10 and warm["encoded_clips_per_s"] is None
+
+
+def test_identity_tells_apart_prompts_weights_and_data_paths(tiny_model_dir, esc50_folder, tmp_path):
+    other_weights = build_random_clap("tiny", tmp_path / "other", seed=1)
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(esc50_folder), str(copy)], check=True)
+    common = ["dataset=esc50_folder", "model=tiny_random"]
+    runs = {
+        "base": [f"dataset.path={esc50_folder}"],
+        "prompts": [f"dataset.path={esc50_folder}", "template.prompts=['A {} sound.']"],
+        "weights": [f"dataset.path={esc50_folder}", f"model.name_or_path={other_weights}"],
+        "data path": [f"dataset.path={copy}"],
+    }
+    metrics = {name: run(compose_config(*common, *extra, f"output_dir={tmp_path / name.replace(' ', '_')}"))
+               for name, extra in runs.items()}
+    assert len({m["identity_hash"] for m in metrics.values()}) == 4
+    assert metrics["prompts"]["prompts_hash"] != metrics["base"]["prompts_hash"]
+    assert metrics["prompts"]["template"] == metrics["base"]["template"] == "sound_of"
+    assert metrics["weights"]["identity"]["weight_fingerprint"] != metrics["base"]["identity"]["weight_fingerprint"]
+    assert metrics["data path"]["identity"]["dataset_source"] == str(copy)
+    # the same data at another path: another identity, but the same evaluated items
+    assert (metrics["data path"]["provenance"]["items_fingerprint"] ==
+            metrics["base"]["provenance"]["items_fingerprint"])
+    assert (metrics["data path"]["provenance"]["files_fingerprint"] !=
+            metrics["base"]["provenance"]["files_fingerprint"])
+
+
+def test_provenance_names_software_machine_and_data(tiny_model_dir, tmp_path):
+    metrics = run(compose_config("dataset=synthetic", "model=tiny_random", f"output_dir={tmp_path / 'run'}"))
+    provenance = metrics["provenance"]
+    assert provenance["python"] == sys.version.split()[0]
+    assert provenance["device_name"] and provenance["platform"]
+    assert provenance["versions"]["torch"] == torch.__version__
+    commit = provenance["zsa_eval_commit"]
+    assert commit is None or len(commit.removesuffix("-dirty")) == 40  # None when run from a wheel
+    assert len(provenance["items_fingerprint"]) == len(provenance["files_fingerprint"]) == 16
+    assert metrics["identity"]["model_revision"] is None  # a local directory has no Hub revision
+    assert metrics["n_classes"] == 5 and metrics["chance_accuracy"] == pytest.approx(0.2)
+
+
+def test_default_output_dirs_of_runs_started_together_never_collide(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("ZSA_EVAL_RESULTS", str(tmp_path / "results"))
+    first, second = (compose_config("dataset=synthetic", "model=tiny_random").output_dir for _ in range(2))
+    assert first != second  # sub-second stamps: results/synthetic/tiny_random/sound_of/YYYYmmdd-HHMMSS-ffffff
+    assert re.fullmatch(r".*/synthetic/tiny_random/sound_of/\d{8}-\d{6}-\d{6}", first)

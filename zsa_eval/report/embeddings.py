@@ -1,0 +1,52 @@
+"""save_embeddings=true: the run's audio and text embeddings as .npy (never pickled), with their row order as CSV.
+
+Audio embeddings are stored per batch (`embeddings/parts/<first position>.npz`) before the batch is logged, so an
+interrupted run keeps them and a resumed run completes them; the finished run merges them in item order."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from zsa_eval.report import atomic_write, write_csv
+
+EMBEDDINGS_DIR = "embeddings"
+
+
+def parts_dir(output_dir: Path) -> Path:
+    return output_dir / EMBEDDINGS_DIR / "parts"
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def store_embedding_part(output_dir: Path, positions: list[int], embeddings: np.ndarray) -> None:
+    """One batch's audio embeddings, with the dataset positions of its rows."""
+    folder = parts_dir(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, positions=np.asarray(positions, dtype=np.int64),
+             embeddings=np.asarray(embeddings, dtype=np.float32))
+    atomic_write(folder / f"{positions[0]:09d}.npz", buffer.getvalue())
+
+
+def write_embeddings(output_dir: Path, evaluated: pd.DataFrame, positions: list[int], text_embeddings: np.ndarray,
+                     class_names: list[str], candidate_labels: list[str]) -> None:
+    """audio.npy (one row per evaluated item, in predictions.csv's order) with audio_items.csv, and text.npy (one
+    row per class: the prompt-averaged, normalized text embedding) with text_labels.csv (class name, label text)."""
+    stored: dict[int, np.ndarray] = {}
+    for part in sorted(parts_dir(output_dir).glob("*.npz")):
+        with np.load(part, allow_pickle=False) as arrays:
+            stored.update(zip(arrays["positions"].tolist(), arrays["embeddings"]))
+    folder = output_dir / EMBEDDINGS_DIR
+    atomic_write(folder / "audio.npy", npy_bytes(np.stack([stored[position] for position in positions])))
+    write_csv(evaluated[["item_id", "label"]].rename(columns={"label": "true_label"}), folder / "audio_items.csv")
+    atomic_write(folder / "text.npy", npy_bytes(np.asarray(text_embeddings, dtype=np.float32)))
+    write_csv(pd.DataFrame({"class_name": class_names, "candidate_label": candidate_labels}),
+              folder / "text_labels.csv")
