@@ -49,10 +49,13 @@ class FolderListing:
                                                                    kinds.most_common(8))
 
 
-def audio_extensions(extensions: Iterable[str] | None) -> frozenset[str]:
-    """The extensions that count as audio: the user's list (`wav` or `.wav`, any case) or the default set."""
+def audio_extensions(extensions: Iterable[str] | str | None) -> frozenset[str]:
+    """The extensions that count as audio: the user's list (`wav` or `.wav`, any case; one may be given alone) or
+    the default set."""
     if extensions is None:
         return AUDIO_EXTENSIONS
+    if isinstance(extensions, str):
+        extensions = [extensions]
     return frozenset(f".{extension.lower().lstrip('.')}" for extension in extensions)
 
 

@@ -316,6 +316,8 @@ def run(cfg: DictConfig) -> dict | None:
     check_skip_policy(cfg.on_error, cfg.max_skip_fraction)
     baseline = baseline_accuracy(cfg.gate)
     check_engine_settings(cfg.engine, cfg.featurizer, prompts)
+    if cfg.save_embeddings and cfg.engine == "pipeline":
+        raise UserError("save_embeddings=true needs engine=embed (the pipeline engine exposes no embeddings)")
     device = resolve_device(cfg.device, ranks.local_rank if ranks.distributed else None)
     num_workers = resolve_num_workers(cfg.num_workers, device)
     dataset = limit_items(build(cfg.dataset), cfg.limit, cfg.limit_mode, cfg.seed)
