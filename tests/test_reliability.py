@@ -17,8 +17,8 @@ import soundfile as sf
 from conftest import class_clip, noise, run_cli, tone
 
 CLASSES = ["chirping_birds", "dog", "vacuum_cleaner"]
-TIMING_KEYS = {"started_at", "scoring_s", "elapsed_s", "clips_per_s", "resumed_items", "batch_size", "config",
-               "num_workers"}
+TIMING_KEYS = {"started_at", "finished_at", "scoring_s", "elapsed_s", "encoded_clips_per_s", "resumed_items",
+               "batch_size", "config", "num_workers"}
 
 
 def wav_bytes(wave: np.ndarray, rate: int = 44100, subtype: str = "PCM_16") -> bytes:
