@@ -315,6 +315,19 @@ def test_compare_calls_a_one_sided_run_of_discordant_items_significant(tmp_path)
         .tolist() == [1.0, 1.0]
 
 
+def test_compare_reads_runs_written_before_top_k_columns(tmp_path):
+    labels = ["cat", "dog", "a|b"]
+    run_a = write_run(tmp_path / "a", labels, [("1", "cat", "dog"), ("2", "dog", "dog"), ("3", "a|b", "cat")])
+    predictions = pd.read_csv(run_a / "predictions.csv", keep_default_na=False, dtype=str)
+    predictions["top5_labels"] = ["dog|cat|a|b", "dog|cat|a|b", "cat|dog|a|b"]  # the old |-joined column
+    predictions.drop(columns=["top1_label", "top1_score", "top2_label", "top2_score"]).to_csv(
+        run_a / "predictions.csv", index=False)
+    run_b = write_run(tmp_path / "b", labels, [("1", "cat", "dog"), ("2", "dog", "cat"), ("3", "a|b", "a|b")])
+    deltas = compare_runs(run_a, run_b).metric_deltas.set_index("metric")
+    # A: cat and dog are in their |-joined lists, "a|b" splits apart there (the old format's ambiguity); B: 3/3
+    assert deltas.loc["top_k_accuracy", ["a", "b"]].tolist() == pytest.approx([2 / 3, 1.0])
+
+
 def test_compare_refuses_runs_without_common_items(tmp_path, capsys):
     run_a = write_run(tmp_path / "a", ["cat", "dog"], [("1", "cat", "cat")])
     run_b = write_run(tmp_path / "b", ["cat", "dog"], [("2", "cat", "cat")])

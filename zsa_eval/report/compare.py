@@ -32,7 +32,7 @@ TOP_LABEL = re.compile(r"top\d+_label")
 class Comparison:
     name_a: str
     name_b: str
-    legend_a: str                 # "A: model | template", for figures
+    legend_a: str                 # "A: model | template #prompts (run directory)", for figures
     legend_b: str
     n_a: int                      # items each run evaluated
     n_b: int
@@ -52,8 +52,8 @@ def read_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
     except (OSError, ValueError) as error:
         raise UserError(f"{run_dir} is not a finished zsa-eval run (metrics.json, predictions.csv): {error}; "
                         "pass run directories such as results/esc50/clap/sound_of/<timestamp>") from error
-    if predictions["item_id"].duplicated().any() or not any(map(TOP_LABEL.fullmatch, predictions.columns)) and \
-            "top5_labels" not in predictions:
+    has_top_k = "top5_labels" in predictions or any(map(TOP_LABEL.fullmatch, predictions.columns))
+    if predictions["item_id"].duplicated().any() or not has_top_k:
         raise UserError(f"{run_dir / 'predictions.csv'} is not a zsa-eval predictions table (repeated item ids or "
                         "no top-k labels); pass the directory of a zsa-eval run")
     return metrics, predictions
@@ -79,12 +79,16 @@ def mcnemar_test(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
 
 
 def legend(letter: str, run_dir: Path, metrics: dict) -> str:
-    return f"{letter}: {metrics.get('model', run_dir.name)} | {metrics.get('template', '')}".rstrip(" |")
+    """Letter, model, template, prompts hash and run directory name: two runs of one model and template differ."""
+    prompts = f" #{metrics['prompts_hash']}" if metrics.get("prompts_hash") else ""
+    return f"{letter}: {metrics.get('model', '?')} | {metrics.get('template', '?')}{prompts} ({run_dir.name})"
 
 
 def compare_runs(run_a: Path, run_b: Path, resamples: int = 1000, seed: int = 0) -> Comparison:
     """Compare run B against run A on the items both evaluated (refused when there are none, or when the label
     sets or the items' true labels differ)."""
+    if resamples < 1:
+        raise UserError(f"--resamples {resamples} leaves no bootstrap resample; pass --resamples 1000 or so")
     metrics_a, predictions_a = read_run(run_a)
     metrics_b, predictions_b = read_run(run_b)
     labels_a, labels_b = set(metrics_a["labels"]), set(metrics_b["labels"])
