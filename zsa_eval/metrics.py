@@ -35,10 +35,6 @@ def top_k_hits(y_true: np.ndarray, probabilities: np.ndarray, k: int) -> np.ndar
     return (top_k_indices(probabilities, k) == y_true[:, None]).any(axis=1)
 
 
-def top_k_accuracy(y_true: np.ndarray, probabilities: np.ndarray, k: int) -> float:
-    return float(top_k_hits(y_true, probabilities, k).mean())
-
-
 def point_metrics(y_true: np.ndarray, y_pred: np.ndarray, top_k_hit: np.ndarray) -> dict[str, float]:
     """Accuracy, top-k accuracy, and balanced accuracy and macro F1 over the classes with support in `y_true`."""
     with warnings.catch_warnings():
