@@ -18,6 +18,7 @@ from sklearn.metrics import (
 
 TOP_K = 5
 BOOTSTRAP_LEVEL = 0.95
+INTERVAL_METRICS = ("accuracy", "top_k_accuracy", "balanced_accuracy", "macro_f1")  # each gets <name>_ci95
 
 
 def top_k_indices(probabilities: np.ndarray, k: int = TOP_K) -> np.ndarray:

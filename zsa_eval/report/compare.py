@@ -15,6 +15,7 @@ from scipy.stats import binomtest
 from zsa_eval.errors import UserError
 from zsa_eval.metrics import (
     BOOTSTRAP_LEVEL,
+    INTERVAL_METRICS,
     bootstrap_indices,
     percentile_interval,
     point_metrics,
@@ -23,7 +24,6 @@ from zsa_eval.metrics import (
 from zsa_eval.report import atomic_write, read_predictions, write_csv, write_json
 from zsa_eval.report.plots import recall_bars_png
 
-METRICS = ("accuracy", "top_k_accuracy", "balanced_accuracy", "macro_f1")
 SIGNIFICANCE_LEVEL = 0.05
 TOP_LABEL = re.compile(r"top\d+_label")
 
@@ -115,7 +115,7 @@ def compare_runs(run_a: Path, run_b: Path, resamples: int = 1000, seed: int = 0)
         {"metric": name, "a": point["a"][name], "b": point["b"][name], "delta": point["b"][name] - point["a"][name],
          **dict(zip(("delta_ci95_low", "delta_ci95_high"),
                     percentile_interval(samples["b"][name] - samples["a"][name])))}
-        for name in METRICS])
+        for name in INTERVAL_METRICS])
     correct = {run: predicted[run] == y_true for run in "ab"}
     recalls = pd.DataFrame({"label": both["true_label_a"], "recall_a": correct["a"], "recall_b": correct["b"]}) \
         .groupby("label", sort=True).mean().reset_index()

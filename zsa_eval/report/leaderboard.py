@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock
 
+from zsa_eval.metrics import INTERVAL_METRICS
 from zsa_eval.report import atomic_write, write_csv, write_json
 from zsa_eval.report.plots import accuracy_heatmap_png
 
-INTERVAL_METRICS = ("accuracy", "top_k_accuracy", "balanced_accuracy", "macro_f1")
 COLUMNS = ["dataset", "source", "model", "weights", "template", "prompts", "engine", "precision", "selection",
            "n_classes", "chance_accuracy", "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "top_k",
            "top_k_accuracy", "top_k_accuracy_ci95_low", "top_k_accuracy_ci95_high", "balanced_accuracy",
