@@ -193,8 +193,12 @@ def test_old_runs_get_an_identity_from_their_config_or_names(tmp_path):
     old_run("skips", 0.9, "/models/other", n_skipped=10)  # 25% skipped > 0.05: that run exited 2
     old_run("bare1", 0.4, None)
     old_run("bare22", 0.3, None)  # same dataset | model | template as bare1, started later
+    metrics = json.loads((tmp_path / "local" / "metrics.json").read_text())
+    metrics["top5_accuracy"] = metrics.pop("top_k_accuracy")  # older still: top-5 had its own name
+    (tmp_path / "local" / "metrics.json").write_text(json.dumps(metrics))
     board = board_of(tmp_path).set_index("run_dir")
     assert sorted(board.index) == ["bare22", "hub", "local"]
+    assert board.loc["local", ["top_k", "top_k_accuracy"]].tolist() == [5, 1.0]
     assert board.loc["hub", "weights"] == "laion/clap-htsat-fused" and board.loc["local", "weights"] == "/models/mine"
     assert board.loc["hub", "n_classes"] == 2 and board.loc["hub", "chance_accuracy"] == 0.5
     assert board.loc["hub", "encoded_clips_per_s"] == 9.0 and pd.isna(board.loc["hub", "accuracy_ci95_low"])

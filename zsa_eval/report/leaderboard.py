@@ -119,6 +119,8 @@ def collect_runs(results_dir: Path) -> pd.DataFrame:
             metrics = json.loads(metrics_file.read_text())
         except (OSError, json.JSONDecodeError):
             continue
+        if isinstance(metrics, dict) and "top5_accuracy" in metrics:  # a run from before top-k got its name
+            metrics = {"top_k": 5, "top_k_accuracy": metrics["top5_accuracy"], **metrics}
         if isinstance(metrics, dict) and RUN_KEYS <= metrics.keys():
             rows.append(run_row(metrics, metrics_file.parent.relative_to(results_dir).as_posix()))
     return pd.DataFrame(rows, columns=[*COLUMNS, "finished_at", "identity_fields"])
