@@ -31,10 +31,11 @@ def test_smoke_run_writes_every_result(monkeypatch, capsys, tiny_model_dir, tmp_
     predictions = pd.read_csv(out / "predictions.csv")
     assert len(predictions) == 40
     assert metrics["accuracy"] == pytest.approx(predictions["correct"].mean())
-    assert (predictions["predicted_label"] == predictions["top5_labels"].str.split("|").str[0]).all()
+    assert (predictions["predicted_label"] == predictions["top1_label"]).all()
     confusion = pd.read_csv(out / "confusion_matrix.csv", index_col=0)
     assert list(confusion.columns) == metrics["labels"] and confusion.to_numpy().sum() == 40
-    assert pd.read_csv(out / "per_fold.csv")["n"].tolist() == [20, 20]
+    per_fold = pd.read_csv(out / "per_fold.csv", dtype={"fold": str})
+    assert per_fold["fold"].tolist() == ["1", "2", "mean", "std"] and per_fold["n"].tolist()[:2] == [20, 20]
 
 
 def test_same_config_twice_gives_identical_predictions(tiny_model_dir, tmp_path):
@@ -50,7 +51,8 @@ def test_esc50_folder_with_folds(tiny_model_dir, esc50_folder, tmp_path):
     assert metrics["n_items"] == 6 and metrics["labels"] == sorted(CLASS_SOUNDS)
     predictions = pd.read_csv(tmp_path / "run" / "predictions.csv")
     assert set(predictions["fold"]) == {2}
-    assert pd.read_csv(tmp_path / "run" / "per_fold.csv")["fold"].tolist() == [2]
+    per_fold = pd.read_csv(tmp_path / "run" / "per_fold.csv", dtype={"fold": str})
+    assert per_fold["fold"].tolist() == ["2", "mean", "std"]
 
 
 def test_audiofolder_pipeline_engine_matches_embed(tiny_model_dir, audiofolder, tmp_path):

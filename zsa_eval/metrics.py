@@ -1,4 +1,5 @@
-"""Classification metrics from true labels and class probabilities, all computed by scikit-learn."""
+"""Classification metrics from true labels and class probabilities: point estimates by scikit-learn, bootstrap
+intervals from per-class counts of all resamples at once (checked against scikit-learn in the tests)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from sklearn.metrics import (
 )
 
 TOP_K = 5
+BOOTSTRAP_LEVEL = 0.95
+INTERVAL_METRICS = ("accuracy", "top_k_accuracy", "balanced_accuracy", "macro_f1")  # each gets <name>_ci95
 
 
 def top_k_indices(probabilities: np.ndarray, k: int = TOP_K) -> np.ndarray:
@@ -28,24 +31,82 @@ def top_k(n_classes: int) -> int:
     return min(TOP_K, n_classes)
 
 
-def top_k_accuracy(y_true: np.ndarray, probabilities: np.ndarray, k: int) -> float:
-    """Share of items whose true class is among their k best-scored classes (ties ranked as in predictions.csv)."""
-    return float((top_k_indices(probabilities, k) == y_true[:, None]).any(axis=1).mean())
+def top_k_hits(y_true: np.ndarray, probabilities: np.ndarray, k: int) -> np.ndarray:
+    """Whether each item's true class is among its k best-scored classes (ties ranked as in predictions.csv)."""
+    return (top_k_indices(probabilities, k) == y_true[:, None]).any(axis=1)
 
 
-def summary_metrics(y_true: np.ndarray, probabilities: np.ndarray, n_classes: int) -> dict[str, float]:
-    """Top-1, top-k (k = min(5, classes)), balanced accuracy and macro F1 over all classes of the candidate set."""
-    y_pred = probabilities.argmax(axis=1)
-    classes = np.arange(n_classes)
+def point_metrics(y_true: np.ndarray, y_pred: np.ndarray, top_k_hit: np.ndarray) -> dict[str, float]:
+    """Accuracy, top-k accuracy, and balanced accuracy and macro F1 over the classes with support in `y_true`."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # "y_pred contains classes not in y_true": those are left out, as intended
         balanced = balanced_accuracy_score(y_true, y_pred)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "top_k": top_k(n_classes),
-        "top_k_accuracy": top_k_accuracy(y_true, probabilities, top_k(n_classes)),
+        "top_k_accuracy": float(top_k_hit.mean()),
         "balanced_accuracy": float(balanced),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=np.unique(y_true), average="macro", zero_division=0)),
+    }
+
+
+def bootstrap_indices(n_items: int, resamples: int, seed: int) -> np.ndarray:
+    """(resamples, n_items) item positions drawn with replacement, reproducible from `seed`."""
+    return np.random.default_rng(seed).integers(0, n_items, size=(resamples, n_items))
+
+
+def resampled_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, top_k_hit: np.ndarray, indices: np.ndarray, n_classes: int
+) -> dict[str, np.ndarray]:
+    """point_metrics of every resample (row of `indices`) at once, from per-class counts of each resample."""
+    resamples = len(indices)
+    correct = y_true == y_pred
+    offsets = np.arange(resamples)[:, None] * n_classes
+
+    def per_class_counts(classes: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+        cells = (offsets + classes[indices]) if where is None else (offsets + classes[indices])[where]
+        return np.bincount(cells.ravel(), minlength=resamples * n_classes).reshape(resamples, n_classes)
+
+    support, predicted = per_class_counts(y_true), per_class_counts(y_pred)
+    true_positives = per_class_counts(y_true, correct[indices])
+    present = support > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        recall = np.where(present, true_positives / support, 0.0)
+        f1 = np.where(present, 2 * true_positives / (support + predicted), 0.0)
+    n_present = present.sum(axis=1)
+    return {
+        "accuracy": correct[indices].mean(axis=1),
+        "top_k_accuracy": top_k_hit[indices].mean(axis=1),
+        "balanced_accuracy": recall.sum(axis=1) / n_present,
+        "macro_f1": f1.sum(axis=1) / n_present,
+    }
+
+
+def percentile_interval(values: np.ndarray, level: float = BOOTSTRAP_LEVEL) -> list[float]:
+    """The central `level` share of bootstrap values: [low, high] percentiles (linear interpolation)."""
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return [float(low), float(high)]
+
+
+def summary_metrics(
+    y_true: np.ndarray, probabilities: np.ndarray, n_classes: int, resamples: int = 1000, seed: int = 0
+) -> dict:
+    """Top-1, top-k (k = min(5, classes)), balanced accuracy and macro F1 (both over the classes with support),
+    each with a 95% percentile bootstrap interval (`<metric>_ci95`) from `resamples` resamples of the items."""
+    y_pred = probabilities.argmax(axis=1)
+    k = top_k(n_classes)
+    hits = top_k_hits(y_true, probabilities, k)
+    point = point_metrics(y_true, y_pred, hits)
+    samples = resampled_metrics(y_true, y_pred, hits, bootstrap_indices(len(y_true), resamples, seed), n_classes)
+    return {
+        "accuracy": point["accuracy"],
+        "top_k": k,
+        "top_k_accuracy": point["top_k_accuracy"],
+        "balanced_accuracy": point["balanced_accuracy"],
+        "macro_f1": point["macro_f1"],
+        "n_classes_with_support": int(len(np.unique(y_true))),
+        **{f"{name}_ci95": percentile_interval(values) for name, values in samples.items()},
+        "bootstrap": {"resamples": resamples, "seed": seed, "level": BOOTSTRAP_LEVEL},
     }
 
 
@@ -58,12 +119,16 @@ def per_class_table(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequenc
 
 
 def per_fold_table(y_true: np.ndarray, y_pred: np.ndarray, folds: np.ndarray) -> pd.DataFrame:
+    """Accuracy per fold, then rows "mean" and "std" (sample std, ddof=1) of the fold accuracies (n left empty)."""
     rows = [
         {"fold": fold, "n": int(mask.sum()), "accuracy": float(accuracy_score(y_true[mask], y_pred[mask]))}
         for fold in sorted(pd.unique(folds))
         for mask in [folds == fold]
     ]
-    return pd.DataFrame(rows, columns=["fold", "n", "accuracy"])
+    accuracies = pd.Series([row["accuracy"] for row in rows], dtype=float)
+    rows += [{"fold": "mean", "n": None, "accuracy": accuracies.mean()},
+             {"fold": "std", "n": None, "accuracy": accuracies.std(ddof=1)}]
+    return pd.DataFrame(rows, columns=["fold", "n", "accuracy"]).astype({"n": "Int64"})
 
 
 def confusion_table(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]) -> pd.DataFrame:
@@ -75,10 +140,15 @@ def confusion_table(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequenc
 def predictions_table(
     items: pd.DataFrame, y_true: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]
 ) -> pd.DataFrame:
-    """One row per evaluated item: ids, true and predicted label, its score, and the top-5 with scores."""
+    """One row per evaluated item: ids, true and predicted label, its score, then the top-k classes as columns
+    top1_label, top1_score, ..., topK_label, topK_score (k = min(5, classes); scores at full precision)."""
     names = np.asarray(class_names, dtype=object)
     top = top_k_indices(probabilities, top_k(len(class_names)))
     top_scores = np.take_along_axis(probabilities, top, axis=1)
+    ranked = {}
+    for rank in range(top.shape[1]):
+        ranked[f"top{rank + 1}_label"] = names[top[:, rank]]
+        ranked[f"top{rank + 1}_score"] = top_scores[:, rank]
     return pd.DataFrame({
         "item_id": items["item_id"].to_numpy(),
         "path": items["path"].to_numpy(),
@@ -87,8 +157,7 @@ def predictions_table(
         "predicted_label": names[top[:, 0]],
         "score": top_scores[:, 0],
         "correct": y_true == top[:, 0],
-        "top5_labels": ["|".join(row) for row in names[top]],
-        "top5_scores": ["|".join(f"{score:.6f}" for score in row) for row in top_scores],
+        **ranked,
     })
 
 

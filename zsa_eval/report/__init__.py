@@ -7,11 +7,13 @@ import json
 import os
 import shutil
 import uuid
+from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
 
 from zsa_eval.errors import UserError
+from zsa_eval.metrics import TOP_K
 from zsa_eval.report.plots import confusion_png
 
 
@@ -36,6 +38,15 @@ def write_csv(frame: pd.DataFrame, path: Path, index: bool = False) -> None:
 
 def write_json(payload: dict, path: Path) -> None:
     atomic_write(path, json.dumps(payload, indent=2, default=str) + "\n")
+
+
+PREDICTION_NUMBERS = {"score": float, "correct": bool} | {f"top{rank}_score": float for rank in range(1, TOP_K + 1)}
+
+
+def read_predictions(path: Path) -> pd.DataFrame:
+    """predictions.csv as written: ids, paths, folds and labels as the exact text (`NA`, `None`, `01` stay so),
+    scores as floats, correct as bool (the pandas call results/README.md documents)."""
+    return pd.read_csv(path, keep_default_na=False, dtype=defaultdict(lambda: str, PREDICTION_NUMBERS))
 
 
 RUN_FILE = "run.json"

@@ -16,19 +16,24 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     leaderboard = commands.add_parser("leaderboard", help="rebuild the leaderboard from the run directories")
     leaderboard.add_argument("results_dir", type=Path, nargs="?", default=Path("results"))
+    leaderboard.add_argument("--all", action="store_true", dest="every_run",
+                             help="every run, whatever its status, with a status column (leaderboard_all.*)")
     compare = commands.add_parser("compare", help="compare two runs (B against A)")
     compare.add_argument("run_a", type=Path)
     compare.add_argument("run_b", type=Path)
     compare.add_argument("--out", type=Path, default=Path("results/compare"),
-                         help="where compare.md, compare_recall.png and changed_predictions.csv go")
+                         help="where compare.md, compare.json, compare_recall.png and changed_predictions.csv go")
+    compare.add_argument("--resamples", type=int, default=1000, help="paired bootstrap resamples")
+    compare.add_argument("--seed", type=int, default=0, help="seed of the paired bootstrap")
     arguments = parser.parse_args(argv)
     try:
         if arguments.command == "leaderboard":
             if not arguments.results_dir.is_dir():
                 raise UserError(f"{arguments.results_dir} is not a directory; pass the results directory")
-            print(leaderboard_markdown(write_leaderboard(arguments.results_dir)), end="")
+            print(leaderboard_markdown(write_leaderboard(arguments.results_dir, arguments.every_run)), end="")
         else:
-            print(write_comparison(compare_runs(arguments.run_a, arguments.run_b), arguments.out), end="")
+            comparison = compare_runs(arguments.run_a, arguments.run_b, arguments.resamples, arguments.seed)
+            print(write_comparison(comparison, arguments.out), end="")
     except UserError as error:
         print(f"zsa-eval: error: {error}", file=sys.stderr)
         return 2

@@ -1,53 +1,284 @@
-"""The leaderboard: one row per run found under the results directory, rebuilt from the runs themselves."""
+"""The leaderboard: the latest complete run of each run identity found under the results directory, grouped by
+dataset, rebuilt from the runs themselves; the accuracy heat map draws exactly its rows."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pandas as pd
 from filelock import FileLock
 
-from zsa_eval.report import atomic_write, write_csv
+from zsa_eval.metrics import INTERVAL_METRICS
+from zsa_eval.report import atomic_write, write_csv, write_json
 from zsa_eval.report.plots import accuracy_heatmap_png
 
-COLUMNS = ["dataset", "model", "template", "accuracy", "top_k_accuracy", "balanced_accuracy", "macro_f1", "n",
-           "clips_per_s", "date", "run_dir"]
+COLUMNS = ["dataset", "source", "model", "weights", "template", "prompts", "engine", "precision", "selection",
+           "n_classes", "chance_accuracy", "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "top_k",
+           "top_k_accuracy", "top_k_accuracy_ci95_low", "top_k_accuracy_ci95_high", "balanced_accuracy",
+           "balanced_accuracy_ci95_low", "balanced_accuracy_ci95_high", "macro_f1", "macro_f1_ci95_low",
+           "macro_f1_ci95_high", "n", "encoded_clips_per_s", "date", "run_dir", "identity", "status"]
 RUN_KEYS = {"dataset", "model", "template", "accuracy", "top_k_accuracy", "balanced_accuracy", "macro_f1",
             "n_evaluated", "started_at"}
+COMPLETE = "complete"
+SOURCE_FIELDS = ("dataset_source", "dataset_revision")
+WEIGHT_FIELDS = ("family", "model_name_or_path", "model_revision", "weight_fingerprint")
+LISTED_CLASSES = 4  # a class selection up to this long is spelled out, a longer one is counted and hashed
+
+
+def short_hash(payload: object, length: int) -> str:
+    """First `length` hex digits of the SHA-256 of `payload` as canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def identity_hash(identity: dict) -> str:
+    """metrics.json "identity_hash": 12 hex digits naming everything that determines a run's results."""
+    return short_hash(identity, 12)
+
+
+def prompts_hash(prompts: list[str]) -> str:
+    """metrics.json "prompts_hash": 8 hex digits of the prompt list, shown beside the template name."""
+    return short_hash(list(prompts), 8)
+
+
+def derived_identity(metrics: dict) -> dict:
+    """The identity of a run written before metrics.json carried one: rebuilt from its resolved config, or from
+    dataset | model | template when it has none."""
+    config = metrics.get("config")
+    if not isinstance(config, dict):
+        return {"dataset": metrics["dataset"], "model": metrics["model"], "template": metrics["template"]}
+    dataset, model, template = config.get("dataset", {}), config.get("model", {}), config.get("template", {})
+    limit = config.get("limit")
+    return {
+        "family": model.get("family", "clap"),
+        "model_name_or_path": model.get("name_or_path"),
+        "model_revision": model.get("revision"),
+        "weight_fingerprint": None,
+        "dataset": dataset.get("name"),
+        "dataset_source": dataset.get("hub_id") or dataset.get("path"),
+        "dataset_revision": dataset.get("revision"),
+        "selection": {"label_column": dataset.get("label_column"), "classes": dataset.get("classes"),
+                      "folds": dataset.get("folds"), "subset": dataset.get("subset"), "limit": limit,
+                      "limit_mode": config.get("limit_mode", "first" if limit is not None else None),
+                      "seed": config.get("seed")},
+        "template": template.get("name"),
+        "prompts": template.get("prompts"),
+        "engine": config.get("engine"),
+        "precision": config.get("precision"),
+    }
+
+
+def run_status(metrics: dict) -> str:
+    """metrics.json "status"; an older run that has none failed when its skips exceeded its max_skip_fraction."""
+    if "status" in metrics:
+        return metrics["status"]
+    limit = (metrics.get("config") or {}).get("max_skip_fraction")
+    n_items, n_skipped = metrics.get("n_items"), metrics.get("n_skipped", 0)
+    if limit is not None and n_items and n_skipped / n_items > limit:
+        return "too_many_skips"
+    return COMPLETE
+
+
+def run_row(metrics: dict, run_dir: str) -> dict:
+    """One leaderboard row of a run; `identity_fields` (the identity dict) is kept for labels and the JSON."""
+    identity = metrics.get("identity") or derived_identity(metrics)
+    prompts = identity.get("prompts") or metrics.get("prompts")
+    n_classes = metrics.get("n_classes") or len(metrics.get("labels") or []) or None
+    row = {
+        "dataset": metrics["dataset"], "source": "", "model": metrics["model"], "weights": "",
+        "template": metrics["template"],
+        "prompts": metrics.get("prompts_hash") or (prompts_hash(prompts) if prompts else ""),
+        "engine": identity.get("engine", metrics.get("engine")),
+        "precision": identity.get("precision", metrics.get("precision")),
+        "selection": "",
+        "n_classes": n_classes,
+        "chance_accuracy": metrics.get("chance_accuracy", 1 / n_classes if n_classes else None),
+        "top_k": metrics.get("top_k"),
+        "n": metrics["n_evaluated"],
+        "encoded_clips_per_s": metrics.get("encoded_clips_per_s", metrics.get("clips_per_s")),
+        "date": metrics["started_at"],
+        "finished_at": metrics.get("finished_at") or metrics["started_at"],
+        "run_dir": run_dir,
+        "identity": metrics.get("identity_hash") or identity_hash(identity),
+        "status": run_status(metrics),
+        "identity_fields": identity,
+    }
+    for name in INTERVAL_METRICS:
+        low, high = metrics.get(f"{name}_ci95") or (None, None)
+        row.update({name: metrics[name], f"{name}_ci95_low": low, f"{name}_ci95_high": high})
+    return row
 
 
 def collect_runs(results_dir: Path) -> pd.DataFrame:
-    """Every run directory (holding a zsa-eval metrics.json) below `results_dir`, best accuracy first."""
+    """Every run directory (holding a zsa-eval metrics.json) below `results_dir`, whatever its status."""
     rows = []
     for metrics_file in sorted(results_dir.rglob("metrics.json")):
         try:
             metrics = json.loads(metrics_file.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if not isinstance(metrics, dict) or not RUN_KEYS <= metrics.keys():
-            continue
-        rows.append({**{key: metrics[key] for key in COLUMNS[:7]}, "n": metrics["n_evaluated"],
-                     "clips_per_s": metrics.get("clips_per_s"), "date": metrics["started_at"],
-                     "run_dir": metrics_file.parent.relative_to(results_dir).as_posix()})
-    board = pd.DataFrame(rows, columns=COLUMNS)
-    return board.sort_values(["accuracy", "date", "run_dir"], ascending=[False, False, True],
-                             kind="stable").reset_index(drop=True)
+        if isinstance(metrics, dict) and "top5_accuracy" in metrics:  # a run from before top-k got its name
+            metrics = {"top_k": 5, "top_k_accuracy": metrics["top5_accuracy"], **metrics}
+        if isinstance(metrics, dict) and RUN_KEYS <= metrics.keys():
+            rows.append(run_row(metrics, metrics_file.parent.relative_to(results_dir).as_posix()))
+    return pd.DataFrame(rows, columns=[*COLUMNS, "finished_at", "identity_fields"])
+
+
+MISSING = object()
+
+
+def field(identity: dict, key: str) -> object:
+    """A (dotted) identity field, MISSING when the identity lacks it (a run older than identities)."""
+    value = identity
+    for part in key.split("."):
+        value = value.get(part, MISSING) if isinstance(value, dict) else MISSING
+    return value
+
+
+def differing(identities: pd.Series, keys: tuple[str, ...]) -> set[str]:
+    """The identity fields that take more than one value among the `identities` that have them."""
+    return {key for key in keys
+            if len({json.dumps(value, sort_keys=True, default=str) for identity in identities
+                    if (value := field(identity, key)) is not MISSING}) > 1}
+
+
+def source_label(identity: dict, shown: set[str]) -> str:
+    if not shown:
+        return ""
+    revision = f"@{identity.get('dataset_revision') or '(none)'}" if "dataset_revision" in shown else ""
+    return f"{identity.get('dataset_source')}{revision}"
+
+
+def weights_label(identity: dict, shown: set[str]) -> str:
+    parts = []
+    if "family" in shown:
+        parts.append(f"[{identity.get('family')}]")
+    if shown & {"model_name_or_path", "model_revision"}:
+        revision = f"@{identity.get('model_revision') or '(none)'}" if "model_revision" in shown else ""
+        parts.append(f"{identity.get('model_name_or_path')}{revision}")
+    if "weight_fingerprint" in shown:
+        parts.append(f"#{(identity.get('weight_fingerprint') or '?')[:8]}")
+    return " ".join(parts)
+
+
+def selection_label(selection: dict, shown: set[str]) -> str:
+    """Folds, subset, classes and limit when set; the label column and seed when they tell rows apart."""
+    parts = []
+    if "selection.label_column" in shown:
+        parts.append(f"label={selection.get('label_column')}")
+    if selection.get("folds") is not None:
+        parts.append("folds=" + ",".join(map(str, selection["folds"])))
+    if selection.get("subset") is not None:
+        parts.append(f"subset={selection['subset']}")
+    classes = selection.get("classes")
+    if classes is not None:
+        parts.append("classes=" + ",".join(classes) if len(classes) <= LISTED_CLASSES
+                     else f"{len(classes)} classes #{short_hash(list(classes), 6)}")
+    if selection.get("limit") is not None:
+        parts.append(" ".join(filter(None, [f"limit={selection['limit']}", selection.get("limit_mode")])))
+    if "selection.seed" in shown or (selection.get("limit") is not None
+                                     and selection.get("limit_mode") == "stratified"):
+        parts.append(f"seed={selection.get('seed')}")
+    return ", ".join(parts) or "all"
+
+
+def label_rows(board: pd.DataFrame) -> pd.DataFrame:
+    """Fill source, weights and selection with what tells rows of the same dataset / model name apart."""
+    board = board.copy()
+    for _, rows in board.groupby("dataset", sort=False):
+        shown = differing(rows["identity_fields"], SOURCE_FIELDS)
+        board.loc[rows.index, "source"] = [source_label(identity, shown) for identity in rows["identity_fields"]]
+    for _, rows in board.groupby(["dataset", "source"], sort=False):
+        shown = differing(rows["identity_fields"], ("selection.label_column", "selection.seed"))
+        board.loc[rows.index, "selection"] = [selection_label(identity.get("selection") or {}, shown)
+                                              for identity in rows["identity_fields"]]
+    for _, rows in board.groupby("model", sort=False):
+        shown = differing(rows["identity_fields"], WEIGHT_FIELDS)
+        board.loc[rows.index, "weights"] = [weights_label(identity, shown) for identity in rows["identity_fields"]]
+    return board
+
+
+def leaderboard(runs: pd.DataFrame, every_run: bool = False) -> pd.DataFrame:
+    """The latest complete run of each identity (every run, whatever its status, with `every_run`), labelled,
+    grouped by dataset and best accuracy first within a dataset."""
+    if not every_run:
+        runs = runs[runs["status"] == COMPLETE]
+        runs = runs.sort_values(["finished_at", "run_dir"], kind="stable").drop_duplicates("identity", keep="last")
+    board = label_rows(runs)
+    board = board.sort_values(["dataset", "source", "accuracy", "date", "run_dir"],
+                              ascending=[True, True, False, False, True], kind="stable").reset_index(drop=True)
+    return board if every_run else board.drop(columns="status")
+
+
+def heatmap_grids(board: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per dataset (and source), accuracy by model (rows) x template #prompts (columns), one cell per board row.
+
+    A row label carries the weights, and the engine, precision or selection where they vary in the panel, so two
+    rows never share a cell; when their readable labels still coincide, the identity hash is added."""
+    grids = {}
+    for (dataset, source), rows in board.groupby(["dataset", "source"], sort=False):
+        varying = [name for name in ("engine", "precision", "selection") if rows[name].nunique() > 1]
+        model_labels = [" | ".join([f"{row.model} ({row.weights})" if row.weights else row.model,
+                                    *(str(getattr(row, name)) for name in varying)])
+                        for row in rows.itertuples()]
+        template_labels = [f"{row.template} #{row.prompts}" if row.prompts else row.template
+                           for row in rows.itertuples()]
+        cells = pd.DataFrame({"model": model_labels, "template": template_labels,
+                              "accuracy": rows["accuracy"].to_list(), "identity": rows["identity"].to_list()})
+        clash = cells.duplicated(["model", "template"], keep=False)
+        cells.loc[clash, "model"] = cells.loc[clash, "model"] + " id " + cells.loc[clash, "identity"].str[:6]
+        title = f"{dataset} ({source})" if source else dataset
+        grids[title] = cells.pivot(index="model", columns="template", values="accuracy")
+    return grids
+
+
+def interval_cell(value: float, low: float | None, high: float | None) -> str:
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return f"{value:.4f}"
+    return f"{value:.4f} [{low:.4f}, {high:.4f}]"
 
 
 def leaderboard_markdown(board: pd.DataFrame) -> str:
-    return board.to_markdown(index=False, floatfmt=".4f") + "\n"
+    """The board for reading: metrics with their 95% intervals; source and weights only when some row has one."""
+    shown = pd.DataFrame({name: board[name] for name in
+                          ("dataset", "source", "model", "weights", "template", "prompts", "engine", "precision",
+                           "selection", "n_classes")})
+    shown["chance"] = board["chance_accuracy"].map(lambda value: "" if pd.isna(value) else f"{value:.4f}")
+    for name, title in (("accuracy", "accuracy [95% CI]"), ("top_k_accuracy", "top-k [95% CI]"),
+                        ("balanced_accuracy", "balanced acc. [95% CI]"), ("macro_f1", "macro F1 [95% CI]")):
+        shown[title] = [interval_cell(*values) for values in
+                        zip(board[name], board[f"{name}_ci95_low"], board[f"{name}_ci95_high"])]
+    shown["k"] = board["top_k"]
+    shown["n"] = board["n"]
+    shown["clips/s"] = board["encoded_clips_per_s"]
+    for name in ("date", "run_dir", "identity", *(["status"] if "status" in board else [])):
+        shown[name] = board[name]
+    shown = shown.drop(columns=[name for name in ("source", "weights") if not board[name].astype(bool).any()])
+    return shown.to_markdown(index=False, floatfmt=".4f") + "\n"
 
 
-def write_leaderboard(results_dir: Path) -> pd.DataFrame:
-    """Rebuild leaderboard.csv, leaderboard.md and leaderboard_heatmap.png in `results_dir`.
+def leaderboard_json(board: pd.DataFrame, every_run: bool) -> dict:
+    """Every column of the board, with each row's full identity."""
+    records = board.drop(columns=["finished_at"]).rename(columns={"identity": "identity_hash",
+                                                                  "identity_fields": "identity"})
+    records = records.astype(object).where(records.notna(), None)
+    return {"every_run": every_run, "runs": records.to_dict("records")}
+
+
+def write_leaderboard(results_dir: Path, every_run: bool = False) -> pd.DataFrame:
+    """Rebuild leaderboard.csv, .md, .json and leaderboard_heatmap.png in `results_dir` (with `every_run`:
+    leaderboard_all.csv, .md, .json and no heat map).
 
     Under a file lock, so concurrent runs finishing together leave a leaderboard that holds all of them."""
     results_dir.mkdir(parents=True, exist_ok=True)
+    stem = "leaderboard_all" if every_run else "leaderboard"
     with FileLock(results_dir / ".leaderboard.lock"):
-        board = collect_runs(results_dir)
-        write_csv(board, results_dir / "leaderboard.csv")
-        atomic_write(results_dir / "leaderboard.md", leaderboard_markdown(board))
-        if not board.empty:
-            atomic_write(results_dir / "leaderboard_heatmap.png", accuracy_heatmap_png(board))
+        board = leaderboard(collect_runs(results_dir), every_run)
+        write_csv(board.drop(columns=["finished_at", "identity_fields"]), results_dir / f"{stem}.csv")
+        atomic_write(results_dir / f"{stem}.md", leaderboard_markdown(board))
+        write_json(leaderboard_json(board, every_run), results_dir / f"{stem}.json")
+        if not every_run and not board.empty:
+            atomic_write(results_dir / "leaderboard_heatmap.png", accuracy_heatmap_png(heatmap_grids(board)))
     return board

@@ -51,30 +51,27 @@ def confusion_png(confusion: pd.DataFrame) -> bytes:
     return png_bytes(figure)
 
 
-
-
-def accuracy_heatmap_png(board: pd.DataFrame) -> bytes:
-    """Accuracy by model (rows) x template (columns), one panel per dataset; the latest run fills each cell."""
-    latest = board.sort_values("date").drop_duplicates(["dataset", "model", "template"], keep="last")
-    datasets = sorted(latest["dataset"].unique())
-    grids = {name: latest[latest["dataset"] == name].pivot(index="model", columns="template", values="accuracy")
-             for name in datasets}
-    width = sum(max(3.0, 1.4 * grid.shape[1] + 2.5) for grid in grids.values())
-    height = max(3.0, 0.6 * max(grid.shape[0] for grid in grids.values()) + 2)
-    figure, panels = pyplot().subplots(1, len(datasets), figsize=(width, height), squeeze=False,
-                                       layout="constrained")
-    for axes, (name, grid) in zip(panels[0], grids.items()):
-        image = axes.imshow(grid.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=1)
-        axes.set_xticks(np.arange(grid.shape[1]), grid.columns, rotation=30, ha="right")
+def accuracy_heatmap_png(grids: dict[str, pd.DataFrame]) -> bytes:
+    """Accuracy by model (rows) x template (columns), one panel per dataset stacked top to bottom; each grid cell
+    is one leaderboard row."""
+    label_width = 0.075 * max(len(label) for grid in grids.values() for label in grid.index)
+    width = max(6.0, label_width + 1.3 * max(grid.shape[1] for grid in grids.values()) + 2.5)
+    heights = [grid.shape[0] + 2.2 for grid in grids.values()]
+    figure, panels = pyplot().subplots(len(grids), 1, figsize=(width, 0.5 * sum(heights) + 0.5), squeeze=False,
+                                       layout="constrained", gridspec_kw={"height_ratios": heights})
+    for axes, (name, grid) in zip(panels[:, 0], grids.items()):
+        values = grid.to_numpy(dtype=float)
+        image = axes.imshow(values, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        axes.set_xticks(np.arange(grid.shape[1]), grid.columns, rotation=20, ha="right")
         axes.set_yticks(np.arange(grid.shape[0]), grid.index)
-        for (row, column), value in np.ndenumerate(grid.to_numpy(dtype=float)):
+        for (row, column), value in np.ndenumerate(values):
             if np.isfinite(value):
                 axes.text(column, row, f"{value:.3f}", ha="center", va="center",
                           color="black" if value > 0.6 else "white")
         axes.set_title(f"accuracy on {name}")
-        axes.set_xlabel("template")
-        axes.set_ylabel("model")
-    figure.colorbar(image, ax=panels[0].tolist(), shrink=0.9)
+    figure.supxlabel("template #prompts hash")
+    figure.supylabel("model (weights) | what else varies")
+    figure.colorbar(image, ax=panels[:, 0].tolist(), shrink=0.6)
     return png_bytes(figure)
 
 
@@ -85,9 +82,9 @@ def recall_bars_png(recalls: pd.DataFrame, name_a: str, name_b: str) -> bytes:
     axes.bar(positions - 0.2, recalls["recall_a"], width=0.4, label=name_a)
     axes.bar(positions + 0.2, recalls["recall_b"], width=0.4, label=name_b)
     axes.set_xticks(positions, recalls["label"], rotation=90, fontsize=8 if len(recalls) > 20 else 10)
-    axes.set_ylim(0, 1.25)
+    axes.set_ylim(0, 1.4)
     axes.set_yticks(np.linspace(0, 1, 6))
     axes.set_ylabel("recall")
     axes.set_title("Per-class recall")
-    axes.legend(loc="upper center", ncols=2)
+    axes.legend(loc="upper center")
     return png_bytes(figure)

@@ -1,0 +1,58 @@
+"""Cost of summary_metrics with its bootstrap intervals (1000 resamples by default).
+
+    python scripts/benchmark_metrics.py                    # ESC-50 size: 2000 clips x 50 classes
+    python scripts/benchmark_metrics.py --clips 20000 --classes 527
+
+Times the best of --repeats calls on synthetic scores (a fixed seed), prints a line per size and writes
+results/benchmark/metrics_benchmark.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from zsa_eval.metrics import summary_metrics
+from zsa_eval.report import write_json
+
+
+def time_summary_metrics(n_clips: int, n_classes: int, resamples: int, repeats: int) -> float:
+    """Best wall time in seconds of summary_metrics on random scores that favour the true class."""
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, n_classes, n_clips)
+    probabilities = rng.random((n_clips, n_classes)).astype(np.float32)
+    probabilities[np.arange(n_clips), y_true] += 0.5
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        summary_metrics(y_true, probabilities, n_classes, resamples=resamples)
+        timings.append(time.perf_counter() - start)
+    return min(timings)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, nargs="+", default=[2000])
+    parser.add_argument("--classes", type=int, default=50)
+    parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path("results/benchmark"))
+    arguments = parser.parse_args()
+    rows = []
+    for n_clips in arguments.clips:
+        seconds = time_summary_metrics(n_clips, arguments.classes, arguments.resamples, arguments.repeats)
+        rows.append({"clips": n_clips, "classes": arguments.classes, "resamples": arguments.resamples,
+                     "seconds": round(seconds, 4)})
+        print(f"summary_metrics, {n_clips} clips x {arguments.classes} classes, {arguments.resamples} resamples: "
+              f"{seconds:.3f} s (best of {arguments.repeats})")
+    arguments.out.mkdir(parents=True, exist_ok=True)
+    write_json({"machine": platform.processor() or platform.machine(), "python": platform.python_version(),
+                "runs": rows}, arguments.out / "metrics_benchmark.json")
+
+
+if __name__ == "__main__":
+    main()
