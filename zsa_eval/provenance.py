@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import platform
 import subprocess
@@ -13,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+
+from zsa_eval.report import short_hash
 
 VERSIONED_PACKAGES = ("zsa-eval", "torch", "transformers", "tokenizers", "datasets", "torchcodec", "numpy",
                       "scikit-learn", "pandas", "soundfile", "soxr", "hydra-core")
@@ -57,12 +57,6 @@ def environment(device: torch.device) -> dict:
         "device_name": device_name(device),
         "versions": package_versions(),
     }
-
-
-def short_hash(payload: object, length: int) -> str:
-    """A stable hex digest of JSON-able `payload`."""
-    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def items_fingerprint(items: pd.DataFrame) -> str:

@@ -32,10 +32,10 @@ from zsa_eval.metrics import (
     summary_metrics,
 )
 from zsa_eval.models import LoadedModel, resolve_device
-from zsa_eval.provenance import environment, files_fingerprint, items_fingerprint, short_hash
+from zsa_eval.provenance import environment, files_fingerprint, items_fingerprint
 from zsa_eval.report import ProgressLog, atomic_write, open_run_dir, write_csv, write_run
 from zsa_eval.report.embeddings import store_embedding_part, write_embeddings
-from zsa_eval.report.leaderboard import write_leaderboard
+from zsa_eval.report.leaderboard import identity_hash, prompts_hash, write_leaderboard
 
 # Settings that do not change a run's results: a run may be resumed with other values of these.
 RESULT_NEUTRAL_KEYS = ("output_dir", "results_dir", "resume", "overwrite", "progress", "debug", "batch_size",
@@ -179,7 +179,7 @@ def run_provenance(cfg: DictConfig, dataset: AudioDataset, loaded: LoadedModel, 
     identity = result_identity(cfg, dataset, loaded, weights, prompts)
     return {
         "identity": identity,
-        "identity_hash": short_hash(identity, 12),
+        "identity_hash": identity_hash(identity),
         "provenance": {
             **environment(device),
             "items_fingerprint": items_fingerprint(dataset.items),
@@ -351,7 +351,7 @@ def run(cfg: DictConfig) -> dict | None:
     write_csv(dataset.ignored_files, output_dir / "ignored_files.csv")
     evaluated = evaluation(dataset, records, output_dir)
     tables = result_tables(dataset, evaluated)
-    summary = summary_metrics(evaluated.y_true, evaluated.probabilities, len(labels))  # MERGE: seed=cfg.seed
+    summary = summary_metrics(evaluated.y_true, evaluated.probabilities, len(labels), seed=cfg.seed)
     failures = gate_failures(summary["accuracy"], cfg.gate.min_accuracy, baseline, cfg.gate.max_drop)
     atomic_write(output_dir / "scores.parquet", scores_table(evaluated, dataset.class_names).to_parquet(index=False))
     if cfg.save_embeddings:
@@ -377,7 +377,7 @@ def run(cfg: DictConfig) -> dict | None:
         "model_name_or_path": cfg.model.name_or_path,
         "template": cfg.template.name,
         "prompts": prompts,
-        "prompts_hash": short_hash(prompts, 8),
+        "prompts_hash": prompts_hash(prompts),
         "engine": cfg.engine,
         "precision": cfg.precision,
         "labels": dataset.class_names,
@@ -418,6 +418,10 @@ def check_skip_fraction(metrics: dict, max_skip_fraction: float, output_dir: Pat
                         "(results were written for the rest)")
 
 
+def interval(bounds: list[float]) -> str:
+    return f"[{bounds[0]:.4f}, {bounds[1]:.4f}]"
+
+
 def format_summary(metrics: dict) -> str:
     skipped = f", {metrics['n_skipped']} skipped (see errors.csv)" if metrics["n_skipped"] else ""
     excluded = f", {metrics['n_excluded']} outside dataset.classes" if metrics["n_excluded"] else ""
@@ -425,7 +429,8 @@ def format_summary(metrics: dict) -> str:
              else "nothing encoded")
     return (
         f"{metrics['dataset']} | {metrics['model']} | {metrics['template']}: "
-        f"accuracy {metrics['accuracy']:.4f} (top-{metrics['top_k']} {metrics['top_k_accuracy']:.4f}, "
+        f"accuracy {metrics['accuracy']:.4f} {interval(metrics['accuracy_ci95'])} "
+        f"(top-{metrics['top_k']} {metrics['top_k_accuracy']:.4f}, "
         f"balanced {metrics['balanced_accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}) "
         f"on {metrics['n_evaluated']} of {metrics['n_items']} clips{skipped}{excluded} in {metrics['elapsed_s']:.1f} s "
         f"({speed}, {metrics['cache_hits']} from the cache) -> {metrics['output_dir']}"

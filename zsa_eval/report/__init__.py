@@ -3,6 +3,7 @@ leaderboards and comparisons across runs (`python -m zsa_eval.report`)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -30,6 +31,12 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def short_hash(payload: object, length: int) -> str:
+    """First `length` hex digits of the SHA-256 of `payload` as canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def write_csv(frame: pd.DataFrame, path: Path, index: bool = False) -> None:

@@ -3,7 +3,6 @@ dataset, rebuilt from the runs themselves; the accuracy heat map draws exactly i
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pandas as pd
 from filelock import FileLock
 
 from zsa_eval.metrics import INTERVAL_METRICS
-from zsa_eval.report import atomic_write, write_csv, write_json
+from zsa_eval.report import atomic_write, short_hash, write_csv, write_json
 from zsa_eval.report.plots import accuracy_heatmap_png
 
 COLUMNS = ["dataset", "source", "model", "weights", "template", "prompts", "engine", "precision", "selection",
@@ -25,12 +24,6 @@ COMPLETE = "complete"
 SOURCE_FIELDS = ("dataset_source", "dataset_revision")
 WEIGHT_FIELDS = ("family", "model_name_or_path", "model_revision", "weight_fingerprint")
 LISTED_CLASSES = 4  # a class selection up to this long is spelled out, a longer one is counted and hashed
-
-
-def short_hash(payload: object, length: int) -> str:
-    """First `length` hex digits of the SHA-256 of `payload` as canonical JSON (sorted keys, no spaces)."""
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def identity_hash(identity: dict) -> str:
