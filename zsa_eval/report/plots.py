@@ -57,7 +57,7 @@ def accuracy_heatmap_png(grids: dict[str, pd.DataFrame]) -> bytes:
     label_width = 0.075 * max(len(label) for grid in grids.values() for label in grid.index)
     width = max(6.0, label_width + 1.3 * max(grid.shape[1] for grid in grids.values()) + 2.5)
     heights = [grid.shape[0] + 2.2 for grid in grids.values()]
-    figure, panels = pyplot().subplots(len(grids), 1, figsize=(width, 0.5 * sum(heights) + 0.5), squeeze=False,
+    figure, panels = pyplot().subplots(len(grids), 1, figsize=(width, max(3.6, 0.5 * sum(heights) + 0.5)), squeeze=False,
                                        layout="constrained", gridspec_kw={"height_ratios": heights})
     for axes, (name, grid) in zip(panels[:, 0], grids.items()):
         values = grid.to_numpy(dtype=float)
@@ -70,7 +70,7 @@ def accuracy_heatmap_png(grids: dict[str, pd.DataFrame]) -> bytes:
                           color="black" if value > 0.6 else "white")
         axes.set_title(f"accuracy on {name}")
     figure.supxlabel("template #prompts hash")
-    figure.supylabel("model (weights) | what else varies")
+    figure.supylabel("model | what else varies")
     figure.colorbar(image, ax=panels[:, 0].tolist(), shrink=0.6)
     return png_bytes(figure)
 
