@@ -3,18 +3,23 @@
     python scripts/benchmark.py                      # 64 clips, full-size random CLAP, all engines
     python scripts/benchmark.py --clips 512 --engines embed      # memory: compare peak RSS with --clips 64
     python scripts/benchmark.py --rerun              # audio-embedding cache: second template vs first
+    python scripts/benchmark.py --engines "" --startup-runs 5    # startup only
 
 Uses a random-weight model of the full laion/clap-htsat-fused architecture (built once under the cache dir,
 no Hub needed), N clips of 5 s at 44.1 kHz in an ESC-50-layout folder, and 50 candidate labels. Prints a
-table and writes results/benchmark/benchmark.json.
+table and writes results/benchmark/benchmark.json. `startup_s` is the wall time of a `limit=1` command-line run
+of that model (a fresh process: imports, config, model load, writing results) minus its scoring, median of runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import resource
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -86,6 +91,23 @@ def run_config(args, dataset_dir: Path, model_dir: Path, output_dir: Path, *over
             f"output_dir={output_dir}", f"results_dir={output_dir.parent}", "progress=false", *overrides])
 
 
+def time_startup(args, dataset_dir: Path, model_dir: Path, runs_dir: Path) -> dict[str, float]:
+    """Median wall time of `python -m zsa_eval ... limit=1` in a fresh process, and that minus its scoring."""
+    walls, startups = [], []
+    for attempt in range(args.startup_runs):
+        output_dir = runs_dir / f"startup_{attempt}"
+        command = [sys.executable, "-m", "zsa_eval", "dataset=esc50_folder", f"dataset.path={dataset_dir}",
+                   "model=clap", "model.name=clap_full_random", f"model.name_or_path={model_dir}", "limit=1",
+                   "cache=false", f"device={args.device}", f"precision={args.precision}", "progress=false",
+                   f"output_dir={output_dir}", f"results_dir={runs_dir}"]
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        walls.append(time.perf_counter() - start)
+        startups.append(walls[-1] - json.loads((output_dir / "metrics.json").read_text())["scoring_s"])
+    return {"wall_s": round(statistics.median(walls), 3), "startup_s": round(statistics.median(startups), 3),
+            "runs": args.startup_runs}
+
+
 def time_seed_loop(loaded, paths: list[str], labels: list[str]) -> float:
     """The common recipe: the pipeline per clip, raw array as decoded, all labels re-encoded each time."""
     from transformers import pipeline
@@ -137,6 +159,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
     parser.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated subset of {ENGINES}")
+    parser.add_argument("--startup-runs", type=int, default=3, help="limit=1 runs timed for startup_s (0: none)")
     parser.add_argument("--rerun", action="store_true", help="also time a cached rerun with another template")
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "zsa-eval")
     parser.add_argument("--out", type=Path, default=Path("results/benchmark/benchmark.json"))
@@ -178,6 +201,8 @@ def main() -> None:
         rerun = {"first_s": first["scoring_s"], "second_s": second["scoring_s"],
                  "speedup": round(first["scoring_s"] / second["scoring_s"], 2)}
 
+    startup = time_startup(args, dataset_dir, model_dir, runs_dir) if args.startup_runs else {}
+
     shutil.rmtree(runs_dir)
     clips_per_s = {engine: round(args.clips / value, 3) for engine, value in seconds.items()}
     ratios = {
@@ -192,7 +217,8 @@ def main() -> None:
         "batch_size": args.batch_size, "num_workers": args.num_workers, "device": str(device),
         "precision": args.precision, "model_parameters": parameters, "torch_threads": torch.get_num_threads(),
         "clips_per_s": clips_per_s, **ratios, "seconds_per_clip_by_stage": profile, "rerun": rerun,
-        "peak_rss_mb": peak_rss_mb(), "platform": platform.platform(), "versions": package_versions(),
+        "startup": startup, "peak_rss_mb": peak_rss_mb(), "platform": platform.platform(),
+        "versions": package_versions(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(result, args.out)
@@ -208,6 +234,9 @@ def main() -> None:
     if rerun:
         print(f"rerun with another template: first {rerun['first_s']:.2f} s, second {rerun['second_s']:.2f} s "
               f"({rerun['speedup']}x faster)")
+    if startup:
+        print(f"startup_s {startup['startup_s']:.2f} (limit=1 run: {startup['wall_s']:.2f} s wall, median of "
+              f"{startup['runs']})")
     rss = result["peak_rss_mb"]
     print(f"peak RSS: {rss['self']:.0f} MiB (largest worker {rss['largest_child']:.0f} MiB) -> {args.out}")
 

@@ -2,7 +2,8 @@
 # Install everything zsa-eval needs on a fresh Debian/Ubuntu machine, into the active Python environment:
 #   ffmpeg      - torchcodec (used by `datasets` to build audiofolder datasets) loads FFmpeg's libraries
 #   torch       - pinned first, so pip does not pick an unrelated build; torchcodec 0.13 pairs with torch 2.13
-#   zsa-eval    - this package (editable, so conf/ is found) with its test extras
+#   zsa-eval    - this package, editable (for development: edits take effect without reinstalling), with its
+#                 test extras; `pip install .` or the wheel (see README) installs it as a plain package
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,6 +1,7 @@
 """End to end through the command line, offline: tiny random model, synthesized audio."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -20,6 +21,7 @@ def test_smoke_run_writes_every_result(monkeypatch, capsys, tiny_model_dir, tmp_
                               f"output_dir={out}")
     assert code == 0
     assert stdout.startswith("synthetic | tiny_random | sound_of: accuracy ") and str(out) in stdout
+    wall_s, scoring_s = map(float, re.search(r" in ([\d.]+) s \(([\d.]+) s scoring, ", stdout).groups())
     assert RESULT_FILES <= {path.name for path in out.iterdir()}
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["n_items"], metrics["n_evaluated"], metrics["n_skipped"]) == (40, 40, 0)
@@ -28,6 +30,8 @@ def test_smoke_run_writes_every_result(monkeypatch, capsys, tiny_model_dir, tmp_
     assert metrics["config"]["model"]["name"] == "tiny_random" and metrics["device"] == "cpu"
     assert {"torch", "transformers", "datasets"} <= set(metrics["provenance"]["versions"])
     assert metrics["elapsed_s"] > 0 and metrics["cache_hits"] + metrics["n_evaluated"] >= 40
+    # the summary's time counts from the process start, so it holds the run's own time and more
+    assert wall_s >= metrics["elapsed_s"] - 0.05 and scoring_s == pytest.approx(metrics["scoring_s"], abs=0.05)
     predictions = pd.read_csv(out / "predictions.csv")
     assert len(predictions) == 40
     assert metrics["accuracy"] == pytest.approx(predictions["correct"].mean())
@@ -80,20 +84,77 @@ def one_line_error(code: int, stderr: str) -> str:
     (["dataset=esc50_folder"], "dataset=esc50_folder needs dataset.path: add dataset.path="),
     (["dataset=esc50"], "cannot load dataset 'ashraq/esc50' from the Hugging Face Hub"),
     (["dataset=synthetic", "template.prompts=[a sound]"], "needs exactly one {} where the label goes"),
-    (["dataset=synthetic", "engine=turbo"], "engine=turbo is unknown"),
     (["dataset=synthetic", "engine=pipeline", "template=ensemble"], "engine=pipeline takes a single prompt"),
-    (["dataset=synthetic", "batch_size=0"], "batch_size=0 must be a whole number of at least 1"),
-    (["dataset=synthetic", "limit=0"], "limit=0 selects nothing"),
-    (["dataset=synthetic", "num_workers=abc"], "num_workers=abc must be auto or a whole number"),
     pytest.param(["dataset=synthetic", "precision=fp16"], "precision=fp16 needs a CUDA device", marks=NEEDS_NO_CUDA),
     pytest.param(["dataset=synthetic", "device=cuda"], "CUDA is not available here", marks=NEEDS_NO_CUDA),
-    (["dataset=synthetic", "bogus_key=1"], "Could not override 'bogus_key'"),
+    # wrong types and values: the key, the value and what is allowed (zsa_eval/config.py)
+    (["dataset=synthetic", "engine=turbo"], "engine=turbo is not valid: engine takes one of embed, pipeline"),
+    (["dataset=synthetic", "batch_size=0"], "batch_size=0 is not valid: batch_size takes a whole number of at least 1"),
+    (["dataset=synthetic", "limit=0"], "limit=0 is not valid: limit takes a whole number of at least 1, or null"),
+    (["dataset=synthetic", "num_workers=abc"],
+     "num_workers=abc is not valid: num_workers takes auto or a whole number of at least 0"),
+    (["dataset=synthetic", "gate.min_accuracy=abc"],
+     "gate.min_accuracy=abc is not valid: gate.min_accuracy takes a number from 0 to 1, or null"),
+    (["dataset=synthetic", "gate.min_accuracy=1.5"], "gate.min_accuracy=1.5 is not valid"),
+    (["dataset=synthetic", "gate.max_drop=-0.1"], "gate.max_drop=-0.1 is not valid: gate.max_drop takes a number of "
+                                                  "at least 0"),
+    (["dataset=synthetic", "seed=abc"], "seed=abc is not valid: seed takes a whole number"),
+    (["dataset=synthetic", "device=gpu"], "device=gpu is not valid: device takes auto, cpu, cuda or cuda:N"),
+    (["dataset=synthetic", "precision=int4"], "precision=int4 is not valid: precision takes one of fp32, fp16, bf16"),
+    (["dataset=synthetic", "featurizer=gpu"], "featurizer=gpu is not valid: featurizer takes one of auto, workers, "
+                                              "device"),
+    (["dataset=synthetic", "limit_mode=random"], "limit_mode=random is not valid: limit_mode takes one of "
+                                                 "stratified, first"),
+    (["dataset=synthetic", "verbose=maybe"], "verbose=maybe is not valid: verbose takes true or false"),
+    (["dataset=synthetic", "dataset.folds=abc"],
+     "dataset.folds=abc is not valid: dataset.folds takes one or a list of whole numbers, or null"),
+    (["dataset=synthetic", "dataset.clips_per_class=0"], "dataset.clips_per_class=0 is not valid"),
+    (["dataset=synthetic", "model.random_init=huge"],
+     "model.random_init=huge is not valid: model.random_init takes one of tiny, full, or null"),
+    (["dataset=synthetic", "gate=3"], "gate=3 is not valid: gate takes keys of its own (min_accuracy, baseline, "
+                                      "max_drop)"),
+    # unknown keys: refused with the key meant, never a suggestion to add them with +
+    (["dataset=synthetic", "bogus_key=1"], "unknown key bogus_key: --help lists every key"),
+    (["dataset=synthetic", "modle=clap"], "unknown key modle: did you mean model?"),
+    (["dataset=synthetic", "+modle=clap"], "unknown key modle: did you mean model?"),
+    (["dataset=synthetic", "gate.max_drp=0.1"], "unknown key gate.max_drp: did you mean gate.max_drop? gate takes "
+                                                "min_accuracy, baseline, max_drop"),
+    (["dataset=synthetic", "dataset.pth=/data"], "unknown key dataset.pth: did you mean dataset.path?"),
+    (["dataset=synthetic", "+dataset.pth=/data"], "unknown key dataset.pth: did you mean dataset.path?"),
+    # Hydra's own advice is kept whole
+    (["dataset=synthetic", "template=sound_of,plain"], "3. To sweep over it, add --multirun to your command line"),
 ])
 def test_user_mistakes_end_in_one_line_and_exit_2(monkeypatch, capsys, tmp_path, arguments, message):
     code, _, stderr = run_cli(monkeypatch, capsys, "model=tiny_random", f"output_dir={tmp_path / 'run'}",
                               *arguments)
-    assert message in one_line_error(code, stderr)
+    line = one_line_error(code, stderr)
+    assert message in line
+    assert "+modle" not in line and "To append to your config" not in line
     assert not (tmp_path / "run").exists()
+
+
+def test_missing_model_directory_says_so(monkeypatch, capsys, tmp_path):
+    missing = tmp_path / "nonexistent_dir"
+    code, _, stderr = run_cli(monkeypatch, capsys, "dataset=synthetic", "model=clap", f"model.name_or_path={missing}",
+                              f"output_dir={tmp_path / 'out'}")
+    line = one_line_error(code, stderr)
+    assert f"model directory '{missing}' does not exist" in line and "hf download" not in line
+
+
+def test_folds_present_are_plain_numbers(monkeypatch, capsys, esc50_folder, tmp_path):
+    code, _, stderr = run_cli(monkeypatch, capsys, "dataset=esc50_folder", f"dataset.path={esc50_folder}",
+                              "dataset.folds=7", "model=tiny_random", f"output_dir={tmp_path / 'out'}")
+    assert "no items in folds [7]; folds present: [1, 2]" in one_line_error(code, stderr)
+
+
+def test_single_values_where_lists_are_expected(tiny_model_dir, esc50_folder, tmp_path):
+    """dataset.folds=2 is dataset.folds=[2]; a prompt given as a string is a template of one prompt."""
+    metrics = run(compose_config("dataset=esc50_folder", f"dataset.path={esc50_folder}", "dataset.folds=2",
+                                 "model=tiny_random", "template.prompts='sound of {}'",
+                                 f"output_dir={tmp_path / 'run'}"))
+    assert metrics["n_items"] == 6 and metrics["prompts"] == ["sound of {}"]
+    assert metrics["config"]["dataset"]["folds"] == [2]
+    assert set(pd.read_csv(tmp_path / "run" / "predictions.csv")["fold"]) == {2}
 
 
 def test_unreadable_model_directory_is_one_line(monkeypatch, capsys, tmp_path):

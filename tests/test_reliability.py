@@ -189,10 +189,10 @@ def test_on_error_raise_stops_at_the_first_bad_item(monkeypatch, capsys, tiny_mo
     (["dataset.classes=[dog]"], "has a single class ['dog']"),
     (["dataset.folds=[1]", "dataset.subset=esc10", "dataset.label_column=fold"], "has a single class ['1']"),
     (["dataset.label_column=kind"], "column 'kind' not found; set dataset.label_column to one of"),
-    (["on_error=ignore"], "on_error=ignore is unknown"),
-    (["max_skip_fraction=2"], "max_skip_fraction=2 must be a number from 0 to 1"),
-    (["limit=abc"], "limit=abc selects nothing"),
-    (["batch_size=-1"], "batch_size=-1 must be a whole number of at least 1"),
+    (["on_error=ignore"], "on_error=ignore is not valid: on_error takes one of skip, raise"),
+    (["max_skip_fraction=2"], "max_skip_fraction=2.0 is not valid: max_skip_fraction takes a number from 0 to 1"),
+    (["limit=abc"], "limit=abc is not valid: limit takes a whole number of at least 1, or null"),
+    (["batch_size=-1"], "batch_size=-1 is not valid: batch_size takes a whole number of at least 1"),
 ])
 def test_dataset_and_setting_mistakes(monkeypatch, capsys, tiny_model_dir, esc50_folder, tmp_path, arguments,
                                       message):

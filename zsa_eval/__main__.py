@@ -1,11 +1,16 @@
 """Entry point: `python -m zsa_eval dataset=esc50 model=clap` (add `-m` to sweep). Composes the config, runs,
-maps outcomes to exit codes: 0 done, 2 user error, 3 gate failed, 130 interrupted."""
+maps outcomes to exit codes: 0 done, 2 user error, 3 gate failed, 130 interrupted. Imports only Hydra and the
+schema, so `--help` and `--version` answer before torch, transformers or scikit-learn are loaded."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+import time
+import warnings
+from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -15,12 +20,13 @@ from hydra.errors import HydraException, MissingConfigException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+import zsa_eval
+from zsa_eval.config import CONFIG_DIR, invalid, schema_field_at, unknown_key
 from zsa_eval.errors import GateFailed, RunInterrupted, UserError
-from zsa_eval.run import format_summary, run
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+__all__ = ["CONFIG_DIR", "main"]
 USER_ERROR_EXIT = 2
 GATE_EXIT = 3
 INTERRUPTED_EXIT = 130
@@ -44,6 +50,46 @@ def sweep_job_suffix() -> str:
 OmegaConf.register_new_resolver("sweep_job", sweep_job_suffix, replace=True)
 
 
+def quiet_libraries(progress: bool, verbose: bool) -> None:
+    """Libraries' progress bars ("Generating train split", downloads) follow `progress`, their warnings and info
+    messages `verbose`: through the environment for libraries not loaded yet (the usual case: this runs before
+    the run's imports), through their own switches for those already loaded."""
+    bars, level = "0" if progress else "1", "warning" if verbose else "error"
+    if not verbose:
+        warnings.filterwarnings("ignore", module=r"(torch|torchaudio|torchcodec|transformers|datasets|huggingface_hub"
+                                r"|sklearn)(\.|$)")
+    if "datasets" in sys.modules:
+        import datasets
+
+        datasets.enable_progress_bars() if progress else datasets.disable_progress_bars()
+        datasets.logging.set_verbosity(datasets.logging.WARNING if verbose else datasets.logging.ERROR)
+    else:
+        os.environ.update(HF_DATASETS_DISABLE_PROGRESS_BARS=bars, DATASETS_VERBOSITY=level)
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.set_verbosity_warning() if verbose else transformers_logging.set_verbosity_error()
+    else:
+        os.environ.update(TRANSFORMERS_VERBOSITY=level, TRANSFORMERS_NO_ADVISORY_WARNINGS=str(int(not verbose)))
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+        enable_progress_bars() if progress else disable_progress_bars()
+    else:
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = bars
+
+
+def versions_line() -> str:
+    """`--version`: zsa-eval's version and the libraries that decide its numbers (read without importing them)."""
+    installed = []
+    for package in ("torch", "transformers", "hydra-core"):
+        try:
+            installed.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            installed.append(f"{package} not installed")
+    return f"zsa-eval {zsa_eval.__version__} ({', '.join(installed)}, Python {sys.version.split()[0]})"
+
+
 def record_failed_job(code: int, message: str) -> None:
     """In a sweep, a failing job is reported and listed, and the sweep goes on to the next job."""
     hydra_config = HydraConfig.get()
@@ -56,10 +102,15 @@ def record_failed_job(code: int, message: str) -> None:
 
 @hydra.main(version_base=None, config_path=CONFIG_DIR, config_name="config")
 def evaluate(cfg: DictConfig) -> None:
+    # wall time from process start (a sweep's later jobs: from their own start)
+    started = time.perf_counter() if in_sweep() and HydraConfig.get().job.num > 0 else zsa_eval.STARTED
+    quiet_libraries(cfg.progress, cfg.verbose)
+    from zsa_eval.run import format_summary, run
+
     try:
         metrics = run(cfg)
         if metrics is not None:  # None: a data-parallel worker rank; rank 0 reports
-            print(format_summary(metrics))
+            print(format_summary(metrics, time.perf_counter() - started))
         return
     except UserError as error:
         if cfg.debug:
@@ -93,15 +144,25 @@ def one_line(error: Exception) -> str:
     if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
         group, _, choice = error.missing_cfg_file.rpartition("/")
         return f"unknown {group} '{choice}': choose one of {', '.join(sorted(error.options))} (conf/{group}/)"
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     cause = error.__cause__
+    if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and cause.full_key:
+        return str(unknown_key(cause.full_key))
+    if isinstance(cause, ValidationError) and schema_field_at(cause.full_key or ""):
+        return str(invalid(cause.full_key, cause.value, schema_field_at(cause.full_key)))
+    override = re.match(r"Could not override '([\w.]+)'", str(error))
+    if override:
+        return str(unknown_key(override[1]))
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     if isinstance(cause, OmegaConfBaseException) and str(cause).splitlines():
         lines.append(str(cause).splitlines()[0])
-    return " ".join(lines[:3])
+    return " ".join(lines)
 
 
 def main() -> None:
     """Run with config errors (raised before the run has a config to read `debug` from) made one line."""
+    if "--version" in sys.argv[1:]:
+        print(versions_line())
+        return
     debug = any(argument.lstrip("+") in ("debug=true", "debug=True") for argument in sys.argv[1:])
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:

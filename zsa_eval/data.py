@@ -122,7 +122,7 @@ def build_dataset(
         require_column(table, fold_column, "dataset.fold_column")
         table = table[fold.isin(list(folds))]
         if table.empty:
-            raise UserError(f"no items in folds {list(folds)}; folds present: {sorted(fold.unique())}")
+            raise UserError(f"no items in folds {list(folds)}; folds present: {sorted(fold.unique().tolist())}")
     items = pd.DataFrame(
         {
             "item_id": table["_item_id"].astype(str).to_numpy(),

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import socket
+import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from unittest import mock
 from urllib.parse import urlparse
 
@@ -29,13 +30,15 @@ def hub_reachable() -> bool:
 
 @contextmanager
 def cache_only_unless_reachable() -> Iterator[bool]:
-    """Yield whether the Hub is reachable; when it is not, hub clients inside read only their local caches."""
-    import datasets
+    """Yield whether the Hub is reachable; when it is not, hub clients inside read only their local caches.
+    (`datasets` is switched too when it is loaded: a model load does not need it.)"""
     from huggingface_hub import constants
 
     if hub_reachable():
         yield True
         return
-    with mock.patch.object(constants, "HF_HUB_OFFLINE", True), mock.patch.object(datasets.config, "HF_HUB_OFFLINE",
-                                                                                   True):
+    with ExitStack() as offline:
+        offline.enter_context(mock.patch.object(constants, "HF_HUB_OFFLINE", True))
+        if "datasets" in sys.modules:
+            offline.enter_context(mock.patch.object(sys.modules["datasets"].config, "HF_HUB_OFFLINE", True))
         yield False

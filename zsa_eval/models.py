@@ -57,8 +57,7 @@ def resolve_device(device: str, local_rank: int | None = None) -> torch.device:
 
 
 def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
-    if precision not in DTYPES:
-        raise UserError(f"precision={precision} is unknown: use one of {', '.join(DTYPES)}")
+    """The dtype of a precision the schema allows (zsa_eval/config.py), if the device supports it."""
     if precision == "fp16" and device.type != "cuda":
         raise UserError("precision=fp16 needs a CUDA device: use precision=fp32 (or bf16) on CPU")
     return DTYPES[precision]
@@ -72,7 +71,15 @@ def ensure_random_model(name_or_path: str, random_init: str, seed: int) -> None:
         build_random_clap(random_init, Path(name_or_path), seed)
 
 
+def looks_like_path(name_or_path: str) -> bool:
+    """A local path rather than a Hub id ("org/name"): absolute, relative to `.` or `~`, or deeper than one slash."""
+    return name_or_path.startswith(("/", ".", "~")) or name_or_path.count("/") > 1 or "\\" in name_or_path
+
+
 def explain_load_failure(name_or_path: str, error: Exception) -> UserError:
+    if looks_like_path(name_or_path) and not Path(name_or_path).expanduser().exists():
+        return UserError(f"model directory {name_or_path!r} does not exist: set model.name_or_path to a directory "
+                         "written by save_pretrained, or to a Hugging Face Hub id such as laion/clap-htsat-fused")
     if Path(name_or_path).expanduser().exists():
         return UserError(
             f"cannot read model directory {name_or_path!r} ({type(error).__name__}: {str(error).splitlines()[0]}); "

@@ -1,0 +1,362 @@
+"""The run config's schema: every key's type and allowed values, declared once (Hydra structured configs).
+
+conf/config.yaml holds the defaults and, beside each, one line saying what it means (`--help` shows both);
+the dataclasses here hold types and ranges. Hydra checks the top-level types while it composes the config;
+`checked(cfg)` checks the ranges and the group configs (each dataset loader, the model, the template), takes a
+single value where a list is expected, and names any mistake and what is allowed in one line."""
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, List, Optional, Union, get_args, get_origin
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from zsa_eval.errors import UserError
+
+SOURCE_CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"  # a source checkout (editable install)
+PACKAGED_CONFIG_DIR = Path(__file__).resolve().parent / "conf"  # an installed wheel: conf/ as package data
+CONFIG_DIR = str(PACKAGED_CONFIG_DIR if PACKAGED_CONFIG_DIR.is_dir() else SOURCE_CONFIG_DIR)
+SCHEMA_NAME = "zsa_eval_schema"
+GROUPS = ("dataset", "model", "template")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Which values of a key's type are allowed, and how to say so (`names_values`: the text lists them all)."""
+
+    allowed: str
+    accepts: Callable[[Any], bool]
+    names_values: bool = False
+
+
+def one_of(*choices: str) -> Rule:
+    return Rule(f"one of {', '.join(choices)}", lambda value: value in choices, names_values=True)
+
+
+def at_least(low: float) -> Rule:
+    return Rule(f"of at least {low}", lambda value: value >= low)
+
+
+def between(low: float, high: float) -> Rule:
+    return Rule(f"from {low} to {high}", lambda value: low <= value <= high)
+
+
+AUTO_OR_COUNT = Rule("auto or a whole number of at least 0", names_values=True, accepts=lambda value: value == "auto"
+                     or (isinstance(value, int) and not isinstance(value, bool) and value >= 0))
+DEVICE = Rule("auto, cpu, cuda or cuda:N", names_values=True,
+              accepts=lambda value: re.fullmatch(r"auto|cpu|cuda(:\d+)?", value) is not None)
+ABOVE_ZERO = Rule("above 0", lambda value: value > 0)
+
+
+def key(rule: Rule | None = None, required: bool = True) -> Any:
+    """A schema field without a default (the YAML gives it). `required=False`: a group file may leave it out,
+    and the loader's own default applies."""
+    return field(default=MISSING, metadata={"rule": rule, "required": required})
+
+
+@dataclass
+class GateConfig:
+    min_accuracy: Optional[float] = key(between(0, 1))
+    baseline: Optional[str] = key()
+    max_drop: float = key(at_least(0))
+
+
+@dataclass
+class RunConfig:
+    """Top-level keys. The groups (dataset, model, template) are typed by their own schemas below."""
+
+    dataset: Any = key()
+    model: Any = key()
+    template: Any = key()
+    engine: str = key(one_of("embed", "pipeline"))
+    device: str = key(DEVICE)
+    precision: str = key(one_of("fp32", "fp16", "bf16"))
+    batch_size: int = key(at_least(1))
+    num_workers: Any = key(AUTO_OR_COUNT)
+    featurizer: str = key(one_of("auto", "workers", "device"))
+    limit: Optional[int] = key(at_least(1))
+    limit_mode: str = key(one_of("stratified", "first"))
+    seed: int = key()
+    debug: bool = key()
+    verbose: bool = key()
+    on_error: str = key(one_of("skip", "raise"))
+    max_skip_fraction: float = key(between(0, 1))
+    resume: bool = key()
+    overwrite: bool = key()
+    progress: bool = key()
+    cache: bool = key()
+    save_embeddings: bool = key()
+    cache_dir: str = key()
+    results_dir: str = key()
+    output_dir: str = key()
+    gate: GateConfig = field(default_factory=GateConfig)
+
+
+@dataclass
+class DatasetConfig:
+    """What every dataset loader hands to `zsa_eval.data.build_dataset`: which column holds what, which items."""
+
+    _target_: str = key()
+    name: str = key()
+    label_column: str = key()
+    fold_column: Optional[str] = key(required=False)
+    subset_column: Optional[str] = key(required=False)
+    folds: Optional[List[int]] = key(required=False)
+    subset: Optional[str] = key(required=False)
+    classes: Optional[List[str]] = key(required=False)
+
+
+@dataclass
+class HubDatasetConfig(DatasetConfig):
+    hub_id: str = key()
+    split: str = key()
+    revision: Optional[str] = key(required=False)
+    audio_column: str = key()
+    id_column: str = key()
+
+
+@dataclass
+class FolderDatasetConfig(DatasetConfig):
+    path: Optional[str] = key()
+
+
+@dataclass
+class AudioFolderConfig(FolderDatasetConfig):
+    follow_symlinks: bool = key(required=False)
+    extensions: Optional[List[str]] = key(required=False)
+
+
+@dataclass
+class SyntheticDatasetConfig(FolderDatasetConfig):
+    clips_per_class: int = key(at_least(1))
+    sample_rate: int = key(at_least(1))
+    duration_s: float = key(ABOVE_ZERO)
+
+
+@dataclass
+class ModelConfig:
+    _target_: str = "zsa_eval.models.load_model"  # a model file without _target_ uses the standard loader
+    name: str = key()
+    name_or_path: str = key()
+    revision: Optional[str] = key(required=False)
+    trust_remote_code: bool = key(required=False)
+    random_init: Optional[str] = key(one_of("tiny", "full"), required=False)
+    random_init_seed: int = key(required=False)
+
+
+@dataclass
+class TemplateConfig:
+    name: str = key()
+    prompts: List[str] = key()
+
+
+DATASET_SCHEMAS = {
+    "zsa_eval.data.load_hub_dataset": HubDatasetConfig,
+    "zsa_eval.data.load_esc50_folder": FolderDatasetConfig,
+    "zsa_eval.data.load_audiofolder": AudioFolderConfig,
+    "zsa_eval.data.load_synthetic": SyntheticDatasetConfig,
+}
+
+ConfigStore.instance().store(name=SCHEMA_NAME, node=RunConfig)
+
+
+TYPE_NAMES = {int: ("a whole number", "whole numbers"), float: ("a number", "numbers"),
+              bool: ("true or false", "booleans"), str: ("text", "strings")}
+
+
+def without_none(annotation: Any) -> tuple[Any, bool]:
+    """`Optional[X]` -> (X, True); X -> (X, False)."""
+    if get_origin(annotation) is Union:
+        return [arg for arg in get_args(annotation) if arg is not type(None)][0], True
+    return annotation, False
+
+
+def is_list(annotation: Any) -> bool:
+    return get_origin(without_none(annotation)[0]) in (list, List)
+
+
+def allowed(schema_field) -> str:
+    """What a key takes, in words: "a whole number of at least 1", "one of fp32, fp16, bf16", "..., or null"."""
+    annotation, optional = without_none(schema_field.type)
+    rule = schema_field.metadata.get("rule")
+    if is_dataclass(schema_field.default_factory):
+        return f"keys of its own ({', '.join(item.name for item in fields(schema_field.default_factory))}), " \
+            f"set as {schema_field.name}.<key>=..."
+    if is_list(annotation):
+        text = f"one or a list of {TYPE_NAMES[get_args(annotation)[0]][1]}"
+    elif rule and rule.names_values:
+        text = rule.allowed
+    else:
+        text = TYPE_NAMES.get(annotation, ("any value",))[0] + (f" {rule.allowed}" if rule else "")
+    return text + (", or null" if optional else "")
+
+
+def shown(value: Any) -> str:
+    """A value as it was written on the command line."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ",".join(map(shown, value)) + "]"
+    return "null" if value is None else str(value)
+
+
+def invalid(path: str, value: Any, schema_field) -> UserError:
+    return UserError(f"{path}={shown(value)} is not valid: {path} takes {allowed(schema_field)}")
+
+
+def known_keys(parent: str) -> list[str]:
+    """The keys the schema allows under a dotted path ("" for the top level; a dataset: any loader's keys)."""
+    if parent == "dataset":
+        return list(dict.fromkeys(item.name for schema in DATASET_SCHEMAS.values() for item in fields(schema)))
+    schema = {"": RunConfig, "model": ModelConfig, "template": TemplateConfig}.get(parent)
+    if schema is None:
+        found = schema_field_at(parent)
+        schema = found.default_factory if found and is_dataclass(found.default_factory) else None
+    return [item.name for item in fields(schema)] if schema else []
+
+
+def unknown_key(path: str, known: list[str] | None = None, where: str = "") -> UserError:
+    """A key the schema does not have, with the one it most likely meant."""
+    parent, _, name = path.rpartition(".")
+    known = known_keys(parent) if known is None else known
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
+    listed = f"{where or parent or 'the config'} takes {', '.join(known)}" if len(known) <= 12 else \
+        "--help lists every key"
+    return UserError(f"unknown key {path}: {hint}{listed}")
+
+
+def schema_field_at(path: str):
+    """The schema field of a dotted top-level path (`seed`, `gate.min_accuracy`), or None."""
+    schema, found = RunConfig, None
+    for part in path.split("."):
+        declared = {item.name: item for item in fields(schema)} if schema else {}
+        if part not in declared:
+            return None
+        found = declared[part]
+        schema = found.default_factory if is_dataclass(found.default_factory) else None
+    return found
+
+
+def typed(schema: type, values: dict, prefix: str, where: str) -> dict:
+    """`values` converted to the schema's types and checked against its rules (a single value where a list is
+    expected becomes a list of one). Schema defaults fill in keys left out; required keys must be there."""
+    node = OmegaConf.structured(schema)
+    declared = {item.name: item for item in fields(schema)}
+    for name, value in values.items():
+        path = f"{prefix}{name}"
+        if name not in declared:
+            raise unknown_key(path, list(declared), where)
+        schema_field = declared[name]
+        if is_dataclass(schema_field.default_factory):
+            if not isinstance(value, dict):
+                raise invalid(path, value, schema_field)
+            node[name] = OmegaConf.merge(node[name], typed(schema_field.default_factory, value, f"{path}.", path))
+            continue
+        try:
+            node[name] = [value] if is_list(schema_field.type) and not isinstance(value, (list, type(None))) else value
+        except OmegaConfBaseException as error:
+            raise invalid(path, value, schema_field) from error
+        rule = schema_field.metadata.get("rule")
+        if rule and node[name] is not None and not rule.accepts(node[name]):
+            raise invalid(path, value, schema_field)
+    container = OmegaConf.to_container(node)
+    result = {}
+    for name, schema_field in declared.items():
+        if not OmegaConf.is_missing(node, name):
+            result[name] = container[name]
+        elif schema_field.metadata.get("required"):
+            raise UserError(f"{where} has no {name}: add `{name}: ...` to its config file or {prefix}{name}=... "
+                            "to the command")
+    return result
+
+
+def group_schema(group: str, values: dict) -> type:
+    """The schema of a group's chosen config; a dataset's depends on its loader (`_target_`)."""
+    if group == "model":
+        return ModelConfig
+    if group == "template":
+        return TemplateConfig
+    target = values.get("_target_")
+    if target not in DATASET_SCHEMAS:
+        problem = "has no _target_" if target is None else f"has an unknown _target_ {target}"
+        raise UserError(f"dataset={values.get('name', '?')} {problem}: add `_target_:` naming its loader (one of "
+                        f"{', '.join(DATASET_SCHEMAS)}), or start the file with `defaults: [audiofolder]` to build "
+                        "on a shipped dataset config")
+    return DATASET_SCHEMAS[target]
+
+
+def checked(cfg: DictConfig) -> DictConfig:
+    """The config resolved, typed and checked against the schema; a mistake raises one UserError naming the key,
+    the value and what is allowed."""
+    try:
+        values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as error:
+        raise UserError(f"{error.full_key} has no value: set {error.full_key}=... on the command line "
+                        "or in the config") from error
+    values.pop("hydra", None)
+    result = typed(RunConfig, values, "", "the config")
+    for group in GROUPS:
+        if not isinstance(result[group], dict):
+            raise UserError(f"{group}={shown(result[group])} is not a config of the {group} group: "
+                            f"use {group}=<option> (--help lists them)")
+        result[group] = typed(group_schema(group, result[group]), result[group], f"{group}.",
+                              f"{group}={result[group].get('name', '?')}")
+    return OmegaConf.create(result)
+
+
+def meanings(config_file: Path) -> dict[str, str]:
+    """The comment beside each key of a config file, or on the line above it (dotted paths for nested keys):
+    its one-line meaning."""
+    found: dict[str, str] = {}
+    parents: list[str] = []
+    above = ""
+    if not config_file.is_file():
+        return found
+    for line in config_file.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"(?P<indent> *)(?P<key>\w+):(?P<rest>.*)$", line)
+        if match:
+            parents = parents[:len(match["indent"]) // 2] + [match["key"]]
+            beside = re.search(r"(?:^|\s)#\s?(.*)$", match["rest"])
+            if beside or above:
+                found[".".join(parents)] = beside[1].strip() if beside else above
+        above = line.strip().lstrip("#").strip() if line.strip().startswith("#") else ""
+    return found
+
+
+def key_lines(values: dict, meaning: dict[str, str], prefix: str = "") -> list[str]:
+    """`  key=default   meaning` for every (nested) key, the default as written in the config."""
+    lines = []
+    for name, value in values.items():
+        if isinstance(value, dict) and value:
+            if prefix + name in meaning:
+                lines.append(f"  {prefix}{name}.*{'':<{max(1, 30 - len(prefix + name))}}{meaning[prefix + name]}")
+            lines += key_lines(value, meaning, f"{prefix}{name}.")
+            continue
+        setting = f"  {prefix}{name}={shown(value)}"
+        explanation = meaning.get(prefix + name, "")
+        lines.append(f"{setting:<34}{explanation}".rstrip() if len(setting) < 34 or not explanation
+                     else f"{setting}\n{'':<34}{explanation}")
+    return lines
+
+
+def help_keys(_root_: DictConfig) -> str:
+    """The key tables of `--help`: top-level keys from conf/config.yaml, then those of the chosen group options."""
+    values = OmegaConf.to_container(_root_, resolve=False)
+    choices = values["hydra"]["runtime"]["choices"]
+    sections = key_lines({name: values[name] for name in values if name not in (*GROUPS, "hydra")},
+                         meanings(Path(CONFIG_DIR) / "config.yaml"))
+    for group in GROUPS:
+        group_values = {name: value for name, value in values[group].items() if name != "_target_"}
+        sections += ["", f"{group}={choices[group]}, its keys (conf/{group}/{choices[group]}.yaml):"]
+        group_meanings = meanings(Path(CONFIG_DIR) / group / f"{choices[group]}.yaml")
+        sections += key_lines({group: group_values}, {f"{group}.{name}": text for name, text in group_meanings.items()})
+    return "\n".join(sections).replace("$", "$$")  # the help template is a string.Template
+
+
+OmegaConf.register_new_resolver("zsa_eval_keys", help_keys, replace=True)
