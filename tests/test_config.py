@@ -1,5 +1,6 @@
 """The typed schema (zsa_eval/config.py), --help, --version, packaging and users' own config directories."""
 
+import io
 import json
 import re
 import subprocess
@@ -8,10 +9,12 @@ import tomllib
 from dataclasses import fields
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import soundfile as sf
 from omegaconf import OmegaConf
 
-from conftest import compose_config, run_cli
+from conftest import compose_config, run_cli, tone
 from zsa_eval import config
 from zsa_eval.config import RunConfig, checked
 from zsa_eval.errors import UserError
@@ -170,11 +173,26 @@ def test_users_own_config_dir(monkeypatch, capsys, tiny_model_dir, audiofolder, 
     assert metrics["config"]["dataset"]["_target_"] == "zsa_eval.data.load_audiofolder"
 
 
+def write_hub_parquet(root: Path) -> Path:
+    """A Hub-style dataset in a local folder (data/train-*.parquet, ESC-50's columns, WAV bytes), which
+    `datasets.load_dataset` reads the way it reads a downloaded Hub dataset."""
+    rows = []
+    for index in range(4):
+        buffer = io.BytesIO()
+        sf.write(buffer, tone(200.0 * (index + 1), seconds=0.3), 44100, format="WAV")
+        rows.append({"audio": {"bytes": buffer.getvalue(), "path": f"{index}.wav"}, "filename": f"{index}.wav",
+                     "category": ["dog", "cat"][index % 2], "fold": 1, "esc10": True})
+    (root / "data").mkdir(parents=True)
+    pd.DataFrame(rows).to_parquet(root / "data" / "train-00000-of-00001.parquet")
+    return root
+
+
 @pytest.mark.parametrize("progress", ["true", "false"])
-def test_libraries_progress_bars_follow_progress(tiny_model_dir, audiofolder, tmp_path, progress):
-    """`datasets` draws "Generating train split" when it reads an audiofolder: only with progress=true. A fresh
+def test_libraries_progress_bars_follow_progress(tiny_model_dir, tmp_path, progress):
+    """`datasets` draws "Generating train split" when it builds a Hub dataset: only with progress=true. A fresh
     process, as a user runs it (the libraries read their switches when first imported)."""
-    completed = subprocess.run([sys.executable, "-m", "zsa_eval", "dataset=audiofolder", f"dataset.path={audiofolder}",
+    hub_copy = write_hub_parquet(tmp_path / "hub_copy")
+    completed = subprocess.run([sys.executable, "-m", "zsa_eval", "dataset=esc50", f"dataset.hub_id={hub_copy}",
                                 "model=tiny_random", f"output_dir={tmp_path / 'run'}", f"progress={progress}"],
                                capture_output=True, text=True, cwd=REPO)
     assert completed.returncode == 0, completed.stderr

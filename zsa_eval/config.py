@@ -126,7 +126,9 @@ class FolderDatasetConfig(DatasetConfig):
 
 
 @dataclass
-class AudioFolderConfig(FolderDatasetConfig):
+class LocalFolderConfig(FolderDatasetConfig):
+    """A local folder zsa-eval lists itself (zsa_eval.folders): which files count as audio, which links to follow."""
+
     follow_symlinks: bool = key(required=False)
     extensions: Optional[List[str]] = key(required=False)
 
@@ -157,8 +159,8 @@ class TemplateConfig:
 
 DATASET_SCHEMAS = {
     "zsa_eval.data.load_hub_dataset": HubDatasetConfig,
-    "zsa_eval.data.load_esc50_folder": FolderDatasetConfig,
-    "zsa_eval.data.load_audiofolder": AudioFolderConfig,
+    "zsa_eval.data.load_esc50_folder": LocalFolderConfig,
+    "zsa_eval.data.load_audiofolder": LocalFolderConfig,
     "zsa_eval.data.load_synthetic": SyntheticDatasetConfig,
 }
 

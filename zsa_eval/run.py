@@ -134,7 +134,7 @@ def result_identity(cfg: DictConfig, dataset: AudioDataset, loaded: LoadedModel,
     return {
         "family": "clap",
         "model_name_or_path": str(cfg.model.name_or_path),
-        "model_revision": model_revision(loaded, cfg.model.revision),
+        "model_revision": model_revision(loaded, cfg.model.get("revision")),
         "weight_fingerprint": weights,
         "dataset": dataset.name,
         "dataset_source": dataset.source,
