@@ -171,6 +171,9 @@ def main() -> None:
         if debug:
             raise
         fail(one_line(error))
+    except BrokenPipeError:  # `zsa-eval --help | head`: the reader left; stop quietly, as other CLI tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
 
 
 if __name__ == "__main__":
