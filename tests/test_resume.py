@@ -10,7 +10,7 @@ from transformers import ClapModel
 from conftest import compose_config, count_encoded_clips
 from zsa_eval.distributed import Ranks
 from zsa_eval.errors import UserError
-from zsa_eval.report import ProgressLog, open_run_dir
+from zsa_eval.report import ProgressLog, changed_keys, open_run_dir
 from zsa_eval.run import check_and_compact, open_run, run, run_identity
 
 RUN_SPECIFIC = {"started_at", "finished_at", "scoring_s", "elapsed_s", "encoded_clips_per_s", "resumed_items",
@@ -52,6 +52,7 @@ def test_open_run_returns_the_finished_positions(tmp_path):
     identity = {"seed": 0}
     open_run_dir(tmp_path, identity, resume=False, overwrite=False)
     ProgressLog(tmp_path).append([record(0, "a.wav"), record(2, "c.wav")])
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["progress.jsonl", "run.json"]
     cfg = OmegaConf.create({"resume": True, "overwrite": False})
     assert open_run(tmp_path, identity, cfg, ["a.wav", "b.wav", "c.wav"], Ranks()) == {0, 2}
 
@@ -112,3 +113,21 @@ def test_a_setting_that_cannot_change_results_is_allowed(tmp_path, override):
     assert identity_of(override) == identity_of()
     open_run_dir(tmp_path, identity_of(override), resume=True, overwrite=False)
     assert json.loads((tmp_path / "run.json").read_text()) == identity_of()
+
+
+def test_run_dir_is_created_with_its_parents_and_an_unwritable_one_names_the_fix(tmp_path):
+    open_run_dir(tmp_path / "a" / "b" / "run", {"seed": 0}, resume=False, overwrite=False)
+    assert json.loads((tmp_path / "a" / "b" / "run" / "run.json").read_text()) == {"seed": 0}
+    (tmp_path / "blocker").write_text("")
+    with pytest.raises(UserError) as error:
+        open_run_dir(tmp_path / "blocker" / "run", {}, resume=False, overwrite=False)
+    assert str(error.value) == (f"cannot write to output_dir {str(tmp_path / 'blocker' / 'run')!r} (Not a directory); "
+                                "choose a writable output_dir=...")
+
+
+def test_changed_keys_names_added_removed_and_retyped_settings():
+    assert changed_keys({"a": 1, "n": {"x": 1, "y": 2}}, {"a": 1, "n": {"x": 1, "y": 3}}) == ["n.y"]
+    assert changed_keys({"a": 1}, {"a": 1, "b": 2}) == ["b"]
+    assert changed_keys({"a": 1, "b": 2}, {"a": 1}) == ["b"]
+    assert changed_keys({"n": {"x": 1}}, {"n": 3}) == ["n"]
+    assert changed_keys({"n": 3}, {"n": {"x": 1}}) == ["n"]

@@ -12,8 +12,8 @@ import pytest
 from conftest import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
-RUN_SPECIFIC = {"started_at", "scoring_s", "elapsed_s", "clips_per_s", "resumed_items", "output_dir", "config",
-                "processes", "num_workers"}
+RUN_SPECIFIC = {"started_at", "finished_at", "scoring_s", "elapsed_s", "encoded_clips_per_s", "resumed_items",
+                "output_dir", "config", "processes", "num_workers"}
 
 
 def zsa_eval(*arguments: str, launcher: tuple[str, ...] = ("-m",)) -> subprocess.CompletedProcess:
