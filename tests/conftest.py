@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
@@ -27,6 +28,27 @@ def offline_cache(tmp_path_factory) -> Path:
     patch.setenv("ZSA_EVAL_RESULTS", str(cache / "results"))
     yield cache
     patch.undo()
+
+
+@pytest.fixture
+def hub_unreachable(monkeypatch, tmp_path) -> None:
+    """A machine without the Hugging Face Hub, modelled on any machine: offline mode set in the environment and
+    in the settings the hub clients read at import, an empty HF_HOME, and any socket connection is a failure."""
+    import datasets
+    from huggingface_hub import constants
+
+    for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.setenv(variable, "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty_hf_home"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+
+    def no_network(*args, **kwargs):
+        raise AssertionError(f"a test modelling an unreachable Hub tried the network: {args}")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket.socket, "connect_ex", no_network)
 
 
 @pytest.fixture(scope="session")
@@ -110,3 +132,17 @@ def run_cli(monkeypatch, capsys, *arguments: str) -> tuple[int, str, str]:
         code = exit_.code if isinstance(exit_.code, int) else 1
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def count_encoded_clips(monkeypatch, owner) -> list[int]:
+    """Wrap the audio encoder of `owner` (a loaded model's module, or a model class for every instance); the
+    returned list gets each encoder call's number of clips."""
+    calls: list[int] = []
+    encode = owner.get_audio_features
+
+    def counting(*args, **kwargs):
+        calls.append(len(kwargs["input_features"]))
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(owner, "get_audio_features", counting)
+    return calls

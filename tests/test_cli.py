@@ -124,7 +124,8 @@ def one_line_error(code: int, stderr: str) -> str:
     # Hydra's own advice is kept whole
     (["dataset=synthetic", "template=sound_of,plain"], "3. To sweep over it, add --multirun to your command line"),
 ])
-def test_user_mistakes_end_in_one_line_and_exit_2(monkeypatch, capsys, tmp_path, arguments, message):
+def test_user_mistakes_end_in_one_line_and_exit_2(monkeypatch, capsys, tmp_path, hub_unreachable, arguments,
+                                                  message):
     code, _, stderr = run_cli(monkeypatch, capsys, "model=tiny_random", f"output_dir={tmp_path / 'run'}",
                               *arguments)
     line = one_line_error(code, stderr)
@@ -165,9 +166,8 @@ def test_unreadable_model_directory_is_one_line(monkeypatch, capsys, tmp_path):
     assert not (tmp_path / "out").exists()  # checked before the run directory is made
 
 
-def test_unreachable_hub_is_one_line(monkeypatch, capsys, tmp_path):
-    """This machine cannot reach the Hugging Face Hub: the default model cannot be fetched."""
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty_hf_home"))
+def test_unreachable_hub_is_one_line(monkeypatch, capsys, tmp_path, hub_unreachable):
+    """Without the Hugging Face Hub the default model cannot be fetched."""
     code, _, stderr = run_cli(monkeypatch, capsys, "dataset=synthetic", "model=clap", f"output_dir={tmp_path}")
     line = one_line_error(code, stderr)
     assert "cannot load model 'laion/clap-htsat-fused'" in line and "model.name_or_path=" in line

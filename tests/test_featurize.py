@@ -32,9 +32,17 @@ def extractors() -> dict[str, ClapFeatureExtractor]:
     return {name: ClapFeatureExtractor(**kwargs) for name, kwargs in EXTRACTORS.items()}
 
 
-def assert_matches(extractor, waveform: np.ndarray, seed: int, device: str = "cpu") -> torch.Tensor:
+def torch_stft_on_cpu(extractor) -> ClapFeaturizer:
+    """A CPU featurizer taking the torch.stft path that CUDA takes (CPU's default is the numpy FFT)."""
+    featurizer = ClapFeaturizer(extractor, torch.device("cpu"))
+    featurizer.log_mel = featurizer.log_mel_torch
+    return featurizer
+
+
+def assert_matches(extractor, waveform: np.ndarray, seed: int, device: str = "cpu",
+                   featurizer: ClapFeaturizer | None = None) -> torch.Tensor:
     expected, expected_longer = reference_features(extractor, waveform, seed)
-    features, longer = ClapFeaturizer(extractor, torch.device(device))(waveform, seed)
+    features, longer = (featurizer or ClapFeaturizer(extractor, torch.device(device)))(waveform, seed)
     assert features.device.type == device and features.dtype == torch.float32
     assert features.shape == expected.shape
     assert longer == expected_longer
@@ -77,3 +85,19 @@ def test_matches_extractor_on_device(extractors, device):
     features, _ = ClapFeaturizer(extractors["fusion"], torch.device(device))(torch.from_numpy(CLIPS["0.05s"]), 3)
     np.testing.assert_allclose(features.cpu().numpy(), reference_features(extractors["fusion"], CLIPS["0.05s"], 3)[0],
                                rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("clip", list(CLIPS))
+@pytest.mark.parametrize("mode", ["fusion", "rand_trunc"])
+def test_torch_stft_path_on_cpu_matches_extractor(extractors, mode, clip):
+    """The device path (torch.stft: centered, reflect-padded, periodic Hann, mel, dB) checked on CPU, where it
+    would otherwise never run: long clips take fusion's random crops or rand_trunc's random window."""
+    featurizer = torch_stft_on_cpu(extractors[mode])
+    features = assert_matches(extractors[mode], CLIPS[clip], seed=11, featurizer=featurizer)
+    assert features.shape == ((4 if mode == "fusion" else 1), MAX_SAMPLES // 480 + 1, 64)
+
+
+@pytest.mark.parametrize("clip", SHORT)
+@pytest.mark.parametrize("mode", ["fusion_repeat", "fusion_pad", "rand_trunc_pad"])
+def test_torch_stft_path_on_cpu_matches_extractor_padding(extractors, mode, clip):
+    assert_matches(extractors[mode], CLIPS[clip], seed=11, featurizer=torch_stft_on_cpu(extractors[mode]))

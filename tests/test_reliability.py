@@ -275,21 +275,45 @@ def test_trust_remote_code_stays_off_unless_set(monkeypatch, tiny_model_dir):
 
 # --- interruptions, with real subprocesses ---------------------------------------------------------------------
 
+N_CLIPS, BATCH_SIZE, BATCHES_BEFORE_STALL = 8, 2, 2
+
+# The command line, with the audio encoder stalling in the batch after BATCHES_BEFORE_STALL: the test kills or
+# interrupts the process there, mid-batch, with exactly that many batches in the log (no race with a fast run).
+STALLING_CLI = f"""
+import sys, time
+from transformers import ClapModel
+from zsa_eval.__main__ import main
+encode, calls = ClapModel.get_audio_features, []
+def encode_or_stall(self, *args, **kwargs):
+    calls.append(1)
+    if len(calls) > {BATCHES_BEFORE_STALL}:
+        time.sleep(600)
+    return encode(self, *args, **kwargs)
+ClapModel.get_audio_features = encode_or_stall
+sys.argv[0] = "zsa-eval"
+main()
+"""
+
+
 def write_many_clips(root: Path, n_clips: int) -> Path:
     (root / "audio").mkdir(parents=True)
     (root / "meta").mkdir()
     rows = []
     for index in range(n_clips):
         category = CLASSES[index % 3]
-        sf.write(root / "audio" / f"{index:04d}.wav", class_clip(category, index % 7)[:22050], 44100)
+        sf.write(root / "audio" / f"{index:04d}.wav", class_clip(category, index % 7)[:11025], 44100)
         rows.append({"filename": f"{index:04d}.wav", "fold": index % 5 + 1, "category": category})
     pd.DataFrame(rows).to_csv(root / "meta" / "esc50.csv", index=False)
     return root
 
 
-def zsa_eval_process(root: Path, out: Path, *extra: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "zsa_eval", "dataset=esc50_folder", f"dataset.path={root}", "model=tiny_random",
-               "batch_size=1", "cache=false", "progress=false", f"output_dir={out}", *extra]
+def run_arguments(root: Path, out: Path) -> list[str]:
+    return ["dataset=esc50_folder", f"dataset.path={root}", "model=tiny_random", f"batch_size={BATCH_SIZE}",
+            "cache=false", "progress=false", f"output_dir={out}"]
+
+
+def stalling_process(root: Path, out: Path) -> subprocess.Popen:
+    command = [sys.executable, "-c", STALLING_CLI, *run_arguments(root, out)]
     # A shell that runs this suite in the background ignores SIGINT for its children: restore Ctrl-C for the run.
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=Path(__file__).resolve().parent.parent,
@@ -312,45 +336,54 @@ def comparable(out: Path) -> tuple[bytes, dict]:
                                                      if k not in TIMING_KEYS | {"output_dir"}}
 
 
+def resume_in_process(root: Path, out: Path) -> dict:
+    from conftest import compose_config
+    from zsa_eval.run import run
+
+    return run(compose_config(*run_arguments(root, out), "resume=true"))
+
+
 @pytest.fixture(scope="module")
 def many_clips(tmp_path_factory):
-    return write_many_clips(tmp_path_factory.mktemp("many") / "ESC-50", 150)
+    return write_many_clips(tmp_path_factory.mktemp("many") / "ESC-50", N_CLIPS)
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(many_clips, tiny_model_dir, tmp_path_factory):
+    from conftest import compose_config
+    from zsa_eval.run import run
+
     out = tmp_path_factory.mktemp("reference") / "run"
-    process = zsa_eval_process(many_clips, out)
-    assert process.wait(timeout=300) == 0, process.stderr.read()
+    run(compose_config(*run_arguments(many_clips, out)))
     return comparable(out)
 
 
 def test_sigkill_then_resume_matches_an_uninterrupted_run(many_clips, uninterrupted, tmp_path):
     out = tmp_path / "run"
-    process = zsa_eval_process(many_clips, out)
-    wait_for_progress(out, 20, process)
+    process = stalling_process(many_clips, out)
+    finished = BATCHES_BEFORE_STALL * BATCH_SIZE
+    wait_for_progress(out, finished, process)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
-    finished = (out / "progress.jsonl").read_text().count("\n")
-    assert 20 <= finished < 150 and not (out / "metrics.json").exists()
-    resumed = zsa_eval_process(many_clips, out, "resume=true")
-    stdout, stderr = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, stderr
+    assert process.returncode == -signal.SIGKILL
+    assert (out / "progress.jsonl").read_text().count("\n") == finished and not (out / "metrics.json").exists()
+    resumed = resume_in_process(many_clips, out)
     assert comparable(out) == uninterrupted
-    assert json.loads((out / "metrics.json").read_text())["resumed_items"] >= finished
+    assert resumed["resumed_items"] == finished
 
 
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(many_clips, uninterrupted, tmp_path):
     out = tmp_path / "run"
-    process = zsa_eval_process(many_clips, out)
-    wait_for_progress(out, 20, process)
+    process = stalling_process(many_clips, out)
+    finished = BATCHES_BEFORE_STALL * BATCH_SIZE
+    wait_for_progress(out, finished, process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in stderr, stderr
-    assert lines[0].startswith("zsa-eval: interrupted after ") and f"output_dir={out} resume=true" in lines[0]
-    assert (out / "progress.jsonl").read_text().count("\n") >= 20
-    resumed = zsa_eval_process(many_clips, out, "resume=true")
-    assert resumed.wait(timeout=300) == 0
+    assert lines[0] == (f"zsa-eval: interrupted after {finished} of {N_CLIPS} items; their results are kept in {out}; "
+                        f"resume with the same arguments plus output_dir={out} resume=true")
+    assert (out / "progress.jsonl").read_text().count("\n") == finished
+    resume_in_process(many_clips, out)
     assert comparable(out) == uninterrupted

@@ -42,6 +42,10 @@ class ClapFeaturizer:
         """Log-mel spectrogram (frames, mels) in dB of a float64 waveform, as float32 on `device`."""
         if self.device.type == "cpu":
             return torch.from_numpy(self.log_mel_numpy(waveform.numpy(), self.mel_filters[mel_scale]))
+        return self.log_mel_torch(waveform, mel_scale)
+
+    def log_mel_torch(self, waveform: torch.Tensor, mel_scale: str) -> torch.Tensor:
+        """The same arithmetic with torch.stft on `device` (the path CUDA takes)."""
         stft = torch.stft(waveform, self.fft_window_size, self.hop_length, window=self.window_on_device,
                           center=True, pad_mode="reflect", onesided=True, return_complex=True)
         # audio_utils.spectrogram stores the float64 FFT in a complex64 array, then squares |.| in float64.
