@@ -278,6 +278,9 @@ def test_auto_model_reads_the_family_from_the_checkpoint(monkeypatch, capsys, tm
         assert metrics["family"] == family
     assert metrics["identity"]["family_settings"] == {"max_seconds": 30.0, "frame_level": True,
                                                       "frame_pooling": "max"}
+    code, _, stderr = run_cli(monkeypatch, capsys, "dataset=synthetic", "model=auto")
+    assert code == 2 and stderr.strip().count("\n") == 0
+    assert "model auto has no model.name_or_path: set model.name_or_path=" in stderr
 
 
 def test_one_sweep_puts_both_families_in_one_leaderboard(monkeypatch, capsys, tmp_path):
@@ -290,3 +293,28 @@ def test_one_sweep_puts_both_families_in_one_leaderboard(monkeypatch, capsys, tm
     families = {json.loads((results / run_dir / "metrics.json").read_text())["score_kind"] for run_dir in
                 board["run_dir"]}
     assert families == {"softmax", "sigmoid"}
+
+
+def test_interrupted_pe_audio_run_resumes_to_the_same_results(monkeypatch, capsys, tmp_path):
+    from zsa_eval.families.pe_audio import PeAudioFamily
+
+    common = ["dataset=synthetic", "dataset.clips_per_class=2", "model=pe_tiny_random", "batch_size=4", "cache=false"]
+    assert run_cli(monkeypatch, capsys, *common, f"output_dir={tmp_path / 'whole'}")[0] == 0
+    embed_audio, calls = PeAudioFamily.embed_audio, []
+
+    def interrupted_on_the_second_batch(self, inputs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return embed_audio(self, inputs)
+
+    monkeypatch.setattr(PeAudioFamily, "embed_audio", interrupted_on_the_second_batch)
+    code, _, stderr = run_cli(monkeypatch, capsys, *common, f"output_dir={tmp_path / 'cut'}")
+    assert code == 130 and "interrupted after 4 of 10 items" in stderr
+    monkeypatch.setattr(PeAudioFamily, "embed_audio", embed_audio)
+    assert run_cli(monkeypatch, capsys, *common, f"output_dir={tmp_path / 'cut'}", "resume=true")[0] == 0
+    resumed = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    assert resumed["resumed_items"] == 4
+    columns = ["item_id", "predicted_label", "score"]
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "cut" / "predictions.csv")[columns],
+                                  pd.read_csv(tmp_path / "whole" / "predictions.csv")[columns], atol=1e-6)

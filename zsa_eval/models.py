@@ -99,7 +99,7 @@ def explain_load_failure(name_or_path: str, error: Exception) -> UserError:
 
 def load_model(
     name: str,
-    name_or_path: str,
+    name_or_path: str | None,
     device: torch.device,
     precision: str,
     revision: str | None = None,
@@ -115,6 +115,9 @@ def load_model(
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
+    if not name_or_path:
+        raise UserError(f"model {name} has no model.name_or_path: set model.name_or_path=HUB_ID_OR_DIRECTORY "
+                        "(e.g. model=auto model.name_or_path=facebook/pe-av-small model.name=pe_av_small)")
     dtype = resolve_dtype(precision, device)
     if random_init:
         ensure_random_model(name_or_path, random_init, random_init_seed)
