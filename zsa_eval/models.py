@@ -128,6 +128,8 @@ def load_model(
             options["local_files_only"] = not online
             config, _ = PretrainedConfig.get_config_dict(name_or_path, **options)
             model_type = config.get("model_type")
+            if model_type is None:
+                raise OSError("no config.json with a model_type")
             family, processor = family_for(name_or_path, model_type).from_pretrained(name_or_path, options, device,
                                                                                      dtype, settings)
     except (OSError, ValueError, json.JSONDecodeError) as error:
