@@ -198,7 +198,8 @@ def main() -> None:
         profile["encoder"] = seconds["encoder_only"] / args.clips
         profile["embed_end_to_end"] = seconds["embed"] / args.clips
     result = {
-        "family": args.family, "model": folder, "clips": args.clips, "clip_seconds": CLIP_SECONDS, "source_rate": SOURCE_RATE, "labels": len(labels),
+        "family": args.family, "model": folder, "clips": args.clips, "clip_seconds": CLIP_SECONDS,
+        "source_rate": SOURCE_RATE, "labels": len(labels),
         "batch_size": args.batch_size, "num_workers": args.num_workers, "device": str(device),
         "precision": args.precision, "model_parameters": parameters, "torch_threads": torch.get_num_threads(),
         "clips_per_s": clips_per_s, **ratios, "seconds_per_clip_by_stage": profile, "rerun": rerun,

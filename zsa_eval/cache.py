@@ -1,8 +1,9 @@
 """Audio-embedding cache: one .npy per clip (never pickled), keyed by what determines the embedding.
 
 A key covers the model (config and weights, hashed), its precision and device type, the feature extractor's
-settings, the family's settings (PE-Audio's max_seconds), this package's preprocessing version, the clip's crop seed and the clip's encoded bytes. Any change
-to one of them is a different key, so a changed file or model can never reuse a stale entry.
+settings, the family's settings (PE-Audio's max_seconds), this package's preprocessing version, the clip's crop
+seed and the clip's encoded bytes. Any change to one of them is a different key, so a changed file or model can
+never reuse a stale entry.
 """
 
 from __future__ import annotations

@@ -360,7 +360,8 @@ def run(cfg: DictConfig) -> dict | None:
     tables = result_tables(dataset, evaluated, loaded.family.score_kind)
     summary = summary_metrics(evaluated.y_true, evaluated.probabilities, len(labels))  # MERGE: seed=cfg.seed
     failures = gate_failures(summary["accuracy"], cfg.gate.min_accuracy, baseline, cfg.gate.max_drop)
-    atomic_write(output_dir / "scores.parquet", scores_table(evaluated, dataset.class_names, loaded.family.score_kind).to_parquet(index=False))
+    scores = scores_table(evaluated, dataset.class_names, loaded.family.score_kind)
+    atomic_write(output_dir / "scores.parquet", scores.to_parquet(index=False))
     if cfg.save_embeddings:
         write_embeddings(output_dir, evaluated.items, evaluated.positions,
                          text_embeddings(loaded, labels, prompts).cpu().numpy(), dataset.class_names, labels)
