@@ -4,11 +4,14 @@
     python scripts/benchmark.py --clips 512 --engines embed      # memory: compare peak RSS with --clips 64
     python scripts/benchmark.py --rerun              # audio-embedding cache: second template vs first
     python scripts/benchmark.py --engines "" --startup-runs 5    # startup only
+    python scripts/benchmark.py --family pe_audio --clips 16     # random PE-Audio of pe-av-small's audio branch
 
-Uses a random-weight model of the full laion/clap-htsat-fused architecture (built once under the cache dir,
-no Hub needed), N clips of 5 s at 44.1 kHz in an ESC-50-layout folder, and 50 candidate labels. Prints a
-table and writes results/benchmark/benchmark.json. `startup_s` is the wall time of a `limit=1` command-line run
-of that model (a fresh process: imports, config, model load, writing results) minus its scoring, median of runs.
+Uses a random-weight model (built once under the cache dir, no Hub needed) of the full laion/clap-htsat-fused
+architecture (--family clap) or of pe-av-small's audio branch and text model (--family pe_audio: embed and
+encoder_only only, the pipeline cannot run it), N clips of 5 s at 44.1 kHz in an ESC-50-layout folder, and 50
+candidate labels. Prints a table and writes results/benchmark/benchmark.json (or --out). `startup_s` is the wall
+time of a `limit=1` command-line run of that model (a fresh process: imports, config, model load, writing results)
+minus its scoring, median of runs.
 """
 
 from __future__ import annotations
@@ -34,9 +37,8 @@ from hydra import compose, initialize_config_dir
 from zsa_eval.__main__ import CONFIG_DIR
 from zsa_eval.audio import decode, resample, to_mono
 from zsa_eval.engine import audio_embeddings, clip_seed
-from zsa_eval.featurize import ClapFeaturizer
 from zsa_eval.models import load_model, resolve_device
-from zsa_eval.random_models import build_random_clap
+from zsa_eval.random_models import build_random_model
 from zsa_eval.report import write_json
 from zsa_eval.provenance import package_versions
 from zsa_eval.run import run
@@ -51,6 +53,11 @@ ESC50_CATEGORIES = [
     "airplane", "fireworks", "hand_saw",
 ]
 ENGINES = ("seed_loop", "pipeline", "embed", "encoder_only")
+# family -> (random model kind, its folder under cache_dir/models, the conf/model preset, engines it can run)
+FAMILIES = {
+    "clap": ("full", "clap_full_random", "clap", ENGINES),
+    "pe_audio": ("pe_av_small", "pe_av_small_random", "pe_av_small", ("embed", "encoder_only")),
+}
 CLIP_SECONDS = 5.0
 SOURCE_RATE = 44100
 
@@ -85,7 +92,8 @@ def write_clips(root: Path, n_clips: int) -> Path:
 def run_config(args, dataset_dir: Path, model_dir: Path, output_dir: Path, *overrides: str):
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
         return compose(config_name="config", overrides=[
-            "dataset=esc50_folder", f"dataset.path={dataset_dir}", "model=clap", "model.name=clap_full_random",
+            "dataset=esc50_folder", f"dataset.path={dataset_dir}", f"model={FAMILIES[args.family][2]}",
+            f"model.name={model_dir.name}",
             f"model.name_or_path={model_dir}", f"batch_size={args.batch_size}", f"num_workers={args.num_workers}",
             f"device={args.device}", f"precision={args.precision}", f"cache_dir={args.cache_dir}",
             f"output_dir={output_dir}", f"results_dir={output_dir.parent}", "progress=false", *overrides])
@@ -122,10 +130,11 @@ def time_seed_loop(loaded, paths: list[str], labels: list[str]) -> float:
 
 
 def stage_profile(loaded, paths: list[str], batch_size: int) -> tuple[dict[str, float], float]:
-    """Seconds per clip of each stage, measured alone in this process; and encoder-only throughput time."""
+    """Seconds per clip of each stage, measured alone in this process; and encoder-only throughput time (the
+    family's audio embedding of inputs prepared in advance)."""
     totals = dict.fromkeys(["decode", "resample", "featurize"], 0.0)
-    features, flags = [], []
-    featurize = ClapFeaturizer(loaded.feature_extractor, torch.device("cpu"))
+    prepared = []
+    prepare = loaded.family.preparer(torch.device("cpu"))
     for path in paths:
         start = time.perf_counter()
         samples, rate = decode(path)
@@ -133,18 +142,16 @@ def stage_profile(loaded, paths: list[str], batch_size: int) -> tuple[dict[str, 
         decoded = time.perf_counter()
         waveform = resample(mono, rate, loaded.sampling_rate)
         resampled = time.perf_counter()
-        clip_features, longer = featurize(waveform, clip_seed(0, path))
+        prepared.append(prepare(waveform, clip_seed(0, path)))
         featurized = time.perf_counter()
         totals["decode"] += decoded - start
         totals["resample"] += resampled - decoded
         totals["featurize"] += featurized - resampled
-        features.append(clip_features)
-        flags.append([longer])
-    features_tensor, flags_tensor = torch.stack(features), torch.tensor(flags)
-    audio_embeddings(loaded, features_tensor[:1], flags_tensor[:1])  # warm-up
+    batches = [loaded.family.collate(prepared[first:first + batch_size]) for first in range(0, len(paths), batch_size)]
+    audio_embeddings(loaded, loaded.family.collate(prepared[:1]))  # warm-up
     start = time.perf_counter()
-    for first in range(0, len(paths), batch_size):
-        audio_embeddings(loaded, features_tensor[first:first + batch_size], flags_tensor[first:first + batch_size])
+    for inputs in batches:
+        audio_embeddings(loaded, inputs)
     if loaded.device.type == "cuda":
         torch.cuda.synchronize()
     encoder_s = time.perf_counter() - start
@@ -153,24 +160,29 @@ def stage_profile(loaded, paths: list[str], batch_size: int) -> tuple[dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="clap")
     parser.add_argument("--clips", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--num-workers", default="auto", help="auto (the config default) or a number")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
-    parser.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated subset of {ENGINES}")
+    parser.add_argument("--engines", default=None, help=f"comma-separated subset of {ENGINES} (default: all the "
+                        "family can run)")
     parser.add_argument("--startup-runs", type=int, default=3, help="limit=1 runs timed for startup_s (0: none)")
     parser.add_argument("--rerun", action="store_true", help="also time a cached rerun with another template")
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "zsa-eval")
     parser.add_argument("--out", type=Path, default=Path("results/benchmark/benchmark.json"))
     args = parser.parse_args()
-    engines = [engine for engine in args.engines.split(",") if engine]
-    if unknown := set(engines) - set(ENGINES):
-        sys.exit(f"benchmark: unknown engines {sorted(unknown)}; choose from {', '.join(ENGINES)}")
+    random_kind, folder, _, family_engines = FAMILIES[args.family]
+    engines = [engine for engine in (",".join(family_engines) if args.engines is None else args.engines).split(",")
+               if engine]
+    if unknown := set(engines) - set(family_engines):
+        sys.exit(f"benchmark: engines {sorted(unknown)} cannot run --family {args.family}; choose from "
+                 f"{', '.join(family_engines)}")
 
-    model_dir = args.cache_dir / "models" / "clap_full_random"
+    model_dir = args.cache_dir / "models" / folder
     if not (model_dir / "config.json").is_file():
-        build_random_clap("full", model_dir)
+        build_random_model(random_kind, model_dir)
     dataset_dir = write_clips(args.cache_dir / "datasets" / f"benchmark_{args.clips}", args.clips)
     meta = pd.read_csv(dataset_dir / "meta" / "esc50.csv")
     paths = [str(dataset_dir / "audio" / name) for name in meta["filename"]]
@@ -180,7 +192,7 @@ def main() -> None:
     seconds: dict[str, float] = {}
     profile: dict[str, float] = {}
 
-    loaded = load_model("clap_full_random", str(model_dir), device, args.precision)
+    loaded = load_model(folder, str(model_dir), device, args.precision, max_seconds=30)
     parameters = sum(parameter.numel() for parameter in loaded.model.parameters())
     if "seed_loop" in engines:
         seconds["seed_loop"] = time_seed_loop(loaded, paths, labels)
@@ -213,7 +225,8 @@ def main() -> None:
         profile["encoder"] = seconds["encoder_only"] / args.clips
         profile["embed_end_to_end"] = seconds["embed"] / args.clips
     result = {
-        "clips": args.clips, "clip_seconds": CLIP_SECONDS, "source_rate": SOURCE_RATE, "labels": len(labels),
+        "family": args.family, "model": folder, "clips": args.clips, "clip_seconds": CLIP_SECONDS,
+        "source_rate": SOURCE_RATE, "labels": len(labels),
         "batch_size": args.batch_size, "num_workers": args.num_workers, "device": str(device),
         "precision": args.precision, "model_parameters": parameters, "torch_threads": torch.get_num_threads(),
         "clips_per_s": clips_per_s, **ratios, "seconds_per_clip_by_stage": profile, "rerun": rerun,
@@ -222,7 +235,8 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(result, args.out)
-    print(f"\n{args.clips} clips x {CLIP_SECONDS:.0f} s, {len(labels)} labels, {parameters / 1e6:.1f} M parameters, "
+    print(f"\n{args.family} ({folder}): {args.clips} clips x {CLIP_SECONDS:.0f} s, {len(labels)} labels, "
+          f"{parameters / 1e6:.1f} M parameters, "
           f"{device}, {args.precision}, batch {args.batch_size}, {args.num_workers} workers")
     print(f"{'engine':<14}{'clips/s':>10}{'s/clip':>10}")
     for engine, rate in clips_per_s.items():

@@ -1,34 +1,43 @@
-"""Build a random-weight CLAP offline, where `model=tiny_random` (or --out) expects it.
+"""Build a random-weight model offline, where its `model=` preset (or --out) expects it.
 
-    python scripts/make_tiny_model.py                 # tiny model into the zsa-eval cache
+    python scripts/make_tiny_model.py                 # tiny CLAP into the zsa-eval cache (model=tiny_random)
+    python scripts/make_tiny_model.py --size pe_tiny  # tiny PE-Audio (model=pe_tiny_random)
     python scripts/make_tiny_model.py --size full --out /tmp/clap-full   # full laion/clap-htsat-fused shape
+    python scripts/make_tiny_model.py --size pe_av_small --out /tmp/pe-av-small   # pe-av-small's audio branch
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
 from zsa_eval.__main__ import CONFIG_DIR
-from zsa_eval.random_models import SIZES, build_random_clap
+from zsa_eval.random_models import RANDOM_MODELS, build_random_model
+
+PRESETS = {"tiny": "tiny_random", "pe_tiny": "pe_tiny_random", "pe_frame_tiny": "pe_frame_tiny_random"}
 
 
-def default_location() -> Path:
-    """Where model=tiny_random looks, as the config resolves it (cache_dir / ZSA_EVAL_CACHE)."""
+def default_location(size: str, seed: int) -> Path:
+    """Where the size's model= preset looks, as the config resolves it (cache_dir / ZSA_EVAL_CACHE)."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
-        return Path(compose(config_name="config", overrides=["model=tiny_random"]).model.name_or_path)
+        config = compose(config_name="config", overrides=[f"model={PRESETS[size]}", f"model.random_init_seed={seed}"])
+    return Path(config.model.name_or_path)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=sorted(SIZES), default="tiny")
-    parser.add_argument("--out", type=Path, default=None, help="output directory (default: the tiny_random path)")
+    parser.add_argument("--size", choices=list(RANDOM_MODELS), default="tiny")
+    parser.add_argument("--out", type=Path, default=None, help="output directory (default: the size's preset path)")
     parser.add_argument("--seed", type=int, default=0)
     arguments = parser.parse_args()
-    out = build_random_clap(arguments.size, arguments.out or default_location(), arguments.seed)
-    print(f"random-weight {arguments.size} CLAP written to {out}")
+    if arguments.out is None and arguments.size not in PRESETS:
+        sys.exit(f"make_tiny_model: --size {arguments.size} has no model= preset; give --out DIR")
+    out = build_random_model(arguments.size, arguments.out or default_location(arguments.size, arguments.seed),
+                             arguments.seed)
+    print(f"random-weight {arguments.size} model written to {out}")
 
 
 if __name__ == "__main__":

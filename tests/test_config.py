@@ -142,6 +142,12 @@ def test_checked_names_the_key_the_value_and_what_is_allowed(edit, message):
     assert message in str(raised.value) and "\n" not in str(raised.value)
 
 
+def test_schema_knows_every_random_model_kind():
+    from zsa_eval.random_models import RANDOM_MODELS
+
+    assert set(config.RANDOM_MODEL_KINDS) == set(RANDOM_MODELS)
+
+
 def test_packages_in_pyproject_are_every_package_folder():
     """The wheel lists its packages by name (conf/ is mapped in); a new zsa_eval/ subpackage must be added."""
     settings = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]

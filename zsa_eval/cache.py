@@ -1,8 +1,9 @@
 """Audio-embedding cache: one .npy per clip (never pickled), keyed by what determines the embedding.
 
 A key covers the model (config and weights, hashed), its precision and device type, the feature extractor's
-settings, this package's preprocessing version, the clip's crop seed and the clip's encoded bytes. Any change
-to one of them is a different key, so a changed file or model can never reuse a stale entry.
+settings, the family's settings (PE-Audio's max_seconds), this package's preprocessing version, the clip's crop
+seed and the clip's encoded bytes. Any change to one of them is a different key, so a changed file or model can
+never reuse a stale entry.
 """
 
 from __future__ import annotations
@@ -31,13 +32,15 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
 
 
 def model_fingerprint(model: torch.nn.Module, feature_extractor, device: torch.device,
-                      weights: str | None = None) -> str:
+                      weights: str | None = None, settings: dict | None = None) -> str:
     """Hash of everything on the model side that shapes an audio embedding (`weights`: its weights_fingerprint,
-    when already computed)."""
+    when already computed; `settings`: the family's, e.g. PE-Audio's max_seconds)."""
     digest = xxhash.xxh3_128()
     digest.update(f"{PREPROCESSING_VERSION}\0{type(model).__name__}\0{device.type}\0".encode())
     digest.update((weights or weights_fingerprint(model)).encode())
     digest.update(json.dumps(feature_extractor.to_dict(), sort_keys=True, default=str).encode())
+    if settings:
+        digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()
 
 

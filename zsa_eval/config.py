@@ -51,6 +51,7 @@ AUTO_OR_COUNT = Rule("auto or a whole number of at least 0", names_values=True, 
 DEVICE = Rule("auto, cpu, cuda or cuda:N", names_values=True,
               accepts=lambda value: re.fullmatch(r"auto|cpu|cuda(:\d+)?", value) is not None)
 ABOVE_ZERO = Rule("above 0", lambda value: value > 0)
+RANDOM_MODEL_KINDS = ("tiny", "full", "pe_tiny", "pe_frame_tiny", "pe_av_small")  # zsa_eval.random_models, kept light
 
 
 def key(rule: Rule | None = None, required: bool = True) -> Any:
@@ -144,11 +145,13 @@ class SyntheticDatasetConfig(FolderDatasetConfig):
 class ModelConfig:
     _target_: str = "zsa_eval.models.load_model"  # a model file without _target_ uses the standard loader
     name: str = key()
-    name_or_path: str = key()
+    name_or_path: Optional[str] = key()  # null in model=auto until the user names a checkpoint
     revision: Optional[str] = key(required=False)
     trust_remote_code: bool = key(required=False)
-    random_init: Optional[str] = key(one_of("tiny", "full"), required=False)
+    random_init: Optional[str] = key(one_of(*RANDOM_MODEL_KINDS), required=False)
     random_init_seed: int = key(required=False)
+    max_seconds: float = key(ABOVE_ZERO, required=False)
+    frame_pooling: str = key(one_of("max", "mean"), required=False)
 
 
 @dataclass
@@ -226,6 +229,8 @@ def unknown_key(path: str, known: list[str] | None = None, where: str = "") -> U
     """A key the schema does not have, with the one it most likely meant."""
     parent, _, name = path.rpartition(".")
     known = known_keys(parent) if known is None else known
+    if name in known:  # the schema has it, but the chosen group file does not set it: add it with `+`
+        return UserError(f"{path} is not set by this {parent} file: add it with +{path}=VALUE")
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
     listed = f"{where or parent or 'the config'} takes {', '.join(known)}" if len(known) <= 12 else \

@@ -1,20 +1,19 @@
-"""Scoring: text embeddings once per class, audio streamed through a DataLoader, probabilities per clip.
+"""Scoring: text embeddings once per class, audio streamed through a DataLoader, scores per clip.
 
-Two engines give the same scores: `embed` (batched audio encoder, text computed once, audio embeddings
-cached) and `pipeline` (transformers' zero-shot-audio-classification pipeline, one clip at a time, the
-reference).
+The engine knows no model family: the model's family (zsa_eval/families/) prepares each clip, embeds audio and
+text, and turns embeddings into logits and scores (softmax for CLAP, sigmoid for PE-Audio). Two engines: `embed`
+(batched audio encoder, text computed once, audio embeddings cached) and `pipeline` (transformers'
+zero-shot-audio-classification pipeline, one clip at a time, the reference for the families it can run: CLAP).
 
-Batch invariance, made explicit: every clip is featurized alone, exactly as the pipeline does.
-`ClapFeatureExtractor` called on a batch of short clips marks one random clip `is_longer=True` (which
-switches the fused model's fusion path for it), while a clip featurized alone is always marked; and the
-fusion crops of long clips are random. Featurizing each clip alone with a seed derived from (seed, item id)
-makes its features, and so its scores, independent of batch size, order and of which clips share its batch.
+Batch invariance, made explicit: every clip is prepared alone (for CLAP, featurized exactly as the pipeline does,
+its random crops seeded from (seed, item id)), so its inputs, and so its scores, do not depend on batch size, order
+or on which clips share its batch; each family keeps its encoder batch-invariant too (see its module).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,15 +24,15 @@ from tqdm import tqdm
 from zsa_eval.audio import AudioSource, load_clip, read_encoded
 from zsa_eval.cache import EmbeddingCache, clip_key
 from zsa_eval.errors import BadAudio, UserError
-from zsa_eval.featurize import ClapFeaturizer
+from zsa_eval.families import Family, Inputs
 from zsa_eval.models import LoadedModel
 
 
 @dataclass
 class BatchScores:
-    """Class probabilities for the clips of one batch (positions in the dataset), and the clips skipped
-    as (position, reason, detail). The embed engine also gives the logits (scaled cosine similarities), the
-    normalized audio embeddings and which rows' embeddings came from the cache."""
+    """Scores for the clips of one batch (positions in the dataset; `probabilities` holds the family's score kind:
+    softmax probabilities or sigmoid scores), and the clips skipped as (position, reason, detail). The embed engine
+    also gives the logits, one audio embedding per clip and which rows' embeddings came from the cache."""
 
     indices: list[int]
     probabilities: np.ndarray
@@ -50,16 +49,16 @@ def clip_seed(seed: int, item_id: str) -> int:
 
 
 class ClipDataset(Dataset):
-    """Prepares one item in a worker: a cached embedding, or features when given a CPU `featurizer`, or else
-    the waveform (featurized later on the device, or by the pipeline). Items that cannot be read or decoded
-    come back as skip records."""
+    """Prepares one item in a worker: a cached embedding, or model inputs when given a CPU `prepare` (a family's
+    preparer), or else the waveform (prepared later on the device, or by the pipeline). Items that cannot be read
+    or decoded come back as skip records."""
 
     def __init__(self, clips: Sequence[AudioSource], item_ids: Sequence[str], sampling_rate: int, seed: int,
-                 featurizer: ClapFeaturizer | None = None, cache: EmbeddingCache | None = None):
+                 prepare: Callable[[np.ndarray, int], Inputs] | None = None, cache: EmbeddingCache | None = None):
         self.clips = clips
         self.seeds = [clip_seed(seed, item_id) for item_id in item_ids]
         self.sampling_rate = sampling_rate
-        self.featurizer = featurizer
+        self.prepare = prepare
         self.cache = cache
 
     def __len__(self) -> int:
@@ -76,17 +75,16 @@ class ClipDataset(Dataset):
             waveform = load_clip(encoded, self.sampling_rate)
         except BadAudio as error:
             return {"index": index, "error": (error.reason, error.detail)}
-        if self.featurizer is None:
+        if self.prepare is None:
             return {"index": index, "waveform": waveform, "seed": seed, "cache_key": key}
-        features, is_longer = self.featurizer(waveform, seed)
-        return {"index": index, "input_features": features.numpy(), "is_longer": is_longer, "cache_key": key}
+        return {"index": index, "inputs": self.prepare(waveform, seed), "cache_key": key}
 
 
 def collate_clips(samples: list[dict]) -> dict:
     """Group a batch's samples by what they carry; bad ones are kept apart as (index, reason, detail)."""
     good = [sample for sample in samples if "error" not in sample]
     to_encode = [sample for sample in good if "embedding" not in sample]
-    batch = {
+    return {
         "indices": [sample["index"] for sample in good],
         "skipped": [(sample["index"], *sample["error"]) for sample in samples if "error" in sample],
         "cached": {row: sample["embedding"] for row, sample in enumerate(good) if "embedding" in sample},
@@ -94,11 +92,8 @@ def collate_clips(samples: list[dict]) -> dict:
         "cache_keys": [sample["cache_key"] for sample in to_encode],
         "waveforms": [sample["waveform"] for sample in to_encode if "waveform" in sample],
         "seeds": [sample["seed"] for sample in to_encode if "waveform" in sample],
+        "prepared": [sample["inputs"] for sample in to_encode if "inputs" in sample],
     }
-    if to_encode and "input_features" in to_encode[0]:
-        batch["input_features"] = torch.from_numpy(np.stack([sample["input_features"] for sample in to_encode]))
-        batch["is_longer"] = torch.tensor([[sample["is_longer"]] for sample in to_encode])
-    return batch
 
 
 def clip_loader(dataset: ClipDataset, batch_size: int, num_workers: int) -> DataLoader:
@@ -106,65 +101,45 @@ def clip_loader(dataset: ClipDataset, batch_size: int, num_workers: int) -> Data
                       collate_fn=collate_clips)
 
 
-def pooled(output) -> torch.Tensor:
-    """The embedding from get_*_features, whether it returns a tensor (transformers 4) or an output (5)."""
-    return output if isinstance(output, torch.Tensor) else output.pooler_output
-
-
-@torch.inference_mode()
 def text_embeddings(loaded: LoadedModel, candidate_labels: Sequence[str], prompts: Sequence[str]) -> torch.Tensor:
-    """One normalized embedding per class: prompt embeddings normalized, averaged across prompts, renormalized."""
-    per_prompt = []
-    for prompt in prompts:
-        texts = [prompt.format(label) for label in candidate_labels]
-        tokens = loaded.tokenizer(texts, padding=True, truncation=True, return_tensors="pt").to(loaded.device)
-        embeddings = pooled(loaded.model.get_text_features(**tokens)).float()
-        per_prompt.append(torch.nn.functional.normalize(embeddings, dim=-1))
-    return torch.nn.functional.normalize(torch.stack(per_prompt).mean(dim=0), dim=-1)
+    """One text embedding per class (the family's classifier: prompts filled with each label, combined)."""
+    return loaded.family.classifier(candidate_labels, prompts)
 
 
-@torch.inference_mode()
-def audio_embeddings(loaded: LoadedModel, input_features: torch.Tensor, is_longer: torch.Tensor) -> torch.Tensor:
-    """Normalized float32 audio embeddings of a featurized batch."""
-    audio = pooled(loaded.model.get_audio_features(
-        input_features=input_features.to(loaded.device, loaded.dtype), is_longer=is_longer.to(loaded.device)
-    ))
-    return torch.nn.functional.normalize(audio.float(), dim=-1)
-
-
-def featurize_on_device(featurizer: ClapFeaturizer, waveforms: list[np.ndarray], seeds: list[int]):
-    """Stacked features and is_longer flags of a batch, each clip featurized alone, on the model's device."""
-    featurized = [featurizer(waveform, seed) for waveform, seed in zip(waveforms, seeds)]
-    return torch.stack([features for features, _ in featurized]), torch.tensor([[longer] for _, longer in featurized])
+def audio_embeddings(loaded: LoadedModel, inputs: Inputs) -> list[torch.Tensor]:
+    """The audio embeddings of a batch of collated model inputs, one per clip."""
+    return loaded.family.embed_audio(inputs)
 
 
 @torch.inference_mode()
 def embed_batches(
-    loaded: LoadedModel,
+    family: Family,
     loader: DataLoader,
     classifier: torch.Tensor,
     cache: EmbeddingCache | None,
-    device_featurizer: ClapFeaturizer | None,
+    device_prepare: Callable[[np.ndarray, int], Inputs] | None,
 ) -> Iterator[BatchScores]:
-    """Audio embeddings (from the cache or the encoder); probabilities = softmax(cosine x audio logit scale)."""
-    logit_scale = loaded.model.logit_scale_a.exp().float()
+    """Audio embeddings (from the cache or the encoder), then the family's logits and scores."""
     for batch in loader:
-        audio = torch.empty((len(batch["indices"]), classifier.shape[1]), device=loaded.device)
+        audio: list[torch.Tensor | None] = [None] * len(batch["indices"])
         if batch["encode_rows"]:
-            if device_featurizer is not None:
-                features, is_longer = featurize_on_device(device_featurizer, batch["waveforms"], batch["seeds"])
-            else:
-                features, is_longer = batch["input_features"], batch["is_longer"]
-            encoded = audio_embeddings(loaded, features, is_longer)
-            audio[batch["encode_rows"]] = encoded
+            prepared = batch["prepared"] or [device_prepare(waveform, seed)
+                                             for waveform, seed in zip(batch["waveforms"], batch["seeds"])]
+            encoded = family.embed_audio(family.collate(prepared))
+            for row, embedding in zip(batch["encode_rows"], encoded):
+                audio[row] = embedding
             if cache:
-                for key, embedding in zip(batch["cache_keys"], encoded.cpu().numpy()):
-                    cache.store(key, embedding)
+                for key, embedding in zip(batch["cache_keys"], encoded):
+                    cache.store(key, embedding.cpu().numpy())
         for row, embedding in batch["cached"].items():
-            audio[row] = torch.from_numpy(embedding).to(loaded.device)
-        logits = audio @ classifier.T * logit_scale
-        yield BatchScores(batch["indices"], logits.softmax(dim=-1).cpu().numpy(), batch["skipped"],
-                          logits.cpu().numpy(), audio.cpu().numpy(), list(batch["cached"]))
+            audio[row] = torch.from_numpy(embedding).to(family.device)
+        if not audio:
+            yield BatchScores(batch["indices"], np.zeros((0, classifier.shape[0]), np.float32), batch["skipped"])
+            continue
+        logits = family.logits(audio, classifier)
+        clip_embeddings = torch.stack([family.clip_embedding(embedding) for embedding in audio])
+        yield BatchScores(batch["indices"], family.scores(logits).cpu().numpy(), batch["skipped"],
+                          logits.cpu().numpy(), clip_embeddings.cpu().numpy(), list(batch["cached"]))
 
 
 def pipeline_batches(
@@ -192,6 +167,13 @@ def pipeline_batches(
         yield BatchScores(batch["indices"], probabilities, batch["skipped"])
 
 
+def check_engine_family(engine: str, family: Family, name_or_path: str) -> None:
+    """engine=pipeline only for the families transformers' pipeline can run."""
+    if engine == "pipeline" and not family.pipeline_supported:
+        raise UserError(f"engine=pipeline cannot run {name_or_path!r}: transformers' zero-shot-audio-classification "
+                        f"pipeline does not support {family.name} models (it needs logits_per_audio); use engine=embed")
+
+
 def check_engine_settings(engine: str, prompts: Sequence[str]) -> None:
     """The engine's own limits (the schema, zsa_eval/config.py, checks the values of engine and featurizer)."""
     if engine == "pipeline" and len(prompts) != 1:
@@ -214,17 +196,19 @@ def score_clips(
 ) -> Iterator[BatchScores]:
     """Stream every clip through the chosen engine, batch by batch, with a progress bar.
 
-    `featurizer`: `workers` featurizes on CPU in the DataLoader workers, `device` on the model's device in
-    the main process (best on GPU, where CPU featurization would be the bottleneck); `auto` picks `device`
-    on CUDA and `workers` otherwise."""
+    `featurizer`: `workers` prepares clips (the family's featurization) on CPU in the DataLoader workers, `device`
+    on the model's device in the main process (best on GPU, where CPU featurization would be the bottleneck);
+    `auto` picks `device` on CUDA and `workers` otherwise."""
     check_engine_settings(engine, prompts)
+    check_engine_family(engine, loaded.family, loaded.name_or_path)
     if engine == "embed":
+        family = loaded.family
         on_device = featurizer == "device" or (featurizer == "auto" and loaded.device.type == "cuda")
-        device_featurizer = ClapFeaturizer(loaded.feature_extractor, loaded.device) if on_device else None
-        worker_featurizer = None if on_device else ClapFeaturizer(loaded.feature_extractor, torch.device("cpu"))
-        dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed, worker_featurizer, cache)
-        batches = embed_batches(loaded, clip_loader(dataset, batch_size, num_workers),
-                                text_embeddings(loaded, candidate_labels, prompts), cache, device_featurizer)
+        device_prepare = family.preparer(loaded.device) if on_device else None
+        worker_prepare = None if on_device else family.preparer(torch.device("cpu"))
+        dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed, worker_prepare, cache)
+        batches = embed_batches(family, clip_loader(dataset, batch_size, num_workers),
+                                text_embeddings(loaded, candidate_labels, prompts), cache, device_prepare)
     else:
         dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed)
         batches = pipeline_batches(loaded, clip_loader(dataset, batch_size, num_workers), candidate_labels,

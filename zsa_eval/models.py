@@ -1,4 +1,5 @@
-"""Load a CLAP-style model and its processor by hub id or local directory; pick device and precision."""
+"""Load a model of any supported family by hub id or local directory (the family read from its config.json
+`model_type`); pick device and precision."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import torch
 
 from zsa_eval.errors import UserError
+from zsa_eval.families import Family, family_classes
 from zsa_eval.hub import cache_only_unless_reachable
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -16,7 +18,7 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 @dataclass
 class LoadedModel:
-    """A model with `get_text_features`/`get_audio_features`, its processor, and where it runs."""
+    """A model, its processor, where it runs, and its family (zsa_eval.families): how it embeds and scores."""
 
     name: str
     name_or_path: str
@@ -24,18 +26,19 @@ class LoadedModel:
     processor: object
     device: torch.device
     dtype: torch.dtype
+    family: Family
 
     @property
     def feature_extractor(self):
-        return self.processor.feature_extractor
+        return self.family.feature_extractor
 
     @property
     def tokenizer(self):
-        return self.processor.tokenizer
+        return self.family.tokenizer
 
     @property
     def sampling_rate(self) -> int:
-        return int(self.feature_extractor.sampling_rate)
+        return self.family.sampling_rate
 
 
 def resolve_device(device: str, local_rank: int | None = None) -> torch.device:
@@ -65,10 +68,19 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
 
 def ensure_random_model(name_or_path: str, random_init: str, seed: int) -> None:
     """Build the random-weight model at `name_or_path` once, if it is not there yet."""
-    from zsa_eval.random_models import build_random_clap
+    from zsa_eval.random_models import build_random_model
 
     if not (Path(name_or_path) / "config.json").is_file():
-        build_random_clap(random_init, Path(name_or_path), seed)
+        build_random_model(random_init, Path(name_or_path), seed)
+
+
+def family_for(name_or_path: str, model_type: str | None) -> type[Family]:
+    """The family that loads checkpoints of `model_type` (config.json), or one line naming the supported ones."""
+    families = family_classes()
+    if model_type not in families:
+        raise UserError(f"model {name_or_path!r} has model_type {model_type!r}, which zsa-eval cannot evaluate; "
+                        f"supported model types: {', '.join(sorted(families))} (CLAP and PE-Audio checkpoints)")
+    return families[model_type]
 
 
 def looks_like_path(name_or_path: str) -> bool:
@@ -94,33 +106,39 @@ def explain_load_failure(name_or_path: str, error: Exception) -> UserError:
 
 def load_model(
     name: str,
-    name_or_path: str,
+    name_or_path: str | None,
     device: torch.device,
     precision: str,
     revision: str | None = None,
     trust_remote_code: bool = False,
     random_init: str | None = None,
     random_init_seed: int = 0,
+    max_seconds: float | None = None,
+    frame_pooling: str | None = None,
 ) -> LoadedModel:
-    """Load processor and model (eval mode) on `device` in `precision`."""
-    from transformers import AutoModel, AutoProcessor
+    """Load processor and model (eval mode) on `device` in `precision`, through the family its config.json names.
+    `max_seconds` and `frame_pooling` are PE-Audio settings (zsa_eval/families/pe_audio.py); CLAP ignores them."""
+    from transformers import PretrainedConfig
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
+    if not name_or_path:
+        raise UserError(f"model {name} has no model.name_or_path: set model.name_or_path=HUB_ID_OR_DIRECTORY "
+                        "(e.g. model=auto model.name_or_path=facebook/pe-av-small model.name=pe_av_small)")
     dtype = resolve_dtype(precision, device)
     if random_init:
         ensure_random_model(name_or_path, random_init, random_init_seed)
     options = {"revision": revision, "trust_remote_code": trust_remote_code}
+    settings = {"max_seconds": max_seconds, "frame_pooling": frame_pooling}
     try:
         with cache_only_unless_reachable() as online:
-            processor = AutoProcessor.from_pretrained(name_or_path, local_files_only=not online, **options)
-            model = AutoModel.from_pretrained(name_or_path, local_files_only=not online, **options)
+            options["local_files_only"] = not online
+            config, _ = PretrainedConfig.get_config_dict(name_or_path, **options)
+            model_type = config.get("model_type")
+            if model_type is None:
+                raise OSError("no config.json with a model_type")
+            family, processor = family_for(name_or_path, model_type).from_pretrained(name_or_path, options, device,
+                                                                                     dtype, settings)
     except (OSError, ValueError, json.JSONDecodeError) as error:
         raise explain_load_failure(name_or_path, error) from error
-    if not all(hasattr(model, method) for method in ("get_text_features", "get_audio_features")):
-        raise UserError(
-            f"model {name_or_path!r} ({type(model).__name__}) is not a CLAP-style audio-text model; "
-            "choose a model with get_text_features and get_audio_features (model=clap, ...)"
-        )
-    model = model.to(device=device, dtype=dtype).eval()
-    return LoadedModel(name, name_or_path, model, processor, device, dtype)
+    return LoadedModel(name, name_or_path, family.model, processor, device, dtype, family)

@@ -1,5 +1,6 @@
-"""Random-weight CLAP models built offline: a tiny one for tests and smoke runs, and one of the full
-laion/clap-htsat-fused architecture (~153.5 M parameters) for speed work, each with a locally trained tokenizer."""
+"""Random-weight models built offline, each with a locally trained tokenizer: CLAP (a tiny one for tests and smoke
+runs, and one of the full laion/clap-htsat-fused architecture, ~153.5 M parameters, for speed work) and PE-Audio
+(tiny ones in the `pe_audio_video` and frame-level `pe_audio` layouts, and one of pe-av-small's audio branch)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,23 @@ import tempfile
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 from tokenizers import ByteLevelBPETokenizer
 from tokenizers.processors import RobertaProcessing
-from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor, RobertaTokenizerFast
+from transformers import (
+    ClapConfig,
+    ClapFeatureExtractor,
+    ClapModel,
+    ClapProcessor,
+    PeAudioConfig,
+    PeAudioFeatureExtractor,
+    PeAudioFrameLevelModel,
+    PeAudioModel,
+    PeAudioVideoConfig,
+    RobertaTokenizerFast,
+)
+
+from zsa_eval.errors import UserError
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 TOKENIZER_CORPUS = [
@@ -64,11 +79,113 @@ def build_random_clap(size: str, out_dir: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     model = ClapModel(config).eval()
     processor = ClapProcessor(feature_extractor=ClapFeatureExtractor(), tokenizer=tokenizer)
+
+    def write(staging: Path) -> None:
+        model.save_pretrained(staging)
+        processor.save_pretrained(staging)
+    return write_atomically(out_dir, write)
+
+
+def write_atomically(out_dir: Path, write) -> Path:
+    """Let `write(staging)` fill a fresh folder beside `out_dir`, then move it into place in one rename."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    model.save_pretrained(staging)
-    processor.save_pretrained(staging)
+    write(staging)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     os.replace(staging, out_dir)
     return out_dir
+
+
+# PE-Audio shapes. `small`: the audio branch of facebook/pe-av-small as far as it can be known offline: the text
+# model as transformers' PeAudioConfig default (ModernBERT, 22 layers of 1024, the 50368-token vocabulary), the DAC
+# codec and audio transformer as perception_models' defaults (64 channels, strides 2-8-10-12; 16 layers of 1024).
+PE_SIZES = {
+    "tiny": dict(
+        text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2),
+        audio_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                          head_dim=16, dac_config=dict(encoder_hidden_size=4, codebook_dim=8)),
+    ),
+    "small": dict(
+        text_config=dict(vocab_size=50368, hidden_size=1024, intermediate_size=2624, num_hidden_layers=22,
+                         num_attention_heads=16),
+        audio_config=dict(hidden_size=1024, intermediate_size=2752, num_hidden_layers=16, num_attention_heads=8,
+                          head_dim=128, dac_config=dict(encoder_hidden_size=64, codebook_dim=128)),
+    ),
+}
+PE_LAYOUTS = ("pe_audio_video", "pe_audio", "pe_audio_frame")
+
+
+def pe_audio_config(size: str, tokenizer: RobertaTokenizerFast) -> PeAudioConfig:
+    spec = PE_SIZES[size]
+    ids = {"pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id,
+           "eos_token_id": tokenizer.eos_token_id, "cls_token_id": tokenizer.bos_token_id,
+           "sep_token_id": tokenizer.eos_token_id}
+    text_config = {"model_type": "modernbert", "vocab_size": len(tokenizer), **spec["text_config"], **ids}
+    audio_config = {**spec["audio_config"], "dac_config": {"downsampling_ratios": [2, 8, 10, 12],
+                                                           **spec["audio_config"]["dac_config"]}}
+    return PeAudioConfig(text_config=text_config, audio_config=audio_config)
+
+
+def random_pe_audio(config: PeAudioConfig, frame_level: bool, seed: int) -> PeAudioModel:
+    """A PE-Audio model with PyTorch's default random weights (its own initializer's are so small that every clip
+    gets the same embedding, and it zeroes the biases, which hides padding leaks that trained weights show), and a
+    logit scale and bias that put the tiny model's logits around 0, so the scores spread."""
+    torch.manual_seed(seed)
+    model = (PeAudioFrameLevelModel if frame_level else PeAudioModel)(config).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Embedding)):
+                module.reset_parameters()
+        model.text_audio_logit_scale.fill_(5.0)
+        model.text_audio_logit_bias.fill_(10.0)
+    return model
+
+
+def pe_audio_video_checkpoint(model: PeAudioModel, tokenizer: RobertaTokenizerFast) -> tuple[PeAudioVideoConfig, dict]:
+    """The config and weights of a `pe_audio_video` checkpoint (facebook/pe-av-* layout) whose audio branch is
+    `model`: the text model at `text_model.*`, the rest at `audio_model.*`, no video tower (PeAudioVideoModel needs
+    timm to be built; zsa-eval loads only the audio branch)."""
+    config = PeAudioVideoConfig(text_config=model.config.text_config.to_dict(),
+                                audio_video_config={"audio_config": model.config.audio_config.to_dict()})
+    config.architectures = ["PeAudioVideoModel"]
+    weights = {name if name.startswith("text_model.") else f"audio_model.{name}": tensor.contiguous().clone()
+               for name, tensor in model.state_dict().items()}
+    return config, weights
+
+
+def build_random_pe(size: str, layout: str, out_dir: Path, seed: int = 0) -> Path:
+    """Write a random-weight PE-Audio checkpoint of `layout` (pe_audio_video, pe_audio, pe_audio_frame), with its
+    feature extractor and tokenizer, to `out_dir` (atomically) and return it."""
+    if size not in PE_SIZES or layout not in PE_LAYOUTS:
+        raise ValueError(f"unknown PE-Audio size {size!r} or layout {layout!r}; choose from {sorted(PE_SIZES)} "
+                         f"and {PE_LAYOUTS}")
+    tokenizer = train_tokenizer()
+    model = random_pe_audio(pe_audio_config(size, tokenizer), layout == "pe_audio_frame", seed)
+
+    def write(staging: Path) -> None:
+        if layout == "pe_audio_video":
+            config, weights = pe_audio_video_checkpoint(model, tokenizer)
+            config.save_pretrained(staging)
+            save_file(weights, staging / "model.safetensors", metadata={"format": "pt"})
+        else:
+            model.save_pretrained(staging)
+        PeAudioFeatureExtractor().save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+    return write_atomically(out_dir, write)
+
+
+RANDOM_MODELS = {
+    "tiny": lambda out_dir, seed: build_random_clap("tiny", out_dir, seed),
+    "full": lambda out_dir, seed: build_random_clap("full", out_dir, seed),
+    "pe_tiny": lambda out_dir, seed: build_random_pe("tiny", "pe_audio_video", out_dir, seed),
+    "pe_frame_tiny": lambda out_dir, seed: build_random_pe("tiny", "pe_audio_frame", out_dir, seed),
+    "pe_av_small": lambda out_dir, seed: build_random_pe("small", "pe_audio_video", out_dir, seed),
+}
+
+
+def build_random_model(random_init: str, out_dir: Path, seed: int = 0) -> Path:
+    """The random-weight model named by `model.random_init` (a key of RANDOM_MODELS), written to `out_dir`."""
+    if random_init not in RANDOM_MODELS:
+        raise UserError(f"model.random_init={random_init} is unknown: use one of {', '.join(RANDOM_MODELS)}")
+    return RANDOM_MODELS[random_init](out_dir, seed)

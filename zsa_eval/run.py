@@ -22,7 +22,7 @@ from zsa_eval.cache import EmbeddingCache, model_fingerprint, weights_fingerprin
 from zsa_eval.config import checked
 from zsa_eval.distributed import Ranks, agree, main_rank_value, process_group, ranks_from_env, shard
 from zsa_eval.data import AudioDataset, Selection, candidate_labels, limit_items
-from zsa_eval.engine import BatchScores, check_engine_settings, score_clips, text_embeddings
+from zsa_eval.engine import BatchScores, check_engine_family, check_engine_settings, score_clips, text_embeddings
 from zsa_eval.errors import GateFailed, RunInterrupted, UserError
 from zsa_eval.metrics import (
     confusion_table,
@@ -41,6 +41,7 @@ from zsa_eval.report.leaderboard import identity_hash, prompts_hash, write_leade
 # Settings that do not change a run's results: a run may be resumed with other values of these.
 RESULT_NEUTRAL_KEYS = ("output_dir", "results_dir", "resume", "overwrite", "progress", "verbose", "debug",
                        "batch_size", "num_workers", "cache", "cache_dir", "on_error", "max_skip_fraction", "gate")
+SCORE_COLUMNS = {"softmax": "prob", "sigmoid": "sigmoid"}  # scores.parquet column prefix per family score kind
 
 
 def check_prompts(prompts: Sequence[str], template_name: str) -> list[str]:
@@ -120,9 +121,11 @@ def open_run(output_dir: Path, identity: dict, cfg: DictConfig, item_ids: list[s
 def load_scorer(cfg: DictConfig, device: torch.device) -> tuple[LoadedModel, str, EmbeddingCache | None]:
     """The model on its device, the fingerprint of its weights, and its audio-embedding cache unless cache=false."""
     loaded = build(cfg.model, device=device, precision=cfg.precision)
+    check_engine_family(cfg.engine, loaded.family, str(cfg.model.name_or_path))
     weights = weights_fingerprint(loaded.model)
     cache = (EmbeddingCache(Path(cfg.cache_dir) / "audio_embeddings",
-                            model_fingerprint(loaded.model, loaded.feature_extractor, device, weights))
+                            model_fingerprint(loaded.model, loaded.feature_extractor, device, weights,
+                                              loaded.family.embedding_settings()))
              if cfg.cache else None)
     return loaded, weights, cache
 
@@ -131,8 +134,10 @@ def result_identity(cfg: DictConfig, dataset: AudioDataset, loaded: LoadedModel,
                     prompts: list[str]) -> dict:
     """What determines a run's results, in the terms a reader compares runs by (the leaderboard's row key)."""
     selection = cfg.dataset
+    family_settings = loaded.family.settings()
     return {
-        "family": "clap",
+        "family": loaded.family.name,
+        **({"family_settings": family_settings} if family_settings else {}),
         "model_name_or_path": str(cfg.model.name_or_path),
         "model_revision": model_revision(loaded, cfg.model.get("revision")),
         "weight_fingerprint": weights,
@@ -245,12 +250,14 @@ def evaluation(dataset: AudioDataset, records: dict[int, dict], output_dir: Path
     )
 
 
-def result_tables(dataset: AudioDataset, evaluated: Evaluation) -> dict[str, pd.DataFrame]:
-    """predictions, per-class and per-fold (datasets with folds) tables."""
+def result_tables(dataset: AudioDataset, evaluated: Evaluation, score_kind: str) -> dict[str, pd.DataFrame]:
+    """predictions (its scores of `score_kind`: softmax or sigmoid, said in a column), per-class and per-fold
+    (datasets with folds) tables."""
     y_pred = evaluated.probabilities.argmax(axis=1)
+    predictions = predictions_table(evaluated.items, evaluated.y_true, evaluated.probabilities, dataset.class_names)
+    predictions.insert(predictions.columns.get_loc("score") + 1, "score_kind", score_kind)
     tables = {
-        "predictions": predictions_table(evaluated.items, evaluated.y_true, evaluated.probabilities,
-                                         dataset.class_names),
+        "predictions": predictions,
         "per_class": per_class_table(evaluated.y_true, y_pred, dataset.class_names),
     }
     if dataset.has_folds:
@@ -258,11 +265,13 @@ def result_tables(dataset: AudioDataset, evaluated: Evaluation) -> dict[str, pd.
     return tables
 
 
-def scores_table(evaluated: Evaluation, class_names: list[str]) -> pd.DataFrame:
-    """scores.parquet: item_id, true_label, then `prob:<class>` for every class and, from the embed engine,
-    `logit:<class>` (the scaled audio-text cosine similarity the softmax is taken over)."""
+def scores_table(evaluated: Evaluation, class_names: list[str], score_kind: str) -> pd.DataFrame:
+    """scores.parquet: item_id, true_label, then every class's score, `prob:<class>` (softmax probabilities) or
+    `sigmoid:<class>` (sigmoid scores), and, from the embed engine, `logit:<class>` (the family's audio-text logit
+    the scores are taken from)."""
     columns = {"item_id": evaluated.items["item_id"].to_numpy(), "true_label": evaluated.items["label"].to_numpy()}
-    columns |= {f"prob:{name}": evaluated.probabilities[:, column] for column, name in enumerate(class_names)}
+    prefix = SCORE_COLUMNS[score_kind]
+    columns |= {f"{prefix}:{name}": evaluated.probabilities[:, column] for column, name in enumerate(class_names)}
     if evaluated.logits is not None:
         columns |= {f"logit:{name}": evaluated.logits[:, column] for column, name in enumerate(class_names)}
     return pd.DataFrame(columns)
@@ -331,10 +340,11 @@ def run(cfg: DictConfig) -> dict | None:
     write_csv(dataset.excluded, output_dir / "excluded.csv")
     write_csv(dataset.ignored_files, output_dir / "ignored_files.csv")
     evaluated = evaluation(dataset, records, output_dir)
-    tables = result_tables(dataset, evaluated)
+    tables = result_tables(dataset, evaluated, loaded.family.score_kind)
     summary = summary_metrics(evaluated.y_true, evaluated.probabilities, len(labels), seed=cfg.seed)
     failures = gate_failures(summary["accuracy"], cfg.gate.min_accuracy, baseline, cfg.gate.max_drop)
-    atomic_write(output_dir / "scores.parquet", scores_table(evaluated, dataset.class_names).to_parquet(index=False))
+    scores = scores_table(evaluated, dataset.class_names, loaded.family.score_kind)
+    atomic_write(output_dir / "scores.parquet", scores.to_parquet(index=False))
     if cfg.save_embeddings:
         write_embeddings(output_dir, evaluated.items, evaluated.positions,
                          text_embeddings(loaded, labels, prompts).cpu().numpy(), dataset.class_names, labels)
@@ -344,7 +354,9 @@ def run(cfg: DictConfig) -> dict | None:
         "n_classes": len(labels),
         "chance_accuracy": 1 / len(labels),
         "metrics_cover": "evaluated items only (skipped items are listed in errors.csv)",
-        "score_kind": "softmax over the candidate labels of the audio-text logits",
+        "family": loaded.family.name,
+        "score_kind": loaded.family.score_kind,
+        "score_kind_description": loaded.family.score_description,
         "n_items": len(dataset),
         "n_evaluated": len(evaluated.positions),
         "n_skipped": len(errors),

@@ -1,0 +1,90 @@
+"""Model families: everything that differs between CLAP and PE-Audio, behind one interface the engine, cache and
+runner use without knowing the family. A family is picked by the checkpoint's config.json `model_type`.
+
+A family turns one clip into model inputs (alone, seeded: batch-invariant by construction), a batch of those
+inputs into audio embeddings, texts into text embeddings, and embeddings into logits and scores of its kind:
+`softmax` (over the candidate labels: CLAP) or `sigmoid` (each label on its own: PE-Audio, SigLIP-style).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+Inputs = dict[str, torch.Tensor]
+
+
+class Family(ABC):
+    """A loaded model of one family, on its device, with its feature extractor and tokenizer."""
+
+    name: ClassVar[str]
+    model_types: ClassVar[tuple[str, ...]]  # config.json model_type values this family loads
+    score_kind: ClassVar[str]  # softmax | sigmoid
+    score_description: ClassVar[str]  # metrics.json score_kind_description
+    pipeline_supported: ClassVar[bool]  # transformers' zero-shot-audio-classification pipeline can run it
+
+    def __init__(self, model: torch.nn.Module, feature_extractor, tokenizer, device: torch.device,
+                 dtype: torch.dtype):
+        self.model, self.feature_extractor, self.tokenizer = model, feature_extractor, tokenizer
+        self.device, self.dtype = device, dtype
+
+    @property
+    def sampling_rate(self) -> int:
+        return int(self.feature_extractor.sampling_rate)
+
+    def embedding_settings(self) -> dict:
+        """The family's settings that shape an audio embedding (part of the cache key)."""
+        return {}
+
+    def settings(self) -> dict:
+        """All the family's settings that shape a score (recorded in metrics.json)."""
+        return self.embedding_settings()
+
+    @abstractmethod
+    def preparer(self, device: torch.device) -> Callable[[np.ndarray, int], Inputs]:
+        """A function: one mono clip at `sampling_rate` and its seed -> that clip's model inputs, on `device`."""
+
+    @abstractmethod
+    def collate(self, prepared: Sequence[Inputs]) -> Inputs:
+        """The inputs of one batch from the clips' own inputs."""
+
+    @abstractmethod
+    def embed_audio(self, inputs: Inputs) -> list[torch.Tensor]:
+        """One float32 audio embedding per clip of the batch, on the device (what the cache stores)."""
+
+    @abstractmethod
+    def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """One float32 text embedding per text, in the family's scoring space."""
+
+    @abstractmethod
+    def combine_prompts(self, per_prompt: torch.Tensor) -> torch.Tensor:
+        """(prompts, classes, dim) text embeddings -> one embedding per class."""
+
+    @abstractmethod
+    def logits(self, audio: Sequence[torch.Tensor], classifier: torch.Tensor) -> torch.Tensor:
+        """(clips, classes) logits of the clips' audio embeddings against the class embeddings."""
+
+    @abstractmethod
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """Scores of the family's kind from logits."""
+
+    def clip_embedding(self, embedding: torch.Tensor) -> torch.Tensor:
+        """One vector per clip for save_embeddings (frame-level models pool their frames)."""
+        return embedding
+
+    def classifier(self, candidate_labels: Sequence[str], prompts: Sequence[str]) -> torch.Tensor:
+        """One text embedding per class, computed once: every prompt filled with every label, then combined."""
+        per_prompt = [self.embed_texts([prompt.format(label) for label in candidate_labels]) for prompt in prompts]
+        return self.combine_prompts(torch.stack(per_prompt))
+
+
+def family_classes() -> dict[str, type[Family]]:
+    """model_type -> family class, for every supported model_type."""
+    from zsa_eval.families.clap import ClapFamily
+    from zsa_eval.families.pe_audio import PeAudioFamily
+
+    return {model_type: family for family in (ClapFamily, PeAudioFamily) for model_type in family.model_types}

@@ -1,0 +1,78 @@
+"""CLAP (LAION, transformers' ClapModel): log-mel features per clip, fused or not; cosine similarity times the
+audio logit scale; softmax over the candidate labels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from zsa_eval.errors import UserError
+from zsa_eval.families import Family, Inputs
+from zsa_eval.featurize import ClapFeaturizer
+
+
+def pooled(output) -> torch.Tensor:
+    """The embedding from get_*_features, whether it returns a tensor (transformers 4) or an output (5)."""
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+
+class ClapFamily(Family):
+    name = "clap"
+    model_types = ("clap",)
+    score_kind = "softmax"
+    score_description = "softmax over the candidate labels of the audio-text logits"
+    pipeline_supported = True
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, options: dict, device: torch.device, dtype: torch.dtype,
+                        settings: dict) -> tuple[Family, object]:
+        """The family on `device` in `dtype`, and the checkpoint's processor."""
+        import transformers
+
+        processor = transformers.AutoProcessor.from_pretrained(name_or_path, **options)
+        model = transformers.AutoModel.from_pretrained(name_or_path, **options)
+        if not all(hasattr(model, method) for method in ("get_text_features", "get_audio_features")):
+            raise UserError(f"model {name_or_path!r} ({type(model).__name__}) is not a CLAP-style audio-text model; "
+                            "choose a model with get_text_features and get_audio_features (model=clap, ...)")
+        model = model.to(device=device, dtype=dtype).eval()
+        return cls(model, processor.feature_extractor, processor.tokenizer, device, dtype), processor
+
+    def preparer(self, device: torch.device) -> Callable[[np.ndarray, int], Inputs]:
+        """Featurize each clip alone, as the pipeline does: a batch of short clips would get one random clip marked
+        `is_longer`, and long clips get fusion crops seeded per clip (see zsa_eval/featurize.py)."""
+        featurize = ClapFeaturizer(self.feature_extractor, device)
+
+        def prepare(waveform: np.ndarray, seed: int) -> Inputs:
+            features, is_longer = featurize(waveform, seed)
+            return {"input_features": features, "is_longer": torch.tensor([is_longer], device=device)}
+        return prepare
+
+    def collate(self, prepared: Sequence[Inputs]) -> Inputs:
+        return {key: torch.stack([clip[key] for clip in prepared]) for key in ("input_features", "is_longer")}
+
+    @torch.inference_mode()
+    def embed_audio(self, inputs: Inputs) -> list[torch.Tensor]:
+        """Normalized audio embeddings."""
+        audio = pooled(self.model.get_audio_features(
+            input_features=inputs["input_features"].to(self.device, self.dtype),
+            is_longer=inputs["is_longer"].to(self.device)))
+        return list(torch.nn.functional.normalize(audio.float(), dim=-1))
+
+    @torch.inference_mode()
+    def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """Normalized text embeddings."""
+        tokens = self.tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt").to(self.device)
+        return torch.nn.functional.normalize(pooled(self.model.get_text_features(**tokens)).float(), dim=-1)
+
+    def combine_prompts(self, per_prompt: torch.Tensor) -> torch.Tensor:
+        """Normalized prompt embeddings averaged, renormalized."""
+        return torch.nn.functional.normalize(per_prompt.mean(dim=0), dim=-1)
+
+    def logits(self, audio: Sequence[torch.Tensor], classifier: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity times exp(logit_scale_a), as ClapModel's logits_per_audio."""
+        return torch.stack(list(audio)) @ classifier.T * self.model.logit_scale_a.exp().float()
+
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.softmax(dim=-1)
