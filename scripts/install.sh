@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Install everything zsa-eval needs on a fresh Debian/Ubuntu machine, into the active Python environment:
-#   ffmpeg      - torchcodec (used by `datasets` to build audiofolder datasets) loads FFmpeg's libraries
+#   ffmpeg      - decodes what soundfile cannot (m4a, webm, wma, mka, ...) through torchcodec, and writes every
+#                 format in the tests; Debian's freedesktop and ALSA sounds are real recordings the tests read
 #   torch       - pinned first, so pip does not pick an unrelated build; torchcodec 0.13 pairs with torch 2.13
 #   zsa-eval    - this package, editable (for development: edits take effect without reinstalling), with its
 #                 test extras; `pip install .` or the wheel (see README) installs it as a plain package
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v ffmpeg >/dev/null 2>&1; then
+if ! command -v ffmpeg >/dev/null 2>&1 || [ ! -d /usr/share/sounds/freedesktop ] || [ ! -d /usr/share/sounds/alsa ]; then
   sudo_cmd=""
   [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends ffmpeg \
+    sound-theme-freedesktop alsa-utils >/dev/null
 fi
 
 python -m pip install -q "torch==2.13.0"

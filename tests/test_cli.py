@@ -110,7 +110,7 @@ def one_line_error(code: int, stderr: str) -> str:
      "dataset.folds=abc is not valid: dataset.folds takes one or a list of whole numbers, or null"),
     (["dataset=synthetic", "dataset.clips_per_class=0"], "dataset.clips_per_class=0 is not valid"),
     (["dataset=synthetic", "model.random_init=huge"],
-     "model.random_init=huge is not valid: model.random_init takes one of tiny, full, or null"),
+     "model.random_init=huge is not valid: model.random_init takes one of tiny, full, pe_tiny, pe_frame_tiny, pe_av_small, or null"),
     (["dataset=synthetic", "gate=3"], "gate=3 is not valid: gate takes keys of its own (min_accuracy, baseline, "
                                       "max_drop)"),
     # unknown keys: refused with the key meant, never a suggestion to add them with +

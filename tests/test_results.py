@@ -50,7 +50,7 @@ def test_limit_modes_end_to_end(tiny_model_dir, tmp_path):
     assert stratified["identity_hash"] != first["identity_hash"]
     bad = compose_config("dataset=synthetic", "model=tiny_random", "limit=3", "limit_mode=random",
                          f"output_dir={tmp_path / 'bad'}")
-    with pytest.raises(UserError, match="limit_mode=random is unknown"):
+    with pytest.raises(UserError, match="limit_mode=random is not valid: limit_mode takes one of stratified, first"):
         run(bad)
 
 
