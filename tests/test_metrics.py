@@ -198,3 +198,25 @@ def test_all_correct_predictions_give_degenerate_intervals():
     metrics = summary_metrics(y_true, np.eye(3)[y_true], 3, resamples=200)
     for name in ("accuracy", "top_k_accuracy", "balanced_accuracy", "macro_f1"):
         assert metrics[name] == 1.0 and metrics[f"{name}_ci95"] == [1.0, 1.0]
+
+
+ASYMMETRIC_TRUE = np.array([0, 0, 0, 1, 2])  # a a a b c
+ASYMMETRIC_PRED = np.array([0, 1, 1, 1, 1])  # a b b b b: "b" over-predicted, "c" never predicted
+
+
+def test_confusion_matrix_rows_are_true_labels_on_an_asymmetric_case():
+    confusion = confusion_table(ASYMMETRIC_TRUE, ASYMMETRIC_PRED, ["a", "b", "c"])
+    assert confusion.index.name == "true_label"
+    assert confusion.to_numpy().tolist() == [[1, 2, 0],   # true a: 1 right, 2 called b
+                                             [0, 1, 0],
+                                             [0, 1, 0]]   # true c: called b
+    assert confusion.sum(axis=1).tolist() == [3, 1, 1]    # row sums are supports
+
+
+def test_per_class_precision_recall_f1_support_by_definition():
+    table = per_class_table(ASYMMETRIC_TRUE, ASYMMETRIC_PRED, ["a", "b", "c"]).set_index("label")
+    # precision = TP / predicted, recall = TP / support
+    assert table["precision"].tolist() == pytest.approx([1 / 1, 1 / 4, 0.0])
+    assert table["recall"].tolist() == pytest.approx([1 / 3, 1 / 1, 0.0])
+    assert table["f1"].tolist() == pytest.approx([0.5, 0.4, 0.0])
+    assert table["support"].tolist() == [3, 1, 1]
