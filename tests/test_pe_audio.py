@@ -290,6 +290,8 @@ def test_one_sweep_puts_both_families_in_one_leaderboard(monkeypatch, capsys, tm
     assert code == 0, stderr
     board = pd.read_csv(results / "leaderboard.csv")
     assert sorted(board["model"]) == ["pe_tiny_random", "tiny_random"]
+    assert board.set_index("model")["family"].to_dict() == {"pe_tiny_random": "pe_audio", "tiny_random": "clap"}
+    assert "| family " in (results / "leaderboard.md").read_text()
     families = {json.loads((results / run_dir / "metrics.json").read_text())["score_kind"] for run_dir in
                 board["run_dir"]}
     assert families == {"softmax", "sigmoid"}

@@ -48,7 +48,7 @@ def test_multirun_writes_a_sorted_leaderboard_and_heatmap(sweep):
     assert stdout.count("synthetic | tiny_") == 4
     board = pd.read_csv(results / "leaderboard.csv", keep_default_na=False)
     assert list(board.columns) == [
-        "dataset", "source", "model", "weights", "template", "prompts", "engine", "precision", "selection",
+        "dataset", "source", "model", "family", "weights", "template", "prompts", "engine", "precision", "selection",
         "n_classes", "chance_accuracy", "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "top_k",
         "top_k_accuracy", "top_k_accuracy_ci95_low", "top_k_accuracy_ci95_high", "balanced_accuracy",
         "balanced_accuracy_ci95_low", "balanced_accuracy_ci95_high", "macro_f1", "macro_f1_ci95_low",

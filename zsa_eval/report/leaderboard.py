@@ -13,7 +13,7 @@ from zsa_eval.metrics import INTERVAL_METRICS
 from zsa_eval.report import atomic_write, short_hash, write_csv, write_json
 from zsa_eval.report.plots import accuracy_heatmap_png
 
-COLUMNS = ["dataset", "source", "model", "weights", "template", "prompts", "engine", "precision", "selection",
+COLUMNS = ["dataset", "source", "model", "family", "weights", "template", "prompts", "engine", "precision", "selection",
            "n_classes", "chance_accuracy", "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "top_k",
            "top_k_accuracy", "top_k_accuracy_ci95_low", "top_k_accuracy_ci95_high", "balanced_accuracy",
            "balanced_accuracy_ci95_low", "balanced_accuracy_ci95_high", "macro_f1", "macro_f1_ci95_low",
@@ -80,7 +80,8 @@ def run_row(metrics: dict, run_dir: str) -> dict:
     prompts = identity.get("prompts") or metrics.get("prompts")
     n_classes = metrics.get("n_classes") or len(metrics.get("labels") or []) or None
     row = {
-        "dataset": metrics["dataset"], "source": "", "model": metrics["model"], "weights": "",
+        "dataset": metrics["dataset"], "source": "", "model": metrics["model"],
+        "family": identity.get("family", "clap"), "weights": "",
         "template": metrics["template"],
         "prompts": metrics.get("prompts_hash") or (prompts_hash(prompts) if prompts else ""),
         "engine": identity.get("engine", metrics.get("engine")),
@@ -236,7 +237,8 @@ def interval_cell(value: float, low: float | None, high: float | None) -> str:
 def leaderboard_markdown(board: pd.DataFrame) -> str:
     """The board for reading: metrics with their 95% intervals; source and weights only when some row has one."""
     shown = pd.DataFrame({name: board[name] for name in
-                          ("dataset", "source", "model", "weights", "template", "prompts", "engine", "precision",
+                          ("dataset", "source", "model", "family", "weights", "template", "prompts", "engine",
+                           "precision",
                            "selection", "n_classes")})
     shown["chance"] = board["chance_accuracy"].map(lambda value: "" if pd.isna(value) else f"{value:.4f}")
     for name, title in (("accuracy", "accuracy [95% CI]"), ("top_k_accuracy", "top-k [95% CI]"),
