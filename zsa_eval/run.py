@@ -316,7 +316,7 @@ def run(cfg: DictConfig) -> dict | None:
     output_dir = Path(cfg.output_dir)
     loaded, weights, cache = load_scorer(cfg, device)  # before the run directory exists: a model that fails leaves none
     provenance = run_provenance(cfg, dataset, loaded, weights, prompts, device)
-    for warning in selection_warnings(dataset):
+    for warning in selection_warnings(dataset) if ranks.is_main else []:
         print(f"zsa-eval: warning: {warning}", file=sys.stderr)
     with process_group(ranks, device.type):
         output_dir = Path(main_rank_value(ranks, str(output_dir)))
@@ -364,7 +364,8 @@ def run(cfg: DictConfig) -> dict | None:
         "n_excluded": len(dataset.excluded),
         "classes_without_items": classes_without_items(dataset),
         "n_ignored_files": len(dataset.ignored_files),
-        "status": "complete" if len(errors) <= cfg.max_skip_fraction * len(dataset) else "too_many_skips",
+        "status": ("too_many_skips" if skip_fraction(len(errors), len(dataset)) > cfg.max_skip_fraction
+                   else "complete"),
         "dataset": dataset.name,
         "model": cfg.model.name,
         "model_name_or_path": cfg.model.name_or_path,
@@ -402,9 +403,15 @@ def run(cfg: DictConfig) -> dict | None:
     return metrics
 
 
+def skip_fraction(n_skipped: int, n_items: int) -> float:
+    """The share of the selected items that were skipped; above max_skip_fraction a run fails (and says so in
+    metrics.json's status)."""
+    return n_skipped / n_items
+
+
 def check_skip_fraction(metrics: dict, max_skip_fraction: float, output_dir: Path) -> None:
     """After everything is written: too many bad items fail the run (exit 2), pointing at the list."""
-    fraction = metrics["n_skipped"] / metrics["n_items"]
+    fraction = skip_fraction(metrics["n_skipped"], metrics["n_items"])
     if fraction > max_skip_fraction:
         raise UserError(f"{metrics['n_skipped']} of {metrics['n_items']} items ({fraction:.1%}) were skipped, above "
                         f"max_skip_fraction={max_skip_fraction}; the list is in {output_dir / 'errors.csv'} "
