@@ -306,10 +306,11 @@ def class_folder_table(
     listing: FolderListing, label_column: str, classes: Sequence[str] | None
 ) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
     """Items labelled by their top-level folder; audio lying directly in the folder belongs to no class."""
-    in_class = [file for file in listing.audio if len(Path(listing.relative(file)).parts) > 1]
+    parts = [Path(listing.relative(file)).parts for file in listing.audio]
+    in_class = [file for file, file_parts in zip(listing.audio, parts) if len(file_parts) > 1]
     loose = [(listing.relative(file), "audio outside any class folder (put it in <class>/)")
-             for file in listing.audio if file not in in_class]
-    labels = [Path(listing.relative(file)).parts[0] for file in in_class]
+             for file, file_parts in zip(listing.audio, parts) if len(file_parts) == 1]
+    labels = [file_parts[0] for file_parts in parts if len(file_parts) > 1]
     found = sorted(set(labels))
     if not listing.audio and not listing.ignored:
         raise UserError(f"dataset.path {str(listing.root)!r} is empty: put audio files in class subfolders "
