@@ -220,3 +220,14 @@ def test_per_class_precision_recall_f1_support_by_definition():
     assert table["recall"].tolist() == pytest.approx([1 / 3, 1 / 1, 0.0])
     assert table["f1"].tolist() == pytest.approx([0.5, 0.4, 0.0])
     assert table["support"].tolist() == [3, 1, 1]
+
+
+def test_classes_never_predicted_or_absent_score_zero_without_warnings():
+    # class c is never predicted (precision 0/0) and class d has no clip (recall 0/0): both are 0, and the run's
+    # output stays free of scikit-learn's UndefinedMetricWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = per_class_table(ASYMMETRIC_TRUE, ASYMMETRIC_PRED, ["a", "b", "c", "d"]).set_index("label")
+        summary_metrics(ASYMMETRIC_TRUE, np.eye(4)[ASYMMETRIC_PRED], 4)
+    assert table.loc["c", ["precision", "recall", "f1"]].tolist() == [0.0, 0.0, 0.0]
+    assert table.loc["d"].tolist() == [0.0, 0.0, 0.0, 0]
