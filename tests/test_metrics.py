@@ -11,6 +11,7 @@ from zsa_eval.metrics import (
     confusion_table,
     per_class_table,
     per_fold_table,
+    percentile_interval,
     predictions_table,
     resampled_metrics,
     summary_metrics,
@@ -189,6 +190,7 @@ def test_bootstrap_intervals():
     half_width = 1.96 * np.sqrt(p * (1 - p) / 300)
     assert metrics["accuracy_ci95"] == pytest.approx([p - half_width, p + half_width], abs=0.015)
     assert summary_metrics(y_true, probabilities, 10, resamples=500, seed=7) == metrics
+    assert summary_metrics(y_true, probabilities, 10)["bootstrap"] == {"resamples": 1000, "seed": 0, "level": 0.95}
     assert summary_metrics(y_true, probabilities, 10, resamples=500, seed=8)["accuracy_ci95"] != \
         metrics["accuracy_ci95"]
 
@@ -231,3 +233,10 @@ def test_classes_never_predicted_or_absent_score_zero_without_warnings():
         summary_metrics(ASYMMETRIC_TRUE, np.eye(4)[ASYMMETRIC_PRED], 4)
     assert table.loc["c", ["precision", "recall", "f1"]].tolist() == [0.0, 0.0, 0.0]
     assert table.loc["d"].tolist() == [0.0, 0.0, 0.0, 0]
+
+
+def test_percentile_interval_takes_the_central_share_by_linear_interpolation():
+    values = np.arange(101.0)  # the p-th percentile of 0..100 is p
+    assert percentile_interval(values) == pytest.approx([2.5, 97.5])
+    assert percentile_interval(values, level=0.9) == pytest.approx([5.0, 95.0])
+    assert percentile_interval(np.array([0.0, 1.0])) == pytest.approx([0.025, 0.975])
