@@ -1,0 +1,144 @@
+"""The leaderboard's own rules, on hand-made metrics.json dicts (no model, no run): which run stands for an
+identity, the order, the labels that tell rows apart, intervals, and runs written before identities existed."""
+
+import json
+
+import pandas as pd
+
+from zsa_eval.report import changed_keys, short_hash
+from zsa_eval.report.leaderboard import (
+    collect_runs,
+    derived_identity,
+    heatmap_grids,
+    interval_cell,
+    leaderboard,
+    leaderboard_markdown,
+    prompts_hash,
+    run_row,
+    run_status,
+    selection_label,
+    weights_label,
+)
+
+
+def metrics(accuracy: float, started: str, identity: dict | None = None, **extra) -> dict:
+    identity = identity or {"family": "clap", "model_name_or_path": "m", "dataset": "d", "template": "t"}
+    return {"dataset": identity.get("dataset", "d"), "model": "m", "template": "t", "accuracy": accuracy,
+            "accuracy_ci95": [accuracy - 0.1, accuracy + 0.1], "top_k_accuracy": 1.0, "balanced_accuracy": accuracy,
+            "macro_f1": accuracy, "n_evaluated": 10, "started_at": started, "finished_at": started,
+            "identity": identity, "identity_hash": short_hash(identity, 12), "status": "complete", **extra}
+
+
+def board_of(*runs: dict, every_run: bool = False) -> pd.DataFrame:
+    rows = pd.DataFrame([run_row(run, f"run{index}") for index, run in enumerate(runs)])
+    return leaderboard(rows, every_run)
+
+
+def test_latest_complete_run_stands_for_its_identity():
+    same = {"family": "clap", "model_name_or_path": "m", "dataset": "d", "template": "t"}
+    board = board_of(metrics(0.4, "2026-01-01T00:00:00", same), metrics(0.6, "2026-01-02T00:00:00", same),
+                     metrics(0.9, "2026-01-03T00:00:00", same, status="too_many_skips"))
+    assert board["accuracy"].tolist() == [0.6] and board["run_dir"].tolist() == ["run1"]
+    assert "status" not in board
+    every = board_of(metrics(0.4, "2026-01-01T00:00:00", same), metrics(0.9, "2026-01-03T00:00:00", same,
+                                                                          status="too_many_skips"), every_run=True)
+    assert every["accuracy"].tolist() == [0.9, 0.4] and every["status"].tolist() == ["too_many_skips", "complete"]
+
+
+def test_rows_are_grouped_by_dataset_and_best_first():
+    runs = [metrics(accuracy, "2026-01-01T00:00:00", {"dataset": dataset, "template": name})
+            for dataset, accuracy, name in [("b", 0.2, "x"), ("a", 0.3, "y"), ("b", 0.7, "z"), ("a", 0.9, "w")]]
+    board = board_of(*runs)
+    assert list(zip(board["dataset"], board["accuracy"])) == [("a", 0.9), ("a", 0.3), ("b", 0.7), ("b", 0.2)]
+
+
+def test_weights_and_source_are_shown_only_where_they_tell_rows_apart():
+    one = {"family": "clap", "model_name_or_path": "m", "weight_fingerprint": "aaaaaaaaaaaa", "dataset": "d",
+           "dataset_source": "/data/x", "dataset_revision": None}
+    other = one | {"weight_fingerprint": "bbbbbbbbbbbb", "dataset_source": "/data/y"}
+    board = board_of(metrics(0.5, "2026-01-01T00:00:00", one), metrics(0.4, "2026-01-01T00:00:00", other))
+    assert sorted(board["weights"]) == ["#aaaaaaaa", "#bbbbbbbb"]
+    assert sorted(board["source"]) == ["/data/x", "/data/y"]
+    alike = board_of(metrics(0.5, "2026-01-01T00:00:00", one), metrics(0.4, "2026-01-01T00:00:00", one | {"x": 1}))
+    assert alike["weights"].tolist() == ["", ""] and alike["source"].tolist() == ["", ""]
+    assert "| source" not in leaderboard_markdown(alike)
+
+
+def test_weights_label_names_each_differing_part():
+    identity = {"family": "pe_audio", "model_name_or_path": "org/m", "model_revision": "abc",
+                "weight_fingerprint": "0123456789ab"}
+    assert weights_label(identity, set()) == ""
+    assert weights_label(identity, {"family"}) == "[pe_audio]"
+    assert weights_label(identity, {"model_name_or_path"}) == "org/m"
+    assert weights_label(identity, {"model_revision"}) == "org/m@abc"
+    assert weights_label(identity | {"model_revision": None}, {"model_revision"}) == "org/m@(none)"
+    assert weights_label(identity, {"family", "weight_fingerprint"}) == "[pe_audio] #01234567"
+
+
+def test_selection_label_spells_out_short_selections_and_counts_long_ones():
+    assert selection_label({}, set()) == "all"
+    assert selection_label({"folds": [1, 2], "subset": "esc10"}, set()) == "folds=1,2, subset=esc10"
+    assert selection_label({"classes": ["a", "b", "c", "d"]}, set()) == "classes=a,b,c,d"
+    five = ["a", "b", "c", "d", "e"]
+    assert selection_label({"classes": five}, set()) == f"5 classes #{short_hash(five, 6)}"
+    assert selection_label({"limit": 8, "limit_mode": "first", "seed": 3}, set()) == "limit=8 first"
+    assert selection_label({"limit": 8, "limit_mode": "stratified", "seed": 3}, set()) == \
+        "limit=8 stratified, seed=3"
+    assert selection_label({"label_column": "genre", "seed": 1}, {"selection.label_column", "selection.seed"}) == \
+        "label=genre, seed=1"
+
+
+def test_interval_cells_and_hashes():
+    assert interval_cell(0.5, 0.25, 0.75) == "0.5000 [0.2500, 0.7500]"
+    assert interval_cell(0.5, None, None) == "0.5000" and interval_cell(0.5, float("nan"), 0.7) == "0.5000"
+    assert prompts_hash(["{}"]) == short_hash(["{}"], 8) and len(prompts_hash(["{}"])) == 8
+    assert short_hash({"b": 1, "a": [1, 2]}, 64) == short_hash({"a": [1, 2], "b": 1}, 64)  # key order free
+    assert changed_keys({"a": {"b": 1, "c": 2}, "d": 1}, {"a": {"b": 1, "c": 3}, "e": 1}) == ["a.c", "d", "e"]
+
+
+def test_status_of_older_runs_follows_their_skip_fraction():
+    assert run_status({"status": "too_many_skips"}) == "too_many_skips"
+    old = {"n_items": 20, "config": {"max_skip_fraction": 0.05}}
+    assert run_status(old | {"n_skipped": 1}) == "complete"  # exactly 5%: not above the limit
+    assert run_status(old | {"n_skipped": 2}) == "too_many_skips"
+    assert run_status({"n_items": 20, "n_skipped": 20}) == "complete"  # no limit recorded
+
+
+def test_runs_written_before_identities_are_rebuilt_from_their_config(tmp_path):
+    config = {"dataset": {"name": "esc50", "hub_id": "ashraq/esc50", "label_column": "category", "folds": [1]},
+              "model": {"name_or_path": "laion/clap-htsat-fused"}, "template": {"name": "plain", "prompts": ["{}"]},
+              "engine": "embed", "precision": "fp32", "limit": 100, "seed": 0}
+    identity = derived_identity({"config": config})
+    assert identity["dataset_source"] == "ashraq/esc50" and identity["family"] == "clap"
+    assert identity["selection"]["limit_mode"] == "first" and identity["selection"]["folds"] == [1]
+    assert derived_identity({"dataset": "d", "model": "m", "template": "t"}) == \
+        {"dataset": "d", "model": "m", "template": "t"}
+    old = {"dataset": "esc50", "model": "clap", "template": "plain", "accuracy": 0.8, "top5_accuracy": 0.95,
+           "balanced_accuracy": 0.8, "macro_f1": 0.79, "n_evaluated": 400, "started_at": "2025-01-01T00:00:00",
+           "config": config}
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "metrics.json").write_text(json.dumps(old))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "metrics.json").write_text("{not json")
+    runs = collect_runs(tmp_path)
+    assert len(runs) == 1
+    row = runs.iloc[0]
+    assert (row["top_k"], row["top_k_accuracy"], row["prompts"]) == (5, 0.95, prompts_hash(["{}"]))
+    assert row["identity"] == short_hash(identity, 12) and pd.isna(row["accuracy_ci95_low"])
+
+
+def test_heatmap_has_one_cell_per_row_even_when_labels_coincide():
+    one = {"family": "clap", "model_name_or_path": "m", "dataset": "d", "template": "t"}
+    board = board_of(metrics(0.5, "2026-01-01T00:00:00", one), metrics(0.4, "2026-01-01T00:00:00", one | {"x": 1}))
+    grid = heatmap_grids(board)["d"]
+    assert grid.size == 2 and sorted(grid.stack().tolist()) == [0.4, 0.5]
+    assert all(" id " in label for label in grid.index)
+
+
+def test_markdown_shows_each_metric_with_its_own_interval():
+    run = metrics(0.5, "2026-01-01T00:00:00", top_k_accuracy_ci95=[0.9, 1.0], balanced_accuracy=0.45,
+                  balanced_accuracy_ci95=[0.3, 0.55], macro_f1=0.4, macro_f1_ci95=[0.2, 0.6])
+    table = leaderboard_markdown(board_of(run))
+    for cell in ("0.5000 [0.4000, 0.6000]", "1.0000 [0.9000, 1.0000]", "0.4500 [0.3000, 0.5500]",
+                 "0.4000 [0.2000, 0.6000]"):
+        assert cell in table
