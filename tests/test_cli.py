@@ -20,7 +20,7 @@ def test_smoke_run_writes_every_result(monkeypatch, capsys, tiny_model_dir, tmp_
     code, stdout, _ = run_cli(monkeypatch, capsys, "dataset=synthetic", "model=tiny_random", "num_workers=2",
                               f"output_dir={out}")
     assert code == 0
-    assert stdout.startswith("synthetic | tiny_random | sound_of: accuracy ") and str(out) in stdout
+    assert stdout.startswith("synthetic | tiny_random | auto: accuracy ") and str(out) in stdout
     wall_s, scoring_s = map(float, re.search(r" in ([\d.]+) s \(([\d.]+) s scoring, ", stdout).groups())
     assert RESULT_FILES <= {path.name for path in out.iterdir()}
     metrics = json.loads((out / "metrics.json").read_text())
