@@ -2,6 +2,7 @@
 schema (the same columns and feature types, a few short clips) through the Hub code path, `dataset.hub_id=<dir>`."""
 
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -274,3 +275,21 @@ def test_readme_catalog_table_lists_every_catalog_config():
     table = readme[readme.index("## Dataset catalog"):]
     for name in CATALOG:
         assert f"| `{name}` |" in table
+
+
+def test_readme_example_of_adding_a_dataset_runs(monkeypatch, capsys, tiny_model_dir, hub_unreachable, tmp_path):
+    """The README's one-file dataset, as written there, in a config directory of one's own."""
+    readme = (REPO / "README.md").read_text()
+    example = readme[readme.index("**Adding a dataset**"):]
+    example = example[example.index("```yaml\n") + len("```yaml\n"):example.index("```\n", 8)]
+    (tmp_path / "conf" / "dataset").mkdir(parents=True)
+    (tmp_path / "conf" / "dataset" / "my_bench.yaml").write_text(example)
+    hub_copy = write_hub_copy(tmp_path / "hub", HubCopy(
+        "test", Features({"file": Value("string"), "audio": Audio(), "label": Value("string")}),
+        [{"file": "a.wav", "label": "bird_song"}, {"file": "b.wav", "label": "dog"}], [], [], [], []))
+    code, stdout, stderr = run_cli(monkeypatch, capsys, "--config-dir", str(tmp_path / "conf"), "dataset=my_bench",
+                                   f"dataset.hub_id={hub_copy}", "model=tiny_random", f"output_dir={tmp_path / 'run'}")
+    assert code == 0, stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["labels"] == ["bird singing", "dog"] and metrics["prompts"] == ["This is a sound of {}."]
+    assert metrics["template"] == "auto" and stdout.startswith("my_bench | tiny_random | auto: accuracy ")
