@@ -234,13 +234,16 @@ def test_auto_falls_back_to_this_is_a_sound_of(dataset):
 def test_leaderboard_tells_auto_from_another_template(tiny_model_dir, hub_unreachable, tmp_path):
     hub_copy = write_hub_copy(tmp_path / "hub", CATALOG["gtzan"])
     results = tmp_path / "results"
-    hashes = {template: run(compose_config("dataset=gtzan", f"dataset.hub_id={hub_copy}", "model=tiny_random",
-                                           f"template={template}", f"results_dir={results}",
-                                           f"output_dir={results / template}"))["prompts_hash"]
-              for template in ("auto", "sound_of")}
+    runs = {template: run(compose_config("dataset=gtzan", f"dataset.hub_id={hub_copy}", "model=tiny_random",
+                                         f"template={template}", f"results_dir={results}",
+                                         f"output_dir={results / template}"))
+            for template in ("auto", "sound_of")}
     board = pd.read_csv(results / "leaderboard.csv")
+    hashes = {template: metrics["prompts_hash"] for template, metrics in runs.items()}
     assert sorted(zip(board["template"], board["prompts"])) == sorted(hashes.items())
     assert hashes["auto"] != hashes["sound_of"]
+    # the label renaming decides the candidate labels, so it is part of what identifies a run
+    assert runs["auto"]["identity"]["selection"]["label_names"] == {"hiphop": "hip hop"}
 
 
 @pytest.mark.parametrize("script_id, copy", [

@@ -150,7 +150,7 @@ def result_identity(cfg: DictConfig, dataset: AudioDataset, loaded: LoadedModel,
         "dataset_source": dataset.source,
         "dataset_revision": dataset.revision,
         "selection": {key: OmegaConf.to_container(selection[key]) if OmegaConf.is_config(selection[key])
-                      else selection[key] for key in ("label_column", "classes", "folds", "subset")
+                      else selection[key] for key in ("label_column", "label_names", "classes", "folds", "subset")
                       if key in selection} | {"limit": cfg.limit, "limit_mode": cfg.limit_mode, "seed": cfg.seed},
         "template": cfg.template.name,
         "prompts": prompts,
