@@ -241,8 +241,8 @@ def load_hub_dataset(
     except (OSError, datasets.exceptions.DatasetNotFoundError) as error:
         raise UserError(
             f"cannot load dataset {hub_id!r} from the Hugging Face Hub (unreachable or not found) "
-            f"and it is not in the local cache: run once where the Hub is reachable, or use "
-            f"dataset=esc50_folder dataset.path=/path/to/ESC-50 ({type(error).__name__})"
+            f"and it is not in the local cache: run once where the Hub is reachable, or set dataset.hub_id to a "
+            f"local copy (a folder holding data/{split}-*.parquet) ({type(error).__name__})"
         ) from error
     except RuntimeError as error:
         if SCRIPTS_REFUSED in str(error):
