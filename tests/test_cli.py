@@ -20,7 +20,7 @@ def test_smoke_run_writes_every_result(monkeypatch, capsys, tiny_model_dir, tmp_
     code, stdout, _ = run_cli(monkeypatch, capsys, "dataset=synthetic", "model=tiny_random", "num_workers=2",
                               f"output_dir={out}")
     assert code == 0
-    assert stdout.startswith("synthetic | tiny_random | sound_of: accuracy ") and str(out) in stdout
+    assert stdout.startswith("synthetic | tiny_random | auto: accuracy ") and str(out) in stdout
     wall_s, scoring_s = map(float, re.search(r" in ([\d.]+) s \(([\d.]+) s scoring, ", stdout).groups())
     assert RESULT_FILES <= {path.name for path in out.iterdir()}
     metrics = json.loads((out / "metrics.json").read_text())
@@ -79,7 +79,8 @@ def one_line_error(code: int, stderr: str) -> str:
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (["dataset=esc51"], "unknown dataset 'esc51': choose one of audiofolder, esc50, esc50_folder, synthetic"),
+    (["dataset=esc51"], "unknown dataset 'esc51': choose one of audiofolder, crema_d, esc50, esc50_folder, gtzan, nsynth, ravdess, "
+                                 "speech_commands, synthetic, us8k, vggsound, vocalsound (conf/dataset/)"),
     (["model=clip"], "unknown model 'clip': choose one of auto, clap, clap_larger_general"),
     (["dataset=esc50_folder"], "dataset=esc50_folder needs dataset.path: add dataset.path="),
     (["dataset=esc50"], "cannot load dataset 'ashraq/esc50' from the Hugging Face Hub"),

@@ -47,10 +47,13 @@ def test_help_lists_every_key_with_its_default_and_meaning(monkeypatch, capsys):
     code, stdout, _ = run_cli(monkeypatch, capsys, "--help")
     assert code == 0
     assert stdout.startswith("zsa-eval: how well does zero-shot audio classifier")
-    assert "dataset: audiofolder, esc50, esc50_folder, synthetic" in stdout
+    datasets = sorted(path.stem for path in (REPO / "conf" / "dataset").glob("*.yaml"))
+    assert f"dataset: {', '.join(datasets)}" in stdout
+    assert {"esc50", "us8k", "gtzan", "speech_commands", "ravdess", "crema_d", "vocalsound", "nsynth",
+            "vggsound"} <= set(datasets)
     models = sorted(path.stem for path in (REPO / "conf" / "model").glob("*.yaml"))
     assert f"model: {', '.join(models)}" in stdout
-    assert "template: ensemble, plain, sound_of" in stdout
+    assert "template: auto, ensemble, plain, sound_of" in stdout
     defaults = compose_config()
     for path in schema_paths():
         default = OmegaConf.to_container(defaults, resolve=False)
@@ -174,7 +177,7 @@ def test_users_own_config_dir(monkeypatch, capsys, tiny_model_dir, audiofolder, 
     code, stdout, stderr = run_cli(monkeypatch, capsys, *where, "dataset=my_sounds", "model=my_clap",
                                    f"output_dir={tmp_path / 'run'}")
     assert code == 0, stderr
-    assert stdout.startswith("my_sounds | my_clap | sound_of: accuracy ")
+    assert stdout.startswith("my_sounds | my_clap | auto: accuracy ")
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["n_items"] == 9 and metrics["config"]["model"]["_target_"] == "zsa_eval.models.load_model"
     assert metrics["config"]["dataset"]["_target_"] == "zsa_eval.data.load_audiofolder"

@@ -127,7 +127,7 @@ def test_identity_tells_apart_prompts_weights_and_data_paths(tiny_model_dir, esc
                for name, extra in runs.items()}
     assert len({m["identity_hash"] for m in metrics.values()}) == 4
     assert metrics["prompts"]["prompts_hash"] != metrics["base"]["prompts_hash"]
-    assert metrics["prompts"]["template"] == metrics["base"]["template"] == "sound_of"
+    assert metrics["prompts"]["template"] == metrics["base"]["template"] == "auto"
     assert metrics["weights"]["identity"]["weight_fingerprint"] != metrics["base"]["identity"]["weight_fingerprint"]
     assert metrics["data path"]["identity"]["dataset_source"] == str(copy)
     # the same data at another path: another identity, but the same evaluated items
@@ -153,5 +153,5 @@ def test_provenance_names_software_machine_and_data(tiny_model_dir, tmp_path):
 def test_default_output_dirs_of_runs_started_together_never_collide(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("ZSA_EVAL_RESULTS", str(tmp_path / "results"))
     first, second = (compose_config("dataset=synthetic", "model=tiny_random").output_dir for _ in range(2))
-    assert first != second  # sub-second stamps: results/synthetic/tiny_random/sound_of/YYYYmmdd-HHMMSS-ffffff
-    assert re.fullmatch(r".*/synthetic/tiny_random/sound_of/\d{8}-\d{6}-\d{6}", first)
+    assert first != second  # sub-second stamps: results/synthetic/tiny_random/auto/YYYYmmdd-HHMMSS-ffffff
+    assert re.fullmatch(r".*/synthetic/tiny_random/auto/\d{8}-\d{6}-\d{6}", first)

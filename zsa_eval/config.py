@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, List, Optional, Union, get_args, get_origin
+from typing import Any, Dict, List, Optional, Union, get_args, get_origin
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -110,6 +110,9 @@ class DatasetConfig:
     folds: Optional[List[int]] = key(required=False)
     subset: Optional[str] = key(required=False)
     classes: Optional[List[str]] = key(required=False)
+    task: str = key(one_of("classification", "multilabel", "retrieval"), required=False)
+    label_names: Optional[Dict[str, str]] = key(required=False)  # a label as stored -> the name to use
+    prompts: Optional[List[str]] = key(required=False)  # the recommended prompts (template=auto takes them)
 
 
 @dataclass
@@ -118,7 +121,7 @@ class HubDatasetConfig(DatasetConfig):
     split: str = key()
     revision: Optional[str] = key(required=False)
     audio_column: str = key()
-    id_column: str = key()
+    id_column: Optional[str] = key()  # null: items are named by their row number in the split
 
 
 @dataclass
@@ -185,6 +188,10 @@ def is_list(annotation: Any) -> bool:
     return get_origin(without_none(annotation)[0]) in (list, List)
 
 
+def is_mapping(annotation: Any) -> bool:
+    return get_origin(without_none(annotation)[0]) in (dict, Dict)
+
+
 def allowed(schema_field) -> str:
     """What a key takes, in words: "a whole number of at least 1", "one of fp32, fp16, bf16", "..., or null"."""
     annotation, optional = without_none(schema_field.type)
@@ -194,6 +201,8 @@ def allowed(schema_field) -> str:
             f"set as {schema_field.name}.<key>=..."
     if is_list(annotation):
         text = f"one or a list of {TYPE_NAMES[get_args(annotation)[0]][1]}"
+    elif is_mapping(annotation):
+        text = "a mapping of text to text, e.g. {ANG: anger}"
     elif rule and rule.names_values:
         text = rule.allowed
     else:
@@ -233,7 +242,7 @@ def unknown_key(path: str, known: list[str] | None = None, where: str = "") -> U
         return UserError(f"{path} is not set by this {parent} file: add it with +{path}=VALUE")
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
-    listed = f"{where or parent or 'the config'} takes {', '.join(known)}" if len(known) <= 12 else \
+    listed = f"{where or parent or 'the config'} takes {', '.join(known)}" if len(known) <= 16 else \
         "--help lists every key"
     return UserError(f"unknown key {path}: {hint}{listed}")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -105,9 +105,11 @@ def build_dataset(
     folds: Sequence[int] | None = None,
     subset: str | None = None,
     classes: Sequence[str] | None = None,
+    label_names: Mapping[str, str] | None = None,
 ) -> AudioDataset:
-    """Validate the metadata `table` (one row per item, with its id and path), apply the fold/subset
-    selection and fix the class names (before any `limit`): `classes` when given, else every label present."""
+    """Validate the metadata `table` (one row per item, with its id and path), name its labels (`label_names`
+    renames a stored label, e.g. a code, a number or a capitalized name), apply the fold/subset selection and fix
+    the class names (before any `limit`): `classes` when given, else every label present."""
     require_column(table, label_column, "dataset.label_column")
     table = table.reset_index(drop=True).assign(_item_id=list(item_ids), _path=list(paths))
     if subset is not None:
@@ -127,7 +129,7 @@ def build_dataset(
         {
             "item_id": table["_item_id"].astype(str).to_numpy(),
             "path": table["_path"].astype(str).to_numpy(),
-            "label": table[label_column].astype(str).to_numpy(),
+            "label": named_labels(table[label_column], label_names).to_numpy(),
             "fold": (table[fold_column] if fold_column else pd.Series(pd.NA, index=table.index)).to_numpy(),
         }
     )
@@ -141,6 +143,12 @@ def build_dataset(
     clips = clips_for_rows(table.index[candidate].tolist())
     excluded = items.loc[~candidate, ["item_id", "path", "label"]].reset_index(drop=True)
     return AudioDataset(name, class_names, items[candidate].reset_index(drop=True), clips, excluded)
+
+
+def named_labels(labels: pd.Series, label_names: Mapping[str, str] | None) -> pd.Series:
+    """Labels as text, each renamed by `label_names` where it has an entry (others kept as they are)."""
+    text = labels.astype(str)
+    return text.map(lambda label: label_names.get(label, label)) if label_names else text
 
 
 LIMIT_MODES = ("stratified", "first")
@@ -192,16 +200,39 @@ def require_path(path: str | None, name: str, what: str) -> Path:
 # its dataset config and hands it to build_dataset unchanged.
 
 
+# Hub datasets built by a loading script, which `datasets` 4+ no longer runs, and the parquet copy to use instead.
+SCRIPT_DATASETS = {
+    "marsyas/gtzan": "dataset=gtzan (its parquet copy sanchit-gandhi/gtzan)",
+    "google/speech_commands": "dataset=speech_commands (its parquet copy mteb/SpeechCommandsZeroshotv0.02)",
+    "speech_commands": "dataset=speech_commands (its parquet copy mteb/SpeechCommandsZeroshotv0.02)",
+    "narad/ravdess": "dataset=ravdess (its parquet copy mteb/RavdessZeroshot)",
+    "myleslinder/crema-d": "dataset=crema_d (its parquet copy mteb/crema-d)",
+    "agkphysics/audioset": "a parquet copy of AudioSet (the catalog has none: give a folder or Hub id holding "
+                           "data/<split>-*.parquet)",
+}
+SCRIPTS_REFUSED = "Dataset scripts are no longer supported"  # the RuntimeError `datasets` raises for one
+
+
+def script_dataset_error(hub_id: str) -> UserError:
+    copy = SCRIPT_DATASETS.get(hub_id.lower(), "a parquet copy of it (a folder or Hub id holding "
+                                               "data/<split>-*.parquet)")
+    return UserError(f"dataset.hub_id={hub_id} is built by a loading script, which the datasets library no longer "
+                     f"runs: use {copy}")
+
+
 def load_hub_dataset(
     name: str,
     hub_id: str,
     split: str,
     revision: str | None,
     audio_column: str,
-    id_column: str,
+    id_column: str | None,
     **selection,
 ) -> AudioDataset:
-    """A labelled audio dataset from the Hugging Face Hub (or its local cache), audio left encoded."""
+    """A labelled audio dataset from the Hugging Face Hub (or its local cache), audio left encoded. Class-label
+    integers become their names; items are named by `id_column`, or by their row number when it is null."""
+    if hub_id.lower() in SCRIPT_DATASETS:
+        raise script_dataset_error(hub_id)
     import datasets
 
     try:
@@ -210,16 +241,45 @@ def load_hub_dataset(
     except (OSError, datasets.exceptions.DatasetNotFoundError) as error:
         raise UserError(
             f"cannot load dataset {hub_id!r} from the Hugging Face Hub (unreachable or not found) "
-            f"and it is not in the local cache: run once where the Hub is reachable, or use "
-            f"dataset=esc50_folder dataset.path=/path/to/ESC-50 ({type(error).__name__})"
+            f"and it is not in the local cache: run once where the Hub is reachable, or set dataset.hub_id to a "
+            f"local copy (a folder holding data/{split}-*.parquet) ({type(error).__name__})"
         ) from error
-    require_column(pd.DataFrame(columns=hub_dataset.column_names), audio_column, "dataset.audio_column")
-    table = hub_dataset.remove_columns([audio_column]).to_pandas()
-    require_column(table, id_column, "dataset.id_column")
-    item_ids = table[id_column].tolist()
+    except RuntimeError as error:
+        if SCRIPTS_REFUSED in str(error):
+            raise script_dataset_error(hub_id) from error
+        raise
+    columns = pd.DataFrame(columns=hub_dataset.column_names)
+    keys = {"audio_column": audio_column, "id_column": id_column, "label_column": selection["label_column"],
+            "fold_column": selection.get("fold_column"), "subset_column": selection.get("subset_column")}
+    for key, column in keys.items():
+        if column:
+            require_column(columns, column, f"dataset.{key}")
+    # only the columns named: others (a video column, say) are never read into memory
+    metadata = [column for key, column in keys.items() if column and key != "audio_column"]
+    table = hub_dataset.select_columns(list(dict.fromkeys(metadata))).to_pandas()
+    table[selection["label_column"]] = class_label_names(hub_dataset.features, table, selection["label_column"],
+                                                         selection.get("label_names"))
+    item_ids = table[id_column].tolist() if id_column else [str(row) for row in range(len(table))]
     dataset = build_dataset(name, table, item_ids, item_ids, lambda rows: HubAudio(hub_dataset, audio_column, rows),
                             **selection)
     return replace(dataset, source=hub_id, revision=resolved_revision(hub_dataset) or revision)
+
+
+def class_label_names(features, table: pd.DataFrame, label_column: str,
+                      label_names: Mapping[str, str] | None) -> pd.Series:
+    """A ClassLabel column's integers as its names; a plain integer column must be named by dataset.label_names
+    (a prompt about "3" says nothing)."""
+    from datasets import ClassLabel, Value
+
+    labels, feature = table[label_column], features[label_column]
+    if isinstance(feature, ClassLabel):
+        return labels.map(lambda index: feature.names[index] if 0 <= index < feature.num_classes else str(index))
+    unnamed = sorted(set(labels.astype(str)) - set(label_names or {}), key=lambda label: (len(label), label))
+    if isinstance(feature, Value) and feature.dtype.startswith(("int", "uint")) and unnamed:
+        raise UserError(f"column {label_column!r} holds integer codes with no names ({', '.join(unnamed[:5])}"
+                        f"{', ...' if len(unnamed) > 5 else ''}): name each code in dataset.label_names, or set "
+                        "dataset.label_column to a column of names")
+    return labels
 
 
 def resolved_revision(hub_dataset) -> str | None:

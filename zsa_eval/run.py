@@ -90,6 +90,11 @@ def build(node: DictConfig, **kwargs):
         raise
 
 
+def loader_config(dataset: DictConfig) -> DictConfig:
+    """The dataset config as its loader takes it: without the recommended prompts (template=auto reads those)."""
+    return OmegaConf.masked_copy(dataset, [key for key in dataset if key != "prompts"])
+
+
 def run_identity(resolved: dict) -> dict:
     """The settings that determine a run's results (a resumed run must match them)."""
     return {key: value for key, value in resolved.items() if key not in RESULT_NEUTRAL_KEYS}
@@ -145,7 +150,7 @@ def result_identity(cfg: DictConfig, dataset: AudioDataset, loaded: LoadedModel,
         "dataset_source": dataset.source,
         "dataset_revision": dataset.revision,
         "selection": {key: OmegaConf.to_container(selection[key]) if OmegaConf.is_config(selection[key])
-                      else selection[key] for key in ("label_column", "classes", "folds", "subset")
+                      else selection[key] for key in ("label_column", "label_names", "classes", "folds", "subset")
                       if key in selection} | {"limit": cfg.limit, "limit_mode": cfg.limit_mode, "seed": cfg.seed},
         "template": cfg.template.name,
         "prompts": prompts,
@@ -310,7 +315,7 @@ def run(cfg: DictConfig) -> dict | None:
         raise UserError("save_embeddings=true needs engine=embed (the pipeline engine exposes no embeddings)")
     device = resolve_device(cfg.device, ranks.local_rank if ranks.distributed else None)
     num_workers = resolve_num_workers(cfg.num_workers, device)
-    dataset = limit_items(build(cfg.dataset), cfg.limit, cfg.limit_mode, cfg.seed)
+    dataset = limit_items(build(loader_config(cfg.dataset)), cfg.limit, cfg.limit_mode, cfg.seed)
     labels = candidate_labels(dataset.class_names)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     output_dir = Path(cfg.output_dir)
