@@ -111,7 +111,6 @@ class DatasetConfig:
     subset: Optional[str] = key(required=False)
     classes: Optional[List[str]] = key(required=False)
     task: str = key(one_of("classification", "multilabel", "retrieval"), required=False)
-    caption_column: Optional[str] = key(required=False)  # retrieval: the caption text, or a list of captions
 
 
 @dataclass
@@ -120,7 +119,8 @@ class HubDatasetConfig(DatasetConfig):
     split: str = key()
     revision: Optional[str] = key(required=False)
     audio_column: str = key()
-    id_column: str = key()
+    id_column: str = key()  # retrieval: rows sharing an id are one clip
+    caption_column: Optional[str] = key(required=False)  # retrieval: a caption, or a list of captions, per row
 
 
 @dataclass
@@ -134,6 +134,7 @@ class LocalFolderConfig(FolderDatasetConfig):
 
     follow_symlinks: bool = key(required=False)
     extensions: Optional[List[str]] = key(required=False)
+    caption_column: Optional[str] = key(required=False)  # retrieval: the metadata column of the captions
 
 
 @dataclass
@@ -235,7 +236,7 @@ def unknown_key(path: str, known: list[str] | None = None, where: str = "") -> U
         return UserError(f"{path} is not set by this {parent} file: add it with +{path}=VALUE")
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
-    listed = f"{where or parent or 'the config'} takes {', '.join(known)}" if len(known) <= 12 else \
+    listed = f"{where or parent or 'the config'} takes {', '.join(known)}" if len(known) <= 16 else \
         "--help lists every key"
     return UserError(f"unknown key {path}: {hint}{listed}")
 
