@@ -256,7 +256,7 @@ def test_hub_shaped_clotho_runs_from_a_local_parquet_copy(tiny_model_dir, tmp_pa
              "raw_text": [caption_of(clip, n) for n in range(5)]} for clip in range(3)]
     write_parquet(tmp_path / "clotho", rows)
     code, stdout, stderr = run_cli(monkeypatch, capsys, "dataset=clotho", f"dataset.hub_id={tmp_path / 'clotho'}",
-                                   "dataset.revision=null", "model=tiny_random", f"output_dir={tmp_path / 'run'}")
+                                   "model=tiny_random", f"output_dir={tmp_path / 'run'}")
     assert code == 0, stderr
     assert "on 3 of 3 clips (15 captions)" in stdout
     ranks = pd.read_csv(tmp_path / "run" / "ranks.csv", keep_default_na=False)
