@@ -194,7 +194,12 @@ def test_clotho_shaped_folder_runs_end_to_end(model, tiny_model_dir, clotho_fold
     assert t2a.iloc[6][["top1", "top2", "top3", "top4"]].tolist() == expected_top
     a2t = ranks[ranks["direction"] == "audio_to_text"]
     assert a2t["rank"].mean() == pytest.approx(metrics["a2t_mean_rank"])
-    assert (results / "leaderboard.csv").is_file()
+    board = pd.read_csv(results / "leaderboard.csv")
+    assert board[["task", "t2a_recall_at_1", "a2t_map_at_10"]].values.tolist() == [
+        ["retrieval", metrics["t2a_recall_at_1"], metrics["a2t_map_at_10"]]]
+    markdown = (results / "leaderboard.md").read_text()
+    assert "| T2A R@1 [95% CI]" in markdown and "accuracy" not in markdown and "template" not in markdown
+    assert not (results / "leaderboard_heatmap.png").exists()  # no classification row to draw
     assert (run_dir / "recall_at_k.png").read_bytes()[:4] == b"\x89PNG"
 
 

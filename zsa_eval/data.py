@@ -282,9 +282,11 @@ def load_esc50_folder(
     path: str | None,
     follow_symlinks: bool = False,
     extensions: Sequence[str] | None = None,
+    task: str = "classification",
     **selection,
 ) -> AudioDataset:
-    """The original ESC-50 layout: meta/esc50.csv (filename, fold, category, esc10, ...) and audio/."""
+    """The original ESC-50 layout: meta/esc50.csv (filename, fold, category, esc10, ...) and audio/ (`task`:
+    classification only; the config check refuses retrieval here)."""
     root = require_path(path, name, "the ESC-50 folder (holding meta/esc50.csv and audio/)")
     meta = root / "meta" / "esc50.csv"
     if not meta.is_file():

@@ -10,10 +10,10 @@ import pandas as pd
 from filelock import FileLock
 
 from zsa_eval.metrics import INTERVAL_METRICS
-from zsa_eval.retrieval import INTERVAL_METRICS as RETRIEVAL_METRICS
-from zsa_eval.retrieval import MAIN_SCORE as RETRIEVAL_MAIN_SCORE
 from zsa_eval.report import atomic_write, short_hash, write_csv, write_json
 from zsa_eval.report.plots import accuracy_heatmap_png
+from zsa_eval.retrieval import INTERVAL_METRICS as RETRIEVAL_METRICS
+from zsa_eval.retrieval import MAIN_SCORE as RETRIEVAL_MAIN_SCORE
 
 COLUMNS = ["dataset", "source", "model", "family", "weights", "template", "prompts", "engine", "precision", "selection",
            "n_classes", "chance_accuracy", "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "top_k",
@@ -263,6 +263,14 @@ def interval_cell(value: float | None, low: float | None, high: float | None) ->
     return f"{value:.4f} [{low:.4f}, {high:.4f}]"
 
 
+def interval_cells(board: pd.DataFrame, name: str) -> list[str]:
+    """A metric's column of `value [low, high]` cells."""
+    return [interval_cell(*values)
+            for values in zip(board[name], board[f"{name}_ci95_low"], board[f"{name}_ci95_high"])]
+
+
+CLASSIFICATION_TITLES = {"accuracy": "accuracy [95% CI]", "top_k_accuracy": "top-k [95% CI]",
+                         "balanced_accuracy": "balanced acc. [95% CI]", "macro_f1": "macro F1 [95% CI]"}
 RETRIEVAL_TITLES = {f"{direction}_{name}": f"{direction.upper()} {title} [95% CI]" for direction in ("t2a", "a2t")
                     for name, title in (("recall_at_1", "R@1"), ("recall_at_5", "R@5"), ("recall_at_10", "R@10"),
                                         ("map_at_10", "mAP@10"))}
@@ -276,16 +284,16 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
                            "precision",
                            "selection", "n_classes")})
     shown["chance"] = board["chance_accuracy"].map(lambda value: "" if pd.isna(value) else f"{value:.4f}")
-    for name, title in (("accuracy", "accuracy [95% CI]"), ("top_k_accuracy", "top-k [95% CI]"),
-                        ("balanced_accuracy", "balanced acc. [95% CI]"), ("macro_f1", "macro F1 [95% CI]")):
-        shown[title] = [interval_cell(*values) for values in
-                        zip(board[name], board[f"{name}_ci95_low"], board[f"{name}_ci95_high"])]
+    for name, title in CLASSIFICATION_TITLES.items():
+        shown[title] = interval_cells(board, name)
     shown["k"] = board["top_k"]
     if "task" in board:
         shown.insert(1, "task", board["task"])
         for name, title in RETRIEVAL_TITLES.items():
-            shown[title] = [interval_cell(*values) for values in
-                            zip(board[name], board[f"{name}_ci95_low"], board[f"{name}_ci95_high"])]
+            shown[title] = interval_cells(board, name)
+        if (board["task"] == RETRIEVAL).all():
+            shown = shown.drop(columns=["template", "prompts", "n_classes", "chance", *CLASSIFICATION_TITLES.values(),
+                                        "k"])
     shown["n"] = board["n"]
     shown["clips/s"] = board["encoded_clips_per_s"]
     for name in ("date", "run_dir", "identity", *(["status"] if "status" in board else [])):
