@@ -160,10 +160,11 @@ def write_hub_copy(root: Path, copy: HubCopy) -> Path:
 
 
 def test_the_catalog_is_every_hub_config():
-    """Each Hub dataset config has a local copy of its schema here (a new catalog file needs one)."""
+    """Each Hub dataset config has a local copy of its schema here (a new catalog file needs one); the retrieval
+    ones (clotho, audiocaps) have theirs in test_retrieval.py."""
     hub_configs = {path.stem for path in (REPO / "conf" / "dataset").glob("*.yaml")
                    if "load_hub_dataset" in path.read_text()}
-    assert hub_configs == set(CATALOG)
+    assert hub_configs == set(CATALOG) | {"clotho", "audiocaps"}
 
 
 @pytest.mark.parametrize("name", sorted(CATALOG))

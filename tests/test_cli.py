@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -9,6 +10,8 @@ import torch
 
 from conftest import CLASS_SOUNDS, compose_config, run_cli
 from zsa_eval.run import run
+
+DATASETS = sorted(path.stem for path in (Path(__file__).resolve().parent.parent / "conf" / "dataset").glob("*.yaml"))
 
 NEEDS_NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 RESULT_FILES = {"metrics.json", "per_class.csv", "per_fold.csv", "predictions.csv", "confusion_matrix.csv",
@@ -79,8 +82,7 @@ def one_line_error(code: int, stderr: str) -> str:
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (["dataset=esc51"], "unknown dataset 'esc51': choose one of audiofolder, crema_d, esc50, esc50_folder, gtzan, nsynth, ravdess, "
-                                 "speech_commands, synthetic, us8k, vggsound, vocalsound (conf/dataset/)"),
+    (["dataset=esc51"], f"unknown dataset 'esc51': choose one of {', '.join(DATASETS)} (conf/dataset/)"),
     (["model=clip"], "unknown model 'clip': choose one of auto, clap, clap_larger_general"),
     (["dataset=esc50_folder"], "dataset=esc50_folder needs dataset.path: add dataset.path="),
     (["dataset=esc50"], "cannot load dataset 'ashraq/esc50' from the Hugging Face Hub"),

@@ -104,7 +104,7 @@ class DatasetConfig:
 
     _target_: str = key()
     name: str = key()
-    label_column: str = key()
+    label_column: str = key(required=False)  # required by the classification tasks (check_dataset_task)
     fold_column: Optional[str] = key(required=False)
     subset_column: Optional[str] = key(required=False)
     folds: Optional[List[int]] = key(required=False)
@@ -121,7 +121,8 @@ class HubDatasetConfig(DatasetConfig):
     split: str = key()
     revision: Optional[str] = key(required=False)
     audio_column: str = key()
-    id_column: Optional[str] = key()  # null: items are named by their row number in the split
+    id_column: Optional[str] = key()  # null: items are named by their row number (retrieval: rows sharing an id are one clip)
+    caption_column: Optional[str] = key(required=False)  # retrieval: a caption, or a list of captions, per row
 
 
 @dataclass
@@ -135,6 +136,7 @@ class LocalFolderConfig(FolderDatasetConfig):
 
     follow_symlinks: bool = key(required=False)
     extensions: Optional[List[str]] = key(required=False)
+    caption_column: Optional[str] = key(required=False)  # retrieval: the metadata column of the captions
 
 
 @dataclass
@@ -307,6 +309,26 @@ def group_schema(group: str, values: dict) -> type:
     return DATASET_SCHEMAS[target]
 
 
+RETRIEVAL_LOADERS = ("zsa_eval.data.load_hub_dataset", "zsa_eval.data.load_audiofolder")
+
+
+def check_dataset_task(dataset: dict) -> None:
+    """The keys a dataset's task needs: a label column to classify, a caption column (on a Hub dataset or a local
+    folder) to retrieve."""
+    name = dataset.get("name", "?")
+    if dataset.get("task", "classification") != "retrieval":
+        if "label_column" not in dataset:
+            raise UserError(f"dataset={name} has no label_column: add `label_column: ...` to its config file or "
+                            "dataset.label_column=... to the command")
+        return
+    if dataset["_target_"] not in RETRIEVAL_LOADERS:
+        raise UserError(f"dataset={name}: task retrieval needs a Hub dataset or a local folder with a metadata.csv "
+                        f"(_target_ one of {', '.join(RETRIEVAL_LOADERS)}), not {dataset['_target_']}")
+    if not dataset.get("caption_column"):
+        raise UserError(f"dataset={name} has task retrieval but no caption_column: add dataset.caption_column=... "
+                        "naming the column that holds each clip's caption (or list of captions)")
+
+
 def checked(cfg: DictConfig) -> DictConfig:
     """The config resolved, typed and checked against the schema; a mistake raises one UserError naming the key,
     the value and what is allowed."""
@@ -323,6 +345,7 @@ def checked(cfg: DictConfig) -> DictConfig:
                             f"use {group}=<option> (--help lists them)")
         result[group] = typed(group_schema(group, result[group]), result[group], f"{group}.",
                               f"{group}={result[group].get('name', '?')}")
+    check_dataset_task(result["dataset"])
     return OmegaConf.create(result)
 
 

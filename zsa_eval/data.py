@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -151,6 +152,49 @@ def named_labels(labels: pd.Series, label_names: Mapping[str, str] | None) -> pd
     return text.map(lambda label: label_names.get(label, label)) if label_names else text
 
 
+def row_captions(value) -> list[str]:
+    """One table cell's captions: a text is one caption, a list (or array) several; missing or blank ones none."""
+    values = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value]
+    return [str(text) for text in values if isinstance(text, str) and text.strip()]
+
+
+def build_retrieval_dataset(
+    name: str,
+    table: pd.DataFrame,
+    item_ids: Sequence[str],
+    paths: Sequence[str],
+    clips_for_rows: Callable[[list[int]], Sequence[AudioSource]],
+    caption_column: str,
+    **selection,
+) -> AudioDataset:
+    """Clips and their captions for text-audio retrieval: rows sharing an item id are one clip (the first row's
+    audio) whose captions are the rows' captions in table order, used as written. Items carry a `captions` list;
+    their label is empty (every clip is one stratum for limit_mode=stratified)."""
+    chosen = [key for key in ("classes", "folds", "subset") if selection.get(key) is not None]
+    if chosen:
+        raise UserError(f"dataset.{chosen[0]} selects classes or folds, which a retrieval dataset ({name}) does not "
+                        f"have; drop dataset.{chosen[0]} (use limit=N for fewer clips)")
+    require_column(table, caption_column, "dataset.caption_column")
+    table = table.reset_index(drop=True).assign(_item_id=[str(item) for item in item_ids], _path=list(paths))
+    groups = table.groupby("_item_id", sort=False).indices
+    first_rows = [int(rows[0]) for rows in groups.values()]
+    captions = [[caption for row in rows for caption in row_captions(table[caption_column].iat[row])]
+                for rows in groups.values()]
+    if not first_rows:
+        raise UserError(f"dataset {name} has no items; check dataset.path")
+    items = pd.DataFrame({
+        "item_id": list(groups),
+        "path": table["_path"].iloc[first_rows].astype(str).to_numpy(),
+        "label": "",
+        "fold": pd.NA,
+        "captions": captions,
+    })
+    if not sum(map(len, captions)):
+        raise UserError(f"dataset {name} has no captions in column {caption_column!r}; set dataset.caption_column "
+                        "to the column holding the captions")
+    return AudioDataset(name, [], items, clips_for_rows(first_rows), pd.DataFrame(columns=["item_id", "path", "label"]))
+
+
 LIMIT_MODES = ("stratified", "first")
 
 
@@ -227,10 +271,13 @@ def load_hub_dataset(
     revision: str | None,
     audio_column: str,
     id_column: str | None,
+    task: str = "classification",
+    caption_column: str | None = None,
     **selection,
 ) -> AudioDataset:
-    """A labelled audio dataset from the Hugging Face Hub (or its local cache), audio left encoded. Class-label
-    integers become their names; items are named by `id_column`, or by their row number when it is null."""
+    """A labelled (or, for task retrieval, captioned) audio dataset from the Hugging Face Hub (or its local cache),
+    audio left encoded. Class-label integers become their names; items are named by `id_column`, or by their row
+    number when it is null."""
     if hub_id.lower() in SCRIPT_DATASETS:
         raise script_dataset_error(hub_id)
     import datasets
@@ -249,7 +296,9 @@ def load_hub_dataset(
             raise script_dataset_error(hub_id) from error
         raise
     columns = pd.DataFrame(columns=hub_dataset.column_names)
-    keys = {"audio_column": audio_column, "id_column": id_column, "label_column": selection["label_column"],
+    label_column = selection.get("label_column") if task != "retrieval" else None
+    keys = {"audio_column": audio_column, "id_column": id_column, "label_column": label_column,
+            "caption_column": caption_column if task == "retrieval" else None,
             "fold_column": selection.get("fold_column"), "subset_column": selection.get("subset_column")}
     for key, column in keys.items():
         if column:
@@ -257,11 +306,12 @@ def load_hub_dataset(
     # only the columns named: others (a video column, say) are never read into memory
     metadata = [column for key, column in keys.items() if column and key != "audio_column"]
     table = hub_dataset.select_columns(list(dict.fromkeys(metadata))).to_pandas()
-    table[selection["label_column"]] = class_label_names(hub_dataset.features, table, selection["label_column"],
-                                                         selection.get("label_names"))
-    item_ids = table[id_column].tolist() if id_column else [str(row) for row in range(len(table))]
-    dataset = build_dataset(name, table, item_ids, item_ids, lambda rows: HubAudio(hub_dataset, audio_column, rows),
-                            **selection)
+    if label_column:
+        table[label_column] = class_label_names(hub_dataset.features, table, label_column, selection.get("label_names"))
+    item_ids = table[id_column].astype(str).tolist() if id_column else [str(row) for row in range(len(table))]
+    builder = build_dataset if task != "retrieval" else partial(build_retrieval_dataset, caption_column=caption_column)
+    dataset = builder(name, table, item_ids, item_ids, lambda rows: HubAudio(hub_dataset, audio_column, rows),
+                      **selection)
     return replace(dataset, source=hub_id, revision=resolved_revision(hub_dataset) or revision)
 
 
@@ -294,9 +344,11 @@ def load_esc50_folder(
     path: str | None,
     follow_symlinks: bool = False,
     extensions: Sequence[str] | None = None,
+    task: str = "classification",
     **selection,
 ) -> AudioDataset:
-    """The original ESC-50 layout: meta/esc50.csv (filename, fold, category, esc10, ...) and audio/."""
+    """The original ESC-50 layout: meta/esc50.csv (filename, fold, category, esc10, ...) and audio/ (`task`:
+    classification only; the config check refuses retrieval here)."""
     root = require_path(path, name, "the ESC-50 folder (holding meta/esc50.csv and audio/)")
     meta = root / "meta" / "esc50.csv"
     if not meta.is_file():
@@ -315,14 +367,26 @@ def load_audiofolder(
     path: str | None,
     follow_symlinks: bool = False,
     extensions: Sequence[str] | None = None,
+    task: str = "classification",
+    caption_column: str | None = None,
     **selection,
 ) -> AudioDataset:
     """A local folder in Hugging Face's audiofolder layout, listed by zsa-eval itself: class subfolders (audio at
     any depth below its class folder), or audio files with a metadata.csv / metadata.jsonl (`file_name` plus the
-    label column). Every other file is listed in ignored_files.csv."""
+    label column; for task retrieval the caption column, one row per caption). Every other file is listed in
+    ignored_files.csv."""
     root = require_path(path, name, "an audiofolder (class subfolders or a metadata.csv)")
     listing = list_folder(root, follow_symlinks, extensions)
     metadata = next((root / file for file in METADATA_FILES if (root / file).is_file()), None)
+    if task == "retrieval":
+        if metadata is None:
+            raise UserError(f"{root} has no metadata.csv: a retrieval folder lists its captions there, one row per "
+                            f"caption with columns file_name and {caption_column} (several rows per file allowed)")
+        table = read_metadata(metadata, caption_column)
+        paths = [str(root / file_name) for file_name in table["file_name"]]
+        dataset = build_retrieval_dataset(name, table, table["file_name"].tolist(), paths,
+                                          lambda rows: [paths[row] for row in rows], caption_column, **selection)
+        return replace(dataset, ignored_files=unlisted_files(listing, paths, metadata), source=str(root))
     if metadata is not None:
         table = read_metadata(metadata, selection["label_column"])
         paths = [str(root / file_name) for file_name in table["file_name"]]

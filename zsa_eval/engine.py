@@ -111,15 +111,25 @@ def audio_embeddings(loaded: LoadedModel, inputs: Inputs) -> list[torch.Tensor]:
     return loaded.family.embed_audio(inputs)
 
 
+@dataclass
+class AudioBatch:
+    """The audio embeddings of one batch's clips (positions in `indices`, as the family embeds them: what the
+    cache stores), the clips skipped as (position, reason, detail) and which rows came from the cache."""
+
+    indices: list[int]
+    skipped: list[tuple[int, str, str]]
+    audio: list[torch.Tensor]
+    cached_rows: list[int]
+
+
 @torch.inference_mode()
-def embed_batches(
+def audio_batches(
     family: Family,
     loader: DataLoader,
-    classifier: torch.Tensor,
     cache: EmbeddingCache | None,
     device_prepare: Callable[[np.ndarray, int], Inputs] | None,
-) -> Iterator[BatchScores]:
-    """Audio embeddings (from the cache or the encoder), then the family's logits and scores."""
+) -> Iterator[AudioBatch]:
+    """Audio embeddings, from the cache or the encoder (new ones are stored in the cache)."""
     for batch in loader:
         audio: list[torch.Tensor | None] = [None] * len(batch["indices"])
         if batch["encode_rows"]:
@@ -133,13 +143,67 @@ def embed_batches(
                     cache.store(key, embedding.cpu().numpy())
         for row, embedding in batch["cached"].items():
             audio[row] = torch.from_numpy(embedding).to(family.device)
-        if not audio:
-            yield BatchScores(batch["indices"], np.zeros((0, classifier.shape[0]), np.float32), batch["skipped"])
+        yield AudioBatch(batch["indices"], batch["skipped"], audio, list(batch["cached"]))
+
+
+def embed_batches(
+    family: Family,
+    loader: DataLoader,
+    classifier: torch.Tensor,
+    cache: EmbeddingCache | None,
+    device_prepare: Callable[[np.ndarray, int], Inputs] | None,
+) -> Iterator[BatchScores]:
+    """Audio embeddings (from the cache or the encoder), then the family's logits and scores."""
+    for batch in audio_batches(family, loader, cache, device_prepare):
+        if not batch.audio:
+            yield BatchScores(batch.indices, np.zeros((0, classifier.shape[0]), np.float32), batch.skipped)
             continue
-        logits = family.logits(audio, classifier)
-        clip_embeddings = torch.stack([family.clip_embedding(embedding) for embedding in audio])
-        yield BatchScores(batch["indices"], family.scores(logits).cpu().numpy(), batch["skipped"],
-                          logits.cpu().numpy(), clip_embeddings.cpu().numpy(), list(batch["cached"]))
+        with torch.inference_mode():
+            logits = family.logits(batch.audio, classifier)
+            clip_embeddings = torch.stack([family.clip_embedding(embedding) for embedding in batch.audio])
+        yield BatchScores(batch.indices, family.scores(logits).cpu().numpy(), batch.skipped,
+                          logits.cpu().numpy(), clip_embeddings.cpu().numpy(), batch.cached_rows)
+
+
+def embed_loader(loaded: LoadedModel, clips: Sequence[AudioSource], item_ids: Sequence[str], batch_size: int,
+                 num_workers: int, seed: int, cache: EmbeddingCache | None, featurizer: str,
+                 ) -> tuple[DataLoader, Callable[[np.ndarray, int], Inputs] | None]:
+    """The embed engine's DataLoader and, when clips are prepared on the model's device, its preparer.
+
+    `featurizer`: `workers` prepares clips (the family's featurization) on CPU in the DataLoader workers, `device`
+    on the model's device in the main process (best on GPU, where CPU featurization would be the bottleneck);
+    `auto` picks `device` on CUDA and `workers` otherwise."""
+    family = loaded.family
+    on_device = featurizer == "device" or (featurizer == "auto" and loaded.device.type == "cuda")
+    device_prepare = family.preparer(loaded.device) if on_device else None
+    worker_prepare = None if on_device else family.preparer(torch.device("cpu"))
+    dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed, worker_prepare, cache)
+    return clip_loader(dataset, batch_size, num_workers), device_prepare
+
+
+def embed_clips(loaded: LoadedModel, clips: Sequence[AudioSource], item_ids: Sequence[str], batch_size: int,
+                num_workers: int, seed: int, progress: bool = True, cache: EmbeddingCache | None = None,
+                featurizer: str = "auto") -> Iterator[AudioBatch]:
+    """Stream every clip through the audio encoder (or the cache), batch by batch: the embeddings, no scores
+    (retrieval compares them with caption embeddings once every clip is done)."""
+    loader, device_prepare = embed_loader(loaded, clips, item_ids, batch_size, num_workers, seed, cache, featurizer)
+    yield from with_progress(audio_batches(loaded.family, loader, cache, device_prepare), len(clips),
+                             f"embed {loaded.name}", progress)
+
+
+@torch.inference_mode()
+def caption_embeddings(loaded: LoadedModel, captions: Sequence[str], batch_size: int) -> torch.Tensor:
+    """One text embedding per caption, as written (no template), `batch_size` captions at a time."""
+    return torch.cat([loaded.family.embed_texts(captions[start:start + batch_size])
+                      for start in range(0, len(captions), batch_size)])
+
+
+def with_progress(batches: Iterator, total: int, description: str, progress: bool) -> Iterator:
+    """Pass the batches through, counting their clips (scored or skipped) on a progress bar."""
+    with tqdm(total=total, desc=description, unit="clip", disable=not progress) as bar:
+        for batch in batches:
+            bar.update(len(batch.indices) + len(batch.skipped))
+            yield batch
 
 
 def pipeline_batches(
@@ -194,26 +258,17 @@ def score_clips(
     cache: EmbeddingCache | None = None,
     featurizer: str = "auto",
 ) -> Iterator[BatchScores]:
-    """Stream every clip through the chosen engine, batch by batch, with a progress bar.
-
-    `featurizer`: `workers` prepares clips (the family's featurization) on CPU in the DataLoader workers, `device`
-    on the model's device in the main process (best on GPU, where CPU featurization would be the bottleneck);
-    `auto` picks `device` on CUDA and `workers` otherwise."""
+    """Stream every clip through the chosen engine, batch by batch, with a progress bar (`featurizer`: see
+    embed_loader)."""
     check_engine_settings(engine, prompts)
     check_engine_family(engine, loaded.family, loaded.name_or_path)
     if engine == "embed":
-        family = loaded.family
-        on_device = featurizer == "device" or (featurizer == "auto" and loaded.device.type == "cuda")
-        device_prepare = family.preparer(loaded.device) if on_device else None
-        worker_prepare = None if on_device else family.preparer(torch.device("cpu"))
-        dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed, worker_prepare, cache)
-        batches = embed_batches(family, clip_loader(dataset, batch_size, num_workers),
-                                text_embeddings(loaded, candidate_labels, prompts), cache, device_prepare)
+        loader, device_prepare = embed_loader(loaded, clips, item_ids, batch_size, num_workers, seed, cache,
+                                              featurizer)
+        batches = embed_batches(loaded.family, loader, text_embeddings(loaded, candidate_labels, prompts), cache,
+                                device_prepare)
     else:
         dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed)
         batches = pipeline_batches(loaded, clip_loader(dataset, batch_size, num_workers), candidate_labels,
                                    prompts[0])
-    with tqdm(total=len(clips), desc=f"{engine} {loaded.name}", unit="clip", disable=not progress) as bar:
-        for batch in batches:
-            bar.update(len(batch.indices) + len(batch.skipped))
-            yield batch
+    yield from with_progress(batches, len(clips), f"{engine} {loaded.name}", progress)

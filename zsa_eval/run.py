@@ -37,6 +37,7 @@ from zsa_eval.provenance import environment, files_fingerprint, items_fingerprin
 from zsa_eval.report import ProgressLog, atomic_write, open_run_dir, write_csv, write_run
 from zsa_eval.report.embeddings import store_embedding_part, write_embeddings
 from zsa_eval.report.leaderboard import identity_hash, prompts_hash, write_leaderboard
+from zsa_eval.retrieval import format_retrieval_summary
 
 # Settings that do not change a run's results: a run may be resumed with other values of these.
 RESULT_NEUTRAL_KEYS = ("output_dir", "results_dir", "resume", "overwrite", "progress", "verbose", "debug",
@@ -194,17 +195,28 @@ def score_items(cfg: DictConfig, loaded: LoadedModel, cache: EmbeddingCache | No
             positions = [todo[row] for row in batch.indices]
             if cfg.save_embeddings and positions:
                 store_embedding_part(log.directory, positions, batch.audio_embeddings)
-            log.append(outcome_records(batch, positions, [todo[row] for row, _, _ in batch.skipped], item_ids))
-            if batch.skipped and cfg.on_error == "raise":
-                position, reason, detail = todo[batch.skipped[0][0]], *batch.skipped[0][1:]
-                raise UserError(f"item {item_ids[position]!r}: {reason}: {detail}; fix or remove it, "
-                                "or set on_error=skip to record bad items and go on")
+            skipped = [(todo[row], reason, detail) for row, reason, detail in batch.skipped]
+            log.append(outcome_records(batch, positions, [position for position, _, _ in skipped], item_ids))
+            raise_on_skip(cfg.on_error, skipped, item_ids)
     except KeyboardInterrupt:
-        finished = len(log.read())
-        raise RunInterrupted(
-            f"interrupted after {finished} of {len(dataset)} items; their results are kept in {log.directory}; "
-            f"resume with the same arguments plus output_dir={log.directory} resume=true"
-        ) from None
+        raise interruption(log, len(dataset)) from None
+
+
+def raise_on_skip(on_error: str, skipped: list[tuple[int, str, str]], item_ids: list[str]) -> None:
+    """on_error=raise: stop at a batch's first bad item (position, reason, detail), naming it."""
+    if skipped and on_error == "raise":
+        position, reason, detail = skipped[0]
+        raise UserError(f"item {item_ids[position]!r}: {reason}: {detail}; fix or remove it, "
+                        "or set on_error=skip to record bad items and go on")
+
+
+def interruption(log: ProgressLog, n_items: int) -> RunInterrupted:
+    """Ctrl-C: what was kept and how to go on."""
+    finished = len(log.read())
+    return RunInterrupted(
+        f"interrupted after {finished} of {n_items} items; their results are kept in {log.directory}; "
+        f"resume with the same arguments plus output_dir={log.directory} resume=true"
+    )
 
 
 def outcome_records(batch: BatchScores, positions: list[int], skipped_positions: list[int],
@@ -306,6 +318,10 @@ def run(cfg: DictConfig) -> dict | None:
     started_at = datetime.now(timezone.utc)
     start = time.perf_counter()
     cfg = checked(cfg)
+    if cfg.dataset.get("task") == "retrieval":
+        from zsa_eval.retrieval_run import run_retrieval  # here: it builds on this module's steps
+
+        return run_retrieval(cfg, started_at, start)
     ranks = ranks_from_env()
     prompts = check_prompts(list(cfg.template.prompts), cfg.template.name)
     batch_size = cfg.batch_size
@@ -355,6 +371,7 @@ def run(cfg: DictConfig) -> dict | None:
                          text_embeddings(loaded, labels, prompts).cpu().numpy(), dataset.class_names, labels)
     encoded = len(scored_now) - cache_hits
     metrics = {
+        "task": cfg.dataset.get("task", "classification"),
         **summary,
         "n_classes": len(labels),
         "chance_accuracy": 1 / len(labels),
@@ -429,6 +446,8 @@ def interval(bounds: list[float]) -> str:
 
 def format_summary(metrics: dict, wall_s: float) -> str:
     """The run in one line; `wall_s` counts from the process start (imports, config, model load included)."""
+    if metrics.get("task") == "retrieval":
+        return format_retrieval_summary(metrics, wall_s)
     skipped = f", {metrics['n_skipped']} skipped (see errors.csv)" if metrics["n_skipped"] else ""
     excluded = f", {metrics['n_excluded']} outside dataset.classes" if metrics["n_excluded"] else ""
     speed = (f"{metrics['encoded_clips_per_s']} clips/s encoded" if metrics["encoded_clips_per_s"] is not None

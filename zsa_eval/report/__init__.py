@@ -61,7 +61,7 @@ PROGRESS_FILE = "progress.jsonl"
 PROGRESS_PARTS = "progress*.jsonl"
 RESULT_FILES = ("metrics.json", "per_class.csv", "per_fold.csv", "predictions.csv", "confusion_matrix.csv",
                 "confusion_matrix.png", "config.yaml", "errors.csv", "excluded.csv", "ignored_files.csv",
-                "scores.parquet", RUN_FILE)
+                "scores.parquet", "ranks.csv", "recall_at_k.png", RUN_FILE)
 RESULT_FOLDERS = ("embeddings",)
 
 

@@ -6,6 +6,7 @@ interrupted run keeps them and a resumed run completes them; the finished run me
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,24 +27,32 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def store_embedding_part(output_dir: Path, positions: list[int], embeddings: np.ndarray) -> None:
-    """One batch's audio embeddings, with the dataset positions of its rows."""
+def store_embedding_part(output_dir: Path, positions: list[int], embeddings: Sequence[np.ndarray]) -> None:
+    """One batch's audio embeddings, with the dataset positions of its rows (one array per clip, so that
+    frame-level embeddings of unequal length fit too)."""
     folder = parts_dir(output_dir)
     folder.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.savez(buffer, positions=np.asarray(positions, dtype=np.int64),
-             embeddings=np.asarray(embeddings, dtype=np.float32))
+             **{f"clip{row}": np.asarray(embedding, dtype=np.float32) for row, embedding in enumerate(embeddings)})
     atomic_write(folder / f"{positions[0]:09d}.npz", buffer.getvalue())
+
+
+def read_embedding_parts(output_dir: Path) -> dict[int, np.ndarray]:
+    """Every stored audio embedding by dataset position (a position stored twice, by a batch redone after an
+    interruption, holds the same embedding)."""
+    stored: dict[int, np.ndarray] = {}
+    for part in sorted(parts_dir(output_dir).glob("*.npz")):
+        with np.load(part, allow_pickle=False) as arrays:
+            stored.update((position, arrays[f"clip{row}"]) for row, position in enumerate(arrays["positions"].tolist()))
+    return stored
 
 
 def write_embeddings(output_dir: Path, evaluated: pd.DataFrame, positions: list[int], text_embeddings: np.ndarray,
                      class_names: list[str], candidate_labels: list[str]) -> None:
     """audio.npy (one row per evaluated item, in predictions.csv's order) with audio_items.csv, and text.npy (one
     row per class: the prompt-averaged, normalized text embedding) with text_labels.csv (class name, label text)."""
-    stored: dict[int, np.ndarray] = {}
-    for part in sorted(parts_dir(output_dir).glob("*.npz")):
-        with np.load(part, allow_pickle=False) as arrays:
-            stored.update(zip(arrays["positions"].tolist(), arrays["embeddings"]))
+    stored = read_embedding_parts(output_dir)
     folder = output_dir / EMBEDDINGS_DIR
     atomic_write(folder / "audio.npy", npy_bytes(np.stack([stored[position] for position in positions])))
     write_csv(evaluated[["item_id", "label"]].rename(columns={"label": "true_label"}), folder / "audio_items.csv")

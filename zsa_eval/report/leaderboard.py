@@ -12,6 +12,8 @@ from filelock import FileLock
 from zsa_eval.metrics import INTERVAL_METRICS
 from zsa_eval.report import atomic_write, short_hash, write_csv, write_json
 from zsa_eval.report.plots import accuracy_heatmap_png
+from zsa_eval.retrieval import INTERVAL_METRICS as RETRIEVAL_METRICS
+from zsa_eval.retrieval import MAIN_SCORE as RETRIEVAL_MAIN_SCORE
 
 COLUMNS = ["dataset", "source", "model", "family", "weights", "template", "prompts", "engine", "precision", "selection",
            "n_classes", "chance_accuracy", "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "top_k",
@@ -20,6 +22,10 @@ COLUMNS = ["dataset", "source", "model", "family", "weights", "template", "promp
            "macro_f1_ci95_high", "n", "encoded_clips_per_s", "date", "run_dir", "identity", "status"]
 RUN_KEYS = {"dataset", "model", "template", "accuracy", "top_k_accuracy", "balanced_accuracy", "macro_f1",
             "n_evaluated", "started_at"}
+RETRIEVAL = "retrieval"
+RETRIEVAL_COLUMNS = [column for name in RETRIEVAL_METRICS
+                     for column in (name, f"{name}_ci95_low", f"{name}_ci95_high")]
+RETRIEVAL_RUN_KEYS = {"dataset", "model", *RETRIEVAL_METRICS, "n_evaluated", "started_at"}
 COMPLETE = "complete"
 SOURCE_FIELDS = ("dataset_source", "dataset_revision")
 WEIGHT_FIELDS = ("family", "model_name_or_path", "model_revision", "weight_fingerprint")
@@ -99,10 +105,20 @@ def run_row(metrics: dict, run_dir: str) -> dict:
         "status": run_status(metrics),
         "identity_fields": identity,
     }
-    for name in INTERVAL_METRICS:
+    row["task"] = metrics.get("task", "classification")
+    for name in (*INTERVAL_METRICS, *RETRIEVAL_METRICS):
         low, high = metrics.get(f"{name}_ci95") or (None, None)
-        row.update({name: metrics[name], f"{name}_ci95_low": low, f"{name}_ci95_high": high})
+        row.update({name: metrics.get(name), f"{name}_ci95_low": low, f"{name}_ci95_high": high})
     return row
+
+
+def board_columns(runs: pd.DataFrame) -> list[str]:
+    """The leaderboard's columns: with retrieval runs, also `task` and the retrieval metrics (each task's rows
+    leave the other's metric columns empty)."""
+    if not (runs["task"] == RETRIEVAL).any():
+        return COLUMNS
+    at = COLUMNS.index("macro_f1_ci95_high") + 1
+    return [COLUMNS[0], "task", *COLUMNS[1:at], *RETRIEVAL_COLUMNS, *COLUMNS[at:]]
 
 
 def collect_runs(results_dir: Path) -> pd.DataFrame:
@@ -115,9 +131,11 @@ def collect_runs(results_dir: Path) -> pd.DataFrame:
             continue
         if isinstance(metrics, dict) and "top5_accuracy" in metrics:  # a run from before top-k got its name
             metrics = {"top_k": 5, "top_k_accuracy": metrics["top5_accuracy"], **metrics}
-        if isinstance(metrics, dict) and RUN_KEYS <= metrics.keys():
+        required = RETRIEVAL_RUN_KEYS if isinstance(metrics, dict) and metrics.get("task") == RETRIEVAL else RUN_KEYS
+        if isinstance(metrics, dict) and required <= metrics.keys():
             rows.append(run_row(metrics, metrics_file.parent.relative_to(results_dir).as_posix()))
-    return pd.DataFrame(rows, columns=[*COLUMNS, "finished_at", "identity_fields"])
+    runs = pd.DataFrame(rows, columns=[*COLUMNS, "task", *RETRIEVAL_COLUMNS, "finished_at", "identity_fields"])
+    return runs[[*board_columns(runs), "finished_at", "identity_fields"]]
 
 
 MISSING = object()
@@ -200,10 +218,18 @@ def leaderboard(runs: pd.DataFrame, every_run: bool = False) -> pd.DataFrame:
     if not every_run:
         runs = runs[runs["status"] == COMPLETE]
         runs = runs.sort_values(["finished_at", "run_dir"], kind="stable").drop_duplicates("identity", keep="last")
-    board = label_rows(runs)
-    board = board.sort_values(["dataset", "source", "accuracy", "date", "run_dir"],
+    board = label_rows(runs).assign(_score=ranking_score(runs))
+    board = board.sort_values(["dataset", "source", "_score", "date", "run_dir"],
                               ascending=[True, True, False, False, True], kind="stable").reset_index(drop=True)
+    board = board.drop(columns="_score")
     return board if every_run else board.drop(columns="status")
+
+
+def ranking_score(runs: pd.DataFrame) -> pd.Series:
+    """What orders the rows of one dataset: accuracy, or for retrieval runs text-to-audio R@1."""
+    if "task" not in runs:
+        return runs["accuracy"]
+    return runs["accuracy"].where(runs["task"] != RETRIEVAL, runs[RETRIEVAL_MAIN_SCORE]).astype(float)
 
 
 def heatmap_grids(board: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -228,24 +254,46 @@ def heatmap_grids(board: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return grids
 
 
-def interval_cell(value: float, low: float | None, high: float | None) -> str:
+def interval_cell(value: float | None, low: float | None, high: float | None) -> str:
+    """`value [low, high]`; empty for a metric the row's task does not have."""
+    if value is None or pd.isna(value):
+        return ""
     if low is None or high is None or pd.isna(low) or pd.isna(high):
         return f"{value:.4f}"
     return f"{value:.4f} [{low:.4f}, {high:.4f}]"
 
 
+def interval_cells(board: pd.DataFrame, name: str) -> list[str]:
+    """A metric's column of `value [low, high]` cells."""
+    return [interval_cell(*values)
+            for values in zip(board[name], board[f"{name}_ci95_low"], board[f"{name}_ci95_high"])]
+
+
+CLASSIFICATION_TITLES = {"accuracy": "accuracy [95% CI]", "top_k_accuracy": "top-k [95% CI]",
+                         "balanced_accuracy": "balanced acc. [95% CI]", "macro_f1": "macro F1 [95% CI]"}
+RETRIEVAL_TITLES = {f"{direction}_{name}": f"{direction.upper()} {title} [95% CI]" for direction in ("t2a", "a2t")
+                    for name, title in (("recall_at_1", "R@1"), ("recall_at_5", "R@5"), ("recall_at_10", "R@10"),
+                                        ("map_at_10", "mAP@10"))}
+
+
 def leaderboard_markdown(board: pd.DataFrame) -> str:
-    """The board for reading: metrics with their 95% intervals; source and weights only when some row has one."""
+    """The board for reading: metrics with their 95% intervals (retrieval rows: R@1, R@5, R@10 and mAP@10 of both
+    directions; ranks are in leaderboard.csv); source and weights only when some row has one."""
     shown = pd.DataFrame({name: board[name] for name in
                           ("dataset", "source", "model", "family", "weights", "template", "prompts", "engine",
                            "precision",
                            "selection", "n_classes")})
     shown["chance"] = board["chance_accuracy"].map(lambda value: "" if pd.isna(value) else f"{value:.4f}")
-    for name, title in (("accuracy", "accuracy [95% CI]"), ("top_k_accuracy", "top-k [95% CI]"),
-                        ("balanced_accuracy", "balanced acc. [95% CI]"), ("macro_f1", "macro F1 [95% CI]")):
-        shown[title] = [interval_cell(*values) for values in
-                        zip(board[name], board[f"{name}_ci95_low"], board[f"{name}_ci95_high"])]
+    for name, title in CLASSIFICATION_TITLES.items():
+        shown[title] = interval_cells(board, name)
     shown["k"] = board["top_k"]
+    if "task" in board:
+        shown.insert(1, "task", board["task"])
+        for name, title in RETRIEVAL_TITLES.items():
+            shown[title] = interval_cells(board, name)
+        if (board["task"] == RETRIEVAL).all():
+            shown = shown.drop(columns=["template", "prompts", "n_classes", "chance", *CLASSIFICATION_TITLES.values(),
+                                        "k"])
     shown["n"] = board["n"]
     shown["clips/s"] = board["encoded_clips_per_s"]
     for name in ("date", "run_dir", "identity", *(["status"] if "status" in board else [])):
@@ -274,6 +322,7 @@ def write_leaderboard(results_dir: Path, every_run: bool = False) -> pd.DataFram
         write_csv(board.drop(columns=["finished_at", "identity_fields"]), results_dir / f"{stem}.csv")
         atomic_write(results_dir / f"{stem}.md", leaderboard_markdown(board))
         write_json(leaderboard_json(board, every_run), results_dir / f"{stem}.json")
-        if not every_run and not board.empty:
-            atomic_write(results_dir / "leaderboard_heatmap.png", accuracy_heatmap_png(heatmap_grids(board)))
+        classified = board[board["task"] != RETRIEVAL] if "task" in board else board
+        if not every_run and not classified.empty:
+            atomic_write(results_dir / "leaderboard_heatmap.png", accuracy_heatmap_png(heatmap_grids(classified)))
     return board

@@ -1,4 +1,5 @@
-"""Figures: a run's confusion matrix, a sweep's model x template accuracy heat map, two runs' per-class recall."""
+"""Figures: a run's confusion matrix, a sweep's model x template accuracy heat map, two runs' per-class recall,
+a retrieval run's recall at k."""
 
 from __future__ import annotations
 
@@ -87,4 +88,30 @@ def recall_bars_png(recalls: pd.DataFrame, name_a: str, name_b: str) -> bytes:
     axes.set_ylabel("recall")
     axes.set_title("Per-class recall")
     axes.legend(loc="upper center")
+    return png_bytes(figure)
+
+
+def recall_at_k_png(curves: dict[str, np.ndarray], title: str) -> bytes:
+    """Recall at k (k = 1, 2, ...) of each retrieval direction (`curves`: name -> recall at k = 1..len), with the
+    reported k (1, 5, 10) marked and labelled."""
+    figure, axes = pyplot().subplots(figsize=(6.5, 4.2), layout="constrained")
+    for name, recall in curves.items():
+        ks = np.arange(1, len(recall) + 1)
+        line, = axes.plot(ks, recall, drawstyle="steps-post", label=name)
+        marked = [k for k in (1, 5, 10) if k <= len(recall)]
+        axes.scatter(marked, recall[np.array(marked) - 1], color=line.get_color(), zorder=3)
+        for k in marked:
+            axes.annotate(f"{recall[k - 1]:.3f}", (k, recall[k - 1]), textcoords="offset points", xytext=(4, -12),
+                          fontsize=8, color=line.get_color())
+    axes.set_xscale("log")
+    longest = max(len(recall) for recall in curves.values())
+    ticks = [k for k in (1, 2, 5, 10, 20, 50, 100) if k <= longest]
+    axes.set_xticks(ticks, [str(k) for k in ticks])
+    axes.minorticks_off()
+    axes.set_xlabel("k (candidates retrieved)")
+    axes.set_ylabel("recall at k")
+    axes.set_ylim(0, 1.02)
+    axes.grid(alpha=0.3)
+    axes.set_title(title)
+    axes.legend(loc="lower right")
     return png_bytes(figure)
