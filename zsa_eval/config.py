@@ -105,11 +105,14 @@ class DatasetConfig:
     _target_: str = key()
     name: str = key()
     label_column: str = key()
+    label_delimiter: Optional[str] = key(required=False)  # task multilabel: labels joined in one string
     fold_column: Optional[str] = key(required=False)
     subset_column: Optional[str] = key(required=False)
     folds: Optional[List[int]] = key(required=False)
     subset: Optional[str] = key(required=False)
     classes: Optional[List[str]] = key(required=False)
+    task: str = key(one_of("classification", "multilabel", "retrieval"), required=False)
+    prompts: Optional[List[str]] = key(required=False)
 
 
 @dataclass

@@ -18,6 +18,8 @@ from zsa_eval.hub import cache_only_unless_reachable
 
 ESC10_SUBSET = "esc10"
 LABEL_NOT_CANDIDATE = "label not in candidate set"
+CLASSIFICATION, MULTILABEL = "classification", "multilabel"
+LABEL_SET_SEPARATOR = "|"  # how a multi-label item's label set is written in one text column (label, true_labels)
 
 
 class Selection(Sequence):
@@ -36,9 +38,10 @@ class Selection(Sequence):
 
 @dataclass(frozen=True)
 class AudioDataset:
-    """Items to evaluate (table: item_id, path, label, fold), their class names, lazily read audio, the items
-    left out because their label is not a candidate (table: item_id, path, label), and the files of a local
-    folder that are not items (table: path, reason)."""
+    """Items to evaluate (table: item_id, path, label, fold; task multilabel adds `labels`, each item's tuple of
+    class names, and `label` is that set joined by "|"), their class names, lazily read audio, the items left out
+    because no label of theirs is a candidate (table: item_id, path, label), and the files of a local folder that
+    are not items (table: path, reason)."""
 
     name: str
     class_names: list[str]
@@ -48,9 +51,16 @@ class AudioDataset:
     ignored_files: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=IGNORED_COLUMNS))
     source: str = ""                 # the Hub id or the local folder
     revision: str | None = None      # the Hub dataset's resolved revision, when known
+    task: str = CLASSIFICATION
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def present_labels(self) -> set[str]:
+        """The class names some item carries."""
+        if self.task == MULTILABEL:
+            return {name for labels in self.items["labels"] for name in labels}
+        return set(self.items["label"])
 
     @property
     def has_folds(self) -> bool:
@@ -58,12 +68,17 @@ class AudioDataset:
 
 
 class HubAudio(Sequence):
-    """The encoded audio of chosen rows of a Hugging Face dataset, read on demand (picklable for workers)."""
+    """The encoded audio of chosen rows of a Hugging Face dataset, read on demand (picklable for workers): an
+    Audio column, or a column of the encoded file's bytes (binary, or a list of uint8 as in nguyenvulebinh/fsd50k's
+    `mp3`)."""
 
     def __init__(self, dataset, audio_column: str, rows: Sequence[int]):
         from datasets import Audio
 
-        self.dataset = dataset.select_columns([audio_column]).cast_column(audio_column, Audio(decode=False))
+        audio = dataset.select_columns([audio_column])
+        self.raw_bytes = not isinstance(audio.features[audio_column], Audio)
+        self.dataset = audio.with_format("numpy") if self.raw_bytes else audio.cast_column(audio_column,
+                                                                                          Audio(decode=False))
         self.audio_column = audio_column
         self.rows = list(rows)
 
@@ -72,6 +87,8 @@ class HubAudio(Sequence):
 
     def __getitem__(self, index: int) -> AudioSource:
         encoded = self.dataset[self.rows[index]][self.audio_column]
+        if self.raw_bytes:
+            return encoded if isinstance(encoded, bytes) else np.asarray(encoded, dtype=np.uint8).tobytes()
         return encoded["bytes"] if encoded.get("bytes") else encoded["path"]
 
 
@@ -92,6 +109,35 @@ def candidate_labels(class_names: Sequence[str]) -> list[str]:
     return labels
 
 
+def label_sets(values: pd.Series, delimiter: str | None) -> list[tuple[str, ...]]:
+    """Each item's labels, in order and without repeats: a list as it is, a string split at `delimiter` (names
+    stripped, empty ones dropped), a missing value none."""
+    sets = []
+    for value in values:
+        if isinstance(value, str):
+            names = value.split(delimiter) if delimiter else [value]
+        elif isinstance(value, (list, tuple, np.ndarray)):
+            names = [str(name) for name in value]
+        else:
+            names = [] if pd.isna(value) else [str(value)]
+        sets.append(tuple(dict.fromkeys(name.strip() for name in names if name.strip())))
+    return sets
+
+
+def multilabel_items(items: pd.DataFrame, table: pd.DataFrame, label_column: str, delimiter: str | None,
+                     classes: Sequence[str] | None) -> tuple[list[str], pd.Series]:
+    """Task multilabel: the class names (`classes`, else the union of every item's labels) and, per item, its
+    labels among them (`labels` column; `label` the set joined by "|"). Returns the class names and which items
+    keep at least one label."""
+    sets = label_sets(table[label_column], delimiter)
+    class_names = [str(name) for name in classes] if classes is not None else sorted({n for s in sets for n in s})
+    candidates = set(class_names)
+    kept = [tuple(name for name in labels if name in candidates) for labels in sets]
+    items["labels"] = pd.Series(kept, dtype=object).to_numpy()
+    items["label"] = [LABEL_SET_SEPARATOR.join(labels) for labels in sets]
+    return class_names, pd.Series([bool(labels) for labels in kept])
+
+
 def build_dataset(
     name: str,
     table: pd.DataFrame,
@@ -105,10 +151,16 @@ def build_dataset(
     folds: Sequence[int] | None = None,
     subset: str | None = None,
     classes: Sequence[str] | None = None,
+    task: str = CLASSIFICATION,
+    label_delimiter: str | None = None,
 ) -> AudioDataset:
     """Validate the metadata `table` (one row per item, with its id and path), apply the fold/subset
-    selection and fix the class names (before any `limit`): `classes` when given, else every label present."""
+    selection and fix the class names (before any `limit`): `classes` when given, else every label present.
+    Task multilabel reads a label set per item (a list column, or a string split at `label_delimiter`)."""
     require_column(table, label_column, "dataset.label_column")
+    if label_delimiter is not None and task != MULTILABEL:
+        raise UserError(f"dataset.label_delimiter={label_delimiter!r} splits label sets, which only task: multilabel "
+                        "has: set dataset.task=multilabel, or drop dataset.label_delimiter")
     table = table.reset_index(drop=True).assign(_item_id=list(item_ids), _path=list(paths))
     if subset is not None:
         if subset != ESC10_SUBSET or not subset_column:
@@ -127,20 +179,24 @@ def build_dataset(
         {
             "item_id": table["_item_id"].astype(str).to_numpy(),
             "path": table["_path"].astype(str).to_numpy(),
-            "label": table[label_column].astype(str).to_numpy(),
+            "label": table[label_column].astype(str).to_numpy() if task != MULTILABEL else "",
             "fold": (table[fold_column] if fold_column else pd.Series(pd.NA, index=table.index)).to_numpy(),
         }
     )
     if items.empty:
         raise UserError(f"dataset {name} has no items; check dataset.path")
-    class_names = [str(label) for label in classes] if classes is not None else sorted(items["label"].unique())
+    if task == MULTILABEL:
+        class_names, has_candidate = multilabel_items(items, table, label_column, label_delimiter, classes)
+    else:
+        class_names = [str(label) for label in classes] if classes is not None else sorted(items["label"].unique())
+        has_candidate = items["label"].isin(class_names)
     if len(set(class_names)) < 2:
         raise UserError(f"dataset {name} has a single class {class_names}: zero-shot classification needs at "
                         "least two candidate labels (check dataset.label_column, dataset.classes or the folds)")
-    candidate = items["label"].isin(class_names).to_numpy()
+    candidate = has_candidate.to_numpy()
     clips = clips_for_rows(table.index[candidate].tolist())
     excluded = items.loc[~candidate, ["item_id", "path", "label"]].reset_index(drop=True)
-    return AudioDataset(name, class_names, items[candidate].reset_index(drop=True), clips, excluded)
+    return AudioDataset(name, class_names, items[candidate].reset_index(drop=True), clips, excluded, task=task)
 
 
 LIMIT_MODES = ("stratified", "first")
@@ -216,10 +272,33 @@ def load_hub_dataset(
     require_column(pd.DataFrame(columns=hub_dataset.column_names), audio_column, "dataset.audio_column")
     table = hub_dataset.remove_columns([audio_column]).to_pandas()
     require_column(table, id_column, "dataset.id_column")
+    vocabulary = class_label_names(hub_dataset.features.get(selection["label_column"]))
+    if vocabulary is not None:
+        table[selection["label_column"]] = named_labels(table[selection["label_column"]], vocabulary)
+        selection["classes"] = selection.get("classes") or vocabulary
     item_ids = table[id_column].tolist()
     dataset = build_dataset(name, table, item_ids, item_ids, lambda rows: HubAudio(hub_dataset, audio_column, rows),
                             **selection)
     return replace(dataset, source=hub_id, revision=resolved_revision(hub_dataset) or revision)
+
+
+def class_label_names(feature) -> list[str] | None:
+    """The names of a ClassLabel feature, or of a list of ClassLabel (a multi-label column); None for others."""
+    from datasets import ClassLabel
+
+    inner = getattr(feature, "feature", None)
+    found = feature if isinstance(feature, ClassLabel) else inner if isinstance(inner, ClassLabel) else None
+    return list(found.names) if found is not None else None
+
+
+def named_labels(column: pd.Series, names: list[str]) -> pd.Series:
+    """ClassLabel integers (one per item, or a list per item) as their names; -1 (no label) as none."""
+    def name_of(value):
+        if isinstance(value, (list, tuple, np.ndarray)):
+            return [names[int(index)] for index in value if int(index) >= 0]
+        return names[int(value)] if int(value) >= 0 else None
+
+    return column.map(name_of)
 
 
 def resolved_revision(hub_dataset) -> str | None:
