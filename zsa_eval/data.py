@@ -73,10 +73,11 @@ class HubAudio(Sequence):
     `mp3`)."""
 
     def __init__(self, dataset, audio_column: str, rows: Sequence[int]):
-        from datasets import Audio
+        from datasets import Audio, Value
 
         audio = dataset.select_columns([audio_column])
-        self.raw_bytes = not isinstance(audio.features[audio_column], Audio)
+        feature = audio.features[audio_column]
+        self.raw_bytes = isinstance(feature, Value) or hasattr(feature, "feature")  # binary, or a list of uint8
         self.dataset = audio.with_format("numpy") if self.raw_bytes else audio.cast_column(audio_column,
                                                                                           Audio(decode=False))
         self.audio_column = audio_column

@@ -1,5 +1,6 @@
 """The leaderboard: the latest complete run of each run identity found under the results directory, grouped by
-dataset, rebuilt from the runs themselves; the accuracy heat map draws exactly its rows."""
+dataset, rebuilt from the runs themselves; the heat map draws exactly its rows (accuracy, or mAP for multi-label
+datasets). The by-dataset table puts each model's datasets side by side (a suite: `-m suite=zeroshot`)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,17 @@ from filelock import FileLock
 
 from zsa_eval.metrics import INTERVAL_METRICS
 from zsa_eval.report import atomic_write, short_hash, write_csv, write_json
-from zsa_eval.report.plots import accuracy_heatmap_png
+from zsa_eval.report.plots import accuracy_heatmap_png, dataset_heatmap_png
 
-COLUMNS = ["dataset", "source", "model", "family", "weights", "template", "prompts", "engine", "precision", "selection",
-           "n_classes", "chance_accuracy", "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "top_k",
+COLUMNS = ["dataset", "task", "source", "model", "family", "weights", "template", "prompts", "engine", "precision",
+           "selection", "n_classes", "chance_accuracy", "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "top_k",
            "top_k_accuracy", "top_k_accuracy_ci95_low", "top_k_accuracy_ci95_high", "balanced_accuracy",
            "balanced_accuracy_ci95_low", "balanced_accuracy_ci95_high", "macro_f1", "macro_f1_ci95_low",
-           "macro_f1_ci95_high", "n", "encoded_clips_per_s", "date", "run_dir", "identity", "status"]
-RUN_KEYS = {"dataset", "model", "template", "accuracy", "top_k_accuracy", "balanced_accuracy", "macro_f1",
-            "n_evaluated", "started_at"}
+           "macro_f1_ci95_high", "chance_map", "map", "map_ci95_low", "map_ci95_high", "n", "encoded_clips_per_s",
+           "date", "run_dir", "identity", "status"]
+RUN_KEYS = {"dataset", "model", "template", "n_evaluated", "started_at"}
+TASK_KEYS = {"classification": set(INTERVAL_METRICS), "multilabel": {"map"}}  # a run's metrics by its task
+MAIN_METRIC = {"classification": ("accuracy", "accuracy"), "multilabel": ("map", "mAP")}  # column, name shown
 COMPLETE = "complete"
 SOURCE_FIELDS = ("dataset_source", "dataset_revision")
 WEIGHT_FIELDS = ("family", "model_name_or_path", "model_revision", "weight_fingerprint")
@@ -79,8 +82,9 @@ def run_row(metrics: dict, run_dir: str) -> dict:
     identity = metrics.get("identity") or derived_identity(metrics)
     prompts = identity.get("prompts") or metrics.get("prompts")
     n_classes = metrics.get("n_classes") or len(metrics.get("labels") or []) or None
+    task = metrics.get("task", "classification")
     row = {
-        "dataset": metrics["dataset"], "source": "", "model": metrics["model"],
+        "dataset": metrics["dataset"], "task": task, "source": "", "model": metrics["model"],
         "family": identity.get("family", "clap"), "weights": "",
         "template": metrics["template"],
         "prompts": metrics.get("prompts_hash") or (prompts_hash(prompts) if prompts else ""),
@@ -88,7 +92,9 @@ def run_row(metrics: dict, run_dir: str) -> dict:
         "precision": identity.get("precision", metrics.get("precision")),
         "selection": "",
         "n_classes": n_classes,
-        "chance_accuracy": metrics.get("chance_accuracy", 1 / n_classes if n_classes else None),
+        "chance_accuracy": (metrics.get("chance_accuracy", 1 / n_classes if n_classes else None)
+                            if task == "classification" else None),
+        "chance_map": metrics.get("chance_map"),
         "top_k": metrics.get("top_k"),
         "n": metrics["n_evaluated"],
         "encoded_clips_per_s": metrics.get("encoded_clips_per_s", metrics.get("clips_per_s")),
@@ -99,9 +105,9 @@ def run_row(metrics: dict, run_dir: str) -> dict:
         "status": run_status(metrics),
         "identity_fields": identity,
     }
-    for name in INTERVAL_METRICS:
+    for name in (*INTERVAL_METRICS, "map"):
         low, high = metrics.get(f"{name}_ci95") or (None, None)
-        row.update({name: metrics[name], f"{name}_ci95_low": low, f"{name}_ci95_high": high})
+        row.update({name: metrics.get(name), f"{name}_ci95_low": low, f"{name}_ci95_high": high})
     return row
 
 
@@ -115,7 +121,8 @@ def collect_runs(results_dir: Path) -> pd.DataFrame:
             continue
         if isinstance(metrics, dict) and "top5_accuracy" in metrics:  # a run from before top-k got its name
             metrics = {"top_k": 5, "top_k_accuracy": metrics["top5_accuracy"], **metrics}
-        if isinstance(metrics, dict) and RUN_KEYS <= metrics.keys():
+        if isinstance(metrics, dict) and RUN_KEYS | TASK_KEYS.get(metrics.get("task", "classification"),
+                                                                  {"?"}) <= metrics.keys():
             rows.append(run_row(metrics, metrics_file.parent.relative_to(results_dir).as_posix()))
     return pd.DataFrame(rows, columns=[*COLUMNS, "finished_at", "identity_fields"])
 
@@ -194,20 +201,29 @@ def label_rows(board: pd.DataFrame) -> pd.DataFrame:
     return board
 
 
+def main_score(board: pd.DataFrame) -> pd.Series:
+    """Each row's main metric: accuracy, or mAP for a multi-label run (which has no accuracy)."""
+    return pd.Series([getattr(row, MAIN_METRIC[row.task][0]) for row in board.itertuples()], index=board.index,
+                     dtype=float)
+
+
 def leaderboard(runs: pd.DataFrame, every_run: bool = False) -> pd.DataFrame:
     """The latest complete run of each identity (every run, whatever its status, with `every_run`), labelled,
-    grouped by dataset and best accuracy first within a dataset."""
+    grouped by dataset and best main score (accuracy; mAP for multi-label) first within a dataset."""
     if not every_run:
         runs = runs[runs["status"] == COMPLETE]
         runs = runs.sort_values(["finished_at", "run_dir"], kind="stable").drop_duplicates("identity", keep="last")
     board = label_rows(runs)
-    board = board.sort_values(["dataset", "source", "accuracy", "date", "run_dir"],
-                              ascending=[True, True, False, False, True], kind="stable").reset_index(drop=True)
+    board = (board.assign(main_score=main_score(board))
+             .sort_values(["dataset", "source", "main_score", "date", "run_dir"],
+                          ascending=[True, True, False, False, True], kind="stable")
+             .drop(columns="main_score").reset_index(drop=True))
     return board if every_run else board.drop(columns="status")
 
 
 def heatmap_grids(board: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Per dataset (and source), accuracy by model (rows) x template #prompts (columns), one cell per board row.
+    """Per dataset (and source), its main score (accuracy; mAP for multi-label) by model (rows) x template #prompts
+    (columns), one cell per board row; keyed by the panel's title ("accuracy on esc50").
 
     A row label carries the weights, and the engine, precision or selection where they vary in the panel, so two
     rows never share a cell; when their readable labels still coincide, the identity hash is added."""
@@ -220,15 +236,18 @@ def heatmap_grids(board: pd.DataFrame) -> dict[str, pd.DataFrame]:
         template_labels = [f"{row.template} #{row.prompts}" if row.prompts else row.template
                            for row in rows.itertuples()]
         cells = pd.DataFrame({"model": model_labels, "template": template_labels,
-                              "accuracy": rows["accuracy"].to_list(), "identity": rows["identity"].to_list()})
+                              "score": main_score(rows).to_list(), "identity": rows["identity"].to_list()})
         clash = cells.duplicated(["model", "template"], keep=False)
         cells.loc[clash, "model"] = cells.loc[clash, "model"] + " id " + cells.loc[clash, "identity"].str[:6]
-        title = f"{dataset} ({source})" if source else dataset
-        grids[title] = cells.pivot(index="model", columns="template", values="accuracy")
+        metrics = sorted({MAIN_METRIC[task][1] for task in rows["task"]})
+        title = f"{' / '.join(metrics)} on {dataset}" + (f" ({source})" if source else "")
+        grids[title] = cells.pivot(index="model", columns="template", values="score")
     return grids
 
 
-def interval_cell(value: float, low: float | None, high: float | None) -> str:
+def interval_cell(value: float | None, low: float | None, high: float | None) -> str:
+    if value is None or pd.isna(value):
+        return ""
     if low is None or high is None or pd.isna(low) or pd.isna(high):
         return f"{value:.4f}"
     return f"{value:.4f} [{low:.4f}, {high:.4f}]"
@@ -240,12 +259,15 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
                           ("dataset", "source", "model", "family", "weights", "template", "prompts", "engine",
                            "precision",
                            "selection", "n_classes")})
-    shown["chance"] = board["chance_accuracy"].map(lambda value: "" if pd.isna(value) else f"{value:.4f}")
-    for name, title in (("accuracy", "accuracy [95% CI]"), ("top_k_accuracy", "top-k [95% CI]"),
-                        ("balanced_accuracy", "balanced acc. [95% CI]"), ("macro_f1", "macro F1 [95% CI]")):
+    multilabel = board["task"] == "multilabel"
+    shown["chance"] = board["chance_map"].where(multilabel, board["chance_accuracy"]).map(
+        lambda value: "" if pd.isna(value) else f"{value:.4f}")
+    metrics = [("accuracy", "accuracy [95% CI]"), ("top_k_accuracy", "top-k [95% CI]"),
+               ("balanced_accuracy", "balanced acc. [95% CI]"), ("macro_f1", "macro F1 [95% CI]")]
+    for name, title in metrics + ([("map", "mAP [95% CI]")] if multilabel.any() else []):
         shown[title] = [interval_cell(*values) for values in
                         zip(board[name], board[f"{name}_ci95_low"], board[f"{name}_ci95_high"])]
-    shown["k"] = board["top_k"]
+    shown["k"] = board["top_k"].map(lambda value: "" if pd.isna(value) else int(value))
     shown["n"] = board["n"]
     shown["clips/s"] = board["encoded_clips_per_s"]
     for name in ("date", "run_dir", "identity", *(["status"] if "status" in board else [])):
@@ -262,9 +284,61 @@ def leaderboard_json(board: pd.DataFrame, every_run: bool) -> dict:
     return {"every_run": every_run, "runs": records.to_dict("records")}
 
 
+def by_dataset(board: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Model x dataset: one row per model (its weights, and engine and precision where they vary) and template,
+    one column per dataset (with its selection when it is not all items, and its source when one is shown), holding
+    the main score: accuracy for single-label datasets, then their mean over the datasets the row has; mAP for
+    multi-label ones, then theirs. A cell two board rows share keeps the later run. Rows: best mean accuracy first
+    (rows without one after), then best mean mAP. Returns the table and each column's metric."""
+    varying = [name for name in ("engine", "precision") if board[name].nunique() > 1]
+    cells = pd.DataFrame({
+        "model": [" | ".join([f"{row.model} ({row.weights})" if row.weights else row.model,
+                              *(str(getattr(row, name)) for name in varying)]) for row in board.itertuples()],
+        "template": board["template"].to_list(),
+        "column": [row.dataset + (f" ({row.selection})" if row.selection != "all" else "")
+                   + (f" [{row.source}]" if row.source else "") for row in board.itertuples()],
+        "metric": [MAIN_METRIC[task][1] for task in board["task"]],
+        "score": main_score(board).to_list(),
+        "finished_at": board["finished_at"].to_list(),
+    }).sort_values("finished_at", kind="stable").drop_duplicates(["model", "template", "column", "metric"],
+                                                                  keep="last")
+    table = pd.DataFrame(index=pd.MultiIndex.from_frame(cells[["model", "template"]].drop_duplicates()))
+    metrics = []
+    for metric in ("accuracy", "mAP"):
+        scores = cells[cells["metric"] == metric].pivot(index=["model", "template"], columns="column", values="score")
+        if scores.empty:
+            continue
+        scores = scores.reindex(table.index)
+        table = table.join(scores.rename(columns=lambda column: f"{column} {metric}"))
+        table[f"mean {metric}"] = scores.mean(axis=1)
+        table[f"{metric} datasets"] = scores.notna().sum(axis=1)
+        metrics += [metric] * (scores.shape[1] + 1)
+    means = [column for column in ("mean accuracy", "mean mAP") if column in table]
+    table = table.sort_values(means, ascending=False, na_position="last", kind="stable") if means else table
+    return table.reset_index(), metrics
+
+
+def by_dataset_markdown(table: pd.DataFrame) -> str:
+    """The by-dataset table for reading: scores to 4 decimals, an empty cell where a model has no run."""
+    shown = table.astype(object).where(table.notna(), "")
+    return shown.to_markdown(index=False, floatfmt=".4f") + "\n"
+
+
+def write_by_dataset(board: pd.DataFrame, results_dir: Path) -> None:
+    """leaderboard_by_dataset.csv, .md and its heat map .png (the score columns and means)."""
+    table, metrics = by_dataset(board)
+    write_csv(table, results_dir / "leaderboard_by_dataset.csv")
+    atomic_write(results_dir / "leaderboard_by_dataset.md", by_dataset_markdown(table))
+    scores = [column for column in table.columns[2:] if not column.endswith(" datasets")]
+    heat = table.set_index(pd.Index([" | ".join(pair) for pair in zip(table["model"], table["template"])]))[scores]
+    atomic_write(results_dir / "leaderboard_by_dataset.png",
+                 dataset_heatmap_png(heat.rename(columns=lambda column: column.rsplit(" ", 1)[0]), metrics))
+
+
 def write_leaderboard(results_dir: Path, every_run: bool = False) -> pd.DataFrame:
-    """Rebuild leaderboard.csv, .md, .json and leaderboard_heatmap.png in `results_dir` (with `every_run`:
-    leaderboard_all.csv, .md, .json and no heat map).
+    """Rebuild leaderboard.csv, .md, .json, leaderboard_heatmap.png and the by-dataset table
+    (leaderboard_by_dataset.csv, .md, .png) in `results_dir` (with `every_run`: leaderboard_all.csv, .md, .json,
+    no figure and no by-dataset table).
 
     Under a file lock, so concurrent runs finishing together leave a leaderboard that holds all of them."""
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -276,4 +350,5 @@ def write_leaderboard(results_dir: Path, every_run: bool = False) -> pd.DataFram
         write_json(leaderboard_json(board, every_run), results_dir / f"{stem}.json")
         if not every_run and not board.empty:
             atomic_write(results_dir / "leaderboard_heatmap.png", accuracy_heatmap_png(heatmap_grids(board)))
+            write_by_dataset(board, results_dir)
     return board

@@ -53,8 +53,8 @@ def confusion_png(confusion: pd.DataFrame) -> bytes:
 
 
 def accuracy_heatmap_png(grids: dict[str, pd.DataFrame]) -> bytes:
-    """Accuracy by model (rows) x template (columns), one panel per dataset stacked top to bottom; each grid cell
-    is one leaderboard row."""
+    """A score (accuracy, or mAP for a multi-label dataset) by model (rows) x template (columns), one panel per
+    dataset stacked top to bottom, titled by its key; each grid cell is one leaderboard row."""
     label_width = 0.075 * max(len(label) for grid in grids.values() for label in grid.index)
     width = max(6.0, label_width + 1.3 * max(grid.shape[1] for grid in grids.values()) + 2.5)
     heights = [grid.shape[0] + 2.2 for grid in grids.values()]
@@ -69,7 +69,7 @@ def accuracy_heatmap_png(grids: dict[str, pd.DataFrame]) -> bytes:
             if np.isfinite(value):
                 axes.text(column, row, f"{value:.3f}", ha="center", va="center",
                           color="black" if value > 0.6 else "white")
-        axes.set_title(f"accuracy on {name}")
+        axes.set_title(name)
     figure.supxlabel("template #prompts hash")
     figure.supylabel("model | what else varies")
     figure.colorbar(image, ax=panels[:, 0].tolist(), shrink=0.6)
