@@ -79,7 +79,7 @@ def one_line_error(code: int, stderr: str) -> str:
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (["dataset=esc51"], "unknown dataset 'esc51': choose one of audiofolder, esc50, esc50_folder, synthetic"),
+    (["dataset=esc51"], "unknown dataset 'esc51': choose one of audiofolder, esc50, esc50_folder, fsd50k, synthetic"),
     (["model=clip"], "unknown model 'clip': choose one of auto, clap, clap_larger_general"),
     (["dataset=esc50_folder"], "dataset=esc50_folder needs dataset.path: add dataset.path="),
     (["dataset=esc50"], "cannot load dataset 'ashraq/esc50' from the Hugging Face Hub"),

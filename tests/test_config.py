@@ -47,7 +47,7 @@ def test_help_lists_every_key_with_its_default_and_meaning(monkeypatch, capsys):
     code, stdout, _ = run_cli(monkeypatch, capsys, "--help")
     assert code == 0
     assert stdout.startswith("zsa-eval: how well does zero-shot audio classifier")
-    assert "dataset: audiofolder, esc50, esc50_folder, synthetic" in stdout
+    assert "dataset: audiofolder, esc50, esc50_folder, fsd50k, synthetic" in stdout and "suite: zeroshot" in stdout
     models = sorted(path.stem for path in (REPO / "conf" / "model").glob("*.yaml"))
     assert f"model: {', '.join(models)}" in stdout
     assert "template: ensemble, plain, sound_of" in stdout

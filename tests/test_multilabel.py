@@ -359,3 +359,13 @@ def test_suite_run_fills_one_cross_dataset_table(monkeypatch, capsys, tmp_path, 
     assert table.loc[0, "fsd50k mAP"] == pytest.approx(scores["fsd50k"])
     assert table.loc[0, "mean mAP"] == pytest.approx(scores["fsd50k"])
     assert (results / "leaderboard_by_dataset.png").is_file() and (results / "leaderboard_by_dataset.md").is_file()
+
+
+def test_compare_refuses_a_multilabel_run(tmp_path, capsys):
+    from zsa_eval.report.__main__ import main as report_main
+
+    for name in ("a", "b"):
+        run_dir = fake_multilabel_run(tmp_path, name, 0.3)
+        pd.DataFrame({"item_id": ["1"], "top1_label": ["Dog"]}).to_csv(run_dir / "predictions.csv", index=False)
+    assert report_main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    assert "is a multilabel run: compare pairs single-label runs' predictions" in capsys.readouterr().err

@@ -236,7 +236,7 @@ def unknown_key(path: str, known: list[str] | None = None, where: str = "") -> U
         return UserError(f"{path} is not set by this {parent} file: add it with +{path}=VALUE")
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
-    listed = f"{where or parent or 'the config'} takes {', '.join(known)}" if len(known) <= 12 else \
+    listed = f"{where or parent or 'the config'} takes {', '.join(known)}" if len(known) <= 16 else \
         "--help lists every key"
     return UserError(f"unknown key {path}: {hint}{listed}")
 

@@ -165,7 +165,7 @@ def result_identity(cfg: DictConfig, dataset: AudioDataset, loaded: LoadedModel,
         "dataset_source": dataset.source,
         "dataset_revision": dataset.revision,
         "selection": {key: OmegaConf.to_container(selection[key]) if OmegaConf.is_config(selection[key])
-                      else selection[key] for key in ("label_column", "classes", "folds", "subset")
+                      else selection[key] for key in ("label_column", "label_delimiter", "classes", "folds", "subset")
                       if key in selection} | {"limit": cfg.limit, "limit_mode": cfg.limit_mode, "seed": cfg.seed},
         "template": cfg.template.name,
         "prompts": prompts,
@@ -396,7 +396,8 @@ def run(cfg: DictConfig) -> dict | None:
     evaluated = evaluation(dataset, records, output_dir)
     results = (multilabel_results(dataset, evaluated, cfg.seed) if dataset.task == MULTILABEL
                else classification_results(dataset, evaluated, loaded.family.score_kind, cfg.seed))
-    failures = gate_failures(results.summary.get("accuracy"), cfg.gate.min_accuracy, baseline, cfg.gate.max_drop)
+    failures = ([] if dataset.task == MULTILABEL  # refused up front (check_task_settings): no accuracy to gate on
+                else gate_failures(results.summary["accuracy"], cfg.gate.min_accuracy, baseline, cfg.gate.max_drop))
     scores = scores_table(evaluated, dataset.class_names, loaded.family.score_kind)
     atomic_write(output_dir / "scores.parquet", scores.to_parquet(index=False))
     if cfg.save_embeddings:

@@ -122,8 +122,8 @@ def dataset_heatmap_png(table: pd.DataFrame, metrics: list[str]) -> bytes:
     width = max(6.0, 0.075 * max(len(str(label)) for label in table.index) + 1.1 * table.shape[1] + 2.5)
     figure, axes = pyplot().subplots(figsize=(width, max(3.0, 0.5 * table.shape[0] + 2.2)), layout="constrained")
     image = axes.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    axes.set_xticks(np.arange(table.shape[1]), [f"{column}\n{metric}" for column, metric in zip(table.columns, metrics)],
-                    rotation=30, ha="right")
+    headers = [f"{column}\n{metric}" for column, metric in zip(table.columns, metrics)]
+    axes.set_xticks(np.arange(table.shape[1]), headers, rotation=30, ha="right")
     axes.set_yticks(np.arange(table.shape[0]), table.index)
     for (row, column), value in np.ndenumerate(values):
         axes.text(column, row, f"{value:.3f}" if np.isfinite(value) else "-", ha="center", va="center",
