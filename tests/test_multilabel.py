@@ -161,6 +161,7 @@ def test_multilabel_items_classes_and_selection():
     assert dataset.items["label"].tolist() == ["Dog|Animal", "Rain", "Music|Guitar", "Dog"]
     chosen = build(table, task="multilabel", label_delimiter=",", classes=["Dog", "Music"])
     assert chosen.items["labels"].tolist() == [("Dog",), ("Music",), ("Dog",)]  # other labels dropped
+    assert chosen.items["label"].tolist() == ["Dog", "Music", "Dog"]
     assert chosen.excluded["label"].tolist() == ["Rain"] and chosen.present_labels() == {"Dog", "Music"}
 
 

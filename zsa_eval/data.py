@@ -128,14 +128,14 @@ def label_sets(values: pd.Series, delimiter: str | None) -> list[tuple[str, ...]
 def multilabel_items(items: pd.DataFrame, table: pd.DataFrame, label_column: str, delimiter: str | None,
                      classes: Sequence[str] | None) -> tuple[list[str], pd.Series]:
     """Task multilabel: the class names (`classes`, else the union of every item's labels) and, per item, its
-    labels among them (`labels` column; `label` the set joined by "|"). Returns the class names and which items
-    keep at least one label."""
+    labels among them (`labels` column; `label` that set joined by "|", or for an item left with none, the labels it
+    had). Returns the class names and which items keep at least one label."""
     sets = label_sets(table[label_column], delimiter)
     class_names = [str(name) for name in classes] if classes is not None else sorted({n for s in sets for n in s})
     candidates = set(class_names)
     kept = [tuple(name for name in labels if name in candidates) for labels in sets]
     items["labels"] = pd.Series(kept, dtype=object).to_numpy()
-    items["label"] = [LABEL_SET_SEPARATOR.join(labels) for labels in sets]
+    items["label"] = [LABEL_SET_SEPARATOR.join(chosen or labels) for chosen, labels in zip(kept, sets)]
     return class_names, pd.Series([bool(labels) for labels in kept])
 
 
