@@ -17,7 +17,7 @@ from scipy.stats import norm
 from sklearn.metrics import average_precision_score, label_ranking_average_precision_score, roc_auc_score
 
 from zsa_eval.data import LABEL_SET_SEPARATOR
-from zsa_eval.metrics import BOOTSTRAP_LEVEL, bootstrap_indices, percentile_interval, top_k, top_k_indices
+from zsa_eval.metrics import BOOTSTRAP_LEVEL, bootstrap_indices, percentile_interval, top_k_columns
 
 INTERVAL_METRICS = ("map", "mauc", "d_prime", "lrap")  # each gets <name>_ci95
 RANKING_CHUNK = 256  # items per block in ranking_precisions (block x classes x classes booleans)
@@ -172,12 +172,6 @@ def predictions_table(items: pd.DataFrame, y_true: np.ndarray, scores: np.ndarra
     """One row per evaluated item: ids, its true labels (joined by "|") and their number, its label ranking
     average precision, then its top-k classes and scores (k = min(5, classes))."""
     names = np.asarray(class_names, dtype=object)
-    top = top_k_indices(scores, top_k(len(class_names)))
-    top_scores = np.take_along_axis(scores, top, axis=1)
-    ranked = {}
-    for rank in range(top.shape[1]):
-        ranked[f"top{rank + 1}_label"] = names[top[:, rank]]
-        ranked[f"top{rank + 1}_score"] = top_scores[:, rank]
     return pd.DataFrame({
         "item_id": items["item_id"].to_numpy(),
         "path": items["path"].to_numpy(),
@@ -185,5 +179,5 @@ def predictions_table(items: pd.DataFrame, y_true: np.ndarray, scores: np.ndarra
         "true_labels": [LABEL_SET_SEPARATOR.join(names[row]) for row in y_true],
         "n_true_labels": y_true.sum(axis=1),
         "ranking_precision": ranking_precisions(y_true, scores),
-        **ranked,
+        **top_k_columns(scores, class_names),
     })
