@@ -130,7 +130,7 @@ def test_runs_written_before_identities_are_rebuilt_from_their_config(tmp_path):
 def test_heatmap_has_one_cell_per_row_even_when_labels_coincide():
     one = {"family": "clap", "model_name_or_path": "m", "dataset": "d", "template": "t"}
     board = board_of(metrics(0.5, "2026-01-01T00:00:00", one), metrics(0.4, "2026-01-01T00:00:00", one | {"x": 1}))
-    grid = heatmap_grids(board)["d"]
+    grid = heatmap_grids(board)["accuracy on d"]
     assert grid.size == 2 and sorted(grid.stack().tolist()) == [0.4, 0.5]
     assert all(" id " in label for label in grid.index)
 

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from zsa_eval.errors import UserError
-from zsa_eval.report import PROGRESS_FILE, ProgressLog, atomic_write, confusion_png, open_run_dir, write_json
+from zsa_eval.report import PROGRESS_FILE, ProgressLog, atomic_write, open_run_dir, write_json
+from zsa_eval.report.plots import confusion_png
 
 
 def test_atomic_write_replaces_whole_files_and_leaves_no_temporaries(tmp_path):

@@ -48,11 +48,13 @@ def test_multirun_writes_a_sorted_leaderboard_and_heatmap(sweep):
     assert stdout.count("synthetic | tiny_") == 4
     board = pd.read_csv(results / "leaderboard.csv", keep_default_na=False)
     assert list(board.columns) == [
-        "dataset", "source", "model", "family", "weights", "template", "prompts", "engine", "precision", "selection",
-        "n_classes", "chance_accuracy", "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "top_k",
+        "dataset", "task", "source", "model", "family", "weights", "template", "prompts", "engine", "precision",
+        "selection", "n_classes", "chance_accuracy", "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "top_k",
         "top_k_accuracy", "top_k_accuracy_ci95_low", "top_k_accuracy_ci95_high", "balanced_accuracy",
         "balanced_accuracy_ci95_low", "balanced_accuracy_ci95_high", "macro_f1", "macro_f1_ci95_low",
-        "macro_f1_ci95_high", "n", "encoded_clips_per_s", "date", "run_dir", "identity"]
+        "macro_f1_ci95_high", "chance_map", "map", "map_ci95_low", "map_ci95_high", "n", "encoded_clips_per_s", "date",
+        "run_dir", "identity"]
+    assert (board["task"] == "classification").all() and (board["map"] == "").all()
     assert (board["accuracy_ci95_low"] <= board["accuracy"]).all() and (board["accuracy"] <=
                                                                          board["accuracy_ci95_high"]).all()
     assert sorted(zip(board["model"], board["template"])) == [
@@ -216,10 +218,11 @@ def test_heatmap_cells_are_exactly_the_leaderboard_rows(tmp_path):
     fake_run(tmp_path, "cars", 0.6, dataset="audiofolder", dataset_source="/data/cars")
     board = write_leaderboard(tmp_path)
     grids = heatmap_grids(board)
-    assert list(grids) == ["audiofolder (/data/birds)", "audiofolder (/data/cars)", "esc50"]
+    assert list(grids) == ["accuracy on audiofolder (/data/birds)", "accuracy on audiofolder (/data/cars)",
+                           "accuracy on esc50"]
     cells = sorted(value for grid in grids.values() for value in grid.to_numpy().ravel() if np.isfinite(value))
     assert cells == sorted(board["accuracy"]) == [0.0, 0.5, 0.6, 0.7, 0.75, 0.8]
-    esc50 = grids["esc50"]
+    esc50 = grids["accuracy on esc50"]
     template = "sound_of #" + canonical_hash(IDENTITY["prompts"], 8)
     assert esc50.loc["clap | embed | all", template] == 0.80
     assert esc50.loc["clap | pipeline | all", template] == 0.75

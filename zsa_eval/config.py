@@ -105,6 +105,7 @@ class DatasetConfig:
     _target_: str = key()
     name: str = key()
     label_column: str = key(required=False)  # required by the classification tasks (check_dataset_task)
+    label_delimiter: Optional[str] = key(required=False)  # task multilabel: labels joined in one string
     fold_column: Optional[str] = key(required=False)
     subset_column: Optional[str] = key(required=False)
     folds: Optional[List[int]] = key(required=False)

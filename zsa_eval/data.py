@@ -19,6 +19,8 @@ from zsa_eval.hub import cache_only_unless_reachable
 
 ESC10_SUBSET = "esc10"
 LABEL_NOT_CANDIDATE = "label not in candidate set"
+CLASSIFICATION, MULTILABEL = "classification", "multilabel"
+LABEL_SET_SEPARATOR = "|"  # how a multi-label item's label set is written in one text column (label, true_labels)
 
 
 class Selection(Sequence):
@@ -37,9 +39,10 @@ class Selection(Sequence):
 
 @dataclass(frozen=True)
 class AudioDataset:
-    """Items to evaluate (table: item_id, path, label, fold), their class names, lazily read audio, the items
-    left out because their label is not a candidate (table: item_id, path, label), and the files of a local
-    folder that are not items (table: path, reason)."""
+    """Items to evaluate (table: item_id, path, label, fold; task multilabel adds `labels`, each item's tuple of
+    class names, and `label` is that set joined by "|"), their class names, lazily read audio, the items left out
+    because no label of theirs is a candidate (table: item_id, path, label), and the files of a local folder that
+    are not items (table: path, reason)."""
 
     name: str
     class_names: list[str]
@@ -49,9 +52,16 @@ class AudioDataset:
     ignored_files: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=IGNORED_COLUMNS))
     source: str = ""                 # the Hub id or the local folder
     revision: str | None = None      # the Hub dataset's resolved revision, when known
+    task: str = CLASSIFICATION
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def present_labels(self) -> set[str]:
+        """The class names some item carries."""
+        if self.task == MULTILABEL:
+            return {name for labels in self.items["labels"] for name in labels}
+        return set(self.items["label"])
 
     @property
     def has_folds(self) -> bool:
@@ -59,12 +69,18 @@ class AudioDataset:
 
 
 class HubAudio(Sequence):
-    """The encoded audio of chosen rows of a Hugging Face dataset, read on demand (picklable for workers)."""
+    """The encoded audio of chosen rows of a Hugging Face dataset, read on demand (picklable for workers): an
+    Audio column, or a column of the encoded file's bytes (binary, or a list of uint8 as in nguyenvulebinh/fsd50k's
+    `mp3`)."""
 
     def __init__(self, dataset, audio_column: str, rows: Sequence[int]):
-        from datasets import Audio
+        from datasets import Audio, Value
 
-        self.dataset = dataset.select_columns([audio_column]).cast_column(audio_column, Audio(decode=False))
+        audio = dataset.select_columns([audio_column])
+        feature = audio.features[audio_column]
+        self.raw_bytes = isinstance(feature, Value) or hasattr(feature, "feature")  # binary, or a list of uint8
+        self.dataset = audio.with_format("numpy") if self.raw_bytes else audio.cast_column(audio_column,
+                                                                                          Audio(decode=False))
         self.audio_column = audio_column
         self.rows = list(rows)
 
@@ -73,6 +89,8 @@ class HubAudio(Sequence):
 
     def __getitem__(self, index: int) -> AudioSource:
         encoded = self.dataset[self.rows[index]][self.audio_column]
+        if self.raw_bytes:
+            return encoded if isinstance(encoded, bytes) else np.asarray(encoded, dtype=np.uint8).tobytes()
         return encoded["bytes"] if encoded.get("bytes") else encoded["path"]
 
 
@@ -93,6 +111,48 @@ def candidate_labels(class_names: Sequence[str]) -> list[str]:
     return labels
 
 
+def class_label_vocabulary(feature, label_names: Mapping[str, str] | None) -> list[str] | None:
+    """Every class a ClassLabel feature (or a list of ClassLabel: a multi-label column) names, renamed by
+    `label_names`: a multi-label dataset's candidate classes, also those without items in this split (single-label
+    datasets take the labels present, as folders do); None for other features."""
+    from datasets import ClassLabel
+
+    inner = getattr(feature, "feature", None)
+    found = feature if isinstance(feature, ClassLabel) else inner if isinstance(inner, ClassLabel) else None
+    return None if found is None else [(label_names or {}).get(name, name) for name in found.names]
+
+
+def label_sets(values: pd.Series, delimiter: str | None) -> list[tuple[str, ...]]:
+    """Each item's labels, in order and without repeats: a list as it is, a string split at `delimiter` (names
+    stripped, empty ones dropped), a missing value none."""
+    sets = []
+    for value in values:
+        if isinstance(value, str):
+            names = value.split(delimiter) if delimiter else [value]
+        elif isinstance(value, (list, tuple, np.ndarray)):
+            names = [str(name) for name in value]
+        else:
+            names = [] if pd.isna(value) else [str(value)]
+        sets.append(tuple(dict.fromkeys(name.strip() for name in names if name.strip())))
+    return sets
+
+
+def multilabel_items(items: pd.DataFrame, table: pd.DataFrame, label_column: str, delimiter: str | None,
+                     classes: Sequence[str] | None, label_names: Mapping[str, str] | None = None,
+                     ) -> tuple[list[str], pd.Series]:
+    """Task multilabel: the class names (`classes`, else the union of every item's labels) and, per item, its
+    labels among them (`labels` column; `label` that set joined by "|", or for an item left with none, the labels it
+    had); `label_names` renames single labels. Returns the class names and which items keep at least one label."""
+    sets = [tuple(dict.fromkeys((label_names or {}).get(name, name) for name in labels))
+            for labels in label_sets(table[label_column], delimiter)]
+    class_names = [str(name) for name in classes] if classes is not None else sorted({n for s in sets for n in s})
+    candidates = set(class_names)
+    kept = [tuple(name for name in labels if name in candidates) for labels in sets]
+    items["labels"] = pd.Series(kept, dtype=object).to_numpy()
+    items["label"] = [LABEL_SET_SEPARATOR.join(chosen or labels) for chosen, labels in zip(kept, sets)]
+    return class_names, pd.Series([bool(labels) for labels in kept])
+
+
 def build_dataset(
     name: str,
     table: pd.DataFrame,
@@ -107,11 +167,17 @@ def build_dataset(
     subset: str | None = None,
     classes: Sequence[str] | None = None,
     label_names: Mapping[str, str] | None = None,
+    task: str = CLASSIFICATION,
+    label_delimiter: str | None = None,
 ) -> AudioDataset:
     """Validate the metadata `table` (one row per item, with its id and path), name its labels (`label_names`
     renames a stored label, e.g. a code, a number or a capitalized name), apply the fold/subset selection and fix
-    the class names (before any `limit`): `classes` when given, else every label present."""
+    the class names (before any `limit`): `classes` when given, else every label present. Task multilabel reads a
+    label set per item (a list column, or a string split at `label_delimiter`)."""
     require_column(table, label_column, "dataset.label_column")
+    if label_delimiter is not None and task != MULTILABEL:
+        raise UserError(f"dataset.label_delimiter={label_delimiter!r} splits label sets, which only task: multilabel "
+                        "has: set dataset.task=multilabel, or drop dataset.label_delimiter")
     table = table.reset_index(drop=True).assign(_item_id=list(item_ids), _path=list(paths))
     if subset is not None:
         if subset != ESC10_SUBSET or not subset_column:
@@ -130,20 +196,25 @@ def build_dataset(
         {
             "item_id": table["_item_id"].astype(str).to_numpy(),
             "path": table["_path"].astype(str).to_numpy(),
-            "label": named_labels(table[label_column], label_names).to_numpy(),
+            "label": named_labels(table[label_column], label_names).to_numpy() if task != MULTILABEL else "",
             "fold": (table[fold_column] if fold_column else pd.Series(pd.NA, index=table.index)).to_numpy(),
         }
     )
     if items.empty:
         raise UserError(f"dataset {name} has no items; check dataset.path")
-    class_names = [str(label) for label in classes] if classes is not None else sorted(items["label"].unique())
+    if task == MULTILABEL:
+        class_names, has_candidate = multilabel_items(items, table, label_column, label_delimiter, classes,
+                                                      label_names)
+    else:
+        class_names = [str(label) for label in classes] if classes is not None else sorted(items["label"].unique())
+        has_candidate = items["label"].isin(class_names)
     if len(set(class_names)) < 2:
         raise UserError(f"dataset {name} has a single class {class_names}: zero-shot classification needs at "
                         "least two candidate labels (check dataset.label_column, dataset.classes or the folds)")
-    candidate = items["label"].isin(class_names).to_numpy()
+    candidate = has_candidate.to_numpy()
     clips = clips_for_rows(table.index[candidate].tolist())
     excluded = items.loc[~candidate, ["item_id", "path", "label"]].reset_index(drop=True)
-    return AudioDataset(name, class_names, items[candidate].reset_index(drop=True), clips, excluded)
+    return AudioDataset(name, class_names, items[candidate].reset_index(drop=True), clips, excluded, task=task)
 
 
 def named_labels(labels: pd.Series, label_names: Mapping[str, str] | None) -> pd.Series:
@@ -308,8 +379,12 @@ def load_hub_dataset(
     table = hub_dataset.select_columns(list(dict.fromkeys(metadata))).to_pandas()
     if label_column:
         table[label_column] = class_label_names(hub_dataset.features, table, label_column, selection.get("label_names"))
+        if task == MULTILABEL and selection.get("classes") is None:  # a tagging vocabulary is the candidate set
+            selection["classes"] = class_label_vocabulary(hub_dataset.features[label_column],
+                                                          selection.get("label_names"))
     item_ids = table[id_column].astype(str).tolist() if id_column else [str(row) for row in range(len(table))]
-    builder = build_dataset if task != "retrieval" else partial(build_retrieval_dataset, caption_column=caption_column)
+    builder = (partial(build_dataset, task=task) if task != "retrieval"
+               else partial(build_retrieval_dataset, caption_column=caption_column))
     dataset = builder(name, table, item_ids, item_ids, lambda rows: HubAudio(hub_dataset, audio_column, rows),
                       **selection)
     return replace(dataset, source=hub_id, revision=resolved_revision(hub_dataset) or revision)
@@ -317,11 +392,14 @@ def load_hub_dataset(
 
 def class_label_names(features, table: pd.DataFrame, label_column: str,
                       label_names: Mapping[str, str] | None) -> pd.Series:
-    """A ClassLabel column's integers as its names; a plain integer column must be named by dataset.label_names
-    (a prompt about "3" says nothing)."""
+    """A ClassLabel column's integers as their names (a list of ClassLabel: each item's list); a plain integer
+    column must be named by dataset.label_names (a prompt about "3" says nothing)."""
     from datasets import ClassLabel, Value
 
     labels, feature = table[label_column], features[label_column]
+    inner = getattr(feature, "feature", None)
+    if isinstance(inner, ClassLabel):  # a list of class labels per item: a multi-label column
+        return labels.map(lambda indices: [inner.names[int(index)] for index in indices if int(index) >= 0])
     if isinstance(feature, ClassLabel):
         return labels.map(lambda index: feature.names[index] if 0 <= index < feature.num_classes else str(index))
     unnamed = sorted(set(labels.astype(str)) - set(label_names or {}), key=lambda label: (len(label), label))
@@ -347,8 +425,8 @@ def load_esc50_folder(
     task: str = "classification",
     **selection,
 ) -> AudioDataset:
-    """The original ESC-50 layout: meta/esc50.csv (filename, fold, category, esc10, ...) and audio/ (`task`:
-    classification only; the config check refuses retrieval here)."""
+    """The original ESC-50 layout: meta/esc50.csv (filename, fold, category, esc10, ...) and audio/ (the config
+    check refuses task retrieval here)."""
     root = require_path(path, name, "the ESC-50 folder (holding meta/esc50.csv and audio/)")
     meta = root / "meta" / "esc50.csv"
     if not meta.is_file():
@@ -358,7 +436,7 @@ def load_esc50_folder(
     paths = [str(root / "audio" / filename) for filename in table["filename"]]
     listing = list_folder(root, follow_symlinks, extensions)
     dataset = build_dataset(name, table, table["filename"].tolist(), paths, lambda rows: [paths[row] for row in rows],
-                            **selection)
+                            task=task, **selection)
     return replace(dataset, ignored_files=unlisted_files(listing, paths, meta), source=str(root))
 
 
@@ -395,7 +473,8 @@ def load_audiofolder(
     else:
         table, paths, ignored = class_folder_table(listing, selection["label_column"], selection.get("classes"))
         item_ids = [listing.relative(Path(file)) for file in paths]
-    dataset = build_dataset(name, table, item_ids, paths, lambda rows: [paths[row] for row in rows], **selection)
+    dataset = build_dataset(name, table, item_ids, paths, lambda rows: [paths[row] for row in rows], task=task,
+                            **selection)
     return replace(dataset, ignored_files=ignored, source=str(root))
 
 

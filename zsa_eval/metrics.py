@@ -142,23 +142,31 @@ def predictions_table(
 ) -> pd.DataFrame:
     """One row per evaluated item: ids, true and predicted label, its score, then the top-k classes as columns
     top1_label, top1_score, ..., topK_label, topK_score (k = min(5, classes); scores at full precision)."""
-    names = np.asarray(class_names, dtype=object)
-    top = top_k_indices(probabilities, top_k(len(class_names)))
-    top_scores = np.take_along_axis(probabilities, top, axis=1)
-    ranked = {}
-    for rank in range(top.shape[1]):
-        ranked[f"top{rank + 1}_label"] = names[top[:, rank]]
-        ranked[f"top{rank + 1}_score"] = top_scores[:, rank]
+    true_labels = np.asarray(class_names, dtype=object)[y_true]
+    ranked = top_k_columns(probabilities, class_names)
     return pd.DataFrame({
         "item_id": items["item_id"].to_numpy(),
         "path": items["path"].to_numpy(),
         "fold": items["fold"].to_numpy(),
-        "true_label": names[y_true],
-        "predicted_label": names[top[:, 0]],
-        "score": top_scores[:, 0],
-        "correct": y_true == top[:, 0],
+        "true_label": true_labels,
+        "predicted_label": ranked["top1_label"],
+        "score": ranked["top1_score"],
+        "correct": true_labels == ranked["top1_label"],
         **ranked,
     })
+
+
+def top_k_columns(scores: np.ndarray, class_names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Each item's k best classes and their scores, best first (k = min(5, classes)): top1_label, top1_score, ...,
+    topK_label, topK_score."""
+    names = np.asarray(class_names, dtype=object)
+    top = top_k_indices(scores, top_k(len(class_names)))
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    columns = {}
+    for rank in range(top.shape[1]):
+        columns[f"top{rank + 1}_label"] = names[top[:, rank]]
+        columns[f"top{rank + 1}_score"] = top_scores[:, rank]
+    return columns
 
 
 def gate_failures(

@@ -18,10 +18,11 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from zsa_eval import multilabel
 from zsa_eval.cache import EmbeddingCache, model_fingerprint, weights_fingerprint
 from zsa_eval.config import checked
 from zsa_eval.distributed import Ranks, agree, main_rank_value, process_group, ranks_from_env, shard
-from zsa_eval.data import AudioDataset, Selection, candidate_labels, limit_items
+from zsa_eval.data import MULTILABEL, AudioDataset, Selection, candidate_labels, limit_items
 from zsa_eval.engine import BatchScores, check_engine_family, check_engine_settings, score_clips, text_embeddings
 from zsa_eval.errors import GateFailed, RunInterrupted, UserError
 from zsa_eval.metrics import (
@@ -37,6 +38,7 @@ from zsa_eval.provenance import environment, files_fingerprint, items_fingerprin
 from zsa_eval.report import ProgressLog, atomic_write, open_run_dir, write_csv, write_run
 from zsa_eval.report.embeddings import store_embedding_part, write_embeddings
 from zsa_eval.report.leaderboard import identity_hash, prompts_hash, write_leaderboard
+from zsa_eval.report.plots import ap_bars_png, confusion_png
 from zsa_eval.retrieval import format_retrieval_summary
 
 # Settings that do not change a run's results: a run may be resumed with other values of these.
@@ -79,6 +81,19 @@ def baseline_accuracy(baseline: str | None) -> float | None:
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise UserError(f"gate.baseline={baseline} is not a readable metrics.json with an accuracy "
                         f"({type(error).__name__}); point it at an earlier run's metrics.json") from error
+
+
+def check_task_settings(cfg: DictConfig) -> None:
+    """What task multilabel cannot do: rank by the pipeline's softmax (it needs the embed engine's logits), or gate
+    on an accuracy it does not have."""
+    if cfg.dataset.get("task") != MULTILABEL:
+        return
+    if cfg.engine == "pipeline":
+        raise UserError(f"dataset={cfg.dataset.name} is multi-label: its metrics rank clips by the model's logits, "
+                        "which only engine=embed gives; use engine=embed")
+    if cfg.gate.min_accuracy is not None or cfg.gate.baseline is not None:
+        raise UserError(f"dataset={cfg.dataset.name} is multi-label and has no accuracy for gate.min_accuracy or "
+                        "gate.baseline to check; drop the gate settings")
 
 
 def build(node: DictConfig, **kwargs):
@@ -151,7 +166,8 @@ def result_identity(cfg: DictConfig, dataset: AudioDataset, loaded: LoadedModel,
         "dataset_source": dataset.source,
         "dataset_revision": dataset.revision,
         "selection": {key: OmegaConf.to_container(selection[key]) if OmegaConf.is_config(selection[key])
-                      else selection[key] for key in ("label_column", "label_names", "classes", "folds", "subset")
+                      else selection[key]
+                      for key in ("label_column", "label_names", "label_delimiter", "classes", "folds", "subset")
                       if key in selection} | {"limit": cfg.limit, "limit_mode": cfg.limit_mode, "seed": cfg.seed},
         "template": cfg.template.name,
         "prompts": prompts,
@@ -261,10 +277,43 @@ def evaluation(dataset: AudioDataset, records: dict[int, dict], output_dir: Path
     has_logits = all("logits" in records[index] for index in positions)
     return Evaluation(
         positions, evaluated,
-        evaluated["label"].map({name: i for i, name in enumerate(dataset.class_names)}).to_numpy(),
+        multilabel.label_matrix(evaluated["labels"], dataset.class_names) if dataset.task == MULTILABEL
+        else evaluated["label"].map({name: i for i, name in enumerate(dataset.class_names)}).to_numpy(),
         np.asarray([records[index]["probabilities"] for index in positions], dtype=np.float32),
         np.asarray([records[index]["logits"] for index in positions], dtype=np.float32) if has_logits else None,
     )
+
+
+@dataclass(frozen=True)
+class TaskResults:
+    """What a task makes of the evaluated items: its metrics (for metrics.json), CSV tables and figures (PNG)."""
+
+    summary: dict
+    tables: dict[str, pd.DataFrame]
+    figures: dict[str, bytes]
+
+
+def classification_results(dataset: AudioDataset, evaluated: Evaluation, score_kind: str, seed: int) -> TaskResults:
+    """Accuracy and its kin with intervals; predictions, per-class, per-fold and confusion tables; the confusion
+    matrix figure."""
+    n_classes = len(dataset.class_names)
+    confusion = confusion_table(evaluated.y_true, evaluated.probabilities.argmax(axis=1), dataset.class_names)
+    summary = summary_metrics(evaluated.y_true, evaluated.probabilities, n_classes, seed=seed)
+    return TaskResults(summary | {"chance_accuracy": 1 / n_classes},
+                       result_tables(dataset, evaluated, score_kind) | {"confusion_matrix": confusion.reset_index()},
+                       {"confusion_matrix.png": confusion_png(confusion)})
+
+
+def multilabel_results(dataset: AudioDataset, evaluated: Evaluation, seed: int) -> TaskResults:
+    """mAP and its kin with intervals, ranked by the logits; predictions and per-class AP tables; the AP bars."""
+    scores = evaluated.logits
+    per_class = multilabel.per_class_table(evaluated.y_true, scores, dataset.class_names)
+    return TaskResults(
+        multilabel.summary_metrics(evaluated.y_true, scores, per_class, seed=seed)
+        | {"ranking_scores": "logits (the family's scaled audio-text similarity, before softmax or sigmoid)"},
+        {"predictions": multilabel.predictions_table(evaluated.items, evaluated.y_true, scores, dataset.class_names),
+         "per_class": per_class},
+        {"per_class_ap.png": ap_bars_png(per_class)})
 
 
 def result_tables(dataset: AudioDataset, evaluated: Evaluation, score_kind: str) -> dict[str, pd.DataFrame]:
@@ -296,7 +345,7 @@ def scores_table(evaluated: Evaluation, class_names: list[str], score_kind: str)
 
 def classes_without_items(dataset: AudioDataset) -> list[str]:
     """Candidate classes (dataset.classes) that no item of the selection carries."""
-    present = set(dataset.items["label"])
+    present = dataset.present_labels()
     return [name for name in dataset.class_names if name not in present]
 
 
@@ -325,6 +374,7 @@ def run(cfg: DictConfig) -> dict | None:
     ranks = ranks_from_env()
     prompts = check_prompts(list(cfg.template.prompts), cfg.template.name)
     batch_size = cfg.batch_size
+    check_task_settings(cfg)
     baseline = baseline_accuracy(cfg.gate.baseline)
     check_engine_settings(cfg.engine, prompts)
     if cfg.save_embeddings and cfg.engine == "pipeline":
@@ -361,9 +411,10 @@ def run(cfg: DictConfig) -> dict | None:
     write_csv(dataset.excluded, output_dir / "excluded.csv")
     write_csv(dataset.ignored_files, output_dir / "ignored_files.csv")
     evaluated = evaluation(dataset, records, output_dir)
-    tables = result_tables(dataset, evaluated, loaded.family.score_kind)
-    summary = summary_metrics(evaluated.y_true, evaluated.probabilities, len(labels), seed=cfg.seed)
-    failures = gate_failures(summary["accuracy"], cfg.gate.min_accuracy, baseline, cfg.gate.max_drop)
+    results = (multilabel_results(dataset, evaluated, cfg.seed) if dataset.task == MULTILABEL
+               else classification_results(dataset, evaluated, loaded.family.score_kind, cfg.seed))
+    failures = ([] if dataset.task == MULTILABEL  # refused up front (check_task_settings): no accuracy to gate on
+                else gate_failures(results.summary["accuracy"], cfg.gate.min_accuracy, baseline, cfg.gate.max_drop))
     scores = scores_table(evaluated, dataset.class_names, loaded.family.score_kind)
     atomic_write(output_dir / "scores.parquet", scores.to_parquet(index=False))
     if cfg.save_embeddings:
@@ -371,10 +422,9 @@ def run(cfg: DictConfig) -> dict | None:
                          text_embeddings(loaded, labels, prompts).cpu().numpy(), dataset.class_names, labels)
     encoded = len(scored_now) - cache_hits
     metrics = {
-        "task": cfg.dataset.get("task", "classification"),
-        **summary,
+        "task": dataset.task,
+        **results.summary,
         "n_classes": len(labels),
-        "chance_accuracy": 1 / len(labels),
         "metrics_cover": "evaluated items only (skipped items are listed in errors.csv)",
         "family": loaded.family.name,
         "score_kind": loaded.family.score_kind,
@@ -414,8 +464,7 @@ def run(cfg: DictConfig) -> dict | None:
         "gate": {"passed": not failures, "failures": failures, "baseline_accuracy": baseline},
         "config": resolved,
     }
-    write_run(output_dir, metrics, tables, confusion_table(evaluated.y_true, evaluated.probabilities.argmax(axis=1),
-                                                           dataset.class_names), OmegaConf.to_yaml(resolved))
+    write_run(output_dir, metrics, results.tables, results.figures, OmegaConf.to_yaml(resolved))
     results_dir = Path(cfg.results_dir)
     if results_dir.resolve() in output_dir.resolve().parents:
         write_leaderboard(results_dir)
@@ -440,8 +489,24 @@ def check_skip_fraction(metrics: dict, max_skip_fraction: float, output_dir: Pat
                         "(results were written for the rest)")
 
 
-def interval(bounds: list[float]) -> str:
-    return f"[{bounds[0]:.4f}, {bounds[1]:.4f}]"
+def interval(bounds: list[float] | None) -> str:
+    return f"[{bounds[0]:.4f}, {bounds[1]:.4f}]" if bounds else "[undefined]"
+
+
+def number(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.4f}"
+
+
+def headline(metrics: dict) -> str:
+    """The run's main figures: mAP and its kin for a multi-label run, else accuracy and its kin."""
+    if metrics.get("task") == MULTILABEL:
+        return (f"mAP {number(metrics['map'])} {interval(metrics['map_ci95'])} over the "
+                f"{metrics['n_classes_counted']} of {metrics['n_classes']} classes with clips "
+                f"(mAUC {number(metrics['mauc'])}, d' {number(metrics['d_prime'])}, LRAP {number(metrics['lrap'])}, "
+                f"chance mAP {metrics['chance_map']:.4f})")
+    return (f"accuracy {metrics['accuracy']:.4f} {interval(metrics['accuracy_ci95'])} "
+            f"(top-{metrics['top_k']} {metrics['top_k_accuracy']:.4f}, "
+            f"balanced {metrics['balanced_accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f})")
 
 
 def format_summary(metrics: dict, wall_s: float) -> str:
@@ -453,10 +518,7 @@ def format_summary(metrics: dict, wall_s: float) -> str:
     speed = (f"{metrics['encoded_clips_per_s']} clips/s encoded" if metrics["encoded_clips_per_s"] is not None
              else "nothing encoded")
     return (
-        f"{metrics['dataset']} | {metrics['model']} | {metrics['template']}: "
-        f"accuracy {metrics['accuracy']:.4f} {interval(metrics['accuracy_ci95'])} "
-        f"(top-{metrics['top_k']} {metrics['top_k_accuracy']:.4f}, "
-        f"balanced {metrics['balanced_accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}) "
+        f"{metrics['dataset']} | {metrics['model']} | {metrics['template']}: {headline(metrics)} "
         f"on {metrics['n_evaluated']} of {metrics['n_items']} clips{skipped}{excluded} in {wall_s:.1f} s "
         f"({metrics['scoring_s']:.1f} s scoring, {speed}, {metrics['cache_hits']} from the cache) "
         f"-> {metrics['output_dir']}"

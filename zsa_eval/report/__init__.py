@@ -15,7 +15,6 @@ import pandas as pd
 
 from zsa_eval.errors import UserError
 from zsa_eval.metrics import TOP_K
-from zsa_eval.report.plots import confusion_png
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -61,7 +60,7 @@ PROGRESS_FILE = "progress.jsonl"
 PROGRESS_PARTS = "progress*.jsonl"
 RESULT_FILES = ("metrics.json", "per_class.csv", "per_fold.csv", "predictions.csv", "confusion_matrix.csv",
                 "confusion_matrix.png", "config.yaml", "errors.csv", "excluded.csv", "ignored_files.csv",
-                "scores.parquet", "ranks.csv", "recall_at_k.png", RUN_FILE)
+                "scores.parquet", "ranks.csv", "recall_at_k.png", "per_class_ap.png", RUN_FILE)
 RESULT_FOLDERS = ("embeddings",)
 
 
@@ -152,12 +151,13 @@ def open_run_dir(output_dir: Path, identity: dict, resume: bool, overwrite: bool
 
 
 def write_run(
-    output_dir: Path, metrics: dict, tables: dict[str, pd.DataFrame], confusion: pd.DataFrame, config_yaml: str
+    output_dir: Path, metrics: dict, tables: dict[str, pd.DataFrame], figures: dict[str, bytes], config_yaml: str
 ) -> None:
-    """Write every result file of one run into `output_dir`."""
+    """Write every result file of one run into `output_dir`: tables as `<name>.csv`, figures (PNG bytes) under
+    their file names."""
     for name, table in tables.items():
         write_csv(table, output_dir / f"{name}.csv")
-    write_csv(confusion, output_dir / "confusion_matrix.csv", index=True)
-    atomic_write(output_dir / "confusion_matrix.png", confusion_png(confusion))
+    for file_name, png in figures.items():
+        atomic_write(output_dir / file_name, png)
     atomic_write(output_dir / "config.yaml", config_yaml)
     write_json(metrics, output_dir / "metrics.json")

@@ -52,6 +52,9 @@ def read_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
     except (OSError, ValueError) as error:
         raise UserError(f"{run_dir} is not a finished zsa-eval run (metrics.json, predictions.csv): {error}; "
                         "pass run directories such as results/esc50/clap/sound_of/<timestamp>") from error
+    if metrics.get("task", "classification") != "classification":
+        raise UserError(f"{run_dir} is a {metrics['task']} run: compare pairs single-label runs' predictions; "
+                        "compare multi-label runs by their per_class.csv AP or the leaderboard's mAP")
     has_top_k = "top5_labels" in predictions or any(map(TOP_LABEL.fullmatch, predictions.columns))
     if predictions["item_id"].duplicated().any() or not has_top_k:
         raise UserError(f"{run_dir / 'predictions.csv'} is not a zsa-eval predictions table (repeated item ids or "

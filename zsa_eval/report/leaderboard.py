@@ -1,5 +1,7 @@
 """The leaderboard: the latest complete run of each run identity found under the results directory, grouped by
-dataset, rebuilt from the runs themselves; the accuracy heat map draws exactly its rows."""
+dataset, rebuilt from the runs themselves; the heat map draws exactly its classification rows (accuracy, or mAP for
+multi-label datasets). The by-dataset table puts each model's datasets side by side (a suite: `-m suite=zeroshot`).
+Retrieval rows stand beside them with their own columns (R@k, mAP@10 both ways), ordered by text-to-audio R@1."""
 
 from __future__ import annotations
 
@@ -11,21 +13,24 @@ from filelock import FileLock
 
 from zsa_eval.metrics import INTERVAL_METRICS
 from zsa_eval.report import atomic_write, short_hash, write_csv, write_json
-from zsa_eval.report.plots import accuracy_heatmap_png
+from zsa_eval.report.plots import accuracy_heatmap_png, dataset_heatmap_png
 from zsa_eval.retrieval import INTERVAL_METRICS as RETRIEVAL_METRICS
 from zsa_eval.retrieval import MAIN_SCORE as RETRIEVAL_MAIN_SCORE
 
-COLUMNS = ["dataset", "source", "model", "family", "weights", "template", "prompts", "engine", "precision", "selection",
-           "n_classes", "chance_accuracy", "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "top_k",
+COLUMNS = ["dataset", "task", "source", "model", "family", "weights", "template", "prompts", "engine", "precision",
+           "selection", "n_classes", "chance_accuracy", "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "top_k",
            "top_k_accuracy", "top_k_accuracy_ci95_low", "top_k_accuracy_ci95_high", "balanced_accuracy",
            "balanced_accuracy_ci95_low", "balanced_accuracy_ci95_high", "macro_f1", "macro_f1_ci95_low",
-           "macro_f1_ci95_high", "n", "encoded_clips_per_s", "date", "run_dir", "identity", "status"]
-RUN_KEYS = {"dataset", "model", "template", "accuracy", "top_k_accuracy", "balanced_accuracy", "macro_f1",
-            "n_evaluated", "started_at"}
+           "macro_f1_ci95_high", "chance_map", "map", "map_ci95_low", "map_ci95_high", "n", "encoded_clips_per_s",
+           "date", "run_dir", "identity", "status"]
+RUN_KEYS = {"dataset", "model", "n_evaluated", "started_at"}
 RETRIEVAL = "retrieval"
+TASK_KEYS = {"classification": {"template", *INTERVAL_METRICS}, "multilabel": {"template", "map"},
+             RETRIEVAL: set(RETRIEVAL_METRICS)}  # a run's keys by its task
+MAIN_METRIC = {"classification": ("accuracy", "accuracy"), "multilabel": ("map", "mAP"),
+               RETRIEVAL: (RETRIEVAL_MAIN_SCORE, "T2A R@1")}  # column, name shown
 RETRIEVAL_COLUMNS = [column for name in RETRIEVAL_METRICS
                      for column in (name, f"{name}_ci95_low", f"{name}_ci95_high")]
-RETRIEVAL_RUN_KEYS = {"dataset", "model", *RETRIEVAL_METRICS, "n_evaluated", "started_at"}
 COMPLETE = "complete"
 SOURCE_FIELDS = ("dataset_source", "dataset_revision")
 WEIGHT_FIELDS = ("family", "model_name_or_path", "model_revision", "weight_fingerprint")
@@ -85,16 +90,19 @@ def run_row(metrics: dict, run_dir: str) -> dict:
     identity = metrics.get("identity") or derived_identity(metrics)
     prompts = identity.get("prompts") or metrics.get("prompts")
     n_classes = metrics.get("n_classes") or len(metrics.get("labels") or []) or None
+    task = metrics.get("task", "classification")
     row = {
-        "dataset": metrics["dataset"], "source": "", "model": metrics["model"],
+        "dataset": metrics["dataset"], "task": task, "source": "", "model": metrics["model"],
         "family": identity.get("family", "clap"), "weights": "",
-        "template": metrics["template"],
+        "template": metrics.get("template"),
         "prompts": metrics.get("prompts_hash") or (prompts_hash(prompts) if prompts else ""),
         "engine": identity.get("engine", metrics.get("engine")),
         "precision": identity.get("precision", metrics.get("precision")),
         "selection": "",
         "n_classes": n_classes,
-        "chance_accuracy": metrics.get("chance_accuracy", 1 / n_classes if n_classes else None),
+        "chance_accuracy": (metrics.get("chance_accuracy", 1 / n_classes if n_classes else None)
+                            if task == "classification" else None),
+        "chance_map": metrics.get("chance_map"),
         "top_k": metrics.get("top_k"),
         "n": metrics["n_evaluated"],
         "encoded_clips_per_s": metrics.get("encoded_clips_per_s", metrics.get("clips_per_s")),
@@ -105,20 +113,10 @@ def run_row(metrics: dict, run_dir: str) -> dict:
         "status": run_status(metrics),
         "identity_fields": identity,
     }
-    row["task"] = metrics.get("task", "classification")
-    for name in (*INTERVAL_METRICS, *RETRIEVAL_METRICS):
+    for name in (*INTERVAL_METRICS, "map", *RETRIEVAL_METRICS):
         low, high = metrics.get(f"{name}_ci95") or (None, None)
         row.update({name: metrics.get(name), f"{name}_ci95_low": low, f"{name}_ci95_high": high})
     return row
-
-
-def board_columns(runs: pd.DataFrame) -> list[str]:
-    """The leaderboard's columns: with retrieval runs, also `task` and the retrieval metrics (each task's rows
-    leave the other's metric columns empty)."""
-    if not (runs["task"] == RETRIEVAL).any():
-        return COLUMNS
-    at = COLUMNS.index("macro_f1_ci95_high") + 1
-    return [COLUMNS[0], "task", *COLUMNS[1:at], *RETRIEVAL_COLUMNS, *COLUMNS[at:]]
 
 
 def collect_runs(results_dir: Path) -> pd.DataFrame:
@@ -131,11 +129,20 @@ def collect_runs(results_dir: Path) -> pd.DataFrame:
             continue
         if isinstance(metrics, dict) and "top5_accuracy" in metrics:  # a run from before top-k got its name
             metrics = {"top_k": 5, "top_k_accuracy": metrics["top5_accuracy"], **metrics}
-        required = RETRIEVAL_RUN_KEYS if isinstance(metrics, dict) and metrics.get("task") == RETRIEVAL else RUN_KEYS
-        if isinstance(metrics, dict) and required <= metrics.keys():
+        if isinstance(metrics, dict) and RUN_KEYS | TASK_KEYS.get(metrics.get("task", "classification"),
+                                                                  {"?"}) <= metrics.keys():
             rows.append(run_row(metrics, metrics_file.parent.relative_to(results_dir).as_posix()))
-    runs = pd.DataFrame(rows, columns=[*COLUMNS, "task", *RETRIEVAL_COLUMNS, "finished_at", "identity_fields"])
+    runs = pd.DataFrame(rows, columns=[*COLUMNS, *RETRIEVAL_COLUMNS, "finished_at", "identity_fields"])
     return runs[[*board_columns(runs), "finished_at", "identity_fields"]]
+
+
+def board_columns(runs: pd.DataFrame) -> list[str]:
+    """The leaderboard's columns: with retrieval runs, also the retrieval metrics (each task's rows leave the
+    other tasks' metric columns empty)."""
+    if not (runs["task"] == RETRIEVAL).any():
+        return COLUMNS
+    at = COLUMNS.index("map_ci95_high") + 1
+    return [*COLUMNS[:at], *RETRIEVAL_COLUMNS, *COLUMNS[at:]]
 
 
 MISSING = object()
@@ -212,28 +219,29 @@ def label_rows(board: pd.DataFrame) -> pd.DataFrame:
     return board
 
 
+def main_score(board: pd.DataFrame) -> pd.Series:
+    """Each row's main metric: accuracy, or mAP for a multi-label run (which has no accuracy)."""
+    return pd.Series([getattr(row, MAIN_METRIC[row.task][0]) for row in board.itertuples()], index=board.index,
+                     dtype=float)
+
+
 def leaderboard(runs: pd.DataFrame, every_run: bool = False) -> pd.DataFrame:
     """The latest complete run of each identity (every run, whatever its status, with `every_run`), labelled,
-    grouped by dataset and best accuracy first within a dataset."""
+    grouped by dataset and best main score (accuracy; mAP for multi-label) first within a dataset."""
     if not every_run:
         runs = runs[runs["status"] == COMPLETE]
         runs = runs.sort_values(["finished_at", "run_dir"], kind="stable").drop_duplicates("identity", keep="last")
-    board = label_rows(runs).assign(_score=ranking_score(runs))
-    board = board.sort_values(["dataset", "source", "_score", "date", "run_dir"],
-                              ascending=[True, True, False, False, True], kind="stable").reset_index(drop=True)
-    board = board.drop(columns="_score")
+    board = label_rows(runs)
+    board = (board.assign(main_score=main_score(board))
+             .sort_values(["dataset", "source", "main_score", "date", "run_dir"],
+                          ascending=[True, True, False, False, True], kind="stable")
+             .drop(columns="main_score").reset_index(drop=True))
     return board if every_run else board.drop(columns="status")
 
 
-def ranking_score(runs: pd.DataFrame) -> pd.Series:
-    """What orders the rows of one dataset: accuracy, or for retrieval runs text-to-audio R@1."""
-    if "task" not in runs:
-        return runs["accuracy"]
-    return runs["accuracy"].where(runs["task"] != RETRIEVAL, runs[RETRIEVAL_MAIN_SCORE]).astype(float)
-
-
 def heatmap_grids(board: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Per dataset (and source), accuracy by model (rows) x template #prompts (columns), one cell per board row.
+    """Per dataset (and source), its main score (accuracy; mAP for multi-label) by model (rows) x template #prompts
+    (columns), one cell per board row; keyed by the panel's title ("accuracy on esc50").
 
     A row label carries the weights, and the engine, precision or selection where they vary in the panel, so two
     rows never share a cell; when their readable labels still coincide, the identity hash is added."""
@@ -246,11 +254,12 @@ def heatmap_grids(board: pd.DataFrame) -> dict[str, pd.DataFrame]:
         template_labels = [f"{row.template} #{row.prompts}" if row.prompts else row.template
                            for row in rows.itertuples()]
         cells = pd.DataFrame({"model": model_labels, "template": template_labels,
-                              "accuracy": rows["accuracy"].to_list(), "identity": rows["identity"].to_list()})
+                              "score": main_score(rows).to_list(), "identity": rows["identity"].to_list()})
         clash = cells.duplicated(["model", "template"], keep=False)
         cells.loc[clash, "model"] = cells.loc[clash, "model"] + " id " + cells.loc[clash, "identity"].str[:6]
-        title = f"{dataset} ({source})" if source else dataset
-        grids[title] = cells.pivot(index="model", columns="template", values="accuracy")
+        metrics = sorted({MAIN_METRIC[task][1] for task in rows["task"]})
+        title = f"{' / '.join(metrics)} on {dataset}" + (f" ({source})" if source else "")
+        grids[title] = cells.pivot(index="model", columns="template", values="score")
     return grids
 
 
@@ -277,28 +286,32 @@ RETRIEVAL_TITLES = {f"{direction}_{name}": f"{direction.upper()} {title} [95% CI
 
 
 def leaderboard_markdown(board: pd.DataFrame) -> str:
-    """The board for reading: metrics with their 95% intervals (retrieval rows: R@1, R@5, R@10 and mAP@10 of both
-    directions; ranks are in leaderboard.csv); source and weights only when some row has one."""
+    """The board for reading: metrics with their 95% intervals (multi-label rows: mAP; retrieval rows: R@1, R@5,
+    R@10 and mAP@10 of both directions, ranks in leaderboard.csv); the task column when tasks are mixed; source
+    and weights only when some row has one."""
     shown = pd.DataFrame({name: board[name] for name in
-                          ("dataset", "source", "model", "family", "weights", "template", "prompts", "engine",
-                           "precision",
-                           "selection", "n_classes")})
-    shown["chance"] = board["chance_accuracy"].map(lambda value: "" if pd.isna(value) else f"{value:.4f}")
+                          ("dataset", "task", "source", "model", "family", "weights", "template", "prompts", "engine",
+                           "precision", "selection", "n_classes")})
+    multilabel, retrieval = board["task"] == "multilabel", board["task"] == RETRIEVAL
+    shown["chance"] = board["chance_map"].where(multilabel, board["chance_accuracy"]).map(
+        lambda value: "" if pd.isna(value) else f"{value:.4f}")
     for name, title in CLASSIFICATION_TITLES.items():
         shown[title] = interval_cells(board, name)
-    shown["k"] = board["top_k"]
-    if "task" in board:
-        shown.insert(1, "task", board["task"])
+    if multilabel.any():
+        shown["mAP [95% CI]"] = interval_cells(board, "map")
+    shown["k"] = board["top_k"].map(lambda value: "" if pd.isna(value) else int(value))
+    if retrieval.any():
         for name, title in RETRIEVAL_TITLES.items():
             shown[title] = interval_cells(board, name)
-        if (board["task"] == RETRIEVAL).all():
-            shown = shown.drop(columns=["template", "prompts", "n_classes", "chance", *CLASSIFICATION_TITLES.values(),
-                                        "k"])
+    if retrieval.all():
+        shown = shown.drop(columns=["template", "prompts", "n_classes", "chance", *CLASSIFICATION_TITLES.values(), "k"])
     shown["n"] = board["n"]
     shown["clips/s"] = board["encoded_clips_per_s"]
     for name in ("date", "run_dir", "identity", *(["status"] if "status" in board else [])):
         shown[name] = board[name]
-    shown = shown.drop(columns=[name for name in ("source", "weights") if not board[name].astype(bool).any()])
+    hidden = [name for name in ("source", "weights") if not board[name].astype(bool).any()]
+    hidden += ["task"] if board["task"].nunique() < 2 else []
+    shown = shown.drop(columns=hidden)
     return shown.to_markdown(index=False, floatfmt=".4f") + "\n"
 
 
@@ -310,9 +323,61 @@ def leaderboard_json(board: pd.DataFrame, every_run: bool) -> dict:
     return {"every_run": every_run, "runs": records.to_dict("records")}
 
 
+def by_dataset(board: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Model x dataset: one row per model (its weights, and engine and precision where they vary) and template,
+    one column per dataset (with its selection when it is not all items, and its source when one is shown), holding
+    the main score: accuracy for single-label datasets, then their mean over the datasets the row has; mAP for
+    multi-label ones, then theirs. A cell two board rows share keeps the later run. Rows: best mean accuracy first
+    (rows without one after), then best mean mAP. Returns the table and each column's metric."""
+    varying = [name for name in ("engine", "precision") if board[name].nunique() > 1]
+    cells = pd.DataFrame({
+        "model": [" | ".join([f"{row.model} ({row.weights})" if row.weights else row.model,
+                              *(str(getattr(row, name)) for name in varying)]) for row in board.itertuples()],
+        "template": board["template"].to_list(),
+        "column": [row.dataset + (f" ({row.selection})" if row.selection != "all" else "")
+                   + (f" [{row.source}]" if row.source else "") for row in board.itertuples()],
+        "metric": [MAIN_METRIC[task][1] for task in board["task"]],
+        "score": main_score(board).to_list(),
+        "finished_at": board["finished_at"].to_list(),
+    }).sort_values("finished_at", kind="stable").drop_duplicates(["model", "template", "column", "metric"],
+                                                                  keep="last")
+    table = pd.DataFrame(index=pd.MultiIndex.from_frame(cells[["model", "template"]].drop_duplicates()))
+    metrics = []
+    for metric in ("accuracy", "mAP"):
+        scores = cells[cells["metric"] == metric].pivot(index=["model", "template"], columns="column", values="score")
+        if scores.empty:
+            continue
+        scores = scores.reindex(table.index)
+        table = table.join(scores.rename(columns=lambda column: f"{column} {metric}"))
+        table[f"mean {metric}"] = scores.mean(axis=1)
+        table[f"{metric} datasets"] = scores.notna().sum(axis=1)
+        metrics += [metric] * (scores.shape[1] + 1)
+    means = [column for column in ("mean accuracy", "mean mAP") if column in table]
+    table = table.sort_values(means, ascending=False, na_position="last", kind="stable") if means else table
+    return table.reset_index(), metrics
+
+
+def by_dataset_markdown(table: pd.DataFrame) -> str:
+    """The by-dataset table for reading: scores to 4 decimals, an empty cell where a model has no run."""
+    shown = table.astype(object).where(table.notna(), "")
+    return shown.to_markdown(index=False, floatfmt=".4f") + "\n"
+
+
+def write_by_dataset(board: pd.DataFrame, results_dir: Path) -> None:
+    """leaderboard_by_dataset.csv, .md and its heat map .png (the score columns and means)."""
+    table, metrics = by_dataset(board)
+    write_csv(table, results_dir / "leaderboard_by_dataset.csv")
+    atomic_write(results_dir / "leaderboard_by_dataset.md", by_dataset_markdown(table))
+    scores = [column for column in table.columns[2:] if not column.endswith(" datasets")]
+    heat = table.set_index(pd.Index([" | ".join(pair) for pair in zip(table["model"], table["template"])]))[scores]
+    atomic_write(results_dir / "leaderboard_by_dataset.png",
+                 dataset_heatmap_png(heat.rename(columns=lambda column: column.rsplit(" ", 1)[0]), metrics))
+
+
 def write_leaderboard(results_dir: Path, every_run: bool = False) -> pd.DataFrame:
-    """Rebuild leaderboard.csv, .md, .json and leaderboard_heatmap.png in `results_dir` (with `every_run`:
-    leaderboard_all.csv, .md, .json and no heat map).
+    """Rebuild leaderboard.csv, .md, .json, leaderboard_heatmap.png and the by-dataset table
+    (leaderboard_by_dataset.csv, .md, .png) in `results_dir` (with `every_run`: leaderboard_all.csv, .md, .json,
+    no figure and no by-dataset table).
 
     Under a file lock, so concurrent runs finishing together leave a leaderboard that holds all of them."""
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -322,7 +387,8 @@ def write_leaderboard(results_dir: Path, every_run: bool = False) -> pd.DataFram
         write_csv(board.drop(columns=["finished_at", "identity_fields"]), results_dir / f"{stem}.csv")
         atomic_write(results_dir / f"{stem}.md", leaderboard_markdown(board))
         write_json(leaderboard_json(board, every_run), results_dir / f"{stem}.json")
-        classified = board[board["task"] != RETRIEVAL] if "task" in board else board
+        classified = board[board["task"] != RETRIEVAL]
         if not every_run and not classified.empty:
             atomic_write(results_dir / "leaderboard_heatmap.png", accuracy_heatmap_png(heatmap_grids(classified)))
+            write_by_dataset(classified, results_dir)
     return board

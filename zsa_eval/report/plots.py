@@ -1,5 +1,5 @@
-"""Figures: a run's confusion matrix, a sweep's model x template accuracy heat map, two runs' per-class recall,
-a retrieval run's recall at k."""
+"""Figures: a run's confusion matrix or per-class AP bars, a sweep's model x template heat map, a model x dataset
+heat map, two runs' per-class recall, a retrieval run's recall at k."""
 
 from __future__ import annotations
 
@@ -53,8 +53,8 @@ def confusion_png(confusion: pd.DataFrame) -> bytes:
 
 
 def accuracy_heatmap_png(grids: dict[str, pd.DataFrame]) -> bytes:
-    """Accuracy by model (rows) x template (columns), one panel per dataset stacked top to bottom; each grid cell
-    is one leaderboard row."""
+    """A score (accuracy, or mAP for a multi-label dataset) by model (rows) x template (columns), one panel per
+    dataset stacked top to bottom, titled by its key; each grid cell is one leaderboard row."""
     label_width = 0.075 * max(len(label) for grid in grids.values() for label in grid.index)
     width = max(6.0, label_width + 1.3 * max(grid.shape[1] for grid in grids.values()) + 2.5)
     heights = [grid.shape[0] + 2.2 for grid in grids.values()]
@@ -69,7 +69,7 @@ def accuracy_heatmap_png(grids: dict[str, pd.DataFrame]) -> bytes:
             if np.isfinite(value):
                 axes.text(column, row, f"{value:.3f}", ha="center", va="center",
                           color="black" if value > 0.6 else "white")
-        axes.set_title(f"accuracy on {name}")
+        axes.set_title(name)
     figure.supxlabel("template #prompts hash")
     figure.supylabel("model | what else varies")
     figure.colorbar(image, ax=panels[:, 0].tolist(), shrink=0.6)
@@ -114,4 +114,46 @@ def recall_at_k_png(curves: dict[str, np.ndarray], title: str) -> bytes:
     axes.grid(alpha=0.3)
     axes.set_title(title)
     axes.legend(loc="lower right")
+    return png_bytes(figure)
+
+
+def ap_bars_png(per_class: pd.DataFrame) -> bytes:
+    """Per-class average precision (`per_class`: label, support, ap), best first, one horizontal bar per class
+    with clips, its support beside it; classes without clips are counted in the title. The figure grows with the
+    class count so 200 classes stay legible."""
+    counted = per_class[per_class["support"] > 0].sort_values(["ap", "label"], ascending=[True, False])
+    height = max(3.0, 0.16 * len(counted) + 1.6)
+    figure, axes = pyplot().subplots(figsize=(7.5, height), layout="constrained")
+    positions = np.arange(len(counted))
+    axes.barh(positions, counted["ap"], color="tab:blue")
+    font = 9 if len(counted) <= 40 else 6
+    axes.set_yticks(positions, [f"{label} ({support})" for label, support in zip(counted["label"], counted["support"])],
+                    fontsize=font)
+    axes.set_ylim(-0.6, len(counted) - 0.4)
+    axes.set_xlim(0, 1)
+    axes.set_xlabel("average precision")
+    mean_ap = counted["ap"].mean()
+    axes.axvline(mean_ap, color="black", linestyle="--", linewidth=1, label=f"mAP {mean_ap:.3f}")
+    axes.legend(loc="lower right")
+    left_out = len(per_class) - len(counted)
+    axes.set_title(f"Per-class AP, {len(counted)} classes with clips (support)"
+                   + (f"; {left_out} without clips left out" if left_out else ""))
+    return png_bytes(figure)
+
+
+def dataset_heatmap_png(table: pd.DataFrame, metrics: list[str]) -> bytes:
+    """Model rows x dataset columns (`table`: values 0-1, NaN where a model has no run), each column's header
+    naming its metric (`metrics`, one per column: accuracy | mAP)."""
+    values = table.to_numpy(dtype=float)
+    width = max(6.0, 0.075 * max(len(str(label)) for label in table.index) + 1.1 * table.shape[1] + 2.5)
+    figure, axes = pyplot().subplots(figsize=(width, max(3.0, 0.5 * table.shape[0] + 2.2)), layout="constrained")
+    image = axes.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    headers = [f"{column}\n{metric}" for column, metric in zip(table.columns, metrics)]
+    axes.set_xticks(np.arange(table.shape[1]), headers, rotation=30, ha="right")
+    axes.set_yticks(np.arange(table.shape[0]), table.index)
+    for (row, column), value in np.ndenumerate(values):
+        axes.text(column, row, f"{value:.3f}" if np.isfinite(value) else "-", ha="center", va="center",
+                  color="black" if np.isfinite(value) and value > 0.6 else "white" if np.isfinite(value) else "gray")
+    axes.set_title("Zero-shot results by dataset (accuracy: single-label; mAP: multi-label)")
+    figure.colorbar(image, ax=axes, shrink=0.8)
     return png_bytes(figure)

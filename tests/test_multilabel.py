@@ -1,0 +1,372 @@
+"""Multi-label tagging (task: multilabel): metrics against hand-worked cases and brute force, label sets, an
+end-to-end run on a local copy of the fsd50k Hub schema for both families, the AP chart, and suite=zeroshot's
+cross-dataset table."""
+
+import io
+import json
+from math import sqrt
+from pathlib import Path
+from statistics import NormalDist
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import soundfile as sf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from conftest import run_cli, tone
+from test_config import write_hub_parquet
+from test_sweeps import fake_run
+from zsa_eval.data import build_dataset, label_sets
+from zsa_eval.errors import UserError
+from zsa_eval.multilabel import (
+    d_prime,
+    per_class_table,
+    predictions_table,
+    ranking_precisions,
+    resample_counts,
+    resampled_ap_auc,
+    summary_metrics,
+)
+from zsa_eval.report.leaderboard import by_dataset, collect_runs, leaderboard, write_leaderboard
+
+# 4 clips x 3 classes; class 2 has no clip. Class 0: clips 0, 2, 3 (clip 2 tied with negative clip 1 at 0.5);
+# class 1: clips 1, 2; clip 1 ties classes 1 and 2 at 0.8.
+Y_TRUE = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [1, 0, 0]], dtype=bool)
+SCORES = np.array([[0.9, 0.1, 0.3], [0.5, 0.8, 0.8], [0.5, 0.4, 0.2], [0.2, 0.9, 0.1]])
+CLASSES = ["dog", "bark", "rain"]
+
+
+def test_per_class_ap_and_auc_by_hand():
+    table = per_class_table(Y_TRUE, SCORES, CLASSES)
+    assert table["label"].tolist() == CLASSES and table["support"].tolist() == [3, 2, 0]
+    # dog: 0.9 P | 0.5 P,N (one threshold: 2 of 3 precise) | 0.2 P -> (1 + 2/3 + 3/4) / 3; its one negative (0.5)
+    # is below 0.9, tied with 0.5 (half), above 0.2 -> (1 + 0.5 + 0) / 3
+    # bark: 0.9 N | 0.8 P | 0.4 P | 0.1 N -> (1/2 + 2/3) / 2; each positive beats one of two negatives -> 2/4
+    assert table["ap"].iloc[0] == pytest.approx((1 + 2 / 3 + 3 / 4) / 3)
+    assert table["auc"].iloc[0] == pytest.approx(1.5 / 3)
+    assert table["ap"].iloc[1] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert table["auc"].iloc[1] == pytest.approx(0.5)
+    assert table[["ap", "auc"]].iloc[2].isna().all()  # no clip: no AP, no AUC
+
+
+def test_summary_by_hand():
+    summary = summary_metrics(Y_TRUE, SCORES, per_class_table(Y_TRUE, SCORES, CLASSES), resamples=200)
+    assert summary["map"] == pytest.approx(((1 + 2 / 3 + 3 / 4) / 3 + (1 / 2 + 2 / 3) / 2) / 2)
+    assert summary["n_classes_counted"] == 2 and summary["n_classes_auc"] == 2
+    assert summary["mauc"] == pytest.approx(0.5) and summary["d_prime"] == pytest.approx(0.0)
+    # LRAP per clip: 1; 1/2 (bark ties rain at 0.8); 1 (dog, bark are the top two); 1/2 (bark 0.9 above dog 0.2)
+    assert summary["lrap"] == pytest.approx((1 + 0.5 + 1 + 0.5) / 4)
+    # micro: all 12 pairs; thresholds 0.9 {P,N}, 0.8 {P,N}, 0.5 {P,N}, 0.4 {P}, 0.3 {N}, 0.2 {P,N}, 0.1 {N,N}
+    assert summary["micro_map"] == pytest.approx((0.5 + 0.5 + 0.5 + 4 / 7 + 0.5) / 5)
+    assert summary["chance_map"] == pytest.approx((3 / 4 + 2 / 4) / 2)
+    assert summary["label_cardinality"] == pytest.approx(5 / 4)
+    for name in ("map", "mauc", "d_prime", "lrap"):
+        low, high = summary[f"{name}_ci95"]
+        assert low <= high
+
+
+def test_d_prime_is_the_audioset_transform():
+    assert d_prime(0.5) == pytest.approx(0.0)
+    assert d_prime(NormalDist().cdf(1 / sqrt(2))) == pytest.approx(1.0)
+    assert d_prime(NormalDist().cdf(-1.5 / sqrt(2))) == pytest.approx(-1.5)
+
+
+def test_ranking_precisions_with_ties_by_hand():
+    assert ranking_precisions(Y_TRUE, SCORES).tolist() == pytest.approx([1.0, 0.5, 1.0, 0.5])
+    # no true class, and every class true: 1 by convention (as scikit-learn)
+    assert ranking_precisions(np.array([[0, 0], [1, 1]], bool), np.array([[0.1, 0.2], [0.3, 0.1]])).tolist() == [1, 1]
+
+
+def sequential_ap(positive: np.ndarray, score: np.ndarray, draws: np.ndarray) -> float:
+    """Brute force: lay the resample out (items by score, ties in item order, each draw its own place) and average
+    the precision at each positive draw."""
+    order = np.argsort(-score, kind="stable")
+    laid_out = positive[np.repeat(order, draws[order].astype(int))]
+    if not laid_out.any():
+        return np.nan
+    return float((np.cumsum(laid_out) / np.arange(1, len(laid_out) + 1))[laid_out].mean())
+
+
+@settings(max_examples=40, deadline=None)
+@given(truth=arrays(bool, (12, 3)), levels=arrays(np.int64, (12, 3), elements=st.integers(0, 4)),
+       seed=st.integers(0, 2**16))
+def test_resampled_ap_and_auc_match_brute_force(truth, levels, seed):
+    scores = levels / 4.0  # few levels: many ties
+    counts = resample_counts(12, 25, seed)
+    for column in range(3):
+        ap, auc = resampled_ap_auc(truth[:, column], scores[:, column], counts)
+        for resample in range(25):
+            draws = counts[:, resample]
+            expected = sequential_ap(truth[:, column], scores[:, column], draws)
+            assert (np.isnan(expected) and np.isnan(ap[resample])) or ap[resample] == pytest.approx(expected)
+            weights = draws * truth[:, column], draws * ~truth[:, column]
+            if weights[0].sum() and weights[1].sum():
+                assert auc[resample] == pytest.approx(roc_auc_score(truth[:, column], scores[:, column],
+                                                                    sample_weight=draws))
+            else:
+                assert np.isnan(auc[resample])
+
+
+@settings(max_examples=40, deadline=None)
+@given(truth=arrays(bool, (15, 4)), scores=arrays(np.float64, (15, 4), elements=st.floats(-3, 3)))
+def test_every_item_drawn_once_gives_scikit_learns_ap_when_no_scores_tie(truth, scores):
+    column = truth[:, 0]
+    ap, auc = resampled_ap_auc(column, scores[:, 0], np.ones((15, 1), np.float32))
+    if column.any() and len(np.unique(scores[:, 0])) == 15:
+        assert ap[0] == pytest.approx(average_precision_score(column, scores[:, 0]))
+    if column.any() and not column.all():
+        assert auc[0] == pytest.approx(roc_auc_score(column, scores[:, 0]))
+
+
+def test_resample_counts_are_the_bootstrap_draws():
+    counts = resample_counts(7, 30, seed=3)
+    assert counts.shape == (7, 30) and (counts.sum(axis=0) == 7).all()
+    assert np.array_equal(counts, resample_counts(7, 30, seed=3))
+    assert not np.array_equal(counts, resample_counts(7, 30, seed=4))
+
+
+def test_predictions_table_lists_the_true_set_and_the_top_k():
+    items = pd.DataFrame({"item_id": list("abcd"), "path": list("abcd"), "fold": [pd.NA] * 4})
+    table = predictions_table(items, Y_TRUE, SCORES, CLASSES)
+    assert table["true_labels"].tolist() == ["dog", "bark", "dog|bark", "dog"]
+    assert table["n_true_labels"].tolist() == [1, 1, 2, 1]
+    assert table["top1_label"].tolist() == ["dog", "bark", "dog", "bark"]  # ties: the lower class index first
+    assert table["top3_label"].tolist() == ["bark", "dog", "rain", "rain"] and "top4_label" not in table
+    assert table["ranking_precision"].tolist() == pytest.approx([1.0, 0.5, 1.0, 0.5])
+
+
+def test_label_sets_from_lists_and_delimited_strings():
+    values = pd.Series(["Dog, Bark,,Dog", ["Rain", "Water"], np.array(["Rain"]), None, "Music"])
+    assert label_sets(values, ",") == [("Dog", "Bark"), ("Rain", "Water"), ("Rain",), (), ("Music",)]
+    assert label_sets(pd.Series(["a,b"]), None) == [("a,b",)]
+
+
+def build(table: pd.DataFrame, **selection):
+    ids = [str(index) for index in range(len(table))]
+    return build_dataset("tags", table, ids, ids, lambda rows: rows, label_column="labels", **selection)
+
+
+def test_multilabel_items_classes_and_selection():
+    table = pd.DataFrame({"labels": ["Dog,Animal", "Rain", "Music,Guitar", "Dog"]})
+    dataset = build(table, task="multilabel", label_delimiter=",")
+    assert dataset.class_names == ["Animal", "Dog", "Guitar", "Music", "Rain"]
+    assert dataset.items["labels"].tolist() == [("Dog", "Animal"), ("Rain",), ("Music", "Guitar"), ("Dog",)]
+    assert dataset.items["label"].tolist() == ["Dog|Animal", "Rain", "Music|Guitar", "Dog"]
+    chosen = build(table, task="multilabel", label_delimiter=",", classes=["Dog", "Music"])
+    assert chosen.items["labels"].tolist() == [("Dog",), ("Music",), ("Dog",)]  # other labels dropped
+    assert chosen.items["label"].tolist() == ["Dog", "Music", "Dog"]
+    assert chosen.excluded["label"].tolist() == ["Rain"] and chosen.present_labels() == {"Dog", "Music"}
+
+
+def test_label_delimiter_needs_task_multilabel():
+    with pytest.raises(UserError, match="set dataset.task=multilabel, or drop dataset.label_delimiter"):
+        build(pd.DataFrame({"labels": ["a,b", "c"]}), label_delimiter=",")
+
+
+FSD_SETS = ["Dog,Domestic_animals_and_pets,Animal", "Bark,Dog,Animal", "Electric_guitar,Guitar,Music", "Guitar,Music",
+            "Rain,Water", "Water", "Dog,Animal,Water", "Music"]
+
+
+def write_fsd50k_schema(root: Path) -> Path:
+    """nguyenvulebinh/fsd50k's schema in a local folder (data/eval-*.parquet): fname int64, labels (names joined
+    by ","), mids, mp3 (the MP3 file's bytes as a list of uint8)."""
+    (root / "data").mkdir(parents=True)
+    clips = []
+    for index in range(len(FSD_SETS)):
+        buffer = io.BytesIO()
+        sf.write(buffer, tone(150.0 * (index + 1), seconds=0.4), 44100, format="MP3")
+        clips.append(list(buffer.getvalue()))
+    table = pa.table({"fname": pa.array(range(100, 100 + len(FSD_SETS)), pa.int64()), "labels": FSD_SETS,
+                      "mids": ["/m/0"] * len(FSD_SETS), "mp3": pa.array(clips, pa.list_(pa.uint8()))})
+    pq.write_table(table, root / "data" / "eval-00000-of-00001.parquet")
+    return root
+
+
+@pytest.fixture(scope="module")
+def fsd50k_copy(tmp_path_factory) -> Path:
+    return write_fsd50k_schema(tmp_path_factory.mktemp("fsd50k"))
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    image = matplotlib.image.imread(path)
+    assert image[..., :3].std() > 0.02  # not a blank canvas
+    return image.shape[:2]
+
+
+@pytest.mark.parametrize("model", ["tiny_random", "pe_tiny_random"])
+def test_fsd50k_schema_end_to_end(monkeypatch, capsys, fsd50k_copy, tmp_path, model):
+    out = tmp_path / "run"
+    code, stdout, stderr = run_cli(monkeypatch, capsys, "dataset=fsd50k", f"dataset.hub_id={fsd50k_copy}",
+                                   f"model={model}", f"output_dir={out}")
+    assert code == 0, stderr
+    assert stdout.startswith(f"fsd50k | {model} | auto: mAP ") and "over the 9 of 9 classes with clips" in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    names = sorted({name for labels in FSD_SETS for name in labels.split(",")})
+    assert metrics["task"] == "multilabel" and metrics["labels"] == names and metrics["n_evaluated"] == 8
+    assert "Domestic animals and pets" in metrics["candidate_labels"] and "accuracy" not in metrics
+    # the metrics are those of the logits the run wrote, by scikit-learn's definitions
+    scores = pd.read_parquet(out / "scores.parquet")
+    logits = scores[[f"logit:{name}" for name in names]].to_numpy()
+    truth = np.array([[name in labels.split(",") for name in names] for labels in FSD_SETS])
+    assert scores["item_id"].tolist() == [str(fname) for fname in range(100, 108)]
+    assert metrics["map"] == pytest.approx(np.mean([average_precision_score(truth[:, c], logits[:, c])
+                                                    for c in range(len(names))]))
+    assert metrics["mauc"] == pytest.approx(np.mean([roc_auc_score(truth[:, c], logits[:, c])
+                                                     for c in range(len(names))]))
+    low, high = metrics["map_ci95"]
+    assert 0 <= low <= high <= 1 and metrics["bootstrap"]["resamples"] == 1000
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert [set(labels.split("|")) for labels in predictions["true_labels"]] == [set(s.split(",")) for s in FSD_SETS]
+    assert predictions["top1_label"].tolist() == [names[row] for row in logits.argmax(axis=1)]
+    per_class = pd.read_csv(out / "per_class.csv")
+    assert per_class.columns.tolist() == ["label", "support", "ap", "auc"]
+    assert per_class.set_index("label")["support"].to_dict() == {name: int(truth[:, c].sum())
+                                                                 for c, name in enumerate(names)}
+    height, width = png_size(out / "per_class_ap.png")
+    assert height > 250 and width > 600
+    assert not (out / "confusion_matrix.png").exists()
+
+
+def write_classlabel_copy(root: Path) -> Path:
+    """A multi-label Hub schema with a list of ClassLabel (the names live in the feature, one of them unused)."""
+    import datasets
+
+    features = datasets.Features({"audio": datasets.Audio(), "id": datasets.Value("string"),
+                                  "tags": datasets.List(datasets.ClassLabel(names=["Dog", "Rain", "Siren"]))})
+    rows = {"audio": [], "id": [], "tags": [[0], [0, 1], [1]]}
+    for index in range(3):
+        buffer = io.BytesIO()
+        sf.write(buffer, tone(300.0 * (index + 1), seconds=0.3), 16000, format="WAV")
+        rows["audio"].append({"bytes": buffer.getvalue(), "path": f"{index}.wav"})
+        rows["id"].append(f"clip{index}")
+    (root / "data").mkdir(parents=True)
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(root / "data" / "test-00000-of-00001.parquet")
+    return root
+
+
+def test_sequence_of_classlabel_gives_the_feature_names(monkeypatch, capsys, tmp_path):
+    copy = write_classlabel_copy(tmp_path / "tags")
+    out = tmp_path / "run"
+    code, _, stderr = run_cli(monkeypatch, capsys, "dataset=fsd50k", f"dataset.hub_id={copy}", "dataset.split=test",
+                              "dataset.audio_column=audio", "dataset.id_column=id", "dataset.label_column=tags",
+                              "dataset.label_delimiter=null", "model=tiny_random", f"output_dir={out}")
+    assert code == 0, stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["labels"] == ["Dog", "Rain", "Siren"] and metrics["classes_without_items"] == ["Siren"]
+    assert metrics["n_classes_counted"] == 2
+    assert pd.read_csv(out / "predictions.csv")["true_labels"].tolist() == ["Dog", "Dog|Rain", "Rain"]
+    assert "warning: 1 of the 3 candidate classes have no clips" in stderr
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("engine=pipeline", "dataset=fsd50k is multi-label: its metrics rank clips by the model's logits, which only "
+                        "engine=embed gives; use engine=embed"),
+    ("gate.min_accuracy=0.5", "dataset=fsd50k is multi-label and has no accuracy for gate.min_accuracy"),
+])
+def test_what_a_multilabel_run_refuses(monkeypatch, capsys, fsd50k_copy, tmp_path, setting, message):
+    code, _, stderr = run_cli(monkeypatch, capsys, "dataset=fsd50k", f"dataset.hub_id={fsd50k_copy}",
+                              "model=tiny_random", setting, f"output_dir={tmp_path / 'run'}")
+    assert code == 2 and stderr.startswith(f"zsa-eval: error: {message}") and stderr.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def fake_multilabel_run(results: Path, name: str, mean_ap: float, model: str = "clap", **changes) -> Path:
+    """A finished fsd50k run as metrics.json records one."""
+    run_dir = fake_run(results, name, 0.0, model=model, dataset="fsd50k", dataset_source="nguyenvulebinh/fsd50k",
+                       **changes)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("accuracy", "top_k", "top_k_accuracy", "balanced_accuracy", "macro_f1", "accuracy_ci95",
+                "top_k_accuracy_ci95", "balanced_accuracy_ci95", "macro_f1_ci95", "chance_accuracy"):
+        metrics.pop(key)
+    metrics |= {"task": "multilabel", "map": mean_ap, "map_ci95": [mean_ap - 0.02, mean_ap + 0.02],
+                "chance_map": 0.014}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    return run_dir
+
+
+def test_multilabel_rows_rank_by_map_and_the_by_dataset_table_keeps_means_apart(tmp_path):
+    fake_run(tmp_path, "a_esc", 0.5, model="clap")
+    fake_run(tmp_path, "a_us8k", 0.7, model="clap", dataset="us8k", dataset_source="danavery/urbansound8K")
+    fake_multilabel_run(tmp_path, "a_fsd", 0.30, model="clap")
+    fake_multilabel_run(tmp_path, "b_fsd", 0.40, model="pe", weight_fingerprint="bbbb")
+    fake_multilabel_run(tmp_path, "c_fsd", 0.20, model="other", weight_fingerprint="cccc")
+    board = write_leaderboard(tmp_path)
+    fsd = board[board["dataset"] == "fsd50k"]
+    assert fsd["model"].tolist() == ["pe", "clap", "other"] and fsd["accuracy"].isna().all()
+    assert fsd["task"].eq("multilabel").all() and fsd["map"].tolist() == [0.4, 0.3, 0.2]
+    markdown = (tmp_path / "leaderboard.md").read_text()
+    assert "mAP [95% CI]" in markdown and "0.4000 [0.3800, 0.4200]" in markdown
+    table = pd.read_csv(tmp_path / "leaderboard_by_dataset.csv")
+    assert table.columns.tolist() == ["model", "template", "esc50 accuracy", "us8k accuracy", "mean accuracy",
+                                      "accuracy datasets", "fsd50k mAP", "mean mAP", "mAP datasets"]
+    rows = table.set_index("model")
+    assert rows.loc["clap", "mean accuracy"] == pytest.approx(0.6) and rows.loc["clap", "accuracy datasets"] == 2
+    assert rows.loc["clap", "mean mAP"] == pytest.approx(0.3) and rows.loc["clap", "mAP datasets"] == 1
+    # a model without single-label runs has no mean accuracy: listed after, not ranked by a missing accuracy
+    assert table["model"].tolist() == ["clap", "pe", "other"]
+    assert pd.isna(rows.loc["pe", "mean accuracy"]) and rows.loc["pe", "accuracy datasets"] == 0
+    height, width = png_size(tmp_path / "leaderboard_by_dataset.png")
+    assert height > 200 and width > 400
+    assert "| clap " in (tmp_path / "leaderboard_by_dataset.md").read_text()
+
+
+def test_by_dataset_keeps_the_latest_of_two_runs_in_one_cell(tmp_path):
+    fake_run(tmp_path, "old", 0.5, started_at="2026-11-20T10:00:00+00:00")
+    fake_run(tmp_path, "new", 0.6, prompts=["A sound of {}."], started_at="2026-11-21T10:00:00+00:00")
+    table, metrics = by_dataset(leaderboard(collect_runs(tmp_path)))
+    assert table["esc50 accuracy"].tolist() == [0.6] and metrics == ["accuracy", "accuracy"]
+
+
+def test_suite_zeroshot_sweeps_the_catalog(monkeypatch, capsys):
+    code, stdout, _ = run_cli(monkeypatch, capsys, "--cfg", "hydra", "suite=zeroshot", "model=tiny_random")
+    assert code == 0
+    assert ("dataset: esc50,us8k,gtzan,speech_commands,ravdess,crema_d,vocalsound,nsynth,vggsound,fsd50k"
+            in stdout)
+
+
+def test_suite_run_fills_one_cross_dataset_table(monkeypatch, capsys, tmp_path, fsd50k_copy):
+    """suite=zeroshot over three local datasets (two single-label, one multi-label), as a user runs it."""
+    conf = tmp_path / "conf" / "dataset"
+    conf.mkdir(parents=True)
+    esc50_copy = write_hub_parquet(tmp_path / "esc50_copy")
+    (conf / "local_esc50.yaml").write_text(f"defaults:\n  - esc50\n  - _self_\nhub_id: {esc50_copy}\n")
+    (conf / "local_fsd50k.yaml").write_text(f"defaults:\n  - fsd50k\n  - _self_\nhub_id: {fsd50k_copy}\n")
+    (conf / "small_synthetic.yaml").write_text(f"defaults:\n  - synthetic\n  - _self_\nclips_per_class: 2\n"
+                                               f"path: {tmp_path / 'synthetic'}\n")
+    results = tmp_path / "results"
+    code, stdout, stderr = run_cli(
+        monkeypatch, capsys, "-m", "suite=zeroshot",
+        "hydra.sweeper.params.dataset='small_synthetic,local_esc50,local_fsd50k'",
+        f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "model=tiny_random", f"results_dir={results}")
+    assert code == 0, stderr
+    assert stdout.count("| tiny_random | auto: ") == 3
+    scores = {}
+    for metrics_file in results.rglob("metrics.json"):
+        metrics = json.loads(metrics_file.read_text())
+        scores[metrics["dataset"]] = metrics.get("accuracy", metrics.get("map"))
+    assert sorted(scores) == ["esc50", "fsd50k", "synthetic"]
+    table = pd.read_csv(results / "leaderboard_by_dataset.csv")
+    assert len(table) == 1 and table.loc[0, "model"] == "tiny_random"
+    assert table.loc[0, "esc50 accuracy"] == pytest.approx(scores["esc50"])
+    assert table.loc[0, "synthetic accuracy"] == pytest.approx(scores["synthetic"])
+    assert table.loc[0, "mean accuracy"] == pytest.approx((scores["esc50"] + scores["synthetic"]) / 2)
+    assert table.loc[0, "fsd50k mAP"] == pytest.approx(scores["fsd50k"])
+    assert table.loc[0, "mean mAP"] == pytest.approx(scores["fsd50k"])
+    assert (results / "leaderboard_by_dataset.png").is_file() and (results / "leaderboard_by_dataset.md").is_file()
+
+
+def test_compare_refuses_a_multilabel_run(tmp_path, capsys):
+    from zsa_eval.report.__main__ import main as report_main
+
+    for name in ("a", "b"):
+        run_dir = fake_multilabel_run(tmp_path, name, 0.3)
+        pd.DataFrame({"item_id": ["1"], "top1_label": ["Dog"]}).to_csv(run_dir / "predictions.csv", index=False)
+    assert report_main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    assert "is a multilabel run: compare pairs single-label runs' predictions" in capsys.readouterr().err
