@@ -297,3 +297,13 @@ def test_readme_example_of_adding_a_dataset_runs(monkeypatch, capsys, tiny_model
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["labels"] == ["bird singing", "dog"] and metrics["prompts"] == ["This is a sound of {}."]
     assert metrics["template"] == "auto" and stdout.startswith("my_bench | tiny_random | auto: accuracy ")
+
+
+def test_every_suite_names_datasets_that_have_configs():
+    configs = {path.stem for path in (REPO / "conf" / "dataset").glob("*.yaml")}
+    suites = {path.stem: OmegaConf.load(path).hydra.sweeper.params.dataset.split(",")
+              for path in (REPO / "conf" / "suite").glob("*.yaml")}
+    for name, datasets_of_suite in suites.items():
+        assert set(datasets_of_suite) <= configs, name
+    assert set(suites["zeroshot"]) == set(CATALOG) | {"fsd50k"}  # every classification and tagging benchmark
+    assert set(suites["retrieval"]) == {"clotho", "audiocaps"}

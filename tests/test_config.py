@@ -51,7 +51,8 @@ def test_help_lists_every_key_with_its_default_and_meaning(monkeypatch, capsys):
     assert f"dataset: {', '.join(datasets)}" in stdout
     assert {"esc50", "us8k", "gtzan", "speech_commands", "ravdess", "crema_d", "vocalsound", "nsynth",
             "vggsound"} <= set(datasets)
-    assert "suite: zeroshot" in stdout
+    suites = sorted(path.stem for path in (REPO / "conf" / "suite").glob("*.yaml"))
+    assert f"suite: {', '.join(suites)}" in stdout and {"zeroshot", "retrieval"} <= set(suites)
     models = sorted(path.stem for path in (REPO / "conf" / "model").glob("*.yaml"))
     assert f"model: {', '.join(models)}" in stdout
     assert "template: auto, ensemble, plain, sound_of" in stdout

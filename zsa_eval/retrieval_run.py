@@ -5,8 +5,7 @@ between them, and zsa_eval.retrieval's metrics and tables. Captions are used as 
 
 from __future__ import annotations
 
-import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from zsa_eval.cache import EmbeddingCache
 from zsa_eval.data import AudioDataset, Selection, limit_items
-from zsa_eval.distributed import agree, main_rank_value, process_group, ranks_from_env, shard
+from zsa_eval.distributed import ranks_from_env
 from zsa_eval.engine import caption_embeddings, embed_clips
 from zsa_eval.errors import UserError
 from zsa_eval.models import LoadedModel, resolve_device
@@ -32,9 +31,10 @@ from zsa_eval.run import (
     interruption,
     load_scorer,
     loader_config,
-    open_run,
+    process_items,
     raise_on_skip,
     resolve_num_workers,
+    run_facts,
     result_identity,
     run_identity,
     skip_fraction,
@@ -139,23 +139,14 @@ def run_retrieval(cfg: DictConfig, started_at: datetime, start: float) -> dict |
     resolved = OmegaConf.to_container(cfg, resolve=True)
     loaded, weights, cache = load_scorer(cfg, device)
     identity = retrieval_identity(cfg, dataset, loaded, weights)
-    with process_group(ranks, device.type):
-        output_dir = Path(main_rank_value(ranks, str(cfg.output_dir)))
-        done = open_run(output_dir, run_identity(resolved), cfg, dataset.items["item_id"].tolist(), ranks)
-        remaining = [index for index in range(len(dataset)) if index not in done]
-        scoring_start, failure = time.perf_counter(), None
-        try:
-            embed_items(cfg, loaded, cache, dataset, ProgressLog(output_dir, ranks.progress_part),
-                        shard(remaining, ranks), num_workers, cfg.progress and ranks.is_main)
-        except UserError as error:
-            failure = str(error)
-        agree(ranks, failure)
-        scoring_s = time.perf_counter() - scoring_start
-        if not ranks.is_main:
-            return None
-    records = ProgressLog(output_dir).read()
-    embedded_now = [records[index] for index in remaining if "embedded" in records.get(index, {})]
-    cache_hits = sum(bool(record.get("cached")) for record in embedded_now)
+    work = process_items(cfg, ranks, device, run_identity(resolved), dataset.items["item_id"].tolist(),
+                         Path(cfg.output_dir),
+                         lambda log, todo: embed_items(cfg, loaded, cache, dataset, log, todo, num_workers,
+                                                       cfg.progress and ranks.is_main))
+    if work is None:
+        return None
+    output_dir = work.output_dir
+    records, cache_hits, encoded = work.outcomes("embedded")
     errors = skipped_table(dataset, records)
     write_csv(errors, output_dir / "errors.csv")
     write_csv(dataset.ignored_files, output_dir / "ignored_files.csv")
@@ -179,7 +170,6 @@ def run_retrieval(cfg: DictConfig, started_at: datetime, start: float) -> dict |
     n_captions = int(dataset.items["captions"].map(len).sum())
     skipped_captions = int(dataset.items.loc[dataset.items["item_id"].isin(set(errors["item_id"])), "captions"]
                            .map(len).sum())
-    encoded = len(embedded_now) - cache_hits
     metrics = {
         "task": "retrieval",
         **retrieval_metrics(retrieval, seed=cfg.seed),
@@ -212,18 +202,7 @@ def run_retrieval(cfg: DictConfig, started_at: datetime, start: float) -> dict |
             "captions_fingerprint": short_hash(dataset.items["captions"].map(list).tolist(), 16),
             "files_fingerprint": files_fingerprint(dataset.items["path"].tolist()),
         },
-        "device": str(device),
-        "batch_size": cfg.batch_size,
-        "num_workers": num_workers,
-        "resumed_items": len(done),
-        "processes": ranks.world_size,
-        "started_at": started_at.isoformat(timespec="seconds"),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "scoring_s": round(scoring_s, 3),
-        "elapsed_s": round(time.perf_counter() - start, 3),
-        "cache_hits": cache_hits,
-        "encoded_clips_per_s": round(encoded / scoring_s, 3) if encoded and scoring_s > 0 else None,
-        "output_dir": str(output_dir),
+        **run_facts(device, cfg.batch_size, num_workers, ranks, work, started_at, start, cache_hits, encoded),
         "config": resolved,
     }
     atomic_write(output_dir / "config.yaml", OmegaConf.to_yaml(resolved))

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -137,6 +137,64 @@ def open_run(output_dir: Path, identity: dict, cfg: DictConfig, item_ids: list[s
             failure = str(error)
     agree(ranks, failure)
     return set(ProgressLog(output_dir).read())
+
+
+@dataclass(frozen=True)
+class ProcessedItems:
+    """Where a run's outcomes are logged, which items an earlier, interrupted run had finished (`done`), which
+    were processed now (`remaining`), and how long that took."""
+
+    output_dir: Path
+    done: set[int]
+    remaining: list[int]
+    seconds: float
+
+    def outcomes(self, finished_key: str) -> tuple[dict[int, dict], int, int]:
+        """Every logged outcome by item position; of the items processed now and finished (their record holds
+        `finished_key`), how many came from the embedding cache and how many went through the encoder."""
+        records = ProgressLog(self.output_dir).read()
+        finished = [records[index] for index in self.remaining if finished_key in records.get(index, {})]
+        cache_hits = sum(bool(record.get("cached")) for record in finished)
+        return records, cache_hits, len(finished) - cache_hits
+
+
+def process_items(cfg: DictConfig, ranks: Ranks, device: torch.device, identity: dict, item_ids: list[str],
+                  output_dir: Path, work: Callable[[ProgressLog, list[int]], None]) -> ProcessedItems | None:
+    """Open (or reopen) the run directory, then let every process `work` on its share of the unfinished items,
+    logging outcomes to its progress log; a UserError on any process stops them all. Returns None on the
+    processes other than rank 0 (which writes the results)."""
+    with process_group(ranks, device.type):
+        output_dir = Path(main_rank_value(ranks, str(output_dir)))
+        done = open_run(output_dir, identity, cfg, item_ids, ranks)
+        remaining = [index for index in range(len(item_ids)) if index not in done]
+        start, failure = time.perf_counter(), None
+        try:
+            work(ProgressLog(output_dir, ranks.progress_part), shard(remaining, ranks))
+        except UserError as error:
+            failure = str(error)
+        agree(ranks, failure)
+        seconds = time.perf_counter() - start
+    return ProcessedItems(output_dir, done, remaining, seconds) if ranks.is_main else None
+
+
+def run_facts(device: torch.device, batch_size: int, num_workers: int, ranks: Ranks, work: ProcessedItems,
+              started_at: datetime, start: float, cache_hits: int, encoded: int) -> dict:
+    """metrics.json's account of how the run went: where and how batched, how many processes, what was resumed,
+    times (`start`: perf_counter at the run's start), the cache hits and the encoder's speed."""
+    return {
+        "device": str(device),
+        "batch_size": batch_size,
+        "num_workers": num_workers,
+        "resumed_items": len(work.done),
+        "processes": ranks.world_size,
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "scoring_s": round(work.seconds, 3),
+        "elapsed_s": round(time.perf_counter() - start, 3),
+        "cache_hits": cache_hits,
+        "encoded_clips_per_s": round(encoded / work.seconds, 3) if encoded and work.seconds > 0 else None,
+        "output_dir": str(work.output_dir),
+    }
 
 
 def load_scorer(cfg: DictConfig, device: torch.device) -> tuple[LoadedModel, str, EmbeddingCache | None]:
@@ -389,23 +447,13 @@ def run(cfg: DictConfig) -> dict | None:
     provenance = run_provenance(cfg, dataset, loaded, weights, prompts, device)
     for warning in selection_warnings(dataset) if ranks.is_main else []:
         print(f"zsa-eval: warning: {warning}", file=sys.stderr)
-    with process_group(ranks, device.type):
-        output_dir = Path(main_rank_value(ranks, str(output_dir)))
-        done = open_run(output_dir, run_identity(resolved), cfg, dataset.items["item_id"].tolist(), ranks)
-        remaining = [index for index in range(len(dataset)) if index not in done]
-        scoring_start, failure = time.perf_counter(), None
-        try:
-            score_items(cfg, loaded, cache, dataset, labels, prompts, ProgressLog(output_dir, ranks.progress_part),
-                        shard(remaining, ranks), batch_size, num_workers, cfg.progress and ranks.is_main)
-        except UserError as error:
-            failure = str(error)
-        agree(ranks, failure)
-        scoring_s = time.perf_counter() - scoring_start
-        if not ranks.is_main:
-            return None
-    records = ProgressLog(output_dir).read()
-    scored_now = [records[index] for index in remaining if "probabilities" in records.get(index, {})]
-    cache_hits = sum(bool(record.get("cached")) for record in scored_now)
+    work = process_items(cfg, ranks, device, run_identity(resolved), dataset.items["item_id"].tolist(), output_dir,
+                         lambda log, todo: score_items(cfg, loaded, cache, dataset, labels, prompts, log, todo,
+                                                       batch_size, num_workers, cfg.progress and ranks.is_main))
+    if work is None:
+        return None
+    output_dir = work.output_dir
+    records, cache_hits, encoded = work.outcomes("probabilities")
     errors = skipped_table(dataset, records)
     write_csv(errors, output_dir / "errors.csv")
     write_csv(dataset.excluded, output_dir / "excluded.csv")
@@ -420,7 +468,6 @@ def run(cfg: DictConfig) -> dict | None:
     if cfg.save_embeddings:
         write_embeddings(output_dir, evaluated.items, evaluated.positions,
                          text_embeddings(loaded, labels, prompts).cpu().numpy(), dataset.class_names, labels)
-    encoded = len(scored_now) - cache_hits
     metrics = {
         "task": dataset.task,
         **results.summary,
@@ -449,18 +496,7 @@ def run(cfg: DictConfig) -> dict | None:
         "labels": dataset.class_names,
         "candidate_labels": labels,
         **provenance,
-        "device": str(device),
-        "batch_size": batch_size,
-        "num_workers": num_workers,
-        "resumed_items": len(done),
-        "processes": ranks.world_size,
-        "started_at": started_at.isoformat(timespec="seconds"),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "scoring_s": round(scoring_s, 3),
-        "elapsed_s": round(time.perf_counter() - start, 3),
-        "cache_hits": cache_hits,
-        "encoded_clips_per_s": round(encoded / scoring_s, 3) if encoded and scoring_s > 0 else None,
-        "output_dir": str(output_dir),
+        **run_facts(device, batch_size, num_workers, ranks, work, started_at, start, cache_hits, encoded),
         "gate": {"passed": not failures, "failures": failures, "baseline_accuracy": baseline},
         "config": resolved,
     }
