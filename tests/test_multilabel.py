@@ -370,3 +370,20 @@ def test_compare_refuses_a_multilabel_run(tmp_path, capsys):
         pd.DataFrame({"item_id": ["1"], "top1_label": ["Dog"]}).to_csv(run_dir / "predictions.csv", index=False)
     assert report_main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
     assert "is a multilabel run: compare pairs single-label runs' predictions" in capsys.readouterr().err
+
+
+def test_a_local_folder_with_label_sets_in_its_metadata_is_multilabel(tmp_path):
+    from conftest import compose_config
+    from zsa_eval.config import checked
+    from zsa_eval.run import build, loader_config
+
+    for index, name in enumerate(["bell.wav", "alarm.wav", "voice.wav"]):
+        sf.write(tmp_path / name, tone(300.0 * (index + 1), seconds=0.2), 16000)
+    (tmp_path / "metadata.csv").write_text("file_name,tags\nbell.wav,bell;chime\nalarm.wav,alarm;beep;chime\n"
+                                           "voice.wav,speech\n")
+    cfg = checked(compose_config("dataset=audiofolder", f"dataset.path={tmp_path}", "dataset.label_column=tags",
+                                 "dataset.task=multilabel", 'dataset.label_delimiter=";"'))
+    dataset = build(loader_config(cfg.dataset))
+    assert dataset.task == "multilabel"
+    assert dataset.class_names == ["alarm", "beep", "bell", "chime", "speech"]
+    assert dataset.items["labels"].tolist() == [("bell", "chime"), ("alarm", "beep", "chime"), ("speech",)]
