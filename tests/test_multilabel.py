@@ -18,7 +18,7 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, label_ranking_average_precision_score, roc_auc_score
 
 from conftest import run_cli, tone
 from test_config import write_hub_parquet
@@ -387,3 +387,30 @@ def test_a_local_folder_with_label_sets_in_its_metadata_is_multilabel(tmp_path):
     assert dataset.task == "multilabel"
     assert dataset.class_names == ["alarm", "beep", "bell", "chime", "speech"]
     assert dataset.items["labels"].tolist() == [("bell", "chime"), ("alarm", "beep", "chime"), ("speech",)]
+
+
+def test_summary_intervals_take_each_resamples_mean_over_its_classes():
+    rng = np.random.default_rng(4)
+    y_true = (rng.random((30, 4)) < 0.35).astype(int)
+    y_true[:, 3] = 0
+    y_true[0, 3] = 1  # class 3 has a single clip: counted, and absent from some resamples
+    scores = rng.normal(size=(30, 4)) + y_true
+    per_class = per_class_table(y_true, scores, list("abcd"))
+    metrics = summary_metrics(y_true, scores, per_class, resamples=200, seed=5)
+    counts = resample_counts(30, 200, 5)
+    ap, auc = map(np.array, zip(*(resampled_ap_auc(y_true[:, c], scores[:, c], counts) for c in range(4))))
+    assert np.isnan(ap[3]).any()  # resamples without class 3's clip leave it out of their mean
+    map_samples, mauc_samples = np.nanmean(ap, axis=0), np.nanmean(auc, axis=0)
+    # LRAP of a resample: scikit-learn's LRAP of the clips repeated as often as they were drawn
+    lrap_samples = [label_ranking_average_precision_score(np.repeat(y_true, draws, axis=0),
+                                                          np.repeat(scores, draws, axis=0))
+                    for draws in counts.T.astype(int)]
+    assert metrics["map_ci95"] == pytest.approx(list(np.percentile(map_samples, [2.5, 97.5])))
+    assert metrics["mauc_ci95"] == pytest.approx(list(np.percentile(mauc_samples, [2.5, 97.5])))
+    assert metrics["d_prime_ci95"] == pytest.approx(
+        list(np.percentile(sqrt(2) * np.array([NormalDist().inv_cdf(v) for v in mauc_samples]), [2.5, 97.5])))
+    assert metrics["lrap_ci95"] == pytest.approx(list(np.percentile(lrap_samples, [2.5, 97.5])), abs=1e-6)
+    assert metrics["n_classes_counted"] == 4 and metrics["bootstrap"] == {"resamples": 200, "seed": 5, "level": 0.95}
+    default = summary_metrics(y_true, scores, per_class)
+    assert default["bootstrap"] == {"resamples": 1000, "seed": 0, "level": 0.95}
+    assert summary_metrics(y_true, scores, per_class) == default

@@ -19,7 +19,14 @@ from conftest import compose_config, count_encoded_clips, reference_features, ru
 from zsa_eval.config import checked
 from zsa_eval.engine import clip_seed
 from zsa_eval.metrics import bootstrap_indices, percentile_interval
-from zsa_eval.retrieval import rank_queries, retrieval_metrics, retrieve
+from zsa_eval.retrieval import (
+    format_retrieval_summary,
+    rank_queries,
+    ranks_table,
+    recall_curve,
+    retrieval_metrics,
+    retrieve,
+)
 from zsa_eval.run import build, run
 
 RATE = 48000
@@ -333,3 +340,57 @@ def test_leaderboard_holds_retrieval_rows_beside_classification_rows(tiny_model_
     markdown = (results / "leaderboard.md").read_text()
     assert "| T2A R@1 [95% CI]" in markdown and "A2T mAP@10 [95% CI]" in markdown
     assert (results / "leaderboard_heatmap.png").is_file()
+
+
+def test_ranks_table_of_the_hand_worked_example():
+    retrieval = retrieve(SIMILARITY, CAPTION_CLIPS)
+    clips = pd.DataFrame({"item_id": ["k0", "k1", "k2"]})
+    captions = pd.DataFrame({"caption_id": [f"k{clip}#{n}" for clip, n in [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0)]],
+                             "caption": ["c0", "c1", "c2", "c3", "c4"]})
+    table = ranks_table(retrieval, clips, captions)
+    assert table["direction"].tolist() == ["text_to_audio"] * 5 + ["audio_to_text"] * 3
+    assert table["query_id"].tolist() == [*captions["caption_id"], "k0", "k1", "k2"]
+    assert table["query"].tolist() == ["c0", "c1", "c2", "c3", "c4", "k0", "k1", "k2"]
+    assert table["rank"].tolist() == [1, 2, 1, 2, 2, 1, 2, 4]
+    assert table["relevant_ranks"].tolist() == ["1", "2", "1", "2", "2", "1;4", "2;3", "4"]
+    assert table["ap_at_10"].tolist() == pytest.approx([1, 0.5, 1, 0.5, 0.5, 0.75, 7 / 12, 0.25])
+    assert table.loc[0, ["top1", "top2", "top3"]].tolist() == ["k0", "k1", "k2"]
+    assert table.loc[7, ["top1", "top2", "top3", "top4", "top5"]].tolist() == ["c3", "c2", "c0", "c4", "c1"]
+    assert recall_curve(retrieval.a2t.best_ranks, 5).tolist() == pytest.approx([1 / 3, 2 / 3, 2 / 3, 1, 1])
+
+
+def test_a_clip_without_captions_is_no_audio_to_text_query():
+    # 3 clips, captions of clips 0 and 2 only: clip 1 is a candidate for text to audio, no query the other way
+    similarity = np.array([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8]], dtype=np.float32)
+    retrieval = retrieve(similarity, np.array([0, 2]))
+    assert retrieval.a2t_clips.tolist() == [0, 2]
+    assert [ranks.tolist() for ranks in retrieval.a2t.relevant_ranks] == [[1], [1]]
+    assert retrieval.t2a.best_ranks.tolist() == [1, 1]
+
+
+def test_many_equal_scores_rank_in_candidate_order():
+    scores = np.random.default_rng(0).integers(0, 2, (1, 200)).astype(np.float32)  # ties a quicksort would reorder
+    ones = np.flatnonzero(scores[0] == 1)
+    queries = rank_queries(scores, [[int(ones[-1])]])
+    assert queries.top[0].tolist() == ones[:5].tolist()
+    assert queries.best_ranks.tolist() == [len(ones)]
+
+
+def test_intervals_are_reproducible_from_the_recorded_bootstrap():
+    retrieval = retrieve(SIMILARITY, CAPTION_CLIPS)
+    metrics = retrieval_metrics(retrieval)
+    assert metrics["bootstrap"] == {"resamples": 1000, "seed": 0, "level": 0.95, "over": "queries"}
+    assert retrieval_metrics(retrieval) == metrics
+    assert retrieval_metrics(retrieval, seed=0) == metrics != retrieval_metrics(retrieval, seed=1)
+
+
+def test_summary_line_names_both_directions():
+    metrics = {"dataset": "clotho", "model": "clap", "n_evaluated": 3, "n_items": 4, "n_captions_evaluated": 15,
+               "n_skipped": 1, "scoring_s": 2.0, "cache_hits": 0, "output_dir": "out",
+               **{f"{d}_{name}": value for d in ("t2a", "a2t") for name, value in
+                  (("recall_at_1", 0.25), ("recall_at_5", 0.5), ("recall_at_10", 1.0), ("map_at_10", 0.4))},
+               "t2a_recall_at_1_ci95": [0.1, 0.4], "a2t_recall_at_1_ci95": [0.0, 0.5]}
+    assert format_retrieval_summary(metrics, 9.0) == (
+        "clotho | clap | retrieval: T2A R@1 0.2500 [0.1000, 0.4000] R@5 0.5000 R@10 1.0000 mAP@10 0.4000; "
+        "A2T R@1 0.2500 [0.0000, 0.5000] R@5 0.5000 R@10 1.0000 mAP@10 0.4000 on 3 of 4 clips (15 captions), "
+        "1 skipped (see errors.csv) in 9.0 s (2.0 s scoring, 0 from the cache) -> out")
