@@ -109,8 +109,19 @@ def test_runs_written_before_identities_are_rebuilt_from_their_config(tmp_path):
               "model": {"name_or_path": "laion/clap-htsat-fused"}, "template": {"name": "plain", "prompts": ["{}"]},
               "engine": "embed", "precision": "fp32", "limit": 100, "seed": 0}
     identity = derived_identity({"config": config})
-    assert identity["dataset_source"] == "ashraq/esc50" and identity["family"] == "clap"
-    assert identity["selection"]["limit_mode"] == "first" and identity["selection"]["folds"] == [1]
+    assert identity == {
+        "family": "clap", "model_name_or_path": "laion/clap-htsat-fused", "model_revision": None,
+        "weight_fingerprint": None, "dataset": "esc50", "dataset_source": "ashraq/esc50", "dataset_revision": None,
+        "selection": {"label_column": "category", "classes": None, "folds": [1], "subset": None, "limit": 100,
+                      "limit_mode": "first", "seed": 0},
+        "template": "plain", "prompts": ["{}"], "engine": "embed", "precision": "fp32"}
+    folder = derived_identity({"config": {**config, "limit": None, "limit_mode": "stratified",
+                                          "model": {"family": "pe_audio", "name_or_path": "m", "revision": "r"},
+                                          "dataset": {"name": "mine", "path": "/data/mine", "revision": "v1"}}})
+    assert (folder["family"], folder["model_revision"], folder["dataset_source"], folder["dataset_revision"]) == \
+        ("pe_audio", "r", "/data/mine", "v1")
+    assert (folder["selection"]["limit"], folder["selection"]["limit_mode"]) == (None, "stratified")
+    assert derived_identity({"config": {**config, "limit": None}})["selection"]["limit_mode"] is None
     assert derived_identity({"dataset": "d", "model": "m", "template": "t"}) == \
         {"dataset": "d", "model": "m", "template": "t"}
     old = {"dataset": "esc50", "model": "clap", "template": "plain", "accuracy": 0.8, "top5_accuracy": 0.95,
