@@ -12,6 +12,7 @@ from zsa_eval.report.leaderboard import (
     heatmap_grids,
     interval_cell,
     leaderboard,
+    leaderboard_json,
     leaderboard_markdown,
     prompts_hash,
     run_row,
@@ -153,3 +154,38 @@ def test_markdown_shows_each_metric_with_its_own_interval():
     for cell in ("0.5000 [0.4000, 0.6000]", "1.0000 [0.9000, 1.0000]", "0.4500 [0.3000, 0.5500]",
                  "0.4000 [0.2000, 0.6000]"):
         assert cell in table
+
+
+def test_markdown_and_json_of_a_board_mixing_the_three_tasks():
+    single = metrics(0.5, "2026-01-01T00:00:00", {"dataset": "esc50", "template": "t"}, dataset="esc50", top_k=5,
+                     n_classes=50, chance_accuracy=0.02, top_k_accuracy_ci95=[0.9, 1.0],
+                     balanced_accuracy_ci95=[0.4, 0.6], macro_f1_ci95=[0.4, 0.6], encoded_clips_per_s=12.5)
+    tagging = {"dataset": "fsd50k", "model": "m", "template": "t", "task": "multilabel", "map": 0.3,
+               "map_ci95": [0.25, 0.35], "chance_map": 0.01, "n_classes": 200, "n_evaluated": 8,
+               "started_at": "2026-01-01T00:00:00", "identity": {"dataset": "fsd50k"}, "status": "complete"}
+    retrieval = {"dataset": "clotho", "model": "m", "template": None, "task": "retrieval", "n_evaluated": 4,
+                 "started_at": "2026-01-01T00:00:00", "identity": {"dataset": "clotho"}, "status": "complete",
+                 **{f"{d}_{name}": 0.5 for d in ("t2a", "a2t") for name in
+                    ("recall_at_1", "recall_at_5", "recall_at_10", "map_at_10", "median_rank", "mean_rank")},
+                 "t2a_recall_at_1_ci95": [0.25, 0.75]}
+    board = board_of(single, tagging, retrieval)
+    lines = leaderboard_markdown(board).splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    assert header[:13] == ["dataset", "task", "model", "family", "template", "prompts", "engine", "precision",
+                           "selection", "n_classes", "chance", "accuracy [95% CI]", "top-k [95% CI]"]
+    assert header[13:17] == ["balanced acc. [95% CI]", "macro F1 [95% CI]", "mAP [95% CI]", "k"]
+    assert header[17:25] == [f"{d} {m} [95% CI]" for d in ("T2A", "A2T") for m in ("R@1", "R@5", "R@10", "mAP@10")]
+    assert header[25:] == ["n", "clips/s", "date", "run_dir", "identity"]
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]}
+    assert rows["clotho"][1] == "retrieval" and rows["clotho"][17] == "0.5000 [0.2500, 0.7500]"
+    assert rows["clotho"][11] == "" and rows["clotho"][16] == ""  # no accuracy, no k
+    assert rows["fsd50k"][10] == "0.0100" and rows["fsd50k"][15] == "0.3000 [0.2500, 0.3500]"
+    assert rows["esc50"][10] == "0.0200" and rows["esc50"][16] == "5" and rows["esc50"][26] == "12.5000"
+    assert rows["esc50"][15] == "" and rows["esc50"][17] == ""
+    document = leaderboard_json(board, every_run=False)
+    assert document["every_run"] is False and [run["dataset"] for run in document["runs"]] == \
+        ["clotho", "esc50", "fsd50k"]
+    clotho = document["runs"][0]
+    assert clotho["identity"] == {"dataset": "clotho"}
+    assert clotho["identity_hash"] == short_hash({"dataset": "clotho"}, 12)
+    assert clotho["accuracy"] is None and clotho["t2a_recall_at_1"] == 0.5 and "finished_at" not in clotho

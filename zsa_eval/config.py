@@ -122,7 +122,7 @@ class HubDatasetConfig(DatasetConfig):
     split: str = key()
     revision: Optional[str] = key(required=False)
     audio_column: str = key()
-    id_column: Optional[str] = key()  # null: items are named by their row number (retrieval: rows sharing an id are one clip)
+    id_column: Optional[str] = key()  # null: items named by row number; retrieval: rows sharing an id are one clip
     caption_column: Optional[str] = key(required=False)  # retrieval: a caption, or a list of captions, per row
 
 
