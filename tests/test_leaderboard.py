@@ -189,3 +189,22 @@ def test_markdown_and_json_of_a_board_mixing_the_three_tasks():
     assert clotho["identity"] == {"dataset": "clotho"}
     assert clotho["identity_hash"] == short_hash({"dataset": "clotho"}, 12)
     assert clotho["accuracy"] is None and clotho["t2a_recall_at_1"] == 0.5 and "finished_at" not in clotho
+
+
+def test_a_row_of_an_early_run_falls_back_on_what_its_metrics_hold():
+    early = {"dataset": "esc50", "model": "clap", "template": "plain", "prompts": ["{}"], "labels": ["a", "b", "c", "d"],
+             "accuracy": 0.5, "top_k_accuracy": 1.0, "balanced_accuracy": 0.5, "macro_f1": 0.4, "n_evaluated": 8,
+             "started_at": "2025-01-01T00:00:00", "engine": "embed", "precision": "fp16", "clips_per_s": 3.5,
+             "identity": {"dataset": "esc50", "model": "clap"}}
+    row = run_row(early, "old")
+    assert (row["family"], row["n_classes"], row["chance_accuracy"], row["prompts"]) == \
+        ("clap", 4, 0.25, prompts_hash(["{}"]))
+    assert (row["engine"], row["precision"], row["encoded_clips_per_s"], row["finished_at"]) == \
+        ("embed", "fp16", 3.5, "2025-01-01T00:00:00")
+    assert (row["source"], row["weights"], row["selection"], row["task"], row["status"]) == \
+        ("", "", "", "classification", "complete")
+    assert row["identity"] == short_hash(early["identity"], 12) and row["accuracy_ci95_low"] is None
+    tagging = run_row({**early, "task": "multilabel", "map": 0.3, "chance_map": 0.1, "n_classes": 9,
+                       "identity": {"family": "pe_audio"}}, "new")
+    assert (tagging["family"], tagging["n_classes"], tagging["chance_accuracy"], tagging["chance_map"]) == \
+        ("pe_audio", 9, None, 0.1)
