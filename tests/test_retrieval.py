@@ -312,7 +312,7 @@ def test_captions_folder_groups_rows_by_file_and_drops_blank_captions(tmp_path):
      "gate.min_accuracy and gate.baseline bound a classification accuracy"),
     (["dataset=captions_folder", "dataset.path={folder}", "+dataset.folds=[1]"],
      "dataset.folds selects classes or folds, which a retrieval dataset (captions_folder) does not have"),
-    (["dataset=audiofolder", "dataset.path={folder}", "+dataset.task=retrieval"],
+    (["dataset=audiofolder", "dataset.path={folder}", "dataset.task=retrieval"],
      "dataset=audiofolder has task retrieval but no caption_column"),
     (["dataset=esc50_folder", "dataset.path={folder}", "+dataset.task=retrieval", "+dataset.caption_column=c"],
      "task retrieval needs a Hub dataset or a local folder with a metadata.csv"),
