@@ -4,6 +4,7 @@ cross-dataset table."""
 
 import io
 import json
+import warnings
 from math import sqrt
 from pathlib import Path
 from statistics import NormalDist
@@ -414,3 +415,15 @@ def test_summary_intervals_take_each_resamples_mean_over_its_classes():
     default = summary_metrics(y_true, scores, per_class)
     assert default["bootstrap"] == {"resamples": 1000, "seed": 0, "level": 0.95}
     assert summary_metrics(y_true, scores, per_class) == default
+
+
+def test_auc_needs_clips_and_non_clips_and_the_table_stays_quiet():
+    # class "one": a single clip (AUC defined); "all": every clip (no AUC, AP 1); "none": no clip (neither)
+    y_true = np.array([[1, 1, 0], [0, 1, 0], [0, 1, 0]], dtype=bool)
+    scores = np.array([[0.2, 0.9, 0.5], [0.6, 0.1, 0.5], [0.4, 0.5, 0.5]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = per_class_table(y_true, scores, ["one", "all", "none"]).set_index("label")
+    assert table.loc["one", "auc"] == 0.0 and table.loc["one", "ap"] == pytest.approx(1 / 3)  # ranked last of 3
+    assert np.isnan(table.loc["all", "auc"]) and table.loc["all", "ap"] == 1.0
+    assert table.loc["none", ["ap", "auc"]].isna().all()
