@@ -19,7 +19,7 @@ from zsa_eval.hub import cache_only_unless_reachable
 
 ESC10_SUBSET = "esc10"
 LABEL_NOT_CANDIDATE = "label not in candidate set"
-CLASSIFICATION, MULTILABEL = "classification", "multilabel"
+CLASSIFICATION, MULTILABEL, RETRIEVAL = "classification", "multilabel", "retrieval"
 LABEL_SET_SEPARATOR = "|"  # how a multi-label item's label set is written in one text column (label, true_labels)
 
 
@@ -111,14 +111,20 @@ def candidate_labels(class_names: Sequence[str]) -> list[str]:
     return labels
 
 
-def class_label_vocabulary(feature, label_names: Mapping[str, str] | None) -> list[str] | None:
-    """Every class a ClassLabel feature (or a list of ClassLabel: a multi-label column) names, renamed by
-    `label_names`: a multi-label dataset's candidate classes, also those without items in this split (single-label
-    datasets take the labels present, as folders do); None for other features."""
+def class_label_of(feature):
+    """The ClassLabel of a column: the feature itself, or that of a list of ClassLabel (a multi-label column);
+    None for other features."""
     from datasets import ClassLabel
 
     inner = getattr(feature, "feature", None)
-    found = feature if isinstance(feature, ClassLabel) else inner if isinstance(inner, ClassLabel) else None
+    return feature if isinstance(feature, ClassLabel) else inner if isinstance(inner, ClassLabel) else None
+
+
+def class_label_vocabulary(feature, label_names: Mapping[str, str] | None) -> list[str] | None:
+    """Every class a ClassLabel column names, renamed by `label_names`: a multi-label dataset's candidate classes,
+    also those without items in this split (single-label datasets take the labels present, as folders do); None
+    for other features."""
+    found = class_label_of(feature)
     return None if found is None else [(label_names or {}).get(name, name) for name in found.names]
 
 
@@ -342,7 +348,7 @@ def load_hub_dataset(
     revision: str | None,
     audio_column: str,
     id_column: str | None,
-    task: str = "classification",
+    task: str = CLASSIFICATION,
     caption_column: str | None = None,
     **selection,
 ) -> AudioDataset:
@@ -367,9 +373,9 @@ def load_hub_dataset(
             raise script_dataset_error(hub_id) from error
         raise
     columns = pd.DataFrame(columns=hub_dataset.column_names)
-    label_column = selection.get("label_column") if task != "retrieval" else None
+    label_column = selection.get("label_column") if task != RETRIEVAL else None
     keys = {"audio_column": audio_column, "id_column": id_column, "label_column": label_column,
-            "caption_column": caption_column if task == "retrieval" else None,
+            "caption_column": caption_column if task == RETRIEVAL else None,
             "fold_column": selection.get("fold_column"), "subset_column": selection.get("subset_column")}
     for key, column in keys.items():
         if column:
@@ -383,7 +389,7 @@ def load_hub_dataset(
             selection["classes"] = class_label_vocabulary(hub_dataset.features[label_column],
                                                           selection.get("label_names"))
     item_ids = table[id_column].astype(str).tolist() if id_column else [str(row) for row in range(len(table))]
-    builder = (partial(build_dataset, task=task) if task != "retrieval"
+    builder = (partial(build_dataset, task=task) if task != RETRIEVAL
                else partial(build_retrieval_dataset, caption_column=caption_column))
     dataset = builder(name, table, item_ids, item_ids, lambda rows: HubAudio(hub_dataset, audio_column, rows),
                       **selection)
@@ -394,14 +400,14 @@ def class_label_names(features, table: pd.DataFrame, label_column: str,
                       label_names: Mapping[str, str] | None) -> pd.Series:
     """A ClassLabel column's integers as their names (a list of ClassLabel: each item's list); a plain integer
     column must be named by dataset.label_names (a prompt about "3" says nothing)."""
-    from datasets import ClassLabel, Value
+    from datasets import Value
 
     labels, feature = table[label_column], features[label_column]
-    inner = getattr(feature, "feature", None)
-    if isinstance(inner, ClassLabel):  # a list of class labels per item: a multi-label column
-        return labels.map(lambda indices: [inner.names[int(index)] for index in indices if int(index) >= 0])
-    if isinstance(feature, ClassLabel):
-        return labels.map(lambda index: feature.names[index] if 0 <= index < feature.num_classes else str(index))
+    found = class_label_of(feature)
+    if found is not None and found is not feature:  # a list of class labels per item: a multi-label column
+        return labels.map(lambda indices: [found.names[int(index)] for index in indices if int(index) >= 0])
+    if found is not None:
+        return labels.map(lambda index: found.names[index] if 0 <= index < found.num_classes else str(index))
     unnamed = sorted(set(labels.astype(str)) - set(label_names or {}), key=lambda label: (len(label), label))
     if isinstance(feature, Value) and feature.dtype.startswith(("int", "uint")) and unnamed:
         raise UserError(f"column {label_column!r} holds integer codes with no names ({', '.join(unnamed[:5])}"
@@ -422,7 +428,7 @@ def load_esc50_folder(
     path: str | None,
     follow_symlinks: bool = False,
     extensions: Sequence[str] | None = None,
-    task: str = "classification",
+    task: str = CLASSIFICATION,
     **selection,
 ) -> AudioDataset:
     """The original ESC-50 layout: meta/esc50.csv (filename, fold, category, esc10, ...) and audio/ (the config
@@ -445,7 +451,7 @@ def load_audiofolder(
     path: str | None,
     follow_symlinks: bool = False,
     extensions: Sequence[str] | None = None,
-    task: str = "classification",
+    task: str = CLASSIFICATION,
     caption_column: str | None = None,
     **selection,
 ) -> AudioDataset:
@@ -456,7 +462,7 @@ def load_audiofolder(
     root = require_path(path, name, "an audiofolder (class subfolders or a metadata.csv)")
     listing = list_folder(root, follow_symlinks, extensions)
     metadata = next((root / file for file in METADATA_FILES if (root / file).is_file()), None)
-    if task == "retrieval":
+    if task == RETRIEVAL:
         if metadata is None:
             raise UserError(f"{root} has no metadata.csv: a retrieval folder lists its captions there, one row per "
                             f"caption with columns file_name and {caption_column} (several rows per file allowed)")

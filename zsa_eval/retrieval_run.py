@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from zsa_eval.cache import EmbeddingCache
-from zsa_eval.data import AudioDataset, Selection, limit_items
+from zsa_eval.data import RETRIEVAL, AudioDataset, Selection, limit_items
 from zsa_eval.distributed import ranks_from_env
 from zsa_eval.engine import caption_embeddings, embed_clips
 from zsa_eval.errors import UserError
@@ -71,7 +71,7 @@ def retrieval_identity(cfg: DictConfig, dataset: AudioDataset, loaded: LoadedMod
     identity = result_identity(cfg, dataset, loaded, weights, [])
     identity = {key: value for key, value in identity.items() if key not in ("template", "prompts")}
     identity["selection"] |= {"caption_column": cfg.dataset.caption_column}
-    return {"task": "retrieval", **identity}
+    return {"task": RETRIEVAL, **identity}
 
 
 def embed_items(cfg: DictConfig, loaded: LoadedModel, cache: EmbeddingCache | None, dataset: AudioDataset,
@@ -171,7 +171,7 @@ def run_retrieval(cfg: DictConfig, started_at: datetime, start: float) -> dict |
     skipped_captions = int(dataset.items.loc[dataset.items["item_id"].isin(set(errors["item_id"])), "captions"]
                            .map(len).sum())
     metrics = {
-        "task": "retrieval",
+        "task": RETRIEVAL,
         **retrieval_metrics(retrieval, seed=cfg.seed),
         "directions": DIRECTIONS,
         "metrics_cover": "evaluated clips and their captions (a skipped clip's captions are left out of both "

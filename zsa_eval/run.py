@@ -22,7 +22,7 @@ from zsa_eval import multilabel
 from zsa_eval.cache import EmbeddingCache, model_fingerprint, weights_fingerprint
 from zsa_eval.config import checked
 from zsa_eval.distributed import Ranks, agree, main_rank_value, process_group, ranks_from_env, shard
-from zsa_eval.data import MULTILABEL, AudioDataset, Selection, candidate_labels, limit_items
+from zsa_eval.data import MULTILABEL, RETRIEVAL, AudioDataset, Selection, candidate_labels, limit_items
 from zsa_eval.engine import BatchScores, check_engine_family, check_engine_settings, score_clips, text_embeddings
 from zsa_eval.errors import GateFailed, RunInterrupted, UserError
 from zsa_eval.metrics import (
@@ -425,7 +425,7 @@ def run(cfg: DictConfig) -> dict | None:
     started_at = datetime.now(timezone.utc)
     start = time.perf_counter()
     cfg = checked(cfg)
-    if cfg.dataset.get("task") == "retrieval":
+    if cfg.dataset.get("task") == RETRIEVAL:
         from zsa_eval.retrieval_run import run_retrieval  # here: it builds on this module's steps
 
         return run_retrieval(cfg, started_at, start)
@@ -547,7 +547,7 @@ def headline(metrics: dict) -> str:
 
 def format_summary(metrics: dict, wall_s: float) -> str:
     """The run in one line; `wall_s` counts from the process start (imports, config, model load included)."""
-    if metrics.get("task") == "retrieval":
+    if metrics.get("task") == RETRIEVAL:
         return format_retrieval_summary(metrics, wall_s)
     skipped = f", {metrics['n_skipped']} skipped (see errors.csv)" if metrics["n_skipped"] else ""
     excluded = f", {metrics['n_excluded']} outside dataset.classes" if metrics["n_excluded"] else ""

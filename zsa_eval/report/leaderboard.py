@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock
 
+from zsa_eval.data import CLASSIFICATION, MULTILABEL, RETRIEVAL
 from zsa_eval.metrics import INTERVAL_METRICS
 from zsa_eval.report import atomic_write, short_hash, write_csv, write_json
 from zsa_eval.report.plots import accuracy_heatmap_png, dataset_heatmap_png
@@ -24,10 +25,9 @@ COLUMNS = ["dataset", "task", "source", "model", "family", "weights", "template"
            "macro_f1_ci95_high", "chance_map", "map", "map_ci95_low", "map_ci95_high", "n", "encoded_clips_per_s",
            "date", "run_dir", "identity", "status"]
 RUN_KEYS = {"dataset", "model", "n_evaluated", "started_at"}
-RETRIEVAL = "retrieval"
-TASK_KEYS = {"classification": {"template", *INTERVAL_METRICS}, "multilabel": {"template", "map"},
+TASK_KEYS = {CLASSIFICATION: {"template", *INTERVAL_METRICS}, MULTILABEL: {"template", "map"},
              RETRIEVAL: set(RETRIEVAL_METRICS)}  # a run's keys by its task
-MAIN_METRIC = {"classification": ("accuracy", "accuracy"), "multilabel": ("map", "mAP"),
+MAIN_METRIC = {CLASSIFICATION: ("accuracy", "accuracy"), MULTILABEL: ("map", "mAP"),
                RETRIEVAL: (RETRIEVAL_MAIN_SCORE, "T2A R@1")}  # column, name shown
 RETRIEVAL_COLUMNS = [column for name in RETRIEVAL_METRICS
                      for column in (name, f"{name}_ci95_low", f"{name}_ci95_high")]
@@ -90,7 +90,7 @@ def run_row(metrics: dict, run_dir: str) -> dict:
     identity = metrics.get("identity") or derived_identity(metrics)
     prompts = identity.get("prompts") or metrics.get("prompts")
     n_classes = metrics.get("n_classes") or len(metrics.get("labels") or []) or None
-    task = metrics.get("task", "classification")
+    task = metrics.get("task", CLASSIFICATION)
     row = {
         "dataset": metrics["dataset"], "task": task, "source": "", "model": metrics["model"],
         "family": identity.get("family", "clap"), "weights": "",
@@ -101,7 +101,7 @@ def run_row(metrics: dict, run_dir: str) -> dict:
         "selection": "",
         "n_classes": n_classes,
         "chance_accuracy": (metrics.get("chance_accuracy", 1 / n_classes if n_classes else None)
-                            if task == "classification" else None),
+                            if task == CLASSIFICATION else None),
         "chance_map": metrics.get("chance_map"),
         "top_k": metrics.get("top_k"),
         "n": metrics["n_evaluated"],
@@ -129,7 +129,7 @@ def collect_runs(results_dir: Path) -> pd.DataFrame:
             continue
         if isinstance(metrics, dict) and "top5_accuracy" in metrics:  # a run from before top-k got its name
             metrics = {"top_k": 5, "top_k_accuracy": metrics["top5_accuracy"], **metrics}
-        if isinstance(metrics, dict) and RUN_KEYS | TASK_KEYS.get(metrics.get("task", "classification"),
+        if isinstance(metrics, dict) and RUN_KEYS | TASK_KEYS.get(metrics.get("task", CLASSIFICATION),
                                                                   {"?"}) <= metrics.keys():
             rows.append(run_row(metrics, metrics_file.parent.relative_to(results_dir).as_posix()))
     runs = pd.DataFrame(rows, columns=[*COLUMNS, *RETRIEVAL_COLUMNS, "finished_at", "identity_fields"])
@@ -292,7 +292,7 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
     shown = pd.DataFrame({name: board[name] for name in
                           ("dataset", "task", "source", "model", "family", "weights", "template", "prompts", "engine",
                            "precision", "selection", "n_classes")})
-    multilabel, retrieval = board["task"] == "multilabel", board["task"] == RETRIEVAL
+    multilabel, retrieval = board["task"] == MULTILABEL, board["task"] == RETRIEVAL
     shown["chance"] = board["chance_map"].where(multilabel, board["chance_accuracy"]).map(
         lambda value: "" if pd.isna(value) else f"{value:.4f}")
     for name, title in CLASSIFICATION_TITLES.items():
