@@ -37,8 +37,8 @@ from zsa_eval.run import (
     run_facts,
     result_identity,
     run_identity,
-    skip_fraction,
-    skipped_table,
+    skip_status,
+    write_skips,
 )
 
 RECALL_PLOT_MAX_K = 50
@@ -147,9 +147,7 @@ def run_retrieval(cfg: DictConfig, started_at: datetime, start: float) -> dict |
         return None
     output_dir = work.output_dir
     records, cache_hits, encoded = work.outcomes("embedded")
-    errors = skipped_table(dataset, records)
-    write_csv(errors, output_dir / "errors.csv")
-    write_csv(dataset.ignored_files, output_dir / "ignored_files.csv")
+    errors = write_skips(dataset, records, output_dir)
     positions = [index for index, record in sorted(records.items()) if "embedded" in record]
     if not positions:
         raise UserError(f"none of the {len(dataset)} clips could be evaluated; see {output_dir / 'errors.csv'}")
@@ -186,8 +184,7 @@ def run_retrieval(cfg: DictConfig, started_at: datetime, start: float) -> dict |
         "n_captions_evaluated": len(captions),
         "n_captions_skipped": skipped_captions,
         "n_ignored_files": len(dataset.ignored_files),
-        "status": ("too_many_skips" if skip_fraction(len(errors), len(dataset)) > cfg.max_skip_fraction
-                   else "complete"),
+        "status": skip_status(len(errors), len(dataset), cfg.max_skip_fraction),
         "dataset": dataset.name,
         "model": cfg.model.name,
         "model_name_or_path": cfg.model.name_or_path,

@@ -316,6 +316,15 @@ def skipped_table(dataset: AudioDataset, records: dict[int, dict]) -> pd.DataFra
     return pd.DataFrame(bad, columns=["item_id", "path", "reason", "detail"])
 
 
+def write_skips(dataset: AudioDataset, records: dict[int, dict], output_dir: Path) -> pd.DataFrame:
+    """errors.csv (the items that could not be evaluated) and ignored_files.csv (a folder's files that are not
+    items); returns the skipped items."""
+    errors = skipped_table(dataset, records)
+    write_csv(errors, output_dir / "errors.csv")
+    write_csv(dataset.ignored_files, output_dir / "ignored_files.csv")
+    return errors
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """The evaluated items (dataset positions, rows of the item table), their true classes and scores."""
@@ -454,10 +463,8 @@ def run(cfg: DictConfig) -> dict | None:
         return None
     output_dir = work.output_dir
     records, cache_hits, encoded = work.outcomes("probabilities")
-    errors = skipped_table(dataset, records)
-    write_csv(errors, output_dir / "errors.csv")
+    errors = write_skips(dataset, records, output_dir)
     write_csv(dataset.excluded, output_dir / "excluded.csv")
-    write_csv(dataset.ignored_files, output_dir / "ignored_files.csv")
     evaluated = evaluation(dataset, records, output_dir)
     results = (multilabel_results(dataset, evaluated, cfg.seed) if dataset.task == MULTILABEL
                else classification_results(dataset, evaluated, loaded.family.score_kind, cfg.seed))
@@ -483,8 +490,7 @@ def run(cfg: DictConfig) -> dict | None:
         "n_excluded": len(dataset.excluded),
         "classes_without_items": classes_without_items(dataset),
         "n_ignored_files": len(dataset.ignored_files),
-        "status": ("too_many_skips" if skip_fraction(len(errors), len(dataset)) > cfg.max_skip_fraction
-                   else "complete"),
+        "status": skip_status(len(errors), len(dataset), cfg.max_skip_fraction),
         "dataset": dataset.name,
         "model": cfg.model.name,
         "model_name_or_path": cfg.model.name_or_path,
@@ -514,6 +520,11 @@ def skip_fraction(n_skipped: int, n_items: int) -> float:
     """The share of the selected items that were skipped; above max_skip_fraction a run fails (and says so in
     metrics.json's status)."""
     return n_skipped / n_items
+
+
+def skip_status(n_skipped: int, n_items: int, max_skip_fraction: float) -> str:
+    """metrics.json's status: too_many_skips above max_skip_fraction, else complete."""
+    return "too_many_skips" if skip_fraction(n_skipped, n_items) > max_skip_fraction else "complete"
 
 
 def check_skip_fraction(metrics: dict, max_skip_fraction: float, output_dir: Path) -> None:
