@@ -129,3 +129,26 @@ def test_entries_are_plain_float32_npy_and_unreadable_ones_are_misses(tmp_path):
     assert cache.load("torn") is None
     np.save(tmp_path / "fingerprint" / "pickled.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     assert cache.load("pickled") is None  # never unpickled
+
+
+def test_a_copied_checkpoint_has_the_same_fingerprint_and_reuses_the_cache(tiny_model_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from conftest import compose_config
+    from zsa_eval.run import run
+
+    copy = tmp_path / "copied model"
+    shutil.copytree(tiny_model_dir, copy)
+    original, copied = fresh_model(tiny_model_dir), fresh_model(copy)
+    assert copied.family.weight_fingerprint == original.family.weight_fingerprint
+    bf16 = fresh_model(tiny_model_dir, "bf16")
+    assert bf16.family.weight_fingerprint == original.family.weight_fingerprint  # the weights as stored
+    assert (model_fingerprint(bf16.model, bf16.feature_extractor, bf16.device, bf16.family.weight_fingerprint)
+            != model_fingerprint(original.model, original.feature_extractor, original.device,
+                                 original.family.weight_fingerprint))  # ... but cached embeddings per precision
+    monkeypatch.setenv("ZSA_EVAL_CACHE", str(tmp_path / "cache"))
+    common = ["dataset=synthetic", "dataset.clips_per_class=2", "model=tiny_random"]
+    first = run(compose_config(*common, f"model.name_or_path={tiny_model_dir}", f"output_dir={tmp_path / 'a'}"))
+    again = run(compose_config(*common, f"model.name_or_path={copy}", f"output_dir={tmp_path / 'b'}"))
+    assert again["identity"]["weight_fingerprint"] == first["identity"]["weight_fingerprint"]
+    assert (first["cache_hits"], again["cache_hits"]) == (0, 10)

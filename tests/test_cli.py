@@ -87,6 +87,13 @@ def one_line_error(code: int, stderr: str) -> str:
     (["dataset=esc50_folder"], "dataset=esc50_folder needs dataset.path: add dataset.path="),
     (["dataset=esc50"], "cannot load dataset 'ashraq/esc50' from the Hugging Face Hub"),
     (["dataset=synthetic", "template.prompts=[a sound]"], "needs exactly one {} where the label goes"),
+    (["dataset=synthetic", "template.prompts=['{} {}']"],
+     "prompt '{} {}' has 2 places for the label: it needs exactly one {} where the label goes, e.g. 'This is a "
+     "sound of {}.'"),
+    (["dataset=synthetic", "template.prompts=[A sound of {}]"],
+     "cannot read the override 'template.prompts=[A sound of {}]' (no viable alternative at input '[A sound of {'): "
+     "a value holding braces, quotes or commas must be quoted, and the whole override quoted for the shell, e.g. "
+     "'template.prompts=[\"A sound of {}\"]'"),
     (["dataset=synthetic", "engine=pipeline", "template=ensemble"], "engine=pipeline takes a single prompt"),
     pytest.param(["dataset=synthetic", "precision=fp16"], "precision=fp16 needs a CUDA device", marks=NEEDS_NO_CUDA),
     pytest.param(["dataset=synthetic", "device=cuda"], "CUDA is not available here", marks=NEEDS_NO_CUDA),
@@ -174,6 +181,32 @@ def test_unreachable_hub_is_one_line(monkeypatch, capsys, tmp_path, hub_unreacha
     code, _, stderr = run_cli(monkeypatch, capsys, "dataset=synthetic", "model=clap", f"output_dir={tmp_path}")
     line = one_line_error(code, stderr)
     assert "cannot load model 'laion/clap-htsat-fused'" in line and "model.name_or_path=" in line
+
+
+def test_the_quoting_advised_for_a_prompt_works(monkeypatch, capsys, tiny_model_dir, tmp_path):
+    from zsa_eval.__main__ import quoted_override
+
+    advised = quoted_override("template.prompts=[A sound of {}, The {} noise.]")
+    assert advised == "'template.prompts=[\"A sound of {}\",\"The {} noise.\"]'"
+    code, _, _ = run_cli(monkeypatch, capsys, "dataset=synthetic", "model=tiny_random", advised.strip("'"),
+                         f"output_dir={tmp_path / 'run'}")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert code == 0 and metrics["prompts"] == ["A sound of {}", "The {} noise."]
+
+
+def test_a_run_outside_results_dir_says_no_leaderboard_lists_it(monkeypatch, capsys, tiny_model_dir, tmp_path):
+    results = tmp_path / "results"
+    common = ["dataset=synthetic", "dataset.clips_per_class=2", "model=tiny_random", f"results_dir={results}"]
+    code, stdout, _ = run_cli(monkeypatch, capsys, *common, f"output_dir={tmp_path / 'elsewhere' / 'run'}")
+    lines = stdout.strip().splitlines()
+    assert code == 0 and len(lines) == 2 and lines[0].startswith("synthetic | tiny_random | auto: accuracy")
+    assert lines[1] == (f"zsa-eval: note: output_dir lies outside results_dir ({results}), so no leaderboard lists "
+                        f"this run; python -m zsa_eval.report leaderboard {tmp_path / 'elsewhere'} builds one beside "
+                        "it")
+    assert json.loads((tmp_path / "elsewhere" / "run" / "metrics.json").read_text())["leaderboard"] is None
+    code, stdout, _ = run_cli(monkeypatch, capsys, *common, f"output_dir={results / 'inside'}")
+    assert code == 0 and len(stdout.strip().splitlines()) == 1 and (results / "leaderboard.md").is_file()
+    assert json.loads((results / "inside" / "metrics.json").read_text())["leaderboard"] == str(results)
 
 
 def test_debug_shows_the_traceback(monkeypatch, capsys, tmp_path):

@@ -182,6 +182,14 @@ def test_markdown_and_json_of_a_board_mixing_the_three_tasks():
     assert rows["fsd50k"][10] == "0.0100" and rows["fsd50k"][15] == "0.3000 [0.2500, 0.3500]"
     assert rows["esc50"][10] == "0.0200" and rows["esc50"][16] == "5" and rows["esc50"][26] == "12.5000"
     assert rows["esc50"][15] == "" and rows["esc50"][17] == ""
+    # counts as whole numbers, no "nan" for what a task lacks, "-" for a run that encoded nothing
+    assert (rows["esc50"][9], rows["fsd50k"][9], rows["clotho"][9]) == ("50", "200", "")
+    assert rows["clotho"][4] == "" and rows["esc50"][4] == "t"
+    assert rows["fsd50k"][26] == rows["clotho"][26] == "-"
+    five = leaderboard_markdown(board_of(metrics(0.5, "2026-01-01T00:00:00", top_k=5, n_classes=5,
+                                                 top_k_accuracy=1.0, top_k_accuracy_ci95=[1.0, 1.0])))
+    header, _, row = [[cell.strip() for cell in line.strip("|").split("|")] for line in five.splitlines()]
+    assert row[header.index("top-k [95% CI]")] == "" and row[header.index("k")] == ""  # top-5 of 5: always 1
     document = leaderboard_json(board, every_run=False)
     assert document["every_run"] is False and [run["dataset"] for run in document["runs"]] == \
         ["clotho", "esc50", "fsd50k"]

@@ -23,7 +23,7 @@ from sklearn.metrics import average_precision_score, label_ranking_average_preci
 
 from conftest import run_cli, tone
 from test_config import write_hub_parquet
-from test_sweeps import fake_run
+from test_sweeps import canonical_hash, fake_run
 from zsa_eval.data import build_dataset, label_sets
 from zsa_eval.errors import UserError
 from zsa_eval.multilabel import (
@@ -263,7 +263,9 @@ def test_sequence_of_classlabel_gives_the_feature_names(monkeypatch, capsys, tmp
     assert metrics["labels"] == ["Dog", "Rain", "Siren"] and metrics["classes_without_items"] == ["Siren"]
     assert metrics["n_classes_counted"] == 2
     assert pd.read_csv(out / "predictions.csv")["true_labels"].tolist() == ["Dog", "Dog|Rain", "Rain"]
-    assert "warning: 1 of the 3 candidate classes have no clips" in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "zsa-eval: warning: 1 of the 3 candidate classes have no clips in this selection ('Siren'): they stay "
+        "candidates but have no AP (left out of mAP) (metrics.json: classes_without_items)")
 
 
 @pytest.mark.parametrize("setting, message", [
@@ -318,11 +320,33 @@ def test_multilabel_rows_rank_by_map_and_the_by_dataset_table_keeps_means_apart(
     assert "| clap " in (tmp_path / "leaderboard_by_dataset.md").read_text()
 
 
-def test_by_dataset_keeps_the_latest_of_two_runs_in_one_cell(tmp_path):
-    fake_run(tmp_path, "old", 0.5, started_at="2026-11-20T10:00:00+00:00")
-    fake_run(tmp_path, "new", 0.6, prompts=["A sound of {}."], started_at="2026-11-21T10:00:00+00:00")
+def test_by_dataset_keys_cells_by_prompts_not_by_template_name(tmp_path):
+    fake_run(tmp_path, "default", 0.5, started_at="2026-11-20T10:00:00+00:00")
+    fake_run(tmp_path, "custom", 0.6, prompts=["A sound of {}."], started_at="2026-11-21T10:00:00+00:00")
     table, metrics = by_dataset(leaderboard(collect_runs(tmp_path)))
-    assert table["esc50 accuracy"].tolist() == [0.6] and metrics == ["accuracy", "accuracy"]
+    default, custom = canonical_hash(["This is a sound of {}."], 8), canonical_hash(["A sound of {}."], 8)
+    assert table[["template", "esc50 accuracy"]].values.tolist() == [[f"sound_of #{custom}", 0.6],
+                                                                     [f"sound_of #{default}", 0.5]]
+    assert metrics == ["accuracy", "accuracy"]
+
+
+def test_by_dataset_counts_a_dataset_once_and_shows_its_selections_apart(tmp_path):
+    fake_run(tmp_path, "whole", 0.50)
+    fake_run(tmp_path, "dogs", 0.90, selection_classes=["dog", "cat"])
+    fake_run(tmp_path, "birds", 0.80, selection_classes=["crow", "hen"])
+    fake_run(tmp_path, "us8k", 0.70, dataset="us8k", dataset_source="danavery/urbansound8K")
+    table, _ = by_dataset(leaderboard(collect_runs(tmp_path)))
+    assert table.columns.tolist() == ["model", "template", "esc50 accuracy", "esc50 (classes=crow,hen) accuracy",
+                                      "esc50 (classes=dog,cat) accuracy", "us8k accuracy", "mean accuracy",
+                                      "accuracy datasets"]
+    row = table.iloc[0]
+    assert row["accuracy datasets"] == 2 and row["mean accuracy"] == pytest.approx((0.50 + 0.70) / 2)
+    subsets_only = tmp_path / "subsets"
+    fake_run(subsets_only, "dogs", 0.90, selection_classes=["dog", "cat"])
+    more = fake_run(subsets_only, "more", 0.60, selection_classes=["crow", "hen", "cow"]) / "metrics.json"
+    more.write_text(json.dumps(json.loads(more.read_text()) | {"n_evaluated": 600}))
+    table, _ = by_dataset(leaderboard(collect_runs(subsets_only)))
+    assert table.loc[0, "accuracy datasets"] == 1 and table.loc[0, "mean accuracy"] == 0.60  # the larger selection
 
 
 def test_suite_zeroshot_sweeps_the_catalog(monkeypatch, capsys):
@@ -370,7 +394,19 @@ def test_compare_refuses_a_multilabel_run(tmp_path, capsys):
         run_dir = fake_multilabel_run(tmp_path, name, 0.3)
         pd.DataFrame({"item_id": ["1"], "top1_label": ["Dog"]}).to_csv(run_dir / "predictions.csv", index=False)
     assert report_main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
-    assert "is a multilabel run: compare pairs single-label runs' predictions" in capsys.readouterr().err
+    assert capsys.readouterr().err == (f"zsa-eval: error: {tmp_path / 'a'} is a multilabel run: compare compares "
+                                       "single-label classification runs only; compare other tasks by the "
+                                       "leaderboard's metrics and intervals\n")
+
+
+def test_compare_says_a_retrieval_run_is_not_yet_comparable(tmp_path, capsys):
+    from zsa_eval.report.__main__ import main as report_main
+
+    for name in ("a", "b"):  # a retrieval run writes ranks.csv, no predictions.csv
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"task": "retrieval", "dataset": "clotho"}))
+    assert report_main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    assert "is a retrieval run: compare compares single-label classification runs only" in capsys.readouterr().err
 
 
 def test_a_local_folder_with_label_sets_in_its_metadata_is_multilabel(tmp_path):
@@ -427,3 +463,37 @@ def test_auc_needs_clips_and_non_clips_and_the_table_stays_quiet():
     assert table.loc["one", "auc"] == 0.0 and table.loc["one", "ap"] == pytest.approx(1 / 3)  # ranked last of 3
     assert np.isnan(table.loc["all", "auc"]) and table.loc["all", "ap"] == 1.0
     assert table.loc["none", ["ap", "auc"]].isna().all()
+
+
+@pytest.mark.parametrize("cells, delimiter", [(["speech,human voice", "music"], ","),
+                                              (["bell;chime", "alarm;beep;chime", "speech"], ";"),
+                                              (["Dog|Animal", "Rain"], "|")])
+def test_joined_labels_without_a_delimiter_are_refused_naming_it(cells, delimiter):
+    with pytest.raises(UserError) as refused:
+        build(pd.DataFrame({"labels": cells}), task="multilabel")
+    assert str(refused.value) == (
+        f"labels such as {cells[0]!r} look like several labels joined by {delimiter!r}, but dataset.label_delimiter "
+        f"is not set: add 'dataset.label_delimiter=\"{delimiter}\"' (quoted as shown), or set it to a character the "
+        "labels do not use")
+    assert build(pd.DataFrame({"labels": cells}), task="multilabel", label_delimiter=delimiter).items["labels"] \
+        .map(len).max() > 1
+
+
+def test_a_multilabel_folder_without_its_delimiter_is_one_line_exit_2(monkeypatch, capsys, tiny_model_dir, tmp_path):
+    for index, name in enumerate(["talk.wav", "song.wav"]):
+        sf.write(tmp_path / name, tone(300.0 * (index + 1), seconds=0.2), 16000)
+    (tmp_path / "metadata.csv").write_text('file_name,labels\ntalk.wav,"speech,human voice"\nsong.wav,music\n')
+    code, out, err = run_cli(monkeypatch, capsys, "dataset=audiofolder", f"dataset.path={tmp_path}",
+                             "dataset.label_column=labels", "dataset.task=multilabel", "model=tiny_random",
+                             f"output_dir={tmp_path / 'run'}")
+    assert code == 2 and err.count("\n") == 1 and "'dataset.label_delimiter=\",\"'" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_single_labels_that_look_joined_get_a_hint():
+    from zsa_eval.data import joined_labels_hint
+
+    assert joined_labels_hint(["speech,human voice", "music"]) == (
+        "class names such as 'speech,human voice' look like several labels joined by ',': if items carry several "
+        "labels, set dataset.task=multilabel 'dataset.label_delimiter=\",\"'")
+    assert joined_labels_hint(["bird chirping, tweeting", "dog barking"]) is None  # VGGSound's names are names

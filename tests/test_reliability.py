@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 
 from conftest import class_clip, noise, run_cli, tone
+from zsa_eval.run import skip_rate_lower_bound, too_many_skips
 
 CLASSES = ["chirping_birds", "dog", "vacuum_cleaner"]
 TIMING_KEYS = {"started_at", "finished_at", "scoring_s", "elapsed_s", "encoded_clips_per_s", "resumed_items",
@@ -166,15 +167,51 @@ def one_line(code: int, stderr: str) -> str:
 def test_too_many_skips_exit_2_after_writing_everything(monkeypatch, capsys, tiny_model_dir, bad_esc50, tmp_path):
     root, expected = bad_esc50
     out = tmp_path / "run"
-    code, _, stderr = run_cli(monkeypatch, capsys, "dataset=esc50_folder", f"dataset.path={root}",
-                              f"dataset.classes=[{','.join(CLASSES)}]", "model=tiny_random", f"output_dir={out}")
+    code, stdout, stderr = run_cli(monkeypatch, capsys, "dataset=esc50_folder", f"dataset.path={root}",
+                                   f"dataset.classes=[{','.join(CLASSES)}]", "model=tiny_random", f"output_dir={out}")
     n_skipped = sum(outcome not in (None, EXCLUDED) for outcome in expected.values())
+    summary = stdout.strip()  # the results' summary first, then why the run failed
+    assert summary.startswith("esc50_folder | tiny_random | auto: accuracy ") and summary.endswith(f"-> {out}")
+    assert f", {n_skipped} skipped (see errors.csv)" in summary
     n_selected = sum(outcome != EXCLUDED for outcome in expected.values())  # excluded clips are no error
     assert one_line(code, stderr) == (
-        f"zsa-eval: error: {n_skipped} of {n_selected} items ({n_skipped / n_selected:.1%}) were skipped, above "
-        f"max_skip_fraction=0.05; the list is in {out / 'errors.csv'} (results were written for the rest)")
+        f"zsa-eval: error: {n_skipped} of {n_selected} items ({n_skipped / n_selected:.1%}) were skipped: items are "
+        f"bad at a rate above max_skip_fraction=0.05 (at least {skip_rate_lower_bound(n_skipped, n_selected):.1%}, "
+        f"97.5% lower bound); the list is in {out / 'errors.csv'} (results were written for the rest)")
     assert_outcomes(out, expected)
     assert json.loads((out / "metrics.json").read_text())["status"] == "too_many_skips"
+
+
+def test_one_bad_file_in_a_small_folder_passes_a_systematic_failure_does_not(monkeypatch, capsys, tiny_model_dir,
+                                                                             tmp_path):
+    folder = tmp_path / "sounds"
+    for index in range(20):
+        category = ("dog", "rain")[index % 2]
+        (folder / category).mkdir(parents=True, exist_ok=True)
+        sf.write(folder / category / f"{index:02d}.wav", tone(200.0 + 10 * index, seconds=0.2), 16000)
+    (folder / "dog" / "00.wav").write_bytes(b"not audio")  # 1 of 20: 5%
+    common = ["dataset=audiofolder", f"dataset.path={folder}", "model=tiny_random"]
+    code, stdout, stderr = run_cli(monkeypatch, capsys, *common, f"output_dir={tmp_path / 'one'}")
+    metrics = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    assert code == 0 and metrics["n_skipped"] == 1 and metrics["status"] == "complete"
+    for index in (2, 4, 6):  # 4 of 20: the bad share is above 5% beyond chance
+        (folder / "dog" / f"{index:02d}.wav").write_bytes(b"not audio")
+    code, stdout, stderr = run_cli(monkeypatch, capsys, *common, f"output_dir={tmp_path / 'four'}")
+    assert code == 2 and "4 of 20 items (20.0%) were skipped: items are bad at a rate above" in stderr
+    assert json.loads((tmp_path / "four" / "metrics.json").read_text())["status"] == "too_many_skips"
+
+
+def test_the_skip_rule_at_its_boundaries():
+    assert [too_many_skips(k, 20, 0.05) for k in range(5)] == [False, False, False, False, True]
+    assert too_many_skips(3, 6, 0.05) and not too_many_skips(1, 3, 0.05)
+    assert not too_many_skips(60, 1000, 0.05) and too_many_skips(100, 1000, 0.05)
+    assert too_many_skips(1, 10_000, 0.0) and not too_many_skips(0, 10, 0.0)  # 0: any skip fails
+    assert not too_many_skips(19, 20, 1.0)
+    assert skip_rate_lower_bound(4, 20) == pytest.approx(0.0573, abs=1e-4)  # scipy.stats.binomtest's exact CI
+    from scipy.stats import binomtest
+
+    exact = binomtest(7, 40).proportion_ci(confidence_level=0.95, method="exact").low
+    assert skip_rate_lower_bound(7, 40) == pytest.approx(exact)
 
 
 def test_on_error_raise_stops_at_the_first_bad_item(monkeypatch, capsys, tiny_model_dir, bad_esc50, tmp_path):

@@ -79,3 +79,19 @@ def test_run_dir_refuses_other_runs_and_foreign_files(tmp_path):
         open_run_dir(tmp_path / "mine", identity, resume=False, overwrite=False)
     open_run_dir(tmp_path / "mine", identity, resume=False, overwrite=True)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_a_long_heatmap_title_stays_inside_the_figure(monkeypatch):
+    from zsa_eval.report import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "png_bytes", lambda figure: drawn.append(figure) or b"")
+    title = "accuracy on audiofolder (/data/a/very/long/path/to/somebody's/recordings/of/their/garden/birds/2026)"
+    plots.accuracy_heatmap_png({title: pd.DataFrame({"sound_of #1234abcd": [0.5]}, index=["clap"])})
+    figure = drawn[0]
+    figure.canvas.draw()
+    panel_title = figure.axes[0].title
+    assert panel_title.get_text().replace("\n", "") == title and "\n" in panel_title.get_text()
+    inside = figure.bbox
+    extent = panel_title.get_window_extent()
+    assert inside.x0 <= extent.x0 and extent.x1 <= inside.x1

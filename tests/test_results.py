@@ -8,9 +8,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import soundfile as sf
 import torch
 
-from conftest import compose_config
+from conftest import compose_config, tone
 from zsa_eval.data import stratified_positions
 from zsa_eval.errors import UserError
 from zsa_eval.random_models import build_random_clap
@@ -68,6 +69,31 @@ def test_class_selection_is_no_error_and_empty_classes_warn(tiny_model_dir, tmp_
                        "they stay candidates but have no recall (metrics.json: classes_without_items)")
 
 
+
+def test_classes_matching_no_item_are_named_and_leave_no_run_directory(tiny_model_dir, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(UserError) as refused:
+        run(compose_config("dataset=synthetic", "model=tiny_random", "dataset.classes=[nothing,else]",
+                           f"output_dir={out}"))
+    assert str(refused.value) == ("none of the 40 items of dataset synthetic carries a class of dataset.classes="
+                                  "[nothing,else]; the classes present are: clicks, high_beep, low_hum, rising_chirp, "
+                                  "white_noise")
+    assert not out.exists()
+
+
+def test_a_single_label_folder_of_joined_names_warns(tiny_model_dir, tmp_path, capsys):
+    for index, name in enumerate(["talk.wav", "song.wav", "bell.wav"]):
+        sf.write(tmp_path / name, tone(300.0 * (index + 1), seconds=0.2), 16000)
+    (tmp_path / "metadata.csv").write_text('file_name,label\ntalk.wav,"speech,human voice"\nsong.wav,music\n'
+                                           'bell.wav,"speech,human voice"\n')
+    metrics = run(compose_config("dataset=audiofolder", f"dataset.path={tmp_path}", "model=tiny_random",
+                                 f"output_dir={tmp_path / 'run'}"))
+    assert metrics["labels"] == ["music", "speech,human voice"]
+    assert capsys.readouterr().err.strip() == (
+        "zsa-eval: warning: class names such as 'speech,human voice' look like several labels joined by ',': if items "
+        "carry several labels, set dataset.task=multilabel 'dataset.label_delimiter=\",\"'")
+
+
 def test_scores_parquet_holds_every_probability_and_logit(tiny_model_dir, tmp_path):
     out = tmp_path / "run"
     metrics = run(compose_config("dataset=synthetic", "model=tiny_random", "cache=false", f"output_dir={out}"))
@@ -100,6 +126,12 @@ def test_save_embeddings_writes_the_vectors_the_scores_come_from(tiny_model, tin
     assert items["item_id"].tolist() == scores["item_id"].tolist()
     logits = scores[[f"logit:{c}" for c in metrics["labels"]]].to_numpy()
     np.testing.assert_allclose(audio @ text.T * scale, logits, atol=1e-4)
+    assert sorted(path.name for path in (out / "embeddings").iterdir()) == [
+        "audio.npy", "audio_items.csv", "text.npy", "text_labels.csv"]  # the per-batch parts are gone
+    refinished = run(compose_config("dataset=synthetic", "model=tiny_random", "save_embeddings=true",
+                                    f"output_dir={out}", "resume=true"))
+    assert refinished["resumed_items"] == 0 and refinished["cache_hits"] == metrics["n_evaluated"]
+    np.testing.assert_array_equal(np.load(out / "embeddings" / "audio.npy", allow_pickle=False), audio)
 
 
 def test_cache_hits_are_counted_apart_from_encoder_speed(tiny_model_dir, tmp_path, monkeypatch):
@@ -131,10 +163,31 @@ def test_identity_tells_apart_prompts_weights_and_data_paths(tiny_model_dir, esc
     assert metrics["weights"]["identity"]["weight_fingerprint"] != metrics["base"]["identity"]["weight_fingerprint"]
     assert metrics["data path"]["identity"]["dataset_source"] == str(copy)
     # the same data at another path: another identity, but the same evaluated items
-    assert (metrics["data path"]["provenance"]["items_fingerprint"] ==
-            metrics["base"]["provenance"]["items_fingerprint"])
+    assert (metrics["data path"]["identity"]["items_fingerprint"] ==
+            metrics["base"]["identity"]["items_fingerprint"])
     assert (metrics["data path"]["provenance"]["files_fingerprint"] !=
             metrics["base"]["provenance"]["files_fingerprint"])
+
+
+def test_runs_over_other_clips_of_one_folder_are_other_rows(tiny_model_dir, tmp_path):
+    from zsa_eval.report.leaderboard import write_leaderboard
+
+    folder = tmp_path / "sounds"
+    for category in ("dog", "rain"):
+        (folder / category).mkdir(parents=True)
+        for take, suffix in enumerate(["wav", "wav", "flac"]):
+            sf.write(folder / category / f"{take}.{suffix}", tone(200.0 * (take + 1), seconds=0.3), 16000)
+    results = tmp_path / "results"
+    common = ["dataset=audiofolder", f"dataset.path={folder}", "model=tiny_random", f"results_dir={results}"]
+    every = run(compose_config(*common, f"output_dir={results / 'every'}"))
+    wav = run(compose_config(*common, "dataset.extensions=[wav]", f"output_dir={results / 'wav'}"))
+    assert (every["n_items"], wav["n_items"]) == (6, 4)
+    assert every["identity"]["items_fingerprint"] != wav["identity"]["items_fingerprint"]
+    assert every["identity_hash"] != wav["identity_hash"]
+    board = write_leaderboard(results).set_index("run_dir")
+    assert len(board) == 2
+    assert board.loc["every", "selection"] == f"all, items #{every['identity']['items_fingerprint'][:6]}"
+    assert board.loc["wav", "selection"] == f"all, items #{wav['identity']['items_fingerprint'][:6]}"
 
 
 def test_provenance_names_software_machine_and_data(tiny_model_dir, tmp_path):
@@ -145,7 +198,7 @@ def test_provenance_names_software_machine_and_data(tiny_model_dir, tmp_path):
     assert provenance["versions"]["torch"] == torch.__version__
     commit = provenance["zsa_eval_commit"]
     assert commit is None or len(commit.removesuffix("-dirty")) == 40  # None when run from a wheel
-    assert len(provenance["items_fingerprint"]) == len(provenance["files_fingerprint"]) == 16
+    assert len(metrics["identity"]["items_fingerprint"]) == len(provenance["files_fingerprint"]) == 16
     assert metrics["identity"]["model_revision"] is None  # a local directory has no Hub revision
     assert metrics["n_classes"] == 5 and metrics["chance_accuracy"] == pytest.approx(0.2)
 
@@ -155,3 +208,20 @@ def test_default_output_dirs_of_runs_started_together_never_collide(tiny_model_d
     first, second = (compose_config("dataset=synthetic", "model=tiny_random").output_dir for _ in range(2))
     assert first != second  # sub-second stamps: results/synthetic/tiny_random/auto/YYYYmmdd-HHMMSS-ffffff
     assert re.fullmatch(r".*/synthetic/tiny_random/auto/\d{8}-\d{6}-\d{6}", first)
+
+
+CLASSIFICATION_SUMMARY = {
+    "task": "classification", "dataset": "esc50", "model": "clap", "template": "auto", "accuracy": 0.9,
+    "accuracy_ci95": [0.85, 0.95], "top_k": 5, "top_k_accuracy": 0.99, "balanced_accuracy": 0.89, "macro_f1": 0.88,
+    "n_classes": 50, "n_evaluated": 400, "n_items": 400, "n_skipped": 0, "n_excluded": 0, "scoring_s": 4.0,
+    "encoded_clips_per_s": 100.0, "cache_hits": 0, "output_dir": "results/run"}
+
+
+def test_the_summary_line_shows_top_k_only_below_the_class_count():
+    from zsa_eval.run import format_summary
+
+    assert format_summary(CLASSIFICATION_SUMMARY, 12.0) == (
+        "esc50 | clap | auto: accuracy 0.9000 [0.8500, 0.9500] (top-5 0.9900, balanced 0.8900, macro F1 0.8800) on "
+        "400 of 400 clips in 12.0 s (4.0 s scoring, 100.0 clips/s encoded, 0 from the cache) -> results/run")
+    five = CLASSIFICATION_SUMMARY | {"n_classes": 5, "top_k_accuracy": 1.0}
+    assert "(balanced 0.8900, macro F1 0.8800)" in format_summary(five, 12.0) and "top-" not in format_summary(five, 1)

@@ -3,6 +3,7 @@ setting that changes results is refused; settings that cannot change results are
 
 import json
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 from transformers import ClapModel
@@ -55,6 +56,20 @@ def test_open_run_returns_the_finished_positions(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["progress.jsonl", "run.json"]
     cfg = OmegaConf.create({"resume": True, "overwrite": False})
     assert open_run(tmp_path, identity, cfg, ["a.wav", "b.wav", "c.wav"], Ranks()) == {0, 2}
+
+
+def test_a_run_keeping_embeddings_redoes_items_whose_embedding_is_gone(tmp_path):
+    from zsa_eval.report.embeddings import store_embedding_part
+
+    identity = {"seed": 0}
+    open_run_dir(tmp_path, identity, resume=False, overwrite=False)
+    ProgressLog(tmp_path).append([record(0, "a.wav"), record(2, "c.wav"),
+                                  {"index": 1, "item_id": "b.wav", "reason": "undecodable audio", "detail": "x"}])
+    store_embedding_part(tmp_path, [2], [np.ones(4)])  # a.wav's part was removed (a finished run removes them all)
+    cfg = OmegaConf.create({"resume": True, "overwrite": False})
+    items = ["a.wav", "b.wav", "c.wav"]
+    assert open_run(tmp_path, identity, cfg, items, Ranks(), keeps_embeddings=True) == {1, 2}  # a skip stays done
+    assert open_run(tmp_path, identity, cfg, items, Ranks()) == {0, 1, 2}
 
 
 @pytest.mark.parametrize("item_ids", [["a.wav", "b.wav", "x.wav"], ["c.wav", "b.wav", "a.wav"], ["a.wav", "b.wav"]])

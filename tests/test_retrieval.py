@@ -18,6 +18,7 @@ from transformers import ClapModel, PeAudioFeatureExtractor
 from conftest import compose_config, count_encoded_clips, reference_features, run_cli, tone
 from zsa_eval.config import checked
 from zsa_eval.engine import clip_seed
+from zsa_eval.errors import RunInterrupted
 from zsa_eval.metrics import bootstrap_indices, percentile_interval
 from zsa_eval.retrieval import (
     format_retrieval_summary,
@@ -215,13 +216,23 @@ def test_an_interrupted_retrieval_run_resumes_with_the_same_results(tiny_model_d
     out = tmp_path / "run"
     overrides = ["dataset=captions_folder", f"dataset.path={clotho_folder}", "model=tiny_random", "cache=false",
                  "batch_size=2", f"output_dir={out}", "max_skip_fraction=0.5"]
-    complete = run(compose_config(*overrides))
-    ranks = (out / "ranks.csv").read_bytes()
+    complete = run(compose_config(*overrides, f"output_dir={tmp_path / 'uninterrupted'}"))
+    ranks = (tmp_path / "uninterrupted" / "ranks.csv").read_bytes()
+    assert not (tmp_path / "uninterrupted" / "embeddings").exists()  # a finished run keeps no per-batch parts
+    encode, calls = ClapModel.get_audio_features, []
+
+    def interrupted_in_the_second_batch(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return encode(self, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ClapModel, "get_audio_features", interrupted_in_the_second_batch)
+        with pytest.raises(RunInterrupted):
+            run(compose_config(*overrides))
     log = out / "progress.jsonl"
-    lines = log.read_text().splitlines(keepends=True)
-    log.write_text("".join(lines[:2]) + lines[2][:30])  # the first batch, and a line torn by a kill
-    for name in ("metrics.json", "ranks.csv"):
-        (out / name).unlink()
+    log.write_text(log.read_text() + '{"index": 2, "item_id": "cl')  # and a line torn by a kill
     encoded = count_encoded_clips(monkeypatch, ClapModel)
     resumed = run(compose_config(*overrides, "resume=true"))
     assert sum(encoded) == 2  # clip2 and clip3 (broken.wav is skipped before the encoder)
@@ -312,6 +323,9 @@ def test_captions_folder_groups_rows_by_file_and_drops_blank_captions(tmp_path):
      "gate.min_accuracy and gate.baseline bound a classification accuracy"),
     (["dataset=captions_folder", "dataset.path={folder}", "+dataset.folds=[1]"],
      "dataset.folds selects classes or folds, which a retrieval dataset (captions_folder) does not have"),
+    (["dataset=captions_folder", "dataset.path={folder}", "dataset.classes=[a,b]"],  # not "add it with +..."
+     "dataset.classes selects classes or folds, which a retrieval dataset (captions_folder) does not have; drop "
+     "dataset.classes (use limit=N for fewer clips)"),
     (["dataset=audiofolder", "dataset.path={folder}", "dataset.task=retrieval"],
      "dataset=audiofolder has task retrieval but no caption_column"),
     (["dataset=esc50_folder", "dataset.path={folder}", "+dataset.task=retrieval", "+dataset.caption_column=c"],
@@ -374,6 +388,23 @@ def test_many_equal_scores_rank_in_candidate_order():
     queries = rank_queries(scores, [[int(ones[-1])]])
     assert queries.top[0].tolist() == ones[:5].tolist()
     assert queries.best_ranks.tolist() == [len(ones)]
+
+
+def test_scores_apart_by_float_noise_are_ties_and_ranks_do_not_depend_on_it():
+    """Two byte-identical clips embedded in different batches score 2.4e-7 apart: they tie, in candidate order,
+    whichever of them the noise lifts."""
+    base = np.array([[0.50, 0.30, 0.50, 0.10]], dtype=np.float64)
+    for noise in (2.4e-7, -2.4e-7):
+        noisy = base + np.array([[0.0, 0.0, noise, 0.0]])
+        queries = rank_queries(noisy, [[2]])
+        assert queries.best_ranks.tolist() == [2] and queries.top[0].tolist() == [0, 2, 1, 3]
+    # the tolerance is a share of the query's largest |score|: 1e-5 x 30 at logit scale 30
+    large = np.array([[30.0, 30.0 + 2e-4, 29.0]])
+    assert rank_queries(large, [[1]]).best_ranks.tolist() == [2]  # 2e-4 < 3e-4: tied, candidate 0 first
+    apart = np.array([[30.0, 30.0 + 5e-4, 29.0]])
+    assert rank_queries(apart, [[1]]).best_ranks.tolist() == [1]  # 5e-4: a real difference
+    assert rank_queries(np.array([[0.5, 0.5 + 5e-6]]), [[1]]).best_ranks.tolist() == [2]  # at least 1e-5 absolute
+    assert rank_queries(np.array([[0.5, 0.5 + 2e-5]]), [[1]]).best_ranks.tolist() == [1]
 
 
 def test_intervals_are_reproducible_from_the_recorded_bootstrap():

@@ -280,6 +280,23 @@ def test_compare_two_hand_made_runs(tmp_path, capsys):
     assert width > 400 and height > 300
 
 
+def test_each_comparison_gets_its_own_folder_by_default(tmp_path, capsys, monkeypatch):
+    from zsa_eval.report.compare import comparison_dir
+
+    monkeypatch.setenv("ZSA_EVAL_RESULTS", str(tmp_path / "results"))
+    labels = ["cat", "dog"]
+    runs = {name: write_run(tmp_path / name, labels, [("1", "cat", "cat"), ("2", "dog", predicted)])
+            for name, predicted in (("a", "dog"), ("b", "cat"), ("c", "dog"))}
+    assert report_main(["compare", str(runs["a"]), str(runs["b"])]) == 0
+    assert report_main(["compare", str(runs["a"]), str(runs["c"])]) == 0
+    first, second = comparison_dir(runs["a"], runs["b"]), comparison_dir(runs["a"], runs["c"])
+    assert first.parent == second.parent == tmp_path / "results" / "compare" and first != second
+    assert first.name.startswith("a__vs__b-") and second.name.startswith("a__vs__c-")
+    assert json.loads((first / "compare.json").read_text())["run_b"] == str(runs["b"])
+    assert json.loads((second / "compare.json").read_text())["run_b"] == str(runs["c"])
+    assert f"zsa-eval: comparison written to {second}" in capsys.readouterr().err
+
+
 def test_compare_restricts_to_common_items_with_an_exact_mcnemar_test(tmp_path, capsys):
     labels = ["cat", "dog"]
     # common items c0..c9: only B right on 5, only A right on 1, both right on 2, both wrong on 2
@@ -368,6 +385,9 @@ def test_gate_exit_codes(monkeypatch, capsys, tmp_path, smoke_accuracy):
 
     assert gate(f"gate.min_accuracy={smoke_accuracy}") == (0, "")
     code, line = gate("gate.min_accuracy=0.99")
+    code_again, stdout, _ = run_cli(monkeypatch, capsys, "dataset=synthetic", "model=tiny_random",
+                                    f"output_dir={tmp_path / 'summarized'}", "gate.min_accuracy=0.99")
+    assert code_again == 3 and stdout.startswith(f"synthetic | tiny_random | auto: accuracy {smoke_accuracy:.4f} ")
     assert code == 3 and line.startswith(f"zsa-eval: gate failed: accuracy {smoke_accuracy:.4f} is below "
                                          f"gate.min_accuracy=0.99 by {0.99 - smoke_accuracy:.4f}")
     baseline = tmp_path / "baseline.json"
@@ -377,6 +397,28 @@ def test_gate_exit_codes(monkeypatch, capsys, tmp_path, smoke_accuracy):
     assert gate(f"gate.baseline={baseline}", "gate.max_drop=0.06") == (0, "")
     code, line = gate(f"gate.baseline={tmp_path / 'missing.json'}")
     assert code == 2 and "gate.baseline=" in line and line.count("\n") == 0
+
+
+def test_a_baseline_of_other_data_is_refused(monkeypatch, capsys, tmp_path, esc50_folder, tiny_model_dir):
+    from conftest import compose_config
+    from zsa_eval.run import run
+
+    other = run(compose_config("dataset=esc50_folder", f"dataset.path={esc50_folder}", "model=tiny_random",
+                               f"output_dir={tmp_path / 'esc50'}"))
+    same = run(compose_config("dataset=synthetic", "model=tiny_random", f"output_dir={tmp_path / 'synthetic'}"))
+    arguments = ["dataset=synthetic", "model=tiny_random", f"output_dir={tmp_path / 'gated'}"]
+    code, _, stderr = run_cli(monkeypatch, capsys, *arguments, f"gate.baseline={tmp_path / 'esc50' / 'metrics.json'}")
+    assert code == 2 and stderr == (
+        f"zsa-eval: error: gate.baseline={tmp_path / 'esc50' / 'metrics.json'} evaluated other data (dataset "
+        f"'esc50_folder' there, 'synthetic' here, items_fingerprint {other['identity']['items_fingerprint']!r} there, "
+        f"{same['identity']['items_fingerprint']!r} here): its accuracy does not bound this run's; point "
+        "gate.baseline at a run of the same dataset and selection\n")
+    assert not (tmp_path / "gated").exists()
+    limited = run(compose_config("dataset=synthetic", "model=tiny_random", "limit=10", f"output_dir={tmp_path / 'ten'}"))
+    code, _, stderr = run_cli(monkeypatch, capsys, *arguments, f"gate.baseline={tmp_path / 'ten' / 'metrics.json'}")
+    assert code == 2 and f"items_fingerprint {limited['identity']['items_fingerprint']!r} there" in stderr
+    code, _, _ = run_cli(monkeypatch, capsys, *arguments, f"gate.baseline={tmp_path / 'synthetic' / 'metrics.json'}")
+    assert code == 0
 
 
 def test_a_failing_job_does_not_stop_the_sweep(monkeypatch, capsys, tmp_path, tiny_model_dir):

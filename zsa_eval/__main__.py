@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException, MissingConfigException
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -24,7 +24,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 import zsa_eval
 from zsa_eval.config import CONFIG_DIR, invalid, schema_field_at, unknown_key
-from zsa_eval.errors import GateFailed, RunInterrupted, UserError
+from zsa_eval.errors import FinishedButFailed, GateFailed, RunInterrupted, UserError
 
 __all__ = ["CONFIG_DIR", "main"]
 USER_ERROR_EXIT = 2
@@ -105,19 +105,22 @@ def evaluate(cfg: DictConfig) -> None:
     # wall time from process start (a sweep's later jobs: from their own start)
     started = time.perf_counter() if in_sweep() and HydraConfig.get().job.num > 0 else zsa_eval.STARTED
     quiet_libraries(cfg.progress, cfg.verbose)
-    from zsa_eval.run import format_summary, run
+    from zsa_eval.run import format_summary, leaderboard_note, run
 
     try:
         metrics = run(cfg)
         if metrics is not None:  # None: a data-parallel worker rank; rank 0 reports
             print(format_summary(metrics, time.perf_counter() - started))
+            note = leaderboard_note(metrics)
+            if note:
+                print(note)
         return
-    except UserError as error:
-        if cfg.debug:
+    except (UserError, GateFailed) as error:
+        if cfg.debug and not isinstance(error, FinishedButFailed):
             raise
-        code, message = USER_ERROR_EXIT, str(error)
-    except GateFailed as failure:
-        code, message = GATE_EXIT, str(failure)
+        if isinstance(error, FinishedButFailed):  # its results are written: summarize them, then say why it failed
+            print(format_summary(error.metrics, time.perf_counter() - started))
+        code, message = (GATE_EXIT if isinstance(error, GateFailed) else USER_ERROR_EXIT), str(error)
     except RunInterrupted as interruption:
         fail(str(interruption), INTERRUPTED_EXIT)
     if in_sweep():
@@ -139,14 +142,47 @@ class SweepOutcome(Callback):
         sys.exit(USER_ERROR_EXIT if USER_ERROR_EXIT in codes else GATE_EXIT)
 
 
-def one_line(error: Exception) -> str:
-    """A config error as one line that names the fix."""
+def quoted_override(override: str) -> str:
+    """An override with its value (or each item of a list value) in double quotes, the whole in single quotes for
+    the shell: `template.prompts=[A sound of {}]` -> `'template.prompts=["A sound of {}"]'`."""
+    key, _, value = override.partition("=")
+    value = value.strip()
+    if value.startswith("[") and value.endswith("]"):
+        items = [item.strip().strip("'\"") for item in value[1:-1].split(",")]
+        value = "[" + ",".join(f'"{item}"' for item in items) + "]"
+    else:
+        value = f'"{value.strip(chr(39) + chr(34))}"'
+    return f"'{key}={value}'"
+
+
+def chosen_dataset(arguments: list[str], failing_key: str) -> dict | None:
+    """The dataset config the command line chose, composed without the override that failed; None when it cannot
+    be composed (another config directory, a sweep, a second mistake)."""
+    from hydra import compose, initialize_config_dir
+
+    overrides = [argument for argument in arguments if "=" in argument and not argument.startswith("-")
+                 and argument.lstrip("+~").split("=", 1)[0] != failing_key]
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+            return OmegaConf.to_container(compose(config_name="config", overrides=overrides).dataset)
+    except (HydraException, OmegaConfBaseException, ValueError):
+        return None
+
+
+def one_line(error: Exception, arguments: list[str] | None = None) -> str:
+    """A config error as one line that names the fix (`arguments`: the command line's, to read the chosen
+    dataset)."""
+    if isinstance(error, OverrideParseException) and "=" in error.override:
+        return (f"cannot read the override {error.override!r} ({error.message.splitlines()[0]}): a value holding "
+                f"braces, quotes or commas must be quoted, and the whole override quoted for the shell, e.g. "
+                f"{quoted_override(error.override)}")
     if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
         group, _, choice = error.missing_cfg_file.rpartition("/")
         return f"unknown {group} '{choice}': choose one of {', '.join(sorted(error.options))} (conf/{group}/)"
     cause = error.__cause__
     if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and cause.full_key:
-        return str(unknown_key(cause.full_key))
+        dataset = chosen_dataset(arguments or [], cause.full_key) if cause.full_key.startswith("dataset.") else None
+        return str(unknown_key(cause.full_key, dataset=dataset))
     if isinstance(cause, ValidationError) and schema_field_at(cause.full_key or ""):
         return str(invalid(cause.full_key, cause.value, schema_field_at(cause.full_key)))
     override = re.match(r"Could not override '([\w.]+)'", str(error))
@@ -170,7 +206,7 @@ def main() -> None:
     except (HydraException, OmegaConfBaseException) as error:
         if debug:
             raise
-        fail(one_line(error))
+        fail(one_line(error, sys.argv[1:]))
     except BrokenPipeError:  # `zsa-eval --help | head`: the reader left; stop quietly, as other CLI tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)

@@ -20,11 +20,17 @@ import xxhash
 PREPROCESSING_VERSION = "1"  # bump when decoding, resampling or featurization changes
 
 
+def without_paths(config: dict) -> dict:
+    """A config dict without `_name_or_path` (where it was loaded from), in sub-configs too."""
+    return {key: without_paths(value) if isinstance(value, dict) else value
+            for key, value in config.items() if key != "_name_or_path"}
+
+
 def weights_fingerprint(model: torch.nn.Module) -> str:
-    """Hash of a model's config and every weight (~0.05 s for 153 M parameters): two checkpoints with one config
-    but other weights differ."""
+    """Hash of a model's config and the bytes of every weight tensor (~0.05 s for 153 M parameters), not of where it
+    was loaded from: a byte-identical copy of a checkpoint has the same fingerprint, other weights another one."""
     digest = xxhash.xxh3_128()
-    digest.update(model.config.to_json_string(use_diff=False).encode())
+    digest.update(json.dumps(without_paths(model.config.to_dict()), sort_keys=True, default=str).encode())
     for name, tensor in model.state_dict().items():
         digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
         digest.update(memoryview(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()))
@@ -33,10 +39,12 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
 
 def model_fingerprint(model: torch.nn.Module, feature_extractor, device: torch.device,
                       weights: str | None = None, settings: dict | None = None) -> str:
-    """Hash of everything on the model side that shapes an audio embedding (`weights`: its weights_fingerprint,
-    when already computed; `settings`: the family's, e.g. PE-Audio's max_seconds)."""
+    """Hash of everything on the model side that shapes an audio embedding: its class, device type and dtype,
+    weights (`weights`: its weights_fingerprint, when already computed), feature extractor and the family's settings
+    (`settings`, e.g. PE-Audio's max_seconds)."""
     digest = xxhash.xxh3_128()
-    digest.update(f"{PREPROCESSING_VERSION}\0{type(model).__name__}\0{device.type}\0".encode())
+    dtype = next(model.parameters()).dtype
+    digest.update(f"{PREPROCESSING_VERSION}\0{type(model).__name__}\0{device.type}\0{dtype}\0".encode())
     digest.update((weights or weights_fingerprint(model)).encode())
     digest.update(json.dumps(feature_extractor.to_dict(), sort_keys=True, default=str).encode())
     if settings:

@@ -237,10 +237,22 @@ def known_keys(parent: str) -> list[str]:
     return [item.name for item in fields(schema)] if schema else []
 
 
-def unknown_key(path: str, known: list[str] | None = None, where: str = "") -> UserError:
-    """A key the schema does not have, with the one it most likely meant."""
+CLASS_SELECTION_KEYS = ("classes", "folds", "subset")  # what a retrieval dataset (clips and captions) lacks
+
+
+def no_classes_in_retrieval(name: str, key: str) -> UserError:
+    return UserError(f"dataset.{key} selects classes or folds, which a retrieval dataset ({name}) does not have; "
+                     f"drop dataset.{key} (use limit=N for fewer clips)")
+
+
+def unknown_key(path: str, known: list[str] | None = None, where: str = "",
+                dataset: dict | None = None) -> UserError:
+    """A key the schema does not have, with the one it most likely meant; `dataset`: the chosen dataset's config,
+    when known (the advice to add a key with `+` must not lead to a refusal)."""
     parent, _, name = path.rpartition(".")
     known = known_keys(parent) if known is None else known
+    if parent == "dataset" and name in CLASS_SELECTION_KEYS and (dataset or {}).get("task") == "retrieval":
+        return no_classes_in_retrieval(dataset.get("name", "?"), name)
     if name in known:  # the schema has it, but the chosen group file does not set it: add it with `+`
         return UserError(f"{path} is not set by this {parent} file: add it with +{path}=VALUE")
     close = difflib.get_close_matches(name, known, n=1)
@@ -322,6 +334,9 @@ def check_dataset_task(dataset: dict) -> None:
             raise UserError(f"dataset={name} has no label_column: add `label_column: ...` to its config file or "
                             "dataset.label_column=... to the command")
         return
+    chosen = [key for key in CLASS_SELECTION_KEYS if dataset.get(key) is not None]
+    if chosen:
+        raise no_classes_in_retrieval(name, chosen[0])
     if dataset["_target_"] not in RETRIEVAL_LOADERS:
         raise UserError(f"dataset={name}: task retrieval needs a Hub dataset or a local folder with a metadata.csv "
                         f"(_target_ one of {', '.join(RETRIEVAL_LOADERS)}), not {dataset['_target_']}")

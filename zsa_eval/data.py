@@ -18,7 +18,6 @@ from zsa_eval.folders import IGNORED_COLUMNS, FolderListing, list_folder
 from zsa_eval.hub import cache_only_unless_reachable
 
 ESC10_SUBSET = "esc10"
-LABEL_NOT_CANDIDATE = "label not in candidate set"
 CLASSIFICATION, MULTILABEL, RETRIEVAL = "classification", "multilabel", "retrieval"
 LABEL_SET_SEPARATOR = "|"  # how a multi-label item's label set is written in one text column (label, true_labels)
 
@@ -208,6 +207,7 @@ def build_dataset(
     )
     if items.empty:
         raise UserError(f"dataset {name} has no items; check dataset.path")
+    check_label_delimiter(table[label_column], task, label_delimiter)
     if task == MULTILABEL:
         class_names, has_candidate = multilabel_items(items, table, label_column, label_delimiter, classes,
                                                       label_names)
@@ -218,9 +218,60 @@ def build_dataset(
         raise UserError(f"dataset {name} has a single class {class_names}: zero-shot classification needs at "
                         "least two candidate labels (check dataset.label_column, dataset.classes or the folds)")
     candidate = has_candidate.to_numpy()
+    if not candidate.any():
+        raise no_item_of_classes(name, class_names, items, task)
     clips = clips_for_rows(table.index[candidate].tolist())
     excluded = items.loc[~candidate, ["item_id", "path", "label"]].reset_index(drop=True)
     return AudioDataset(name, class_names, items[candidate].reset_index(drop=True), clips, excluded, task=task)
+
+
+def no_item_of_classes(name: str, classes: Sequence[str], items: pd.DataFrame, task: str) -> UserError:
+    """dataset.classes that no item carries: name them and the classes the items do carry."""
+    present = sorted({label for labels in items["labels"] for label in labels} if task == MULTILABEL
+                     else set(items["label"]))
+    shown = ", ".join(present[:20]) + (f", ... ({len(present)} in all)" if len(present) > 20 else "")
+    return UserError(f"none of the {len(items)} items of dataset {name} carries a class of dataset.classes="
+                     f"[{','.join(classes)}]; the classes present are: {shown}")
+
+
+JOINING_CHARACTERS = (",", ";", "|")
+
+
+def joining_character(labels: pd.Series, pattern: str = "{}") -> str | None:
+    """The one of ",", ";" and "|" that most text cells of `labels` hold (matched as `pattern` with the character
+    in place of {}), or None when no cell holds any."""
+    text = labels[labels.map(lambda value: isinstance(value, str))].astype(str)
+    counts = {character: int(text.str.contains(pattern.format(re.escape(character)), regex=True).sum())
+              for character in JOINING_CHARACTERS}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else None
+
+
+def check_label_delimiter(labels: pd.Series, task: str, delimiter: str | None) -> None:
+    """A multi-label column of joined names read without dataset.label_delimiter gives every item one label made
+    of several names, silently: refuse it, naming the likely delimiter."""
+    if task != MULTILABEL or delimiter is not None:
+        return
+    joiner = joining_character(labels)
+    if joiner is not None:
+        example = next(value for value in labels if isinstance(value, str) and joiner in value)
+        raise UserError(f"labels such as {example!r} look like several labels joined by {joiner!r}, but "
+                        f"dataset.label_delimiter is not set: add 'dataset.label_delimiter=\"{joiner}\"' (quoted as "
+                        "shown), or set it to a character the labels do not use")
+
+
+JOINED_NAME = r"{}\S"  # a joining character directly followed by more text: "speech,human voice"
+
+
+def joined_labels_hint(class_names: Sequence[str]) -> str | None:
+    """A single-label dataset whose class names look like joined label sets ("speech,human voice"; a name such as
+    VGGSound's "bird chirping, tweeting" does not): the hint to read them as such."""
+    joiner = joining_character(pd.Series(list(class_names), dtype=object), JOINED_NAME)
+    if joiner is None:
+        return None
+    example = next(name for name in class_names if re.search(JOINED_NAME.format(re.escape(joiner)), name))
+    return (f"class names such as {example!r} look like several labels joined by {joiner!r}: if items carry several "
+            f"labels, set dataset.task=multilabel 'dataset.label_delimiter=\"{joiner}\"'")
 
 
 def named_labels(labels: pd.Series, label_names: Mapping[str, str] | None) -> pd.Series:
@@ -246,11 +297,8 @@ def build_retrieval_dataset(
 ) -> AudioDataset:
     """Clips and their captions for text-audio retrieval: rows sharing an item id are one clip (the first row's
     audio) whose captions are the rows' captions in table order, used as written. Items carry a `captions` list;
-    their label is empty (every clip is one stratum for limit_mode=stratified)."""
-    chosen = [key for key in ("classes", "folds", "subset") if selection.get(key) is not None]
-    if chosen:
-        raise UserError(f"dataset.{chosen[0]} selects classes or folds, which a retrieval dataset ({name}) does not "
-                        f"have; drop dataset.{chosen[0]} (use limit=N for fewer clips)")
+    their label is empty (every clip is one stratum for limit_mode=stratified). The config check refuses class and
+    fold selections (zsa_eval.config.check_dataset_task)."""
     require_column(table, caption_column, "dataset.caption_column")
     table = table.reset_index(drop=True).assign(_item_id=[str(item) for item in item_ids], _path=list(paths))
     groups = table.groupby("_item_id", sort=False).indices

@@ -18,5 +18,17 @@ class RunInterrupted(Exception):
     """Ctrl-C during a run: what finished is kept; the message says how to resume."""
 
 
-class GateFailed(Exception):
-    """The run finished and wrote its results, but a gate bound (for CI) failed: exit code 3."""
+class FinishedButFailed(Exception):
+    """The run finished and wrote its results (`metrics`, summarized before the message), but failed a check."""
+
+    def __init__(self, message: str, metrics: dict):
+        super().__init__(message)
+        self.metrics = metrics
+
+
+class TooManySkips(FinishedButFailed, UserError):
+    """Items were bad at a rate above max_skip_fraction: exit code 2."""
+
+
+class GateFailed(FinishedButFailed):
+    """A gate bound (for CI) failed: exit code 3."""

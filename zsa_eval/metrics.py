@@ -115,7 +115,7 @@ def per_class_table(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequenc
         y_true, y_pred, labels=np.arange(len(class_names)), zero_division=0
     )
     return pd.DataFrame({"label": list(class_names), "precision": precision, "recall": recall, "f1": f1,
-                         "support": support})
+                         "support": support.astype(np.int64)})
 
 
 def per_fold_table(y_true: np.ndarray, y_pred: np.ndarray, folds: np.ndarray) -> pd.DataFrame:

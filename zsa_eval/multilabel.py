@@ -41,7 +41,7 @@ def d_prime(auc: float | np.ndarray) -> float | np.ndarray:
 def per_class_table(y_true: np.ndarray, scores: np.ndarray, class_names: Sequence[str]) -> pd.DataFrame:
     """label, support (clips carrying it), ap (average precision), auc (ROC AUC, ties counted half); ap is empty
     for a class without clips, auc for a class without clips or carried by every clip."""
-    support = y_true.sum(axis=0)
+    support = y_true.sum(axis=0).astype(np.int64)
     ap = np.full(len(class_names), np.nan)
     auc = np.full(len(class_names), np.nan)
     for column in range(len(class_names)):

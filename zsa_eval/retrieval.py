@@ -2,8 +2,10 @@
 describes: text-to-audio (each caption finds its clip among all clips) and audio-to-text (each clip finds its
 captions among all captions), as laion_clap's `evaluate_clotho_audiocaps` (after Mei et al.) defines them.
 
-Ranks are 1-based. Ties are broken by candidate order (the clip or caption listed first ranks higher: a stable
-sort of the negated similarity), so the same scores always give the same ranks."""
+Ranks are 1-based. Scores closer than TIE_TOLERANCE of the query's largest score (in magnitude, at least 1) are
+ties: the float32 noise of an embedding computed in another batch (about 1e-7 of it, measured) must not reorder two
+candidates. Tied candidates rank in candidate order (the clip or caption listed first ranks higher), so the same
+clips and captions give the same ranks whatever batches they were embedded in."""
 
 from __future__ import annotations
 
@@ -44,10 +46,25 @@ class Queries:
                          for ranks in self.relevant_ranks])
 
 
+TIE_TOLERANCE = 1e-5  # scores within this share of the query's largest |score| (at least 1) are tied
+
+
+def tie_groups(similarity: np.ndarray) -> np.ndarray:
+    """Per query (row), a tie group number for every candidate: 0 for the best-scored group, counting down the
+    scores; consecutive scores (highest first) closer than the row's tolerance share a group."""
+    order = np.argsort(-similarity, axis=1, kind="stable")
+    ranked = np.take_along_axis(similarity, order, axis=1)
+    tolerance = TIE_TOLERANCE * np.maximum(1.0, np.abs(similarity).max(axis=1, keepdims=True))
+    starts = np.concatenate([np.zeros((len(ranked), 1), bool), ranked[:, :-1] - ranked[:, 1:] > tolerance], axis=1)
+    groups = np.empty_like(order)
+    np.put_along_axis(groups, order, np.cumsum(starts, axis=1), axis=1)
+    return groups
+
+
 def rank_queries(similarity: np.ndarray, relevant: Sequence[Sequence[int]]) -> Queries:
     """Rank every candidate (column of `similarity`) for every query (row); `relevant[q]` lists query q's relevant
-    candidates (at least one). Ties: the candidate with the lower index ranks higher."""
-    order = np.argsort(-similarity, axis=1, kind="stable")
+    candidates (at least one). Tied scores (tie_groups): the candidate with the lower index ranks higher."""
+    order = np.argsort(tie_groups(similarity), axis=1, kind="stable")
     ranks = np.empty_like(order)
     np.put_along_axis(ranks, order, np.arange(1, similarity.shape[1] + 1)[None, :], axis=1)
     relevant_ranks = [np.sort(ranks[query, list(targets)]) for query, targets in enumerate(relevant)]

@@ -19,16 +19,23 @@ from zsa_eval.distributed import ranks_from_env
 from zsa_eval.engine import caption_embeddings, embed_clips
 from zsa_eval.errors import UserError
 from zsa_eval.models import LoadedModel, resolve_device
-from zsa_eval.provenance import environment, files_fingerprint, items_fingerprint
+from zsa_eval.provenance import environment, files_fingerprint
 from zsa_eval.report import ProgressLog, atomic_write, short_hash, write_csv, write_json
-from zsa_eval.report.embeddings import EMBEDDINGS_DIR, npy_bytes, read_embedding_parts, store_embedding_part
-from zsa_eval.report.leaderboard import identity_hash, write_leaderboard
+from zsa_eval.report.embeddings import (
+    EMBEDDINGS_DIR,
+    npy_bytes,
+    read_embedding_parts,
+    remove_embedding_parts,
+    store_embedding_part,
+)
+from zsa_eval.report.leaderboard import identity_hash
 from zsa_eval.report.plots import recall_at_k_png
 from zsa_eval.retrieval import DIRECTIONS, Retrieval, ranks_table, recall_curve, retrieval_metrics, retrieve
 from zsa_eval.run import (
     build,
     check_skip_fraction,
     interruption,
+    leaderboard_of,
     load_scorer,
     loader_config,
     process_items,
@@ -38,6 +45,7 @@ from zsa_eval.run import (
     result_identity,
     run_identity,
     skip_status,
+    update_leaderboard,
     write_skips,
 )
 
@@ -142,7 +150,8 @@ def run_retrieval(cfg: DictConfig, started_at: datetime, start: float) -> dict |
     work = process_items(cfg, ranks, device, run_identity(resolved), dataset.items["item_id"].tolist(),
                          Path(cfg.output_dir),
                          lambda log, todo: embed_items(cfg, loaded, cache, dataset, log, todo, num_workers,
-                                                       cfg.progress and ranks.is_main))
+                                                       cfg.progress and ranks.is_main),
+                         keeps_embeddings=True)
     if work is None:
         return None
     output_dir = work.output_dir
@@ -195,17 +204,16 @@ def run_retrieval(cfg: DictConfig, started_at: datetime, start: float) -> dict |
         "identity_hash": identity_hash(identity),
         "provenance": {
             **environment(device),
-            "items_fingerprint": items_fingerprint(dataset.items),
             "captions_fingerprint": short_hash(dataset.items["captions"].map(list).tolist(), 16),
             "files_fingerprint": files_fingerprint(dataset.items["path"].tolist()),
         },
         **run_facts(device, cfg.batch_size, num_workers, ranks, work, started_at, start, cache_hits, encoded),
+        "leaderboard": leaderboard_of(output_dir, Path(cfg.results_dir)),
         "config": resolved,
     }
     atomic_write(output_dir / "config.yaml", OmegaConf.to_yaml(resolved))
     write_json(metrics, output_dir / "metrics.json")
-    results_dir = Path(cfg.results_dir)
-    if results_dir.resolve() in output_dir.resolve().parents:
-        write_leaderboard(results_dir)
+    remove_embedding_parts(output_dir)
+    update_leaderboard(metrics)
     check_skip_fraction(metrics, cfg.max_skip_fraction, output_dir)
     return metrics

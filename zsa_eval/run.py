@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import string
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -19,12 +20,21 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from zsa_eval import multilabel
-from zsa_eval.cache import EmbeddingCache, model_fingerprint, weights_fingerprint
+from zsa_eval.cache import EmbeddingCache, model_fingerprint
 from zsa_eval.config import checked
 from zsa_eval.distributed import Ranks, agree, main_rank_value, process_group, ranks_from_env, shard
-from zsa_eval.data import MULTILABEL, RETRIEVAL, AudioDataset, Selection, candidate_labels, limit_items
+from zsa_eval.data import (
+    CLASSIFICATION,
+    MULTILABEL,
+    RETRIEVAL,
+    AudioDataset,
+    Selection,
+    candidate_labels,
+    joined_labels_hint,
+    limit_items,
+)
 from zsa_eval.engine import BatchScores, check_engine_family, check_engine_settings, score_clips, text_embeddings
-from zsa_eval.errors import GateFailed, RunInterrupted, UserError
+from zsa_eval.errors import GateFailed, RunInterrupted, TooManySkips, UserError
 from zsa_eval.metrics import (
     confusion_table,
     gate_failures,
@@ -36,7 +46,12 @@ from zsa_eval.metrics import (
 from zsa_eval.models import LoadedModel, resolve_device
 from zsa_eval.provenance import environment, files_fingerprint, items_fingerprint
 from zsa_eval.report import ProgressLog, atomic_write, open_run_dir, write_csv, write_run
-from zsa_eval.report.embeddings import store_embedding_part, write_embeddings
+from zsa_eval.report.embeddings import (
+    remove_embedding_parts,
+    store_embedding_part,
+    stored_positions,
+    write_embeddings,
+)
 from zsa_eval.report.leaderboard import identity_hash, prompts_hash, write_leaderboard
 from zsa_eval.report.plots import ap_bars_png, confusion_png
 from zsa_eval.retrieval import format_retrieval_summary
@@ -48,19 +63,20 @@ SCORE_COLUMNS = {"softmax": "prob", "sigmoid": "sigmoid"}  # scores.parquet colu
 
 
 def check_prompts(prompts: Sequence[str], template_name: str) -> list[str]:
-    """Each prompt must hold exactly one `{}` where the label goes."""
+    """Each prompt must hold exactly one `{}` where the label goes (literal braces written `{{` and `}}`)."""
     if not prompts:
         raise UserError(f"template {template_name} has no prompts: add template.prompts=['This is a sound of {{}}.']")
     for prompt in prompts:
         try:
-            filled = prompt.format("\0")
-        except (IndexError, KeyError, ValueError) as error:
-            raise UserError(
-                f"prompt {prompt!r} is not a valid template ({error}); write the label place as {{}}"
-            ) from error
-        if filled.count("\0") != 1:
-            raise UserError(f"prompt {prompt!r} needs exactly one {{}} where the label goes, "
-                            "e.g. 'This is a sound of {}.'")
+            places = [name for _, name, _, _ in string.Formatter().parse(prompt) if name is not None]
+        except ValueError as error:
+            raise UserError(f"prompt {prompt!r} is not a valid template ({error}): write the label's place as {{}} "
+                            "and a literal brace as {{ or }}") from error
+        if places != [""]:
+            found = ("no place for the label" if not places else f"{len(places)} places for the label"
+                     if len(places) > 1 else f"its label's place marked {{{places[0]}}}")
+            raise UserError(f"prompt {prompt!r} has {found}: it needs exactly one {{}} where the label goes, e.g. "
+                            "'This is a sound of {}.'")
     return list(prompts)
 
 
@@ -72,15 +88,37 @@ def resolve_num_workers(num_workers: int | str, device: torch.device) -> int:
     return num_workers
 
 
-def baseline_accuracy(baseline: str | None) -> float | None:
-    """The accuracy of the earlier run that gate.baseline names, if any (read before the run)."""
+def read_baseline(baseline: str | None) -> dict | None:
+    """The metrics.json of the earlier run that gate.baseline names, if any (read before the run), with its
+    accuracy."""
     if baseline is None:
         return None
     try:
-        return float(json.loads(Path(baseline).read_text())["accuracy"])
+        metrics = json.loads(Path(baseline).read_text())
+        float(metrics["accuracy"])
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise UserError(f"gate.baseline={baseline} is not a readable metrics.json with an accuracy "
                         f"({type(error).__name__}); point it at an earlier run's metrics.json") from error
+    return metrics
+
+
+BASELINE_DATASET_FIELDS = ("dataset", "items_fingerprint", "dataset_revision")  # what makes accuracies comparable
+
+
+def check_baseline_dataset(baseline: dict | None, path: str | None, identity: dict) -> None:
+    """A baseline's accuracy bounds this run's only when both evaluated the same items: the same dataset, the
+    same items with the same labels and folds (the items fingerprint; a local folder may lie at another path),
+    the same Hub revision. Fields a baseline lacks (a hand-written one, an older run) are not compared."""
+    if baseline is None:
+        return
+    recorded = {"dataset": baseline.get("dataset")} | (baseline.get("identity") or {})
+    differing = [name for name in BASELINE_DATASET_FIELDS
+                 if recorded.get(name) is not None and identity.get(name) is not None
+                 and recorded[name] != identity[name]]
+    if differing:
+        shown = ", ".join(f"{name} {recorded[name]!r} there, {identity[name]!r} here" for name in differing)
+        raise UserError(f"gate.baseline={path} evaluated other data ({shown}): its accuracy does not bound this "
+                        "run's; point gate.baseline at a run of the same dataset and selection")
 
 
 def check_task_settings(cfg: DictConfig) -> None:
@@ -126,8 +164,11 @@ def check_and_compact(log: ProgressLog, item_ids: list[str]) -> None:
     log.compact(records)
 
 
-def open_run(output_dir: Path, identity: dict, cfg: DictConfig, item_ids: list[str], ranks: Ranks) -> set[int]:
-    """Rank 0 creates or reopens the run directory; every rank learns which items are already done."""
+def open_run(output_dir: Path, identity: dict, cfg: DictConfig, item_ids: list[str], ranks: Ranks,
+             keeps_embeddings: bool = False) -> set[int]:
+    """Rank 0 creates or reopens the run directory; every rank learns which items are already done: logged, and,
+    for a run that keeps its audio embeddings (`keeps_embeddings`), with its embedding still stored (a finished
+    run removed them) or skipped."""
     failure = None
     if ranks.is_main:
         try:
@@ -136,7 +177,11 @@ def open_run(output_dir: Path, identity: dict, cfg: DictConfig, item_ids: list[s
         except UserError as error:
             failure = str(error)
     agree(ranks, failure)
-    return set(ProgressLog(output_dir).read())
+    records = ProgressLog(output_dir).read()
+    if not keeps_embeddings:
+        return set(records)
+    stored = stored_positions(output_dir)
+    return {index for index, record in records.items() if index in stored or "reason" in record}
 
 
 @dataclass(frozen=True)
@@ -159,13 +204,14 @@ class ProcessedItems:
 
 
 def process_items(cfg: DictConfig, ranks: Ranks, device: torch.device, identity: dict, item_ids: list[str],
-                  output_dir: Path, work: Callable[[ProgressLog, list[int]], None]) -> ProcessedItems | None:
+                  output_dir: Path, work: Callable[[ProgressLog, list[int]], None],
+                  keeps_embeddings: bool) -> ProcessedItems | None:
     """Open (or reopen) the run directory, then let every process `work` on its share of the unfinished items,
-    logging outcomes to its progress log; a UserError on any process stops them all. Returns None on the
-    processes other than rank 0 (which writes the results)."""
+    logging outcomes to its progress log (and storing their audio embeddings, when `keeps_embeddings`); a UserError
+    on any process stops them all. Returns None on the processes other than rank 0 (which writes the results)."""
     with process_group(ranks, device.type):
         output_dir = Path(main_rank_value(ranks, str(output_dir)))
-        done = open_run(output_dir, identity, cfg, item_ids, ranks)
+        done = open_run(output_dir, identity, cfg, item_ids, ranks, keeps_embeddings)
         remaining = [index for index in range(len(item_ids)) if index not in done]
         start, failure = time.perf_counter(), None
         try:
@@ -201,7 +247,7 @@ def load_scorer(cfg: DictConfig, device: torch.device) -> tuple[LoadedModel, str
     """The model on its device, the fingerprint of its weights, and its audio-embedding cache unless cache=false."""
     loaded = build(cfg.model, device=device, precision=cfg.precision)
     check_engine_family(cfg.engine, loaded.family, str(cfg.model.name_or_path))
-    weights = weights_fingerprint(loaded.model)
+    weights = loaded.family.weight_fingerprint
     cache = (EmbeddingCache(Path(cfg.cache_dir) / "audio_embeddings",
                             model_fingerprint(loaded.model, loaded.feature_extractor, device, weights,
                                               loaded.family.embedding_settings()))
@@ -223,6 +269,7 @@ def result_identity(cfg: DictConfig, dataset: AudioDataset, loaded: LoadedModel,
         "dataset": dataset.name,
         "dataset_source": dataset.source,
         "dataset_revision": dataset.revision,
+        "items_fingerprint": items_fingerprint(dataset.items),
         "selection": {key: OmegaConf.to_container(selection[key]) if OmegaConf.is_config(selection[key])
                       else selection[key]
                       for key in ("label_column", "label_names", "label_delimiter", "classes", "folds", "subset")
@@ -248,7 +295,6 @@ def run_provenance(cfg: DictConfig, dataset: AudioDataset, loaded: LoadedModel, 
         "identity_hash": identity_hash(identity),
         "provenance": {
             **environment(device),
-            "items_fingerprint": items_fingerprint(dataset.items),
             "files_fingerprint": files_fingerprint(dataset.items["path"].tolist()),
         },
     }
@@ -417,12 +463,17 @@ def classes_without_items(dataset: AudioDataset) -> list[str]:
 
 
 def selection_warnings(dataset: AudioDataset) -> list[str]:
+    """What a user should know about the selection before its results: classes without clips, and single labels
+    that look like joined label sets."""
+    warnings = []
     empty = classes_without_items(dataset)
-    if not empty:
-        return []
-    return [f"{len(empty)} of the {len(dataset.class_names)} candidate classes have no clips in this selection "
-            f"({', '.join(map(repr, empty[:5]))}{', ...' if len(empty) > 5 else ''}): they stay candidates but "
-            "have no recall (metrics.json: classes_without_items)"]
+    if empty:
+        warnings.append(f"{len(empty)} of the {len(dataset.class_names)} candidate classes have no clips in this "
+                        f"selection ({', '.join(map(repr, empty[:5]))}{', ...' if len(empty) > 5 else ''}): they stay "
+                        f"candidates but have no {'AP (left out of mAP)' if dataset.task == MULTILABEL else 'recall'} "
+                        "(metrics.json: classes_without_items)")
+    joined = joined_labels_hint(dataset.class_names) if dataset.task == CLASSIFICATION else None
+    return warnings + ([joined] if joined else [])
 
 
 def run(cfg: DictConfig) -> dict | None:
@@ -442,7 +493,7 @@ def run(cfg: DictConfig) -> dict | None:
     prompts = check_prompts(list(cfg.template.prompts), cfg.template.name)
     batch_size = cfg.batch_size
     check_task_settings(cfg)
-    baseline = baseline_accuracy(cfg.gate.baseline)
+    baseline = read_baseline(cfg.gate.baseline)
     check_engine_settings(cfg.engine, prompts)
     if cfg.save_embeddings and cfg.engine == "pipeline":
         raise UserError("save_embeddings=true needs engine=embed (the pipeline engine exposes no embeddings)")
@@ -454,11 +505,13 @@ def run(cfg: DictConfig) -> dict | None:
     output_dir = Path(cfg.output_dir)
     loaded, weights, cache = load_scorer(cfg, device)  # before the run directory exists: a model that fails leaves none
     provenance = run_provenance(cfg, dataset, loaded, weights, prompts, device)
+    check_baseline_dataset(baseline, cfg.gate.baseline, provenance["identity"])
     for warning in selection_warnings(dataset) if ranks.is_main else []:
         print(f"zsa-eval: warning: {warning}", file=sys.stderr)
     work = process_items(cfg, ranks, device, run_identity(resolved), dataset.items["item_id"].tolist(), output_dir,
                          lambda log, todo: score_items(cfg, loaded, cache, dataset, labels, prompts, log, todo,
-                                                       batch_size, num_workers, cfg.progress and ranks.is_main))
+                                                       batch_size, num_workers, cfg.progress and ranks.is_main),
+                         cfg.save_embeddings)
     if work is None:
         return None
     output_dir = work.output_dir
@@ -468,8 +521,10 @@ def run(cfg: DictConfig) -> dict | None:
     evaluated = evaluation(dataset, records, output_dir)
     results = (multilabel_results(dataset, evaluated, cfg.seed) if dataset.task == MULTILABEL
                else classification_results(dataset, evaluated, loaded.family.score_kind, cfg.seed))
+    baseline_accuracy = None if baseline is None else float(baseline["accuracy"])
     failures = ([] if dataset.task == MULTILABEL  # refused up front (check_task_settings): no accuracy to gate on
-                else gate_failures(results.summary["accuracy"], cfg.gate.min_accuracy, baseline, cfg.gate.max_drop))
+                else gate_failures(results.summary["accuracy"], cfg.gate.min_accuracy, baseline_accuracy,
+                                   cfg.gate.max_drop))
     scores = scores_table(evaluated, dataset.class_names, loaded.family.score_kind)
     atomic_write(output_dir / "scores.parquet", scores.to_parquet(index=False))
     if cfg.save_embeddings:
@@ -503,37 +558,72 @@ def run(cfg: DictConfig) -> dict | None:
         "candidate_labels": labels,
         **provenance,
         **run_facts(device, batch_size, num_workers, ranks, work, started_at, start, cache_hits, encoded),
-        "gate": {"passed": not failures, "failures": failures, "baseline_accuracy": baseline},
+        "gate": {"passed": not failures, "failures": failures, "baseline_accuracy": baseline_accuracy},
+        "leaderboard": leaderboard_of(output_dir, Path(cfg.results_dir)),
         "config": resolved,
     }
     write_run(output_dir, metrics, results.tables, results.figures, OmegaConf.to_yaml(resolved))
-    results_dir = Path(cfg.results_dir)
-    if results_dir.resolve() in output_dir.resolve().parents:
-        write_leaderboard(results_dir)
+    remove_embedding_parts(output_dir)
+    update_leaderboard(metrics)
     check_skip_fraction(metrics, cfg.max_skip_fraction, output_dir)
     if failures:
-        raise GateFailed(f"gate failed: {'; '.join(failures)} (results in {output_dir})")
+        raise GateFailed(f"gate failed: {'; '.join(failures)} (results in {output_dir})", metrics)
     return metrics
 
 
-def skip_fraction(n_skipped: int, n_items: int) -> float:
-    """The share of the selected items that were skipped; above max_skip_fraction a run fails (and says so in
-    metrics.json's status)."""
-    return n_skipped / n_items
+def leaderboard_of(output_dir: Path, results_dir: Path) -> str | None:
+    """The results directory whose leaderboard lists this run: results_dir when output_dir lies inside it, else
+    none (metrics.json "leaderboard")."""
+    return str(results_dir) if results_dir.resolve() in output_dir.resolve().parents else None
+
+
+def update_leaderboard(metrics: dict) -> None:
+    """Rebuild the leaderboard that lists this run, if one does."""
+    if metrics["leaderboard"] is not None:
+        write_leaderboard(Path(metrics["leaderboard"]))
+
+
+def leaderboard_note(metrics: dict) -> str | None:
+    """For a run no leaderboard lists (its output_dir lies outside results_dir): say so, and how to build one."""
+    if metrics["leaderboard"] is not None:
+        return None
+    parent = Path(metrics["output_dir"]).parent
+    return (f"zsa-eval: note: output_dir lies outside results_dir ({metrics['config']['results_dir']}), so no "
+            f"leaderboard lists this run; python -m zsa_eval.report leaderboard {parent} builds one beside it")
+
+
+SKIP_RATE_CONFIDENCE = 0.975  # one-sided: the skip rate's lower bound a run is judged by
+
+
+def skip_rate_lower_bound(n_skipped: int, n_items: int) -> float:
+    """The one-sided 97.5% Clopper-Pearson lower bound of the rate at which this dataset's items are bad, from
+    `n_skipped` of `n_items`: what the skips show beyond chance (0 when nothing was skipped)."""
+    from scipy.stats import beta
+
+    return float(beta.ppf(1 - SKIP_RATE_CONFIDENCE, n_skipped, n_items - n_skipped + 1)) if n_skipped else 0.0
+
+
+def too_many_skips(n_skipped: int, n_items: int, max_skip_fraction: float) -> bool:
+    """Whether the items are bad at a rate above max_skip_fraction beyond chance (the lower bound above it): one bad
+    file of 20 (5%, bound 0.1%) or 3 of 20 (bound 3.2%) pass at 0.05, 4 of 20 (bound 5.7%) or 3 of 6 fail; at scale
+    the bound nears the share itself (60 of 1000: 4.6%; 100 of 1000: 8.2%). max_skip_fraction=0 fails on any skip."""
+    return n_skipped > 0 and skip_rate_lower_bound(n_skipped, n_items) > max_skip_fraction
 
 
 def skip_status(n_skipped: int, n_items: int, max_skip_fraction: float) -> str:
-    """metrics.json's status: too_many_skips above max_skip_fraction, else complete."""
-    return "too_many_skips" if skip_fraction(n_skipped, n_items) > max_skip_fraction else "complete"
+    """metrics.json's status: too_many_skips when the items are bad above max_skip_fraction, else complete."""
+    return "too_many_skips" if too_many_skips(n_skipped, n_items, max_skip_fraction) else "complete"
 
 
 def check_skip_fraction(metrics: dict, max_skip_fraction: float, output_dir: Path) -> None:
-    """After everything is written: too many bad items fail the run (exit 2), pointing at the list."""
-    fraction = skip_fraction(metrics["n_skipped"], metrics["n_items"])
-    if fraction > max_skip_fraction:
-        raise UserError(f"{metrics['n_skipped']} of {metrics['n_items']} items ({fraction:.1%}) were skipped, above "
-                        f"max_skip_fraction={max_skip_fraction}; the list is in {output_dir / 'errors.csv'} "
-                        "(results were written for the rest)")
+    """After everything is written: items bad at a rate above max_skip_fraction fail the run (exit 2), pointing at
+    the list."""
+    n_skipped, n_items = metrics["n_skipped"], metrics["n_items"]
+    if too_many_skips(n_skipped, n_items, max_skip_fraction):
+        raise TooManySkips(f"{n_skipped} of {n_items} items ({n_skipped / n_items:.1%}) were skipped: items are bad "
+                        f"at a rate above max_skip_fraction={max_skip_fraction} (at least "
+                        f"{skip_rate_lower_bound(n_skipped, n_items):.1%}, 97.5% lower bound); the list is in "
+                        f"{output_dir / 'errors.csv'} (results were written for the rest)", metrics)
 
 
 def interval(bounds: list[float] | None) -> str:
@@ -551,9 +641,10 @@ def headline(metrics: dict) -> str:
                 f"{metrics['n_classes_counted']} of {metrics['n_classes']} classes with clips "
                 f"(mAUC {number(metrics['mauc'])}, d' {number(metrics['d_prime'])}, LRAP {number(metrics['lrap'])}, "
                 f"chance mAP {metrics['chance_map']:.4f})")
+    top_k = (f"top-{metrics['top_k']} {metrics['top_k_accuracy']:.4f}, "
+             if metrics["top_k"] < metrics["n_classes"] else "")  # with k = every class it is always 1
     return (f"accuracy {metrics['accuracy']:.4f} {interval(metrics['accuracy_ci95'])} "
-            f"(top-{metrics['top_k']} {metrics['top_k_accuracy']:.4f}, "
-            f"balanced {metrics['balanced_accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f})")
+            f"({top_k}balanced {metrics['balanced_accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f})")
 
 
 def format_summary(metrics: dict, wall_s: float) -> str:

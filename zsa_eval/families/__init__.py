@@ -15,6 +15,8 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from zsa_eval.cache import weights_fingerprint
+
 Inputs = dict[str, torch.Tensor]
 
 
@@ -29,7 +31,10 @@ class Family(ABC):
 
     def __init__(self, model: torch.nn.Module, feature_extractor, tokenizer, device: torch.device,
                  dtype: torch.dtype):
-        self.model, self.feature_extractor, self.tokenizer = model, feature_extractor, tokenizer
+        """`model` as loaded from its checkpoint: fingerprinted as stored, then placed on `device` in `dtype`."""
+        self.weight_fingerprint = weights_fingerprint(model)
+        self.model = model.to(device=device, dtype=dtype).eval()
+        self.feature_extractor, self.tokenizer = feature_extractor, tokenizer
         self.device, self.dtype = device, dtype
 
     @property

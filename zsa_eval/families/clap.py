@@ -36,7 +36,6 @@ class ClapFamily(Family):
         if not all(hasattr(model, method) for method in ("get_text_features", "get_audio_features")):
             raise UserError(f"model {name_or_path!r} ({type(model).__name__}) is not a CLAP-style audio-text model; "
                             "choose a model with get_text_features and get_audio_features (model=clap, ...)")
-        model = model.to(device=device, dtype=dtype).eval()
         return cls(model, processor.feature_extractor, processor.tokenizer, device, dtype), processor
 
     def preparer(self, device: torch.device) -> Callable[[np.ndarray, int], Inputs]:

@@ -14,8 +14,9 @@ only the transformer, whose padding masks are exact, sees the padded batch.
 
 Clips over `max_seconds` are cut to their first `max_seconds`: the model has no fixed window, its memory grows with
 the length (attention with its square). 30 s by default leaves the clips of the usual zero-shot benchmarks whole
-(ESC-50 5 s, UrbanSound8K up to 4 s, AudioSet 10 s); the encoder's 10000 positions allow up to ~400 s (mteb's
-wrapper cap): raise `model.max_seconds` for longer recordings. The cut is deterministic (no seed).
+(ESC-50 5 s, UrbanSound8K up to 4 s, AudioSet 10 s; mteb cuts PE-AV input to its first 30 s too, mteb PR 4624);
+the encoder's 10000 positions (transformers' default max_position_embeddings) allow up to ~400 s: raise
+`model.max_seconds` for longer recordings. The cut is deterministic (no seed).
 """
 
 from __future__ import annotations
@@ -99,7 +100,6 @@ class PeAudioFamily(Family):
             model = transformers.PeAudioFrameLevelModel.from_pretrained(name_or_path, **options)
         else:
             model = transformers.PeAudioModel.from_pretrained(name_or_path, **options)
-        model = model.to(device=device, dtype=dtype).eval()
         processor = transformers.PeAudioProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
         family = cls(model, feature_extractor, tokenizer, device, dtype, settings.get("max_seconds"),
                      settings.get("frame_pooling"))

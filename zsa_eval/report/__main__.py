@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from zsa_eval.errors import UserError
-from zsa_eval.report.compare import compare_runs, write_comparison
+from zsa_eval.report.compare import compare_runs, comparison_dir, write_comparison
 from zsa_eval.report.leaderboard import leaderboard_markdown, write_leaderboard
 
 
@@ -21,8 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     compare = commands.add_parser("compare", help="compare two runs (B against A)")
     compare.add_argument("run_a", type=Path)
     compare.add_argument("run_b", type=Path)
-    compare.add_argument("--out", type=Path, default=Path("results/compare"),
-                         help="where compare.md, compare.json, compare_recall.png and changed_predictions.csv go")
+    compare.add_argument("--out", type=Path, default=None,
+                         help="where compare.md, compare.json, compare_recall.png and changed_predictions.csv go "
+                              "(default: a folder of this pair's own under $ZSA_EVAL_RESULTS or results/, compare/)")
     compare.add_argument("--resamples", type=int, default=1000, help="paired bootstrap resamples")
     compare.add_argument("--seed", type=int, default=0, help="seed of the paired bootstrap")
     arguments = parser.parse_args(argv)
@@ -33,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
             print(leaderboard_markdown(write_leaderboard(arguments.results_dir, arguments.every_run)), end="")
         else:
             comparison = compare_runs(arguments.run_a, arguments.run_b, arguments.resamples, arguments.seed)
-            print(write_comparison(comparison, arguments.out), end="")
+            out = arguments.out or comparison_dir(arguments.run_a, arguments.run_b)
+            print(write_comparison(comparison, out), end="")
+            print(f"zsa-eval: comparison written to {out}", file=sys.stderr)
     except UserError as error:
         print(f"zsa-eval: error: {error}", file=sys.stderr)
         return 2

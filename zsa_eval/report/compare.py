@@ -4,6 +4,7 @@ test of the accuracy difference, per-class recall deltas, items whose prediction
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from zsa_eval.metrics import (
     point_metrics,
     resampled_metrics,
 )
-from zsa_eval.report import atomic_write, read_predictions, write_csv, write_json
+from zsa_eval.report import atomic_write, read_predictions, short_hash, write_csv, write_json
 from zsa_eval.report.plots import recall_bars_png
 
 SIGNIFICANCE_LEVEL = 0.05
@@ -48,13 +49,13 @@ def read_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
     """A finished run's metrics.json and predictions.csv (item ids unique, with its top-k labels)."""
     try:
         metrics = json.loads((run_dir / "metrics.json").read_text())
+        if metrics.get("task", "classification") != "classification":
+            raise UserError(f"{run_dir} is a {metrics['task']} run: compare compares single-label classification "
+                            "runs only; compare other tasks by the leaderboard's metrics and intervals")
         predictions = read_predictions(run_dir / "predictions.csv")
     except (OSError, ValueError) as error:
         raise UserError(f"{run_dir} is not a finished zsa-eval run (metrics.json, predictions.csv): {error}; "
                         "pass run directories such as results/esc50/clap/sound_of/<timestamp>") from error
-    if metrics.get("task", "classification") != "classification":
-        raise UserError(f"{run_dir} is a {metrics['task']} run: compare pairs single-label runs' predictions; "
-                        "compare multi-label runs by their per_class.csv AP or the leaderboard's mAP")
     has_top_k = "top5_labels" in predictions or any(map(TOP_LABEL.fullmatch, predictions.columns))
     if predictions["item_id"].duplicated().any() or not has_top_k:
         raise UserError(f"{run_dir / 'predictions.csv'} is not a zsa-eval predictions table (repeated item ids or "
@@ -177,6 +178,14 @@ def comparison_json(comparison: Comparison) -> dict:
         "bootstrap": comparison.bootstrap,
         "n_changed": len(comparison.changed),
     }
+
+
+def comparison_dir(run_a: Path, run_b: Path) -> Path:
+    """A comparison's default folder, its own for each pair of runs: `<results>/compare/<A>__vs__<B>-<hash>`
+    (`<results>`: $ZSA_EVAL_RESULTS or results; the hash of both runs' full paths tells apart runs whose
+    directories share a name)."""
+    pair = short_hash([str(run_a.resolve()), str(run_b.resolve())], 6)
+    return Path(os.environ.get("ZSA_EVAL_RESULTS", "results")) / "compare" / f"{run_a.name}__vs__{run_b.name}-{pair}"
 
 
 def write_comparison(comparison: Comparison, out_dir: Path) -> str:

@@ -6,6 +6,7 @@ interrupted run keeps them and a resumed run completes them; the finished run me
 from __future__ import annotations
 
 import io
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,6 +47,24 @@ def read_embedding_parts(output_dir: Path) -> dict[int, np.ndarray]:
         with np.load(part, allow_pickle=False) as arrays:
             stored.update((position, arrays[f"clip{row}"]) for row, position in enumerate(arrays["positions"].tolist()))
     return stored
+
+
+def stored_positions(output_dir: Path) -> set[int]:
+    """The dataset positions whose audio embeddings are stored (read without loading the embeddings)."""
+    positions: set[int] = set()
+    for part in parts_dir(output_dir).glob("*.npz"):
+        with np.load(part, allow_pickle=False) as arrays:
+            positions.update(arrays["positions"].tolist())
+    return positions
+
+
+def remove_embedding_parts(output_dir: Path) -> None:
+    """Once a run's final files are written its per-batch parts are no longer needed (a later resume=true re-embeds
+    what it needs, from the cache when it can)."""
+    shutil.rmtree(parts_dir(output_dir), ignore_errors=True)
+    folder = output_dir / EMBEDDINGS_DIR
+    if folder.is_dir() and not any(folder.iterdir()):  # nothing else asked for (save_embeddings=false)
+        folder.rmdir()
 
 
 def write_embeddings(output_dir: Path, evaluated: pd.DataFrame, positions: list[int], text_embeddings: np.ndarray,

@@ -213,6 +213,11 @@ def label_rows(board: pd.DataFrame) -> pd.DataFrame:
         shown = differing(rows["identity_fields"], ("selection.label_column", "selection.seed"))
         board.loc[rows.index, "selection"] = [selection_label(identity.get("selection") or {}, shown)
                                               for identity in rows["identity_fields"]]
+    for _, rows in board.groupby(["dataset", "source", "selection"], sort=False):
+        if differing(rows["identity_fields"], ("items_fingerprint",)):  # the same keys chose other items
+            board.loc[rows.index, "selection"] = [
+                f"{label}, items #{str(identity.get('items_fingerprint') or '?')[:6]}"
+                for label, identity in zip(rows["selection"], rows["identity_fields"])]
     for _, rows in board.groupby("model", sort=False):
         shown = differing(rows["identity_fields"], WEIGHT_FIELDS)
         board.loc[rows.index, "weights"] = [weights_label(identity, shown) for identity in rows["identity_fields"]]
@@ -285,28 +290,41 @@ RETRIEVAL_TITLES = {f"{direction}_{name}": f"{direction.upper()} {title} [95% CI
                                         ("map_at_10", "mAP@10"))}
 
 
+NOTHING_ENCODED = "-"  # clips/s of a run that encoded nothing (every clip from the cache or an interrupted run)
+
+
+def whole_or_empty(value) -> str:
+    """A count for reading: `5`, or empty for a row without one (a float column holds it as 5.0 beside NaN)."""
+    return "" if value is None or pd.isna(value) else str(int(value))
+
+
 def leaderboard_markdown(board: pd.DataFrame) -> str:
     """The board for reading: metrics with their 95% intervals (multi-label rows: mAP; retrieval rows: R@1, R@5,
     R@10 and mAP@10 of both directions, ranks in leaderboard.csv); the task column when tasks are mixed; source
     and weights only when some row has one."""
     shown = pd.DataFrame({name: board[name] for name in
                           ("dataset", "task", "source", "model", "family", "weights", "template", "prompts", "engine",
-                           "precision", "selection", "n_classes")})
+                           "precision", "selection")})
+    shown["template"] = board["template"].fillna("")
+    shown["n_classes"] = board["n_classes"].map(whole_or_empty)
     multilabel, retrieval = board["task"] == MULTILABEL, board["task"] == RETRIEVAL
     shown["chance"] = board["chance_map"].where(multilabel, board["chance_accuracy"]).map(
         lambda value: "" if pd.isna(value) else f"{value:.4f}")
     for name, title in CLASSIFICATION_TITLES.items():
         shown[title] = interval_cells(board, name)
+    every_class = board["top_k"] >= board["n_classes"]  # top-k of every class is always 1: not shown
+    shown.loc[every_class, CLASSIFICATION_TITLES["top_k_accuracy"]] = ""
     if multilabel.any():
         shown["mAP [95% CI]"] = interval_cells(board, "map")
-    shown["k"] = board["top_k"].map(lambda value: "" if pd.isna(value) else int(value))
+    shown["k"] = board["top_k"].where(~every_class).map(whole_or_empty)
     if retrieval.any():
         for name, title in RETRIEVAL_TITLES.items():
             shown[title] = interval_cells(board, name)
     if retrieval.all():
         shown = shown.drop(columns=["template", "prompts", "n_classes", "chance", *CLASSIFICATION_TITLES.values(), "k"])
     shown["n"] = board["n"]
-    shown["clips/s"] = board["encoded_clips_per_s"]
+    shown["clips/s"] = board["encoded_clips_per_s"].map(lambda value: NOTHING_ENCODED if pd.isna(value)
+                                                        else f"{value:.4f}")
     for name in ("date", "run_dir", "identity", *(["status"] if "status" in board else [])):
         shown[name] = board[name]
     hidden = [name for name in ("source", "weights") if not board[name].astype(bool).any()]
@@ -323,34 +341,60 @@ def leaderboard_json(board: pd.DataFrame, every_run: bool) -> dict:
     return {"every_run": every_run, "runs": records.to_dict("records")}
 
 
-def by_dataset(board: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Model x dataset: one row per model (its weights, and engine and precision where they vary) and template,
-    one column per dataset (with its selection when it is not all items, and its source when one is shown), holding
-    the main score: accuracy for single-label datasets, then their mean over the datasets the row has; mAP for
-    multi-label ones, then theirs. A cell two board rows share keeps the later run. Rows: best mean accuracy first
-    (rows without one after), then best mean mAP. Returns the table and each column's metric."""
+def by_dataset_cells(board: pd.DataFrame) -> pd.DataFrame:
+    """One cell per board row (one identity): its row (model with its weights, and engine and precision where they
+    vary; template #prompts), column (dataset, its selection unless it is every item, its source when one is
+    shown), dataset key (dataset and source: what a mean counts once), metric, score and size. Two identities that
+    would share a cell get their identity hash in the row label."""
     varying = [name for name in ("engine", "precision") if board[name].nunique() > 1]
     cells = pd.DataFrame({
         "model": [" | ".join([f"{row.model} ({row.weights})" if row.weights else row.model,
                               *(str(getattr(row, name)) for name in varying)]) for row in board.itertuples()],
-        "template": board["template"].to_list(),
+        "template": [f"{row.template} #{row.prompts}" if row.prompts else str(row.template)
+                     for row in board.itertuples()],
         "column": [row.dataset + (f" ({row.selection})" if row.selection != "all" else "")
                    + (f" [{row.source}]" if row.source else "") for row in board.itertuples()],
+        "dataset_key": [f"{row.dataset} [{row.source}]" for row in board.itertuples()],
+        "whole": (board["selection"] == "all").to_list(),
         "metric": [MAIN_METRIC[task][1] for task in board["task"]],
         "score": main_score(board).to_list(),
+        "n": board["n"].to_list(),
         "finished_at": board["finished_at"].to_list(),
-    }).sort_values("finished_at", kind="stable").drop_duplicates(["model", "template", "column", "metric"],
-                                                                  keep="last")
+        "identity": board["identity"].to_list(),
+    })
+    clash = cells.duplicated(["model", "template", "column", "metric"], keep=False)
+    cells.loc[clash, "model"] = cells.loc[clash, "model"] + " id " + cells.loc[clash, "identity"].str[:6]
+    return cells
+
+
+def dataset_means(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per table row, the mean score over its datasets, each dataset (and source) counted once: by its run over
+    every item when the row has one, else by its selection with the most evaluated items (then the latest run).
+    Returns model, template, mean and the number of datasets it covers."""
+    chosen = (cells.sort_values(["whole", "n", "finished_at"], ascending=False, kind="stable")
+              .drop_duplicates(["model", "template", "dataset_key"]))
+    return chosen.groupby(["model", "template"], sort=False)["score"].agg(["mean", "count"])
+
+
+def by_dataset(board: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Model x dataset: one row per model (with its weights, and engine and precision where they vary) and template
+    #prompts, one column per dataset and selection (and source when one is shown), holding the main score:
+    accuracy for single-label datasets, then their mean; mAP for multi-label ones, then theirs. Each cell is one
+    identity's run. A mean counts each dataset once (see dataset_means); `<metric> datasets` says how many. Rows:
+    best mean accuracy first (rows without one after), then best mean mAP. Returns the table and each column's
+    metric."""
+    cells = by_dataset_cells(board)
     table = pd.DataFrame(index=pd.MultiIndex.from_frame(cells[["model", "template"]].drop_duplicates()))
     metrics = []
     for metric in ("accuracy", "mAP"):
-        scores = cells[cells["metric"] == metric].pivot(index=["model", "template"], columns="column", values="score")
-        if scores.empty:
+        of_metric = cells[cells["metric"] == metric]
+        if of_metric.empty:
             continue
-        scores = scores.reindex(table.index)
+        scores = of_metric.pivot(index=["model", "template"], columns="column", values="score").reindex(table.index)
+        means = dataset_means(of_metric).reindex(table.index)
         table = table.join(scores.rename(columns=lambda column: f"{column} {metric}"))
-        table[f"mean {metric}"] = scores.mean(axis=1)
-        table[f"{metric} datasets"] = scores.notna().sum(axis=1)
+        table[f"mean {metric}"] = means["mean"]
+        table[f"{metric} datasets"] = means["count"].fillna(0).astype(int)
         metrics += [metric] * (scores.shape[1] + 1)
     means = [column for column in ("mean accuracy", "mean mAP") if column in table]
     table = table.sort_values(means, ascending=False, na_position="last", kind="stable") if means else table

@@ -4,10 +4,14 @@ heat map, two runs' per-class recall, a retrieval run's recall at k."""
 from __future__ import annotations
 
 import io
+import textwrap
 import warnings
 
 import numpy as np
 import pandas as pd
+
+
+TITLE_CHARACTERS_PER_INCH = 9  # a panel title (a long dataset path, say) wraps to the figure's width
 
 
 def pyplot():
@@ -69,7 +73,7 @@ def accuracy_heatmap_png(grids: dict[str, pd.DataFrame]) -> bytes:
             if np.isfinite(value):
                 axes.text(column, row, f"{value:.3f}", ha="center", va="center",
                           color="black" if value > 0.6 else "white")
-        axes.set_title(name)
+        axes.set_title(textwrap.fill(name, max(30, int(width * TITLE_CHARACTERS_PER_INCH))), fontsize=11)
     figure.supxlabel("template #prompts hash")
     figure.supylabel("model | what else varies")
     figure.colorbar(image, ax=panels[:, 0].tolist(), shrink=0.6)
