@@ -11,9 +11,10 @@ cd "$(dirname "$0")/.."
 if ! command -v ffmpeg >/dev/null 2>&1 || [ ! -d /usr/share/sounds/freedesktop ] || [ ! -d /usr/share/sounds/alsa ]; then
   sudo_cmd=""
   [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends ffmpeg \
-    sound-theme-freedesktop alsa-utils >/dev/null
+  # DPkg::Lock::Timeout: wait up to 10 min for another apt or dpkg (unattended upgrades, say) to release its lock
+  $sudo_cmd apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    --no-install-recommends ffmpeg sound-theme-freedesktop alsa-utils >/dev/null
 fi
 
 python -m pip install -q "torch==2.13.0"

@@ -14,6 +14,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from zsa_eval.__main__ import CONFIG_DIR, main
+from zsa_eval.hub import OFFLINE_VARIABLES
 from zsa_eval.models import load_model
 from zsa_eval.random_models import build_random_clap
 
@@ -37,7 +38,7 @@ def hub_unreachable(monkeypatch, tmp_path) -> None:
     import datasets
     from huggingface_hub import constants
 
-    for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    for variable in OFFLINE_VARIABLES:
         monkeypatch.setenv(variable, "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty_hf_home"))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
@@ -49,6 +50,13 @@ def hub_unreachable(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket.socket, "connect_ex", no_network)
+
+
+def unset_offline_variables(monkeypatch, kept: str | None = None) -> None:
+    """Unset the offline variables that hub_unreachable sets, except `kept` (huggingface_hub's constant stays)."""
+    for variable in OFFLINE_VARIABLES:
+        if variable != kept:
+            monkeypatch.delenv(variable)
 
 
 @pytest.fixture(scope="session")

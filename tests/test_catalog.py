@@ -3,7 +3,8 @@ schema (the same columns and feature types, a few short clips) through the Hub c
 
 import io
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import datasets
@@ -15,17 +16,15 @@ from omegaconf import OmegaConf
 
 from conftest import compose_config, run_cli, tone
 from zsa_eval import data
-from zsa_eval.config import checked
+from zsa_eval.config import checked, meanings
 from zsa_eval.errors import UserError
 from zsa_eval.run import run
 
 REPO = Path(__file__).resolve().parent.parent
-SPEECH_COMMANDS_V2 = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "zero", "one", "two",
-                      "three", "four", "five", "six", "seven", "eight", "nine", "bed", "bird", "cat", "dog", "happy",
-                      "house", "marvin", "sheila", "tree", "wow", "backward", "forward", "follow", "learn", "visual",
-                      "_silence_"]
 GTZAN_GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
 RAVDESS_EMOTIONS = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+GTZAN_UPLOAD = "/home/sanchit/.cache/datasets/downloads/extracted/5022b0984afa/genres"  # where its `file` paths lie
+UNPINNED = {"gtzan", "fsd50k", "audiocaps"}  # copies mteb does not use: no commit of theirs is known here
 
 
 @dataclass(frozen=True)
@@ -71,27 +70,22 @@ CATALOG = {
           "fold": 10, "classID": 3, "class": "dog_bark"}],
         ["100032-3-0-0.wav", "100263-5-0-1.wav", "100648-3-0-0.wav"],
         ["dog bark", "engine idling"], ["dog bark", "engine idling"], ["This is a sound of {}."], folds=[5, 10]),
-    "gtzan": HubCopy(  # sanchit-gandhi/gtzan
+    "gtzan": HubCopy(  # sanchit-gandhi/gtzan: `file` holds the uploader's cache paths
         "train",
         Features({"file": Value("string"), "audio": Audio(sampling_rate=32000),
                   "genre": ClassLabel(names=GTZAN_GENRES)}),
-        [{"file": "hiphop.00001.wav", "genre": 4}, {"file": "blues.00002.wav", "genre": 0},
-         {"file": "hiphop.00003.wav", "genre": 4}],
+        [{"file": f"{GTZAN_UPLOAD}/hiphop/hiphop.00001.wav", "genre": 4},
+         {"file": f"{GTZAN_UPLOAD}/blues/blues.00002.wav", "genre": 0},
+         {"file": f"{GTZAN_UPLOAD}/hiphop/hiphop.00003.wav", "genre": 4}],
         ["hiphop.00001.wav", "blues.00002.wav", "hiphop.00003.wav"],
         ["blues", "hip hop"], ["blues", "hip hop"], ["This audio is a {} song."]),
-    "speech_commands": HubCopy(  # mteb/SpeechCommandsZeroshotv0.02 (google/speech_commands v0.02's features)
+    # mteb/SpeechCommandsZeroshotv0.02, as mteb's push_dataset_to_hub wrote it: audio, and label as plain integers
+    # 0-9 in mteb's candidate order (Yes, No, Up, Down, Left, Right, On, Off, Stop, Go)
+    "speech_commands": HubCopy(
         "test",
-        Features({"file": Value("string"), "audio": Audio(sampling_rate=16000),
-                  "label": ClassLabel(names=SPEECH_COMMANDS_V2), "is_unknown": Value("bool"),
-                  "speaker_id": Value("string"), "utterance_id": Value("int8")}),
-        [{"file": "yes/0a7c2a8d_nohash_0.wav", "label": 0, "is_unknown": False, "speaker_id": "0a7c2a8d",
-          "utterance_id": 0},
-         {"file": "stop/0b09edd3_nohash_1.wav", "label": 8, "is_unknown": False, "speaker_id": "0b09edd3",
-          "utterance_id": 1},
-         {"file": "_silence_/noise_3.wav", "label": 35, "is_unknown": False, "speaker_id": "None",
-          "utterance_id": 0}],
-        ["yes/0a7c2a8d_nohash_0.wav", "stop/0b09edd3_nohash_1.wav", "_silence_/noise_3.wav"],
-        ["silence", "stop", "yes"], ["silence", "stop", "yes"], ["A person saying {}."]),
+        Features({"audio": Audio(sampling_rate=16000), "label": Value("int64")}),
+        [{"label": 0}, {"label": 8}, {"label": 6}],
+        ["0", "1", "2"], ["on", "stop", "yes"], ["on", "stop", "yes"], ["A person saying {}."]),
     "ravdess": HubCopy(  # mteb/RavdessZeroshot (narad/ravdess's features)
         "train",
         Features({"audio": Audio(sampling_rate=48000), "text": Value("string"),
@@ -159,12 +153,27 @@ def write_hub_copy(root: Path, copy: HubCopy) -> Path:
     return root
 
 
+def config_file(name: str) -> Path:
+    return REPO / "conf" / "dataset" / f"{name}.yaml"
+
+
+def hub_config_files() -> list[Path]:
+    return sorted(path for path in (REPO / "conf" / "dataset").glob("*.yaml") if "load_hub_dataset" in path.read_text())
+
+
 def test_the_catalog_is_every_hub_config():
     """Each Hub dataset config has a local copy of its schema here (a new catalog file needs one); the retrieval
     ones (clotho, audiocaps) have theirs in test_retrieval.py, the multi-label fsd50k in test_multilabel.py."""
-    hub_configs = {path.stem for path in (REPO / "conf" / "dataset").glob("*.yaml")
-                   if "load_hub_dataset" in path.read_text()}
-    assert hub_configs == set(CATALOG) | {"clotho", "audiocaps", "fsd50k"}
+    assert {path.stem for path in hub_config_files()} == set(CATALOG) | {"clotho", "audiocaps", "fsd50k"}
+
+
+def test_every_catalog_hub_config_pins_a_revision_unless_its_file_says_why_not():
+    revisions = {path.stem: OmegaConf.load(path).revision for path in hub_config_files()}
+    documented = {path.stem for path in hub_config_files() if meanings(path)["revision"].startswith("unpinned:")}
+    assert documented == UNPINNED and all(revisions[name] is None for name in UNPINNED)
+    pinned = {name: revision for name, revision in revisions.items() if name not in UNPINNED}
+    assert all(re.fullmatch(r"[0-9a-f]{40}", str(revision)) for revision in pinned.values()), pinned
+    assert checked(compose_config("dataset=esc50", "dataset.revision=null")).dataset.revision is None
 
 
 @pytest.mark.parametrize("name", sorted(CATALOG))
@@ -177,6 +186,9 @@ def test_catalog_config_runs_on_its_hub_schema(name, tiny_model_dir, hub_unreach
     assert metrics["identity"]["prompts"] == copy.prompts and metrics["identity"]["template"] == "auto"
     assert metrics["labels"] == copy.labels and metrics["candidate_labels"] == copy.candidate_labels
     assert metrics["n_items"] == metrics["n_evaluated"] == len(copy.rows) and metrics["n_skipped"] == 0
+    # the config's pinned revision (if any) names a Hub commit; a local copy has none, and none is recorded
+    assert metrics["config"]["dataset"]["revision"] == OmegaConf.load(config_file(name)).revision
+    assert metrics["identity"]["dataset_revision"] is None
     predictions = pd.read_csv(tmp_path / "run" / "predictions.csv", dtype={"item_id": str})
     assert predictions["item_id"].tolist() == copy.item_ids
     # by definition: chance is 1/classes; with at most 5 classes the top-k list holds every class
@@ -203,6 +215,56 @@ def test_folds_select_items_of_a_catalog_dataset(hub_unreachable, tmp_path):
                                                        "dataset.folds=[10]"))
     assert fold_ten.items["item_id"].tolist() == ["100263-5-0-1.wav", "100648-3-0-0.wav"]
     assert fold_ten.class_names == ["dog bark", "engine idling"] and set(fold_ten.items["fold"]) == {10}
+
+
+def test_gtzan_items_are_named_by_file_name_and_shared_names_are_refused(hub_unreachable, tmp_path):
+    """GTZAN's `file` holds the uploader's absolute cache paths; two paths with one file name must not merge."""
+    rows = [{"file": "/a/genres/blues/blues.00000.wav", "genre": 0},
+            {"file": "/b/genres/blues/blues.00000.wav", "genre": 0},
+            {"file": "/a/genres/pop/pop.00000.wav", "genre": 7}]
+    hub_copy = write_hub_copy(tmp_path / "hub", replace(CATALOG["gtzan"], rows=rows))
+    with pytest.raises(UserError) as error:
+        data.load_hub_dataset(**hub_loader_keys("dataset=gtzan", f"dataset.hub_id={hub_copy}"))
+    assert str(error.value) == ("dataset.id_basename=true names items by the file name in 'file', but "
+                                "'/a/genres/blues/blues.00000.wav' and '/b/genres/blues/blues.00000.wav' share "
+                                "'blues.00000.wav': set dataset.id_basename=false to name items by the whole 'file'")
+    whole = data.load_hub_dataset(**hub_loader_keys("dataset=gtzan", f"dataset.hub_id={hub_copy}",
+                                                    "dataset.id_basename=false"))
+    assert whole.items["item_id"].tolist() == [row["file"] for row in rows]
+    with pytest.raises(UserError, match="dataset.id_basename=true names items by the file name in dataset.id_column, "
+                                        "which is null: set dataset.id_column, or drop dataset.id_basename"):
+        data.load_hub_dataset(**hub_loader_keys("dataset=gtzan", f"dataset.hub_id={hub_copy}",
+                                                "dataset.id_column=null"))
+
+
+def gated_error(raised_by: str) -> Exception:
+    """What loading jp1924/AudioCaps without granted access raises: huggingface_hub's GatedRepoError (HTTP 403), or
+    the DatasetNotFoundError `datasets` rewords it into."""
+    import httpx2
+    from huggingface_hub.errors import GatedRepoError
+
+    if raised_by == "datasets":
+        return datasets.exceptions.DatasetNotFoundError(
+            "Dataset 'jp1924/AudioCaps' is a gated dataset on the Hub. Visit the dataset page at "
+            "https://huggingface.co/datasets/jp1924/AudioCaps to ask for access.")
+    url = "https://huggingface.co/api/datasets/jp1924/AudioCaps"
+    return GatedRepoError(f"403 Client Error.\n\nCannot access gated repo for url {url}.",
+                          response=httpx2.Response(403, request=httpx2.Request("GET", url)))
+
+
+@pytest.mark.parametrize("raised_by", ["datasets", "huggingface_hub"])
+def test_gated_audiocaps_is_one_line_naming_the_open_copy(raised_by, monkeypatch, capsys, tiny_model_dir,
+                                                          hub_unreachable, tmp_path):
+    def gated(*args, **kwargs):
+        raise gated_error(raised_by)
+
+    monkeypatch.setattr(datasets, "load_dataset", gated)
+    code, stdout, stderr = run_cli(monkeypatch, capsys, "dataset=audiocaps", "model=tiny_random",
+                                   f"output_dir={tmp_path / 'run'}")
+    assert code == 2 and stdout == ""
+    assert stderr == ("zsa-eval: error: dataset 'jp1924/AudioCaps' is gated on the Hugging Face Hub (its page grants "
+                      "access per account): ask for access there and log in (hf auth login), or use "
+                      "dataset.hub_id=OpenSound/AudioCaps (the copy mteb uses)\n")
 
 
 def test_integer_codes_without_names_are_refused(hub_unreachable, tmp_path):

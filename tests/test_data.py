@@ -1,11 +1,12 @@
 import io
+import socket
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 
-from conftest import CLASS_SOUNDS, tone
+from conftest import CLASS_SOUNDS, tone, unset_offline_variables
 from zsa_eval import data
 from zsa_eval.audio import load_clip
 from zsa_eval.errors import UserError
@@ -119,6 +120,41 @@ def test_hub_loader_reads_encoded_audio(monkeypatch):
     wave = load_clip(dataset.clips[1], 48000)
     peak = np.fft.rfftfreq(wave.size, 1 / 48000)[np.abs(np.fft.rfft(wave)).argmax()]
     assert peak == pytest.approx(3100.0, abs=2.0)
+
+
+def network_unreachable(*args, **kwargs):
+    raise OSError("Network is unreachable")
+
+
+@pytest.mark.parametrize("kept, named", [
+    ("HF_HUB_OFFLINE", "HF_HUB_OFFLINE=1"), ("HF_DATASETS_OFFLINE", "HF_DATASETS_OFFLINE=1"),
+    ("TRANSFORMERS_OFFLINE", "TRANSFORMERS_OFFLINE=1"), (None, "huggingface_hub.constants.HF_HUB_OFFLINE=True"),
+])
+def test_offline_mode_not_the_network_is_named_when_a_dataset_is_not_cached(hub_unreachable, monkeypatch, kept,
+                                                                            named):
+    unset_offline_variables(monkeypatch, kept)
+    with pytest.raises(UserError) as error:
+        data.load_hub_dataset("esc50", "someone/not-cached", "test", None, "audio", None, label_column="label")
+    assert str(error.value) == (
+        f"cannot load dataset 'someone/not-cached' from the Hugging Face Hub: offline mode is set ({named}) and it is "
+        "not in the local cache: unset offline mode to download it, or set dataset.hub_id to a local copy (a folder "
+        "holding data/test-*.parquet)")
+
+
+def test_an_unreachable_hub_without_offline_mode_is_named(hub_unreachable, monkeypatch):
+    import datasets
+    from huggingface_hub import constants
+
+    unset_offline_variables(monkeypatch)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(socket, "create_connection", network_unreachable)
+    with pytest.raises(UserError) as error:
+        data.load_hub_dataset("esc50", "someone/not-cached", "test", None, "audio", None, label_column="label")
+    assert str(error.value).startswith("cannot load dataset 'someone/not-cached' from the Hugging Face Hub "
+                                       "(unreachable or not found) and it is not in the local cache: run once where "
+                                       "the Hub is reachable")
+    assert "offline mode" not in str(error.value)
 
 
 def test_synthetic_dataset_is_written_once(tmp_path):

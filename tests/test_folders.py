@@ -14,6 +14,7 @@ import soundfile as sf
 
 from conftest import run_cli, tone
 from zsa_eval import data
+from zsa_eval.errors import UserError
 
 # Every container/codec the issue names that this machine's FFmpeg can write (amr has no encoder in Debian's build).
 FFMPEG_FORMATS = ["flac", "ogg", "mp3", "opus", "m4a", "webm", "wma", "aif", "aiff", "oga", "mka", "caf", "ac3",
@@ -239,3 +240,86 @@ def test_real_system_recordings_in_class_folders(monkeypatch, capsys, tiny_model
     assert "alerts/audio-test-signal.oga" in set(pd.read_csv(out / "predictions.csv")["item_id"])
     assert pd.read_csv(out / "ignored_files.csv").to_dict("records") == [
         {"path": "alerts/index.theme", "reason": "not audio (.theme; audio extensions are set by dataset.extensions)"}]
+
+
+@pytest.fixture
+def split_folder_layout(tmp_path) -> Path:
+    """Split folders above the class folders (a common download layout), in mixed case, with stray audio."""
+    root = tmp_path / "splits"
+    write_tone(root / "TRAIN" / "dog" / "bark.wav", 300)
+    write_tone(root / "TRAIN" / "cat" / "meow.wav", 900)
+    write_tone(root / "test" / "dog" / "howl.wav", 350)
+    write_tone(root / "test" / "cat" / "purr.wav", 950)
+    write_tone(root / "test" / "cat" / "2024" / "hiss.wav", 1200)
+    write_tone(root / "test" / "stray.wav", 500)
+    (root / "test" / "notes.txt").write_text("recorded in 2024\n")
+    return root
+
+
+def test_split_folder_picks_the_classes_of_one_split_and_ignores_the_others(split_folder_layout):
+    dataset = audiofolder(split_folder_layout, split_folder="test")
+    items = dataset.items.set_index("item_id")["label"].to_dict()
+    assert items == {"test/cat/2024/hiss.wav": "cat", "test/cat/purr.wav": "cat", "test/dog/howl.wav": "dog"}
+    assert dataset.class_names == ["cat", "dog"]
+    ignored = dict(zip(dataset.ignored_files["path"], dataset.ignored_files["reason"]))
+    assert ignored == {
+        "TRAIN/cat/meow.wav": "outside the evaluated split (dataset.split_folder=test)",
+        "TRAIN/dog/bark.wav": "outside the evaluated split (dataset.split_folder=test)",
+        "test/notes.txt": "not audio (.txt; audio extensions are set by dataset.extensions)",
+        "test/stray.wav": "audio outside any class folder (put it in test/<class>/)",
+    }
+    assert set(items) | set(ignored) == every_file(split_folder_layout)
+
+
+@pytest.mark.parametrize("layout", [
+    {"train/whistle.wav": 300, "car/horn.wav": 900},              # a class named like a split, beside another
+    {"test/a.wav": 300, "train/b.wav": 900},                       # split names without class folders below
+])
+def test_split_like_names_are_classes_unless_every_top_folder_is_a_split_with_subfolders(tmp_path, layout):
+    for name, frequency in layout.items():
+        write_tone(tmp_path / "sounds" / name, frequency)
+    dataset = audiofolder(tmp_path / "sounds")
+    assert dataset.class_names == sorted(name.split("/")[0] for name in layout)
+
+
+def test_split_folders_without_the_key_are_refused_in_one_line(monkeypatch, capsys, tiny_model_dir,
+                                                                split_folder_layout, tmp_path):
+    code, _, stderr = run_cli(monkeypatch, capsys, "dataset=audiofolder", f"dataset.path={split_folder_layout}",
+                              "model=tiny_random", f"output_dir={tmp_path / 'run'}")
+    assert code == 2 and len(stderr.strip().splitlines()) == 1
+    assert stderr.strip() == (f"zsa-eval: error: {split_folder_layout} holds split folders (TRAIN, test) above its "
+                              "class folders: set dataset.split_folder to the split to evaluate (e.g. "
+                              "dataset.split_folder=test); its sub-folders are the classes")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("split_folder, message", [
+    ("valid", r"dataset.split_folder=valid is not a top-level folder of .*splits holding audio: use one of TRAIN, "
+              r"test$"),
+    ("test/dog", r"dataset.split_folder=test/dog is not a top-level folder"),
+])
+def test_split_folder_must_be_a_top_level_folder_with_audio(split_folder_layout, split_folder, message):
+    with pytest.raises(UserError, match=message):
+        audiofolder(split_folder_layout, split_folder=split_folder)
+
+
+def test_split_folder_with_a_metadata_file_is_refused(split_folder_layout):
+    (split_folder_layout / "metadata.csv").write_text("file_name,label\ntest/dog/howl.wav,dog\n")
+    with pytest.raises(UserError, match=r"dataset.split_folder=test picks class folders, but .* has a "
+                                             r"metadata.csv listing its items: drop dataset.split_folder"):
+        audiofolder(split_folder_layout, split_folder="test")
+
+
+def test_a_run_on_a_split_folder_records_it(monkeypatch, capsys, tiny_model_dir, split_folder_layout, tmp_path):
+    out = tmp_path / "run"
+    code, _, stderr = run_cli(monkeypatch, capsys, "dataset=audiofolder", f"dataset.path={split_folder_layout}",
+                              "dataset.split_folder=test", "model=tiny_random", f"output_dir={out}")
+    assert code == 0, stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["dataset"]["split_folder"] == "test"
+    assert metrics["identity"]["selection"]["split_folder"] == "test"
+    assert (metrics["n_items"], metrics["n_ignored_files"]) == (3, 4)
+    ignored = pd.read_csv(out / "ignored_files.csv")
+    assert sorted(ignored["path"]) == ["TRAIN/cat/meow.wav", "TRAIN/dog/bark.wav", "test/notes.txt", "test/stray.wav"]
+    assert sorted(pd.read_csv(out / "predictions.csv")["item_id"]) == ["test/cat/2024/hiss.wav", "test/cat/purr.wav",
+                                                                       "test/dog/howl.wav"]

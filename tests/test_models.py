@@ -3,7 +3,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import noise, tone
+from conftest import noise, tone, unset_offline_variables
 from zsa_eval.engine import score_clips, text_embeddings
 from zsa_eval.errors import UserError
 from zsa_eval.models import load_model, resolve_device, resolve_dtype
@@ -52,6 +52,19 @@ def test_unreadable_model_directory(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(UserError, match="cannot read model directory"):
         load_model("broken", str(tmp_path), torch.device("cpu"), "fp32")
+
+
+@pytest.mark.parametrize("kept, named", [
+    ("HF_HUB_OFFLINE", "HF_HUB_OFFLINE=1"), ("TRANSFORMERS_OFFLINE", "TRANSFORMERS_OFFLINE=1"),
+    (None, "huggingface_hub.constants.HF_HUB_OFFLINE=True"),
+])
+def test_offline_mode_not_the_network_is_named_when_a_model_is_not_cached(hub_unreachable, monkeypatch, kept, named):
+    unset_offline_variables(monkeypatch, kept)
+    with pytest.raises(UserError) as error:
+        load_model("x", "someone/not-cached", torch.device("cpu"), "fp32")
+    assert str(error.value) == (
+        f"cannot load model 'someone/not-cached': offline mode is set ({named}) and it is not in the local cache: "
+        "unset offline mode to download it, or set model.name_or_path=/path/to/saved/model")
 
 
 # bf16 keeps 8 significant bits (relative rounding 2**-9 per operation): through the tiny model that moves

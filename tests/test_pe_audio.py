@@ -4,6 +4,8 @@ clip limit, loading by model_type, the transformers 5.24 bugs worked around, and
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -122,6 +124,48 @@ def test_incomplete_pe_audio_video_checkpoint_is_refused(pe_dirs, tmp_path):
               broken / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(UserError, match="lacks 3 audio-branch weights"):
         load(broken)
+
+
+def checkpoint_with(source: Path, target: Path, change) -> Path:
+    """A copy of the checkpoint at `source` whose weights are `change(weights)`."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(source, target)
+    save_file(change(load_file(source / "model.safetensors")), target / "model.safetensors", metadata={"format": "pt"})
+    return target
+
+
+@pytest.mark.parametrize("bias", [0.0, -10.0])
+def test_a_zero_logit_scale_is_refused_in_one_line(pe_dirs, monkeypatch, capsys, tmp_path, bias):
+    """A scale of 0 gives every clip the bias as its logit for every label: one score, every metric at chance."""
+    def zero_scale(weights):
+        return {**weights, "text_audio_logit_scale": torch.zeros(1), "text_audio_logit_bias": torch.full((1,), bias)}
+
+    checkpoint = checkpoint_with(pe_dirs["pe_audio"], tmp_path / "zero_scale", zero_scale)
+    code, stdout, stderr = run_cli(monkeypatch, capsys, "dataset=synthetic", "dataset.clips_per_class=1", "model=auto",
+                                   f"model.name_or_path={checkpoint}", "model.name=x", f"output_dir={tmp_path / 'run'}")
+    assert code == 2 and stdout == ""
+    same_score = {0.0: "0.5", -10.0: "4.54e-05"}[bias]
+    assert stderr == (f"zsa-eval: error: model '{checkpoint}' has text_audio_logit_scale=0 (text_audio_logit_bias="
+                      f"{bias:g}): every logit would equal the bias, giving every clip the same score ({same_score}) "
+                      "and every metric chance level; point model.name_or_path at a trained PE-Audio checkpoint\n")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("layout, prefix", [("pe_audio", ""), ("pe_audio_frame", ""),
+                                            ("pe_audio_video", "audio_model.")])
+def test_a_checkpoint_without_its_logit_scale_and_bias_is_refused(pe_dirs, tmp_path, layout, prefix):
+    def without_logit_parameters(weights):
+        return {name: tensor for name, tensor in weights.items()
+                if name not in (f"{prefix}text_audio_logit_scale", f"{prefix}text_audio_logit_bias")}
+
+    checkpoint = checkpoint_with(pe_dirs[layout], tmp_path / layout, without_logit_parameters)
+    with pytest.raises(UserError) as error:
+        load(checkpoint)
+    assert str(error.value) == (f"model '{checkpoint}': the checkpoint lacks text_audio_logit_scale and "
+                                "text_audio_logit_bias, which transformers would fill with untrained values (0 gives "
+                                "every clip the same score); point model.name_or_path at a trained PE-Audio "
+                                "checkpoint")
 
 
 def test_scores_do_not_depend_on_batch_size_order_or_workers(pe_dirs, clips):

@@ -124,6 +124,7 @@ class HubDatasetConfig(DatasetConfig):
     audio_column: str = key()
     id_column: Optional[str] = key()  # null: items named by row number; retrieval: rows sharing an id are one clip
     caption_column: Optional[str] = key(required=False)  # retrieval: a caption, or a list of captions, per row
+    id_basename: bool = key(required=False)  # items named by the file name in id_column (its folders dropped)
 
 
 @dataclass
@@ -138,6 +139,11 @@ class LocalFolderConfig(FolderDatasetConfig):
     follow_symlinks: bool = key(required=False)
     extensions: Optional[List[str]] = key(required=False)
     caption_column: Optional[str] = key(required=False)  # retrieval: the metadata column of the captions
+
+
+@dataclass
+class AudioFolderConfig(LocalFolderConfig):
+    split_folder: Optional[str] = key(required=False)  # path/<split_folder>/<class>/...: the split to evaluate
 
 
 @dataclass
@@ -169,7 +175,7 @@ class TemplateConfig:
 DATASET_SCHEMAS = {
     "zsa_eval.data.load_hub_dataset": HubDatasetConfig,
     "zsa_eval.data.load_esc50_folder": LocalFolderConfig,
-    "zsa_eval.data.load_audiofolder": LocalFolderConfig,
+    "zsa_eval.data.load_audiofolder": AudioFolderConfig,
     "zsa_eval.data.load_synthetic": SyntheticDatasetConfig,
 }
 

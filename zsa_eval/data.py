@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -15,7 +15,7 @@ import pandas as pd
 from zsa_eval.audio import AudioSource
 from zsa_eval.errors import UserError
 from zsa_eval.folders import IGNORED_COLUMNS, FolderListing, list_folder
-from zsa_eval.hub import cache_only_unless_reachable
+from zsa_eval.hub import cache_only_unless_reachable, offline_mode
 
 ESC10_SUBSET = "esc10"
 CLASSIFICATION, MULTILABEL, RETRIEVAL = "classification", "multilabel", "retrieval"
@@ -389,6 +389,30 @@ def script_dataset_error(hub_id: str) -> UserError:
                      f"runs: use {copy}")
 
 
+# Gated Hub datasets (access granted per account) and an open copy to use instead.
+GATED_ALTERNATIVES = {"jp1924/audiocaps": "OpenSound/AudioCaps (the copy mteb uses)"}
+
+
+def hub_dataset_error(hub_id: str, split: str, error: Exception) -> UserError:
+    """One line for a Hub dataset that did not load: gated (naming an open copy where one is known), offline mode
+    set, or the Hub unreachable (or without such a dataset) and no cached copy."""
+    from huggingface_hub.errors import GatedRepoError
+
+    local_copy = f"set dataset.hub_id to a local copy (a folder holding data/{split}-*.parquet)"
+    if isinstance(error, GatedRepoError) or "is a gated dataset" in str(error):  # `datasets` rewords the error
+        alternative = GATED_ALTERNATIVES.get(hub_id.lower())
+        instead = f"use dataset.hub_id={alternative}" if alternative else local_copy
+        return UserError(f"dataset {hub_id!r} is gated on the Hugging Face Hub (its page grants access per account): "
+                         f"ask for access there and log in (hf auth login), or {instead}")
+    offline = offline_mode()
+    if offline:
+        return UserError(f"cannot load dataset {hub_id!r} from the Hugging Face Hub: offline mode is set ({offline}) "
+                         f"and it is not in the local cache: unset offline mode to download it, or {local_copy}")
+    return UserError(f"cannot load dataset {hub_id!r} from the Hugging Face Hub (unreachable or not found) and it is "
+                     f"not in the local cache: run once where the Hub is reachable, or {local_copy} "
+                     f"({type(error).__name__})")
+
+
 def load_hub_dataset(
     name: str,
     hub_id: str,
@@ -398,24 +422,24 @@ def load_hub_dataset(
     id_column: str | None,
     task: str = CLASSIFICATION,
     caption_column: str | None = None,
+    id_basename: bool = False,
     **selection,
 ) -> AudioDataset:
-    """A labelled (or, for task retrieval, captioned) audio dataset from the Hugging Face Hub (or its local cache),
-    audio left encoded. Class-label integers become their names; items are named by `id_column`, or by their row
-    number when it is null."""
+    """A labelled (or, for task retrieval, captioned) audio dataset from the Hugging Face Hub (or its local cache,
+    or a local copy: a folder, which has no revision), audio left encoded. Class-label integers become their names;
+    items are named by `id_column` (its file name alone with `id_basename`), or by their row number when it is
+    null."""
     if hub_id.lower() in SCRIPT_DATASETS:
         raise script_dataset_error(hub_id)
     import datasets
 
+    if Path(hub_id).is_dir():  # a local copy: `datasets` reads the folder as it is, whatever the revision
+        revision = None
     try:
         with cache_only_unless_reachable():
             hub_dataset = datasets.load_dataset(hub_id, split=split, revision=revision)
     except (OSError, datasets.exceptions.DatasetNotFoundError) as error:
-        raise UserError(
-            f"cannot load dataset {hub_id!r} from the Hugging Face Hub (unreachable or not found) "
-            f"and it is not in the local cache: run once where the Hub is reachable, or set dataset.hub_id to a "
-            f"local copy (a folder holding data/{split}-*.parquet) ({type(error).__name__})"
-        ) from error
+        raise hub_dataset_error(hub_id, split, error) from error
     except RuntimeError as error:
         if SCRIPTS_REFUSED in str(error):
             raise script_dataset_error(hub_id) from error
@@ -437,11 +461,32 @@ def load_hub_dataset(
             selection["classes"] = class_label_vocabulary(hub_dataset.features[label_column],
                                                           selection.get("label_names"))
     item_ids = table[id_column].astype(str).tolist() if id_column else [str(row) for row in range(len(table))]
+    if id_basename:
+        item_ids = file_names(item_ids, id_column)
     builder = (partial(build_dataset, task=task) if task != RETRIEVAL
                else partial(build_retrieval_dataset, caption_column=caption_column))
     dataset = builder(name, table, item_ids, item_ids, lambda rows: HubAudio(hub_dataset, audio_column, rows),
                       **selection)
     return replace(dataset, source=hub_id, revision=resolved_revision(hub_dataset) or revision)
+
+
+def file_names(ids: Sequence[str], id_column: str | None) -> list[str]:
+    """Each id's last path part ("/home/x/genres/blues/blues.00000.wav" -> "blues.00000.wav"), refused when two
+    different ids share one (their items would merge into one), or when there is no id column to take it from."""
+    if not id_column:
+        raise UserError("dataset.id_basename=true names items by the file name in dataset.id_column, which is null: "
+                        "set dataset.id_column, or drop dataset.id_basename")
+    names = [PurePosixPath(item_id).name for item_id in ids]
+    ids_of_name: dict[str, set[str]] = {}
+    for item_id, name in zip(ids, names):
+        ids_of_name.setdefault(name, set()).add(item_id)
+    shared = next((name for name, full in ids_of_name.items() if len(full) > 1), None)
+    if shared is not None:
+        first, second = sorted(ids_of_name[shared])[:2]
+        raise UserError(f"dataset.id_basename=true names items by the file name in {id_column!r}, but {first!r} and "
+                        f"{second!r} share {shared!r}: set dataset.id_basename=false to name items by the whole "
+                        f"{id_column!r}")
+    return names
 
 
 def class_label_names(features, table: pd.DataFrame, label_column: str,
@@ -501,15 +546,20 @@ def load_audiofolder(
     extensions: Sequence[str] | None = None,
     task: str = CLASSIFICATION,
     caption_column: str | None = None,
+    split_folder: str | None = None,
     **selection,
 ) -> AudioDataset:
     """A local folder in Hugging Face's audiofolder layout, listed by zsa-eval itself: class subfolders (audio at
-    any depth below its class folder), or audio files with a metadata.csv / metadata.jsonl (`file_name` plus the
-    label column; for task retrieval the caption column, one row per caption). Every other file is listed in
-    ignored_files.csv."""
+    any depth below its class folder; with `split_folder`, the class subfolders of that top-level folder), or audio
+    files with a metadata.csv / metadata.jsonl (`file_name` plus the label column; for task retrieval the caption
+    column, one row per caption). Every other file is listed in ignored_files.csv."""
     root = require_path(path, name, "an audiofolder (class subfolders or a metadata.csv)")
     listing = list_folder(root, follow_symlinks, extensions)
     metadata = next((root / file for file in METADATA_FILES if (root / file).is_file()), None)
+    if split_folder is not None and metadata is not None:
+        raise UserError(f"dataset.split_folder={split_folder} picks class folders, but {root} has a "
+                        f"{metadata.name} listing its items: drop dataset.split_folder (or set dataset.path to the "
+                        "split's own folder)")
     if task == RETRIEVAL:
         if metadata is None:
             raise UserError(f"{root} has no metadata.csv: a retrieval folder lists its captions there, one row per "
@@ -525,7 +575,8 @@ def load_audiofolder(
         item_ids = table["file_name"].tolist()
         ignored = unlisted_files(listing, paths, metadata)
     else:
-        table, paths, ignored = class_folder_table(listing, selection["label_column"], selection.get("classes"))
+        table, paths, ignored = class_folder_table(listing, selection["label_column"], selection.get("classes"),
+                                                   split_folder)
         item_ids = [listing.relative(Path(file)) for file in paths]
     dataset = build_dataset(name, table, item_ids, paths, lambda rows: [paths[row] for row in rows], task=task,
                             **selection)
@@ -560,28 +611,55 @@ def unlisted_files(listing: FolderListing, listed_paths: Sequence[str], metadata
 
 
 def class_folder_table(
-    listing: FolderListing, label_column: str, classes: Sequence[str] | None
+    listing: FolderListing, label_column: str, classes: Sequence[str] | None, split_folder: str | None = None
 ) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
-    """Items labelled by their top-level folder; audio lying directly in the folder belongs to no class."""
-    parts = [Path(listing.relative(file)).parts for file in listing.audio]
-    in_class = [file for file, file_parts in zip(listing.audio, parts) if len(file_parts) > 1]
-    loose = [(listing.relative(file), "audio outside any class folder (put it in <class>/)")
-             for file, file_parts in zip(listing.audio, parts) if len(file_parts) == 1]
-    labels = [file_parts[0] for file_parts in parts if len(file_parts) > 1]
-    found = sorted(set(labels))
+    """Items labelled by their class folder: a top-level folder, or with `split_folder` a folder inside that one.
+    Audio lying outside any class folder, or outside the split folder, belongs to no class. Split folders above
+    the class folders (train/, test/) without `split_folder` are refused: they are not classes."""
     if not listing.audio and not listing.ignored:
         raise UserError(f"dataset.path {str(listing.root)!r} is empty: put audio files in class subfolders "
                         "(<class>/<file>), or audio files with a metadata.csv")
+    check_split_folder(listing, split_folder)
+    depth = 0 if split_folder is None else 1  # where the class folder is in a file's relative path
+    within = "" if split_folder is None else f"{split_folder}/"
+    in_class, labels, outside_classes = [], [], []
+    for file, parts in zip(listing.audio, map(listing.parts, listing.audio)):
+        if split_folder is not None and parts[0] != split_folder:
+            outside_classes.append((listing.relative(file),
+                                    f"outside the evaluated split (dataset.split_folder={split_folder})"))
+        elif len(parts) > depth + 1:
+            in_class.append(file)
+            labels.append(parts[depth])
+        else:
+            outside_classes.append((listing.relative(file),
+                                    f"audio outside any class folder (put it in {within}<class>/)"))
+    found = sorted(set(labels))
     if not in_class:
-        raise UserError(f"no audio files found in class folders under {listing.root} ({listing.ignored_summary()}): an "
-                        "audiofolder holds <class>/<file> audio, or audio files with a metadata.csv; set "
-                        "dataset.extensions if your audio has another extension")
+        raise UserError(f"no audio files found in class folders under {listing.root / within} "
+                        f"({listing.ignored_summary()}): an audiofolder holds <class>/<file> audio, or audio files "
+                        "with a metadata.csv; set dataset.extensions if your audio has another extension")
     if len(found) < 2 and classes is None:
-        raise UserError(f"{listing.root} has audio for one class only ({found[0]!r}; {listing.ignored_summary()}): "
-                        "zero-shot classification needs at least two classes; add class folders, or set "
-                        "dataset.extensions if the other folders hold audio of another extension")
-    ignored = pd.DataFrame(sorted(listing.ignored + loose), columns=IGNORED_COLUMNS)
+        raise UserError(f"{listing.root / within} has audio for one class only ({found[0]!r}; "
+                        f"{listing.ignored_summary()}): zero-shot classification needs at least two classes; add "
+                        "class folders, or set dataset.extensions if the other folders hold audio of another "
+                        "extension")
+    ignored = pd.DataFrame(sorted(listing.ignored + outside_classes), columns=IGNORED_COLUMNS)
     return pd.DataFrame({label_column: labels}), [str(file) for file in in_class], ignored
+
+
+def check_split_folder(listing: FolderListing, split_folder: str | None) -> None:
+    """`split_folder` must be a top-level folder holding audio; without it, a folder whose top-level folders are
+    all splits (train/<class>/..., test/<class>/...) is refused rather than read as classes named after splits."""
+    tops = listing.top_folders()
+    if split_folder is not None and split_folder not in tops:
+        raise UserError(f"dataset.split_folder={split_folder} is not a top-level folder of {listing.root} holding "
+                        f"audio: use one of {', '.join(tops) or '(none: the folder has no sub-folders with audio)'}")
+    splits = listing.split_folders()
+    if split_folder is None and splits:
+        example = next((split for split in splits if split.casefold() == "test"), splits[0])
+        raise UserError(f"{listing.root} holds split folders ({', '.join(splits)}) above its class folders: set "
+                        f"dataset.split_folder to the split to evaluate (e.g. dataset.split_folder={example}); its "
+                        "sub-folders are the classes")
 
 
 def load_synthetic(

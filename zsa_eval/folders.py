@@ -2,7 +2,9 @@
 
 Audio is recognised by extension (anything FFmpeg decodes is welcome; `dataset.extensions` narrows or widens the
 set). Hidden files and folders, non-audio files, symlink loops and symlinks that leave the folder (unless
-`dataset.follow_symlinks`) are ignored and listed, never dropped silently. No split is inferred from names.
+`dataset.follow_symlinks`) are ignored and listed, never dropped silently. No split is inferred from file names;
+top-level folders that all look like splits (train/, test/, ...) above class folders are recognised, so that they
+are not read as classes (`dataset.split_folder` picks the one to evaluate).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ AUDIO_EXTENSIONS = frozenset({
     ".au", ".snd", ".amr", ".ac3", ".eac3", ".dts", ".w64", ".rf64", ".wv", ".ape", ".tta", ".voc", ".ircam",
 })
 IGNORED_COLUMNS = ["path", "reason"]
+SPLIT_NAMES = frozenset({"train", "test", "validation", "valid", "val", "dev", "eval", "evaluation"})  # any case
 
 
 @dataclass
@@ -47,6 +50,21 @@ class FolderListing:
         kinds = Counter(Path(path).suffix.lower() or "no extension" for path, _ in self.ignored)
         return f"ignored {len(self.ignored)} file{'s' if len(self.ignored) > 1 else ''}: " + ", ".join(f"{kind} ({count})" for kind, count in
                                                                    kinds.most_common(8))
+
+    def parts(self, path: Path) -> tuple[str, ...]:
+        """A listed path's parts below `root`: ("dog", "2024", "howl.wav")."""
+        return Path(self.relative(path)).parts
+
+    def top_folders(self) -> list[str]:
+        """The top-level folders that hold audio (at any depth), sorted."""
+        return sorted({parts[0] for parts in map(self.parts, self.audio) if len(parts) > 1})
+
+    def split_folders(self) -> list[str]:
+        """The top-level folders, when every one is named like a split (SPLIT_NAMES) and holds its audio in
+        sub-folders (split/<class>/...); otherwise none."""
+        tops = self.top_folders()
+        nested = {parts[0] for parts in map(self.parts, self.audio) if len(parts) > 2}
+        return tops if tops and all(top.casefold() in SPLIT_NAMES and top in nested for top in tops) else []
 
 
 def audio_extensions(extensions: Iterable[str] | str | None) -> frozenset[str]:

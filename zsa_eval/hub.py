@@ -1,8 +1,10 @@
 """Fail fast without the Hugging Face Hub: probe it once, and use only the local cache when it is unreachable
-(instead of the hub client's retries, which take tens of seconds per file)."""
+(instead of the hub client's retries, which take tens of seconds per file). Say when offline mode, not the network,
+kept a download from happening."""
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from collections.abc import Iterator
@@ -11,6 +13,19 @@ from unittest import mock
 from urllib.parse import urlparse
 
 PROBE_TIMEOUT_S = 3.0
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")  # any one keeps a client offline
+
+
+def offline_mode() -> str | None:
+    """The settings that put the Hugging Face clients in offline mode, as a message names them ("HF_HUB_OFFLINE=1"),
+    or None when offline mode is not set (huggingface_hub's own constant counts: a program may set it)."""
+    from huggingface_hub import constants
+
+    settings = [f"{name}={os.environ[name]}" for name in OFFLINE_VARIABLES
+                if os.environ.get(name, "").upper() in constants.ENV_VARS_TRUE_VALUES]
+    if not settings and constants.HF_HUB_OFFLINE:
+        settings = ["huggingface_hub.constants.HF_HUB_OFFLINE=True"]
+    return ", ".join(settings) or None
 
 
 def hub_reachable() -> bool:

@@ -11,7 +11,7 @@ import torch
 
 from zsa_eval.errors import UserError
 from zsa_eval.families import Family, family_classes
-from zsa_eval.hub import cache_only_unless_reachable
+from zsa_eval.hub import cache_only_unless_reachable, offline_mode
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -89,6 +89,8 @@ def looks_like_path(name_or_path: str) -> bool:
 
 
 def explain_load_failure(name_or_path: str, error: Exception) -> UserError:
+    """One line for a model that did not load: a missing or unreadable directory, offline mode set, or the Hub
+    unreachable (or without such a model)."""
     if looks_like_path(name_or_path) and not Path(name_or_path).expanduser().exists():
         return UserError(f"model directory {name_or_path!r} does not exist: set model.name_or_path to a directory "
                          "written by save_pretrained, or to a Hugging Face Hub id such as laion/clap-htsat-fused")
@@ -97,6 +99,11 @@ def explain_load_failure(name_or_path: str, error: Exception) -> UserError:
             f"cannot read model directory {name_or_path!r} ({type(error).__name__}: {str(error).splitlines()[0]}); "
             "point model.name_or_path at a directory written by save_pretrained (config.json, weights, processor files)"
         )
+    offline = offline_mode()
+    if offline:
+        return UserError(f"cannot load model {name_or_path!r}: offline mode is set ({offline}) and it is not in the "
+                         "local cache: unset offline mode to download it, or set "
+                         "model.name_or_path=/path/to/saved/model")
     return UserError(
         f"cannot load model {name_or_path!r}: the Hugging Face Hub is unreachable or has no such model, "
         "and it is not in the local cache; download it where the Hub is reachable (hf download "

@@ -272,7 +272,8 @@ def result_identity(cfg: DictConfig, dataset: AudioDataset, loaded: LoadedModel,
         "items_fingerprint": items_fingerprint(dataset.items),
         "selection": {key: OmegaConf.to_container(selection[key]) if OmegaConf.is_config(selection[key])
                       else selection[key]
-                      for key in ("label_column", "label_names", "label_delimiter", "classes", "folds", "subset")
+                      for key in ("label_column", "label_names", "label_delimiter", "classes", "folds", "subset",
+                                  "split_folder")
                       if key in selection} | {"limit": cfg.limit, "limit_mode": cfg.limit_mode, "seed": cfg.seed},
         "template": cfg.template.name,
         "prompts": prompts,

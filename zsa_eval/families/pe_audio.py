@@ -21,7 +21,7 @@ the encoder's 10000 positions (transformers' default max_position_embeddings) al
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -61,6 +61,7 @@ def load_audio_branch(name_or_path: str, config, options: dict):
     audio_config._commit_hash = getattr(config, "_commit_hash", None)
     model, info = PeAudioModel.from_pretrained(name_or_path, config=audio_config, output_loading_info=True,
                                                key_mapping={r"^audio_model\.": ""}, **options)
+    check_logit_parameters(name_or_path, model, info["missing_keys"])
     if info["missing_keys"]:
         raise UserError(f"model {name_or_path!r}: the pe_audio_video checkpoint lacks {len(info['missing_keys'])} "
                         f"audio-branch weights (e.g. {sorted(info['missing_keys'])[0]}); point model.name_or_path at "
@@ -96,10 +97,11 @@ class PeAudioFamily(Family):
         tokenizer = transformers.AutoTokenizer.from_pretrained(name_or_path, **options)
         if config.model_type == "pe_audio_video":
             model = load_audio_branch(name_or_path, config, options)
-        elif "PeAudioFrameLevelModel" in (config.architectures or []):
-            model = transformers.PeAudioFrameLevelModel.from_pretrained(name_or_path, **options)
         else:
-            model = transformers.PeAudioModel.from_pretrained(name_or_path, **options)
+            frame_level = "PeAudioFrameLevelModel" in (config.architectures or [])
+            model_class = transformers.PeAudioFrameLevelModel if frame_level else transformers.PeAudioModel
+            model, info = model_class.from_pretrained(name_or_path, output_loading_info=True, **options)
+            check_logit_parameters(name_or_path, model, info["missing_keys"])
         processor = transformers.PeAudioProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
         family = cls(model, feature_extractor, tokenizer, device, dtype, settings.get("max_seconds"),
                      settings.get("frame_pooling"))
@@ -177,6 +179,26 @@ class PeAudioFamily(Family):
     def clip_embedding(self, embedding: torch.Tensor) -> torch.Tensor:
         """Frame-level models: the mean of the frames (its logit is the mean of the frames' logits)."""
         return embedding.mean(dim=0) if self.frame_level else embedding
+
+
+LOGIT_PARAMETERS = ("text_audio_logit_scale", "text_audio_logit_bias")
+
+
+def check_logit_parameters(name_or_path: str, model: torch.nn.Module, missing_keys: Collection[str]) -> None:
+    """The logit scale and bias must be the checkpoint's, and the scale not 0: transformers fills missing ones itself
+    (zeros, or whatever memory held), and a scale of 0 makes every logit the bias, so every clip would get the same
+    score and every metric would sit at chance without a sign of it."""
+    missing = [name for name in LOGIT_PARAMETERS if name in missing_keys]
+    if missing:
+        raise UserError(f"model {name_or_path!r}: the checkpoint lacks {' and '.join(missing)}, which transformers "
+                        "would fill with untrained values (0 gives every clip the same score); point "
+                        "model.name_or_path at a trained PE-Audio checkpoint")
+    scale, bias = (getattr(model, name).item() for name in LOGIT_PARAMETERS)
+    if scale == 0:
+        same_score = torch.sigmoid(torch.tensor(bias)).item()
+        raise UserError(f"model {name_or_path!r} has text_audio_logit_scale=0 (text_audio_logit_bias={bias:g}): "
+                        f"every logit would equal the bias, giving every clip the same score ({same_score:.3g}) and "
+                        "every metric chance level; point model.name_or_path at a trained PE-Audio checkpoint")
 
 
 def check_settings(model: torch.nn.Module, feature_extractor, max_seconds, frame_pooling, frame_level: bool) -> None:
