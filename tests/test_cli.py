@@ -144,6 +144,16 @@ def test_user_mistakes_end_in_one_line_and_exit_2(monkeypatch, capsys, tmp_path,
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("suite", ["zeroshot", "retrieval"])
+def test_a_suite_without_multirun_says_to_add_it(monkeypatch, capsys, tmp_path, hub_unreachable, suite):
+    out = tmp_path / "run"
+    code, _, stderr = run_cli(monkeypatch, capsys, f"suite={suite}", "model=tiny_random", f"output_dir={out}")
+    assert one_line_error(code, stderr) == (
+        f"zsa-eval: error: suite={suite} is a sweep over datasets: run it with -m "
+        f"(python -m zsa_eval -m suite={suite} model=tiny_random output_dir={out} progress=false)")
+    assert not out.exists()
+
+
 def test_missing_model_directory_says_so(monkeypatch, capsys, tmp_path):
     missing = tmp_path / "nonexistent_dir"
     code, _, stderr = run_cli(monkeypatch, capsys, "dataset=synthetic", "model=clap", f"model.name_or_path={missing}",

@@ -1,8 +1,10 @@
 """Bad items, bad configuration, interruptions and safety: nothing lost, nothing silent."""
 
+import glob
 import io
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import pytest
 import soundfile as sf
 
 from conftest import class_clip, noise, run_cli, tone
+from zsa_eval.report import ProgressLog
 from zsa_eval.run import skip_rate_lower_bound, too_many_skips
 
 CLASSES = ["chirping_birds", "dog", "vacuum_cleaner"]
@@ -349,20 +352,27 @@ def run_arguments(root: Path, out: Path) -> list[str]:
             "cache=false", "progress=false", f"output_dir={out}"]
 
 
-def stalling_process(root: Path, out: Path) -> subprocess.Popen:
-    command = [sys.executable, "-c", STALLING_CLI, *run_arguments(root, out)]
+def cli_process(script: str, arguments: list[str]) -> subprocess.Popen:
+    """`script` (which ends in the entry point) run with `arguments`, in a process group of its own (a Ctrl-C it
+    sends to its group reaches no test runner)."""
     # A shell that runs this suite in the background ignores SIGINT for its children: restore Ctrl-C for the run.
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).resolve().parent.parent,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return subprocess.Popen([sys.executable, "-c", script, *arguments], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent,
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
-def wait_for_progress(out: Path, lines: int, process: subprocess.Popen, timeout_s: float = 120) -> None:
+def stalling_process(root: Path, out: Path) -> subprocess.Popen:
+    return cli_process(STALLING_CLI, run_arguments(root, out))
+
+
+def wait_for_progress(out: Path, lines: int, process: subprocess.Popen, timeout_s: float = 120) -> Path:
+    """Wait until the run directory `out` (a glob pattern where its name is not known) has `lines` outcomes logged;
+    return it."""
     deadline = time.monotonic() + timeout_s
-    progress = out / "progress.jsonl"
     while time.monotonic() < deadline and process.poll() is None:
-        if progress.is_file() and progress.read_text().count("\n") >= lines:
-            return
+        for progress in map(Path, glob.glob(str(out / "progress.jsonl"))):
+            if progress.read_text().count("\n") >= lines:
+                return progress.parent
         time.sleep(0.01)
     raise AssertionError(f"no progress in {out}: {process.poll()} {process.stderr.read() if process.stderr else ''}")
 
@@ -424,3 +434,94 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(many_clips, uninterrupted, 
     assert (out / "progress.jsonl").read_text().count("\n") == finished
     resume_in_process(many_clips, out)
     assert comparable(out) == uninterrupted
+
+
+# The command line, with a Ctrl-C sent to the process group (as a terminal sends it) from inside soundfile's cffi read
+# callback while one clip is decoded (the clip whose bytes are those of the file named by argv[1]): Python's own
+# KeyboardInterrupt would be swallowed there ("Exception ignored from cffi callback") and the run would go on.
+CTRL_C_IN_DECODING_CLI = """
+import io, os, signal, sys
+from zsa_eval import audio
+from zsa_eval.__main__ import main
+target = open(sys.argv.pop(1), "rb").read()
+decode = audio.decode_with_soundfile
+
+class CtrlCOnRead(io.BytesIO):
+    pressed = False
+
+    def readinto(self, buffer):
+        if not self.pressed:
+            self.pressed = True
+            os.killpg(0, signal.SIGINT)
+        return super().readinto(buffer)
+
+def decode_with_ctrl_c(source):
+    return decode(CtrlCOnRead(source) if source == target else source)
+
+audio.decode_with_soundfile = decode_with_ctrl_c
+sys.argv[0] = "zsa-eval"
+main()
+"""
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_ctrl_c_while_a_clip_is_decoded_stops_cleanly(many_clips, uninterrupted, tmp_path, num_workers):
+    out = tmp_path / "run"
+    first_unfinished = BATCHES_BEFORE_STALL * BATCH_SIZE  # in file order; with workers, later batches may be logged
+    target = many_clips / "audio" / f"{first_unfinished:04d}.wav"
+    process = cli_process(CTRL_C_IN_DECODING_CLI,
+                          [str(target), *run_arguments(many_clips, out), f"num_workers={num_workers}"])
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    finished = sorted(ProgressLog(out).read())
+    assert lines[0] == (f"zsa-eval: interrupted after {len(finished)} of {N_CLIPS} items; their results are kept in "
+                        f"{out}; resume with the same arguments plus output_dir={out} resume=true")
+    assert first_unfinished not in finished
+    if num_workers == 0:  # clips are decoded in order, between the batches
+        assert finished == list(range(first_unfinished))
+    resume_in_process(many_clips, out)
+    assert comparable(out) == uninterrupted
+
+
+TEMPLATES, SWEEP_LIMIT = ["sound_of", "plain"], 6
+SWEEP_SETTINGS = ["dataset=synthetic", "model=tiny_random", f"limit={SWEEP_LIMIT}", f"batch_size={BATCH_SIZE}",
+                  "cache=false", "progress=false"]
+
+
+def test_ctrl_c_stops_a_sweep_and_the_printed_command_resumes_all_of_it(monkeypatch, capsys, tiny_model_dir,
+                                                                        tmp_path):
+    from conftest import compose_config
+    from zsa_eval.run import run
+
+    results = tmp_path / "results"
+    uninterrupted_runs = []
+    for template in TEMPLATES:
+        run(compose_config(*SWEEP_SETTINGS, f"template={template}", f"output_dir={tmp_path / template}"))
+        uninterrupted_runs.append(comparable(tmp_path / template))
+    sweep = ["-m", *SWEEP_SETTINGS, f"template={','.join(TEMPLATES)}", f"results_dir={results}"]
+    process = cli_process(STALLING_CLI, sweep)
+    finished = BATCHES_BEFORE_STALL * BATCH_SIZE
+    first_job = wait_for_progress(results / "synthetic" / "tiny_random" / "sound_of" / "*", finished, process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    assert "; resume the whole sweep with: " in lines[0], lines[0]
+    kept, resume = lines[0].split("; resume the whole sweep with: ")
+    assert kept == (f"zsa-eval: interrupted after {finished} of {SWEEP_LIMIT} items; their results are kept in "
+                    f"{first_job}")
+    [sweep_dir] = (results / "sweeps").iterdir()
+    command = shlex.split(resume)
+    assert command == ["python", "-m", "zsa_eval", *sweep, f"hydra.sweep.dir={sweep_dir}", "resume=true"]
+    assert first_job.name == f"{sweep_dir.name}-0" and not (results / "synthetic" / "tiny_random" / "plain").exists()
+
+    code, _, stderr = run_cli(monkeypatch, capsys, *command[3:])
+    assert code == 0, stderr
+    job_dirs = [results / "synthetic" / "tiny_random" / template / f"{sweep_dir.name}-{job}"
+                for job, template in enumerate(TEMPLATES)]
+    assert [comparable(job_dir) for job_dir in job_dirs] == uninterrupted_runs
+    resumed_items = [json.loads((job_dir / "metrics.json").read_text())["resumed_items"] for job_dir in job_dirs]
+    assert resumed_items == [finished, 0]

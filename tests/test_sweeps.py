@@ -1,6 +1,7 @@
 """Sweeps and leaderboards, comparisons, the CI gate, and their figures."""
 
 import hashlib
+import itertools
 import json
 from pathlib import Path
 
@@ -8,8 +9,10 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from conftest import run_cli
+from zsa_eval.__main__ import FAILED_JOBS_FILE, SweepOutcome
 from zsa_eval.report.__main__ import main as report_main
 from zsa_eval.report.compare import compare_runs
 from zsa_eval.report.leaderboard import collect_runs, heatmap_grids, leaderboard, write_leaderboard
@@ -60,6 +63,10 @@ def test_multirun_writes_a_sorted_leaderboard_and_heatmap(sweep):
     assert sorted(zip(board["model"], board["template"])) == [
         ("tiny_other", "plain"), ("tiny_other", "sound_of"), ("tiny_random", "plain"), ("tiny_random", "sound_of")]
     assert board["accuracy"].is_monotonic_decreasing and (board["n"] == 40).all()
+    [sweep_dir] = (results / "sweeps").iterdir()  # each job's directory: the sweep's stamp and the job's number
+    jobs = itertools.product(["tiny_random", "tiny_other"], ["sound_of", "plain"])  # in Hydra's order
+    assert sorted(board["run_dir"]) == sorted(f"synthetic/{model}/{template}/{sweep_dir.name}-{number}"
+                                              for number, (model, template) in enumerate(jobs))
     for run_dir in board["run_dir"]:
         metrics = json.loads((results / run_dir / "metrics.json").read_text())
         assert (metrics["model"], metrics["template"]) in zip(board["model"], board["template"])
@@ -430,3 +437,9 @@ def test_a_failing_job_does_not_stop_the_sweep(monkeypatch, capsys, tmp_path, ti
     assert len(pd.read_csv(results / "leaderboard.csv")) == 2  # both jobs wrote their results first
     failed = list(results.glob("sweeps/*/failed_jobs.jsonl"))
     assert len(failed) == 1 and len(failed[0].read_text().splitlines()) == 2
+
+
+def test_a_sweep_run_again_in_its_directory_lists_only_its_own_failures(tmp_path):
+    (tmp_path / FAILED_JOBS_FILE).write_text('{"job": 0, "overrides": "", "code": 3, "message": "gate failed"}\n')
+    SweepOutcome().on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    assert not (tmp_path / FAILED_JOBS_FILE).exists()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import sys
 import time
 import warnings
@@ -25,6 +26,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 import zsa_eval
 from zsa_eval.config import CONFIG_DIR, invalid, schema_field_at, unknown_key
 from zsa_eval.errors import FinishedButFailed, GateFailed, RunInterrupted, UserError
+from zsa_eval.interrupts import ctrl_c_recorded
 
 __all__ = ["CONFIG_DIR", "main"]
 USER_ERROR_EXIT = 2
@@ -42,12 +44,40 @@ def in_sweep() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def sweep_job_suffix() -> str:
-    """`-<job number>` inside a sweep (its jobs share one timestamp), else nothing: `${sweep_job:}` in conf/."""
-    return f"-{HydraConfig.get().job.num}" if in_sweep() else ""
+def run_stamp(single_run_stamp: str) -> str:
+    """The last part of a default output_dir, `${run_stamp:<single run's stamp>}` in conf/: in a sweep, the sweep
+    directory's name (its timestamp) plus `-<job number>`, so that running the sweep again with the same
+    hydra.sweep.dir finds each job's directory; else the given stamp (the time the run started)."""
+    if not in_sweep():
+        return single_run_stamp
+    hydra_config = HydraConfig.get()
+    return f"{Path(hydra_config.sweep.dir).resolve().name}-{hydra_config.job.num}"
 
 
-OmegaConf.register_new_resolver("sweep_job", sweep_job_suffix, replace=True)
+OmegaConf.register_new_resolver("run_stamp", run_stamp, replace=True)
+
+
+def override_key(argument: str) -> str:
+    """The key a command-line override sets (`+model=x`, `~gate`, `hydra.sweep.dir=d`)."""
+    return argument.split("=", 1)[0].lstrip("+~")
+
+
+def multirun_command(*settings: str) -> str:
+    """This command line as a sweep (`-m`), shell-quoted, with `settings` (`key=value`) in place of the user's values
+    of those keys."""
+    replaced = {override_key(setting) for setting in settings}
+    kept = [argument for argument in sys.argv[1:]
+            if argument not in ("-m", "--multirun") and override_key(argument) not in replaced]
+    return shlex.join(["python", "-m", "zsa_eval", "-m", *kept, *settings])
+
+
+def check_suite_in_sweep() -> None:
+    """A suite (conf/suite/) only sets a sweep's values: without -m, Hydra would run one job and drop the rest."""
+    hydra_config = HydraConfig.get()
+    suite = hydra_config.runtime.choices.get("suite")
+    if suite and not in_sweep():
+        swept = " and ".join(f"{key}s" for key in hydra_config.sweeper.params or {})
+        fail(f"suite={suite} is a sweep over {swept or 'several runs'}: run it with -m ({multirun_command()})")
 
 
 def quiet_libraries(progress: bool, verbose: bool) -> None:
@@ -104,11 +134,13 @@ def record_failed_job(code: int, message: str) -> None:
 def evaluate(cfg: DictConfig) -> None:
     # wall time from process start (a sweep's later jobs: from their own start)
     started = time.perf_counter() if in_sweep() and HydraConfig.get().job.num > 0 else zsa_eval.STARTED
+    check_suite_in_sweep()
     quiet_libraries(cfg.progress, cfg.verbose)
     from zsa_eval.run import format_summary, leaderboard_note, run
 
     try:
-        metrics = run(cfg)
+        with ctrl_c_recorded():
+            metrics = run(cfg)
         if metrics is not None:  # None: a data-parallel worker rank; rank 0 reports
             print(format_summary(metrics, time.perf_counter() - started))
             note = leaderboard_note(metrics)
@@ -121,16 +153,29 @@ def evaluate(cfg: DictConfig) -> None:
         if isinstance(error, FinishedButFailed):  # its results are written: summarize them, then say why it failed
             print(format_summary(error.metrics, time.perf_counter() - started))
         code, message = (GATE_EXIT if isinstance(error, GateFailed) else USER_ERROR_EXIT), str(error)
-    except RunInterrupted as interruption:
-        fail(str(interruption), INTERRUPTED_EXIT)
+    except RunInterrupted as interruption:  # the exit passes through Hydra's launcher: a sweep stops here too
+        fail(interruption_line(interruption), INTERRUPTED_EXIT)
     if in_sweep():
         record_failed_job(code, message)
     else:
         fail(message, code)
 
 
+def interruption_line(interruption: RunInterrupted) -> str:
+    """What an interrupted run kept and how to go on; in a sweep, the command that resumes the whole sweep (run in
+    the same sweep directory, each job finds its own output_dir again: see run_stamp)."""
+    if not in_sweep():
+        return str(interruption)
+    resume = multirun_command(f"hydra.sweep.dir={HydraConfig.get().sweep.dir}", "resume=true")
+    return f"{interruption.kept}; resume the whole sweep with: {resume}"
+
+
 class SweepOutcome(Callback):
     """At the end of a sweep: exit with the worst failed job's code (user error 2 before gate 3), if any."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """A sweep run again in its directory (resuming it) runs every job again: it lists its own failures."""
+        (Path(config.hydra.sweep.dir) / FAILED_JOBS_FILE).unlink(missing_ok=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         failed_jobs = Path(config.hydra.sweep.dir) / FAILED_JOBS_FILE

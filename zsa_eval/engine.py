@@ -25,6 +25,7 @@ from zsa_eval.audio import AudioSource, load_clip, read_encoded
 from zsa_eval.cache import EmbeddingCache, clip_key
 from zsa_eval.errors import BadAudio, UserError
 from zsa_eval.families import Family, Inputs
+from zsa_eval.interrupts import stop_if_interrupted
 from zsa_eval.models import LoadedModel
 
 
@@ -65,6 +66,12 @@ class ClipDataset(Dataset):
         return len(self.clips)
 
     def __getitem__(self, index: int) -> dict:
+        sample = self.sample(index)
+        stop_if_interrupted()  # a Ctrl-C recorded while this clip was decoded stops the run here
+        return sample
+
+    def sample(self, index: int) -> dict:
+        """Item `index` as a cached embedding, model inputs, a waveform or a skip record."""
         seed = self.seeds[index]
         try:
             encoded = read_encoded(self.clips[index])

@@ -15,7 +15,12 @@ class BadAudio(Exception):
 
 
 class RunInterrupted(Exception):
-    """Ctrl-C during a run: what finished is kept; the message says how to resume."""
+    """Ctrl-C during a run: what finished is kept (`kept` says how much and where); the message says how to resume
+    this run (a sweep's entry point says how to resume the sweep instead)."""
+
+    def __init__(self, kept: str, output_dir: str):
+        super().__init__(f"{kept}; resume with the same arguments plus output_dir={output_dir} resume=true")
+        self.kept = kept
 
 
 class FinishedButFailed(Exception):

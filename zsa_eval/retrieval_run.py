@@ -18,6 +18,7 @@ from zsa_eval.data import RETRIEVAL, AudioDataset, Selection, limit_items
 from zsa_eval.distributed import ranks_from_env
 from zsa_eval.engine import caption_embeddings, embed_clips
 from zsa_eval.errors import UserError
+from zsa_eval.interrupts import stop_if_interrupted
 from zsa_eval.models import LoadedModel, resolve_device
 from zsa_eval.provenance import environment, files_fingerprint
 from zsa_eval.report import ProgressLog, atomic_write, short_hash, write_csv, write_json
@@ -103,6 +104,7 @@ def embed_items(cfg: DictConfig, loaded: LoadedModel, cache: EmbeddingCache | No
                        + [{"index": position, "item_id": item_ids[position], "reason": reason, "detail": detail}
                           for position, reason, detail in skipped])
             raise_on_skip(cfg.on_error, skipped, item_ids)
+            stop_if_interrupted()
     except KeyboardInterrupt:
         raise interruption(log, len(dataset)) from None
 

@@ -35,6 +35,7 @@ from zsa_eval.data import (
 )
 from zsa_eval.engine import BatchScores, check_engine_family, check_engine_settings, score_clips, text_embeddings
 from zsa_eval.errors import GateFailed, RunInterrupted, TooManySkips, UserError
+from zsa_eval.interrupts import stop_if_interrupted
 from zsa_eval.metrics import (
     confusion_table,
     gate_failures,
@@ -319,6 +320,7 @@ def score_items(cfg: DictConfig, loaded: LoadedModel, cache: EmbeddingCache | No
             skipped = [(todo[row], reason, detail) for row, reason, detail in batch.skipped]
             log.append(outcome_records(batch, positions, [position for position, _, _ in skipped], item_ids))
             raise_on_skip(cfg.on_error, skipped, item_ids)
+            stop_if_interrupted()
     except KeyboardInterrupt:
         raise interruption(log, len(dataset)) from None
 
@@ -334,10 +336,8 @@ def raise_on_skip(on_error: str, skipped: list[tuple[int, str, str]], item_ids: 
 def interruption(log: ProgressLog, n_items: int) -> RunInterrupted:
     """Ctrl-C: what was kept and how to go on."""
     finished = len(log.read())
-    return RunInterrupted(
-        f"interrupted after {finished} of {n_items} items; their results are kept in {log.directory}; "
-        f"resume with the same arguments plus output_dir={log.directory} resume=true"
-    )
+    return RunInterrupted(f"interrupted after {finished} of {n_items} items; their results are kept in {log.directory}",
+                          str(log.directory))
 
 
 def outcome_records(batch: BatchScores, positions: list[int], skipped_positions: list[int],
