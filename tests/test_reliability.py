@@ -380,7 +380,7 @@ def wait_for_progress(out: Path, lines: int, process: subprocess.Popen, timeout_
 def comparable(out: Path) -> tuple[bytes, dict]:
     metrics = json.loads((out / "metrics.json").read_text())
     return (out / "predictions.csv").read_bytes(), {k: v for k, v in metrics.items()
-                                                     if k not in TIMING_KEYS | {"output_dir"}}
+                                                     if k not in TIMING_KEYS | {"output_dir", "leaderboard"}}
 
 
 def resume_in_process(root: Path, out: Path) -> dict:
