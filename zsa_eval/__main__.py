@@ -206,7 +206,7 @@ def chosen_dataset(arguments: list[str], failing_key: str) -> dict | None:
     from hydra import compose, initialize_config_dir
 
     overrides = [argument for argument in arguments if "=" in argument and not argument.startswith("-")
-                 and argument.lstrip("+~").split("=", 1)[0] != failing_key]
+                 and override_key(argument) != failing_key]
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
             return OmegaConf.to_container(compose(config_name="config", overrides=overrides).dataset)
