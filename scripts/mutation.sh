@@ -3,7 +3,7 @@
 # tests: mutmut (pip install -e '.[mutation]') changes one operator or constant at a time and reruns the tests
 # that reach it; a mutant the tests do not notice "survives". Prints the kill rate per module, then the survivors
 # that scripts/mutation_equivalents.tsv does not explain as equivalent. Pass mutant names or globs to run a part
-# (e.g. 'zsa_eval.metrics*').
+# (e.g. 'zsa_eval.tasks.classification*').
 # Slow (tens of minutes on 2 cores), so not part of CI. Settings: [tool.mutmut] in pyproject.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."

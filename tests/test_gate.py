@@ -4,7 +4,7 @@ The figures are binary fractions (0.75 - 0.5 is exactly 0.25 in floating point),
 
 import pytest
 
-from zsa_eval.metrics import gate_failures
+from zsa_eval.report.gate import gate_failures
 
 
 def test_a_drop_equal_to_max_drop_passes():

@@ -6,10 +6,10 @@ import json
 import pandas as pd
 
 from zsa_eval.report import changed_keys, short_hash
+from zsa_eval.report.across_models import heatmap_grids
 from zsa_eval.report.leaderboard import (
     collect_runs,
     derived_identity,
-    heatmap_grids,
     interval_cell,
     leaderboard,
     leaderboard_json,

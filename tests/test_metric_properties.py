@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zsa_eval.metrics import confusion_table, per_class_table, summary_metrics, top_k
+from zsa_eval.tasks.classification import confusion_table, per_class_table, summary_metrics
+from zsa_eval.tasks.labels import top_k
 
 
 @st.composite

@@ -6,17 +6,16 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
-from zsa_eval.metrics import (
-    bootstrap_indices,
+from zsa_eval.stats import bootstrap_indices, percentile_interval
+from zsa_eval.tasks.classification import (
     confusion_table,
     per_class_table,
     per_fold_table,
-    percentile_interval,
     predictions_table,
     resampled_metrics,
     summary_metrics,
-    top_k_indices,
 )
+from zsa_eval.tasks.labels import top_k_indices
 from zsa_eval.report import write_csv
 
 CLASSES = ["cat", "dog", "rain"]

@@ -26,7 +26,7 @@ from test_config import write_hub_parquet
 from test_sweeps import canonical_hash, fake_run
 from zsa_eval.data import build_dataset, label_sets
 from zsa_eval.errors import UserError
-from zsa_eval.multilabel import (
+from zsa_eval.tasks.tagging import (
     d_prime,
     per_class_table,
     predictions_table,
@@ -35,7 +35,8 @@ from zsa_eval.multilabel import (
     resampled_ap_auc,
     summary_metrics,
 )
-from zsa_eval.report.leaderboard import by_dataset, collect_runs, leaderboard, write_leaderboard
+from zsa_eval.report.across_models import by_dataset
+from zsa_eval.report.leaderboard import collect_runs, leaderboard, write_leaderboard
 
 # 4 clips x 3 classes; class 2 has no clip. Class 0: clips 0, 2, 3 (clip 2 tied with negative clip 1 at 0.5);
 # class 1: clips 1, 2; clip 1 ties classes 1 and 2 at 0.8.

@@ -7,7 +7,7 @@ import pytest
 
 from zsa_eval.errors import UserError
 from zsa_eval.report import PROGRESS_FILE, ProgressLog, atomic_write, open_run_dir, write_json
-from zsa_eval.report.plots import confusion_png
+from zsa_eval.plots import confusion_png
 
 
 def test_atomic_write_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
@@ -82,7 +82,7 @@ def test_run_dir_refuses_other_runs_and_foreign_files(tmp_path):
 
 
 def test_a_long_heatmap_title_stays_inside_the_figure(monkeypatch):
-    from zsa_eval.report import plots
+    from zsa_eval import plots
 
     drawn = []
     monkeypatch.setattr(plots, "png_bytes", lambda figure: drawn.append(figure) or b"")

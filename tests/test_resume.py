@@ -12,7 +12,8 @@ from conftest import compose_config, count_encoded_clips
 from zsa_eval.distributed import Ranks
 from zsa_eval.errors import UserError
 from zsa_eval.report import ProgressLog, changed_keys, open_run_dir
-from zsa_eval.run import check_and_compact, open_run, run, run_identity
+from zsa_eval.processing import check_and_compact, open_run
+from zsa_eval.run import run, run_identity
 
 RUN_SPECIFIC = {"started_at", "finished_at", "scoring_s", "elapsed_s", "encoded_clips_per_s", "resumed_items",
                 "cache_hits"}

@@ -19,13 +19,13 @@ from conftest import compose_config, count_encoded_clips, reference_features, ru
 from zsa_eval.config import checked
 from zsa_eval.engine import clip_seed
 from zsa_eval.errors import RunInterrupted
-from zsa_eval.metrics import bootstrap_indices, percentile_interval
-from zsa_eval.retrieval import (
-    format_retrieval_summary,
+from zsa_eval.stats import bootstrap_indices, percentile_interval
+from zsa_eval.tasks.retrieval import (
     rank_queries,
     ranks_table,
     recall_curve,
     retrieval_metrics,
+    retrieval_summary,
     retrieve,
 )
 from zsa_eval.run import build, run
@@ -421,8 +421,8 @@ def test_summary_line_names_both_directions():
                **{f"{d}_{name}": value for d in ("t2a", "a2t") for name, value in
                   (("recall_at_1", 0.25), ("recall_at_5", 0.5), ("recall_at_10", 1.0), ("map_at_10", 0.4))},
                "t2a_recall_at_1_ci95": [0.1, 0.4], "a2t_recall_at_1_ci95": [0.0, 0.5]}
-    assert format_retrieval_summary(metrics, 9.0) == (
+    assert retrieval_summary(metrics, 9.0) == (
         "clotho | clap | retrieval: T2A R@1 0.2500 [0.1000, 0.4000] R@5 0.5000 R@10 1.0000 mAP@10 0.4000; "
         "A2T R@1 0.2500 [0.0000, 0.5000] R@5 0.5000 R@10 1.0000 mAP@10 0.4000 on 3 of 4 clips (15 captions), "
         "1 skipped (see errors.csv) in 9.0 s (2.0 s scoring, 0 from the cache) -> out")
-    assert "mAP@10 0.4000 on 3 of 4 clips (15 captions) in 9.0 s" in format_retrieval_summary({**metrics, "n_skipped": 0}, 9.0)
+    assert "mAP@10 0.4000 on 3 of 4 clips (15 captions) in 9.0 s" in retrieval_summary({**metrics, "n_skipped": 0}, 9.0)

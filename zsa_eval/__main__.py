@@ -136,7 +136,8 @@ def evaluate(cfg: DictConfig) -> None:
     started = time.perf_counter() if in_sweep() and HydraConfig.get().job.num > 0 else zsa_eval.STARTED
     check_suite_in_sweep()
     quiet_libraries(cfg.progress, cfg.verbose)
-    from zsa_eval.run import format_summary, leaderboard_note, run
+    from zsa_eval.report.leaderboard import leaderboard_note
+    from zsa_eval.run import format_summary, run
 
     try:
         with ctrl_c_recorded():

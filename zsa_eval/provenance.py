@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-import torch
-
-from zsa_eval.report import short_hash
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
 
 VERSIONED_PACKAGES = ("zsa-eval", "torch", "transformers", "tokenizers", "datasets", "torchcodec", "numpy",
                       "scikit-learn", "pandas", "soundfile", "soxr", "hydra-core")
@@ -43,7 +45,25 @@ def git_commit() -> str | None:
     return f"{commit}-dirty" if dirty else commit
 
 
+def short_hash(payload: object, length: int) -> str:
+    """First `length` hex digits of the SHA-256 of `payload` as canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def identity_hash(identity: dict) -> str:
+    """metrics.json "identity_hash": 12 hex digits naming everything that determines a run's results."""
+    return short_hash(identity, 12)
+
+
+def prompts_hash(prompts: list[str]) -> str:
+    """metrics.json "prompts_hash": 8 hex digits of the prompt list, shown beside the template name."""
+    return short_hash(list(prompts), 8)
+
+
 def device_name(device: torch.device) -> str:
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return platform.processor() or platform.machine()

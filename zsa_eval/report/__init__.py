@@ -1,20 +1,23 @@
-"""The results directory: each run's metrics.json, CSV tables, PNGs and config.yaml, written atomically;
-leaderboards and comparisons across runs (`python -m zsa_eval.report`)."""
+"""The results directory: each run's metrics.json, CSV tables, PNGs and config.yaml, written atomically; the
+progress log a run resumes from; leaderboards, comparisons and gates across runs (`python -m zsa_eval.report`).
+The report layer reads what each run declares in its metrics.json and knows no task."""
 
 from __future__ import annotations
 
-import hashlib
+import io
 import json
 import os
 import shutil
 import uuid
-from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from zsa_eval.errors import UserError
-from zsa_eval.metrics import TOP_K
+from zsa_eval.provenance import short_hash
+
+__all__ = ["short_hash"]
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -32,12 +35,6 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         raise
 
 
-def short_hash(payload: object, length: int) -> str:
-    """First `length` hex digits of the SHA-256 of `payload` as canonical JSON (sorted keys, no spaces)."""
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
-
-
 def write_csv(frame: pd.DataFrame, path: Path, index: bool = False) -> None:
     atomic_write(path, frame.to_csv(index=index))
 
@@ -46,13 +43,11 @@ def write_json(payload: dict, path: Path) -> None:
     atomic_write(path, json.dumps(payload, indent=2, default=str) + "\n")
 
 
-PREDICTION_NUMBERS = {"score": float, "correct": bool} | {f"top{rank}_score": float for rank in range(1, TOP_K + 1)}
-
-
-def read_predictions(path: Path) -> pd.DataFrame:
-    """predictions.csv as written: ids, paths, folds and labels as the exact text (`NA`, `None`, `01` stay so),
-    scores as floats, correct as bool (the pandas call results/README.md documents)."""
-    return pd.read_csv(path, keep_default_na=False, dtype=defaultdict(lambda: str, PREDICTION_NUMBERS))
+def npy_bytes(array: np.ndarray) -> bytes:
+    """An array as a .npy file's bytes (never pickled)."""
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
 
 
 RUN_FILE = "run.json"
@@ -150,14 +145,15 @@ def open_run_dir(output_dir: Path, identity: dict, resume: bool, overwrite: bool
     write_json(identity, output_dir / RUN_FILE)
 
 
-def write_run(
-    output_dir: Path, metrics: dict, tables: dict[str, pd.DataFrame], figures: dict[str, bytes], config_yaml: str
-) -> None:
-    """Write every result file of one run into `output_dir`: tables as `<name>.csv`, figures (PNG bytes) under
-    their file names."""
-    for name, table in tables.items():
-        write_csv(table, output_dir / f"{name}.csv")
-    for file_name, png in figures.items():
-        atomic_write(output_dir / file_name, png)
-    atomic_write(output_dir / "config.yaml", config_yaml)
+def write_run(output_dir: Path, metrics: dict, results, config_yaml: str) -> None:
+    """Write every result file of one run into `output_dir`, metrics.json last: a task's TaskResults (tables as
+    `<name>.csv`, figures as PNG, arrays as .npy and tables as parquet under their relative paths) and config.yaml."""
+    files = {**{f"{name}.csv": table.to_csv(index=False) for name, table in results.tables.items()},
+             **results.figures,
+             **{name: npy_bytes(array) for name, array in results.arrays.items()},
+             **{name: table.to_parquet(index=False) for name, table in results.parquet.items()},
+             "config.yaml": config_yaml}
+    for name, payload in files.items():
+        (output_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(output_dir / name, payload)
     write_json(metrics, output_dir / "metrics.json")

@@ -1,7 +1,7 @@
-"""save_embeddings=true: the run's audio and text embeddings as .npy (never pickled), with their row order as CSV.
-
-Audio embeddings are stored per batch (`embeddings/parts/<first position>.npz`) before the batch is logged, so an
-interrupted run keeps them and a resumed run completes them; the finished run merges them in item order."""
+"""The audio embeddings a run keeps while it runs (a task that needs them all at the end, or save_embeddings=true),
+as .npz parts (never pickled): stored per batch (`embeddings/parts/<first position>.npz`) before the batch is
+logged, so an interrupted run keeps them and a resumed run completes them; removed once the run's files are
+written."""
 
 from __future__ import annotations
 
@@ -13,19 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from zsa_eval.report import atomic_write, write_csv
+from zsa_eval.report import atomic_write
 
 EMBEDDINGS_DIR = "embeddings"
 
 
 def parts_dir(output_dir: Path) -> Path:
     return output_dir / EMBEDDINGS_DIR / "parts"
-
-
-def npy_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
 
 
 def store_embedding_part(output_dir: Path, positions: list[int], embeddings: Sequence[np.ndarray]) -> None:
@@ -65,16 +59,3 @@ def remove_embedding_parts(output_dir: Path) -> None:
     folder = output_dir / EMBEDDINGS_DIR
     if folder.is_dir() and not any(folder.iterdir()):  # nothing else asked for (save_embeddings=false)
         folder.rmdir()
-
-
-def write_embeddings(output_dir: Path, evaluated: pd.DataFrame, positions: list[int], text_embeddings: np.ndarray,
-                     class_names: list[str], candidate_labels: list[str]) -> None:
-    """audio.npy (one row per evaluated item, in predictions.csv's order) with audio_items.csv, and text.npy (one
-    row per class: the prompt-averaged, normalized text embedding) with text_labels.csv (class name, label text)."""
-    stored = read_embedding_parts(output_dir)
-    folder = output_dir / EMBEDDINGS_DIR
-    atomic_write(folder / "audio.npy", npy_bytes(np.stack([stored[position] for position in positions])))
-    write_csv(evaluated[["item_id", "label"]].rename(columns={"label": "true_label"}), folder / "audio_items.csv")
-    atomic_write(folder / "text.npy", npy_bytes(np.asarray(text_embeddings, dtype=np.float32)))
-    write_csv(pd.DataFrame({"class_name": class_names, "candidate_label": candidate_labels}),
-              folder / "text_labels.csv")

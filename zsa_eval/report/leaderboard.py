@@ -1,7 +1,9 @@
 """The leaderboard: the latest complete run of each run identity found under the results directory, grouped by
-dataset, rebuilt from the runs themselves; the heat map draws exactly its classification rows (accuracy, or mAP for
-multi-label datasets). The by-dataset table puts each model's datasets side by side (a suite: `-m suite=zeroshot`).
-Retrieval rows stand beside them with their own columns (R@k, mAP@10 both ways), ordered by text-to-audio R@1."""
+dataset, rebuilt from the runs themselves. It knows no task: each run's metrics.json declares its task, its main
+score (what ranks it), the chance level of that score and the metrics a leaderboard shows (with their intervals and
+which way is better); runs written before those declarations are read as declaring what their task declared then
+(DECLARED_BEFORE). The heat map draws the rows that have a template (prompts), each dataset's main score by model x
+template; the by-dataset table puts each model's datasets side by side (a suite: `-m suite=zeroshot`)."""
 
 from __future__ import annotations
 
@@ -11,40 +13,59 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock
 
-from zsa_eval.data import CLASSIFICATION, MULTILABEL, RETRIEVAL
-from zsa_eval.metrics import INTERVAL_METRICS
-from zsa_eval.report import atomic_write, short_hash, write_csv, write_json
-from zsa_eval.report.plots import accuracy_heatmap_png, dataset_heatmap_png
-from zsa_eval.retrieval import INTERVAL_METRICS as RETRIEVAL_METRICS
-from zsa_eval.retrieval import MAIN_SCORE as RETRIEVAL_MAIN_SCORE
+from zsa_eval.plots import accuracy_heatmap_png
+from zsa_eval.provenance import identity_hash, prompts_hash, short_hash
+from zsa_eval.report import atomic_write, write_csv, write_json
+from zsa_eval.report.across_models import heatmap_grids, write_by_dataset
 
-COLUMNS = ["dataset", "task", "source", "model", "family", "weights", "template", "prompts", "engine", "precision",
-           "selection", "n_classes", "chance_accuracy", "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "top_k",
-           "top_k_accuracy", "top_k_accuracy_ci95_low", "top_k_accuracy_ci95_high", "balanced_accuracy",
-           "balanced_accuracy_ci95_low", "balanced_accuracy_ci95_high", "macro_f1", "macro_f1_ci95_low",
-           "macro_f1_ci95_high", "chance_map", "map", "map_ci95_low", "map_ci95_high", "n", "encoded_clips_per_s",
-           "date", "run_dir", "identity", "status"]
+__all__ = ["identity_hash", "prompts_hash"]
+LEADING_COLUMNS = ["dataset", "task", "source", "model", "family", "weights", "template", "prompts", "engine",
+                   "precision", "selection", "n_classes", "main_score", "chance"]
+TRAILING_COLUMNS = ["n", "encoded_clips_per_s", "date", "run_dir", "identity", "status"]
+INTERNAL_COLUMNS = ["finished_at", "identity_fields", "main_value", "higher_is_better", "declared"]
 RUN_KEYS = {"dataset", "model", "n_evaluated", "started_at"}
-TASK_KEYS = {CLASSIFICATION: {"template", *INTERVAL_METRICS}, MULTILABEL: {"template", "map"},
-             RETRIEVAL: set(RETRIEVAL_METRICS)}  # a run's keys by its task
-MAIN_METRIC = {CLASSIFICATION: ("accuracy", "accuracy"), MULTILABEL: ("map", "mAP"),
-               RETRIEVAL: (RETRIEVAL_MAIN_SCORE, "T2A R@1")}  # column, name shown
-RETRIEVAL_COLUMNS = [column for name in RETRIEVAL_METRICS
-                     for column in (name, f"{name}_ci95_low", f"{name}_ci95_high")]
+CLASSIFICATION = "classification"  # the task of a run written before metrics.json named its task
+
+
+def legacy_specs(*specs: tuple) -> list[dict]:
+    """Metric declarations as (name, label[, higher_is_better, interval, shown, whole])."""
+    keys = ("name", "label", "higher_is_better", "interval", "shown", "whole")
+    defaults = (None, None, True, True, True, False)
+    return [dict(zip(keys, spec + defaults[len(spec):])) for spec in specs]
+
+
+RETRIEVAL_LABELS = {"recall_at_1": "R@1", "recall_at_5": "R@5", "recall_at_10": "R@10", "map_at_10": "mAP@10",
+                    "median_rank": "median rank", "mean_rank": "mean rank"}
+# What runs declared before metrics.json carried declarations (zsa-eval before its tasks/ seam): a frozen record of
+# those runs' contract, by task, not a view of today's tasks.
+DECLARED_BEFORE = {
+    "classification": {"main_score": "accuracy", "chance_metric": "chance_accuracy", "leaderboard_metrics": legacy_specs(
+        ("accuracy", "accuracy"), ("top_k_accuracy", "top-k"), ("balanced_accuracy", "balanced acc."),
+        ("macro_f1", "macro F1"), ("top_k", "k", True, False, True, True))},
+    "multilabel": {"main_score": "map", "chance_metric": "chance_map",
+                   "leaderboard_metrics": legacy_specs(("map", "mAP"))},
+    "retrieval": {"main_score": "t2a_recall_at_1", "chance_metric": None, "leaderboard_metrics": legacy_specs(
+        *((f"{direction}_{name}", f"{direction.upper()} {label}", "rank" not in name, True, "rank" not in name)
+          for direction in ("t2a", "a2t") for name, label in RETRIEVAL_LABELS.items()))},
+}
 COMPLETE = "complete"
 SOURCE_FIELDS = ("dataset_source", "dataset_revision")
 WEIGHT_FIELDS = ("family", "model_name_or_path", "model_revision", "weight_fingerprint")
 LISTED_CLASSES = 4  # a class selection up to this long is spelled out, a longer one is counted and hashed
 
 
-def identity_hash(identity: dict) -> str:
-    """metrics.json "identity_hash": 12 hex digits naming everything that determines a run's results."""
-    return short_hash(identity, 12)
-
-
-def prompts_hash(prompts: list[str]) -> str:
-    """metrics.json "prompts_hash": 8 hex digits of the prompt list, shown beside the template name."""
-    return short_hash(list(prompts), 8)
+def declaration(metrics: dict) -> dict:
+    """What a run declares of its task: main_score, chance_metric, leaderboard_metrics. A run written before
+    declarations gets DECLARED_BEFORE of its task, less top-k where k is every class (top-k accuracy is then
+    always 1, and single-label runs now leave it out likewise)."""
+    if "leaderboard_metrics" in metrics:
+        return {key: metrics.get(key) for key in ("main_score", "chance_metric", "leaderboard_metrics")}
+    declared = DECLARED_BEFORE.get(metrics.get("task", CLASSIFICATION), {})
+    k, n_classes = metrics.get("top_k"), metrics.get("n_classes")
+    if k is not None and n_classes is not None and k >= n_classes:
+        declared = declared | {"leaderboard_metrics": [spec for spec in declared["leaderboard_metrics"]
+                                                       if spec["name"] not in ("top_k", "top_k_accuracy")]}
+    return declared
 
 
 def derived_identity(metrics: dict) -> dict:
@@ -85,25 +106,38 @@ def run_status(metrics: dict) -> str:
     return COMPLETE
 
 
+def chance_level(metrics: dict, declared: dict, n_classes: int | None) -> float | None:
+    """The chance level of a run's main score (declared by its chance_metric; a run written before chance levels
+    had 1 / classes for accuracy)."""
+    name = declared.get("chance_metric")
+    if name is None:
+        return None
+    if name == "chance_accuracy" and name not in metrics:
+        return 1 / n_classes if n_classes else None
+    return metrics.get(name)
+
+
 def run_row(metrics: dict, run_dir: str) -> dict:
-    """One leaderboard row of a run; `identity_fields` (the identity dict) is kept for labels and the JSON."""
+    """One leaderboard row of a run: its identity's labels, its declared metrics with their intervals; kept for
+    the board's own use: `identity_fields` (the identity dict), `declared` (the metric declarations),
+    `main_value` and `higher_is_better` (its main score)."""
     identity = metrics.get("identity") or derived_identity(metrics)
     prompts = identity.get("prompts") or metrics.get("prompts")
     n_classes = metrics.get("n_classes") or len(metrics.get("labels") or []) or None
-    task = metrics.get("task", CLASSIFICATION)
+    declared = declaration(metrics)
+    specs = declared.get("leaderboard_metrics") or []
+    main = next((spec for spec in specs if spec["name"] == declared.get("main_score")), None)
     row = {
-        "dataset": metrics["dataset"], "task": task, "source": "", "model": metrics["model"],
-        "family": identity.get("family", "clap"), "weights": "",
+        "dataset": metrics["dataset"], "task": metrics.get("task", CLASSIFICATION), "source": "",
+        "model": metrics["model"], "family": identity.get("family", "clap"), "weights": "",
         "template": metrics.get("template"),
         "prompts": metrics.get("prompts_hash") or (prompts_hash(prompts) if prompts else ""),
         "engine": identity.get("engine", metrics.get("engine")),
         "precision": identity.get("precision", metrics.get("precision")),
         "selection": "",
         "n_classes": n_classes,
-        "chance_accuracy": (metrics.get("chance_accuracy", 1 / n_classes if n_classes else None)
-                            if task == CLASSIFICATION else None),
-        "chance_map": metrics.get("chance_map"),
-        "top_k": metrics.get("top_k"),
+        "main_score": declared.get("main_score"),
+        "chance": chance_level(metrics, declared, n_classes),
         "n": metrics["n_evaluated"],
         "encoded_clips_per_s": metrics.get("encoded_clips_per_s", metrics.get("clips_per_s")),
         "date": metrics["started_at"],
@@ -112,10 +146,15 @@ def run_row(metrics: dict, run_dir: str) -> dict:
         "identity": metrics.get("identity_hash") or identity_hash(identity),
         "status": run_status(metrics),
         "identity_fields": identity,
+        "declared": specs,
+        "main_value": metrics.get(main["name"]) if main else None,
+        "higher_is_better": main["higher_is_better"] if main else True,
     }
-    for name in (*INTERVAL_METRICS, "map", *RETRIEVAL_METRICS):
-        low, high = metrics.get(f"{name}_ci95") or (None, None)
-        row.update({name: metrics.get(name), f"{name}_ci95_low": low, f"{name}_ci95_high": high})
+    for spec in specs:
+        row[spec["name"]] = metrics.get(spec["name"])
+        if spec["interval"]:
+            low, high = metrics.get(f"{spec['name']}_ci95") or (None, None)
+            row.update({f"{spec['name']}_ci95_low": low, f"{spec['name']}_ci95_high": high})
     return row
 
 
@@ -129,20 +168,29 @@ def collect_runs(results_dir: Path) -> pd.DataFrame:
             continue
         if isinstance(metrics, dict) and "top5_accuracy" in metrics:  # a run from before top-k got its name
             metrics = {"top_k": 5, "top_k_accuracy": metrics["top5_accuracy"], **metrics}
-        if isinstance(metrics, dict) and RUN_KEYS | TASK_KEYS.get(metrics.get("task", CLASSIFICATION),
-                                                                  {"?"}) <= metrics.keys():
+        if isinstance(metrics, dict) and RUN_KEYS <= metrics.keys() and declaration(metrics).get("main_score") \
+                in metrics:
             rows.append(run_row(metrics, metrics_file.parent.relative_to(results_dir).as_posix()))
-    runs = pd.DataFrame(rows, columns=[*COLUMNS, *RETRIEVAL_COLUMNS, "finished_at", "identity_fields"])
-    return runs[[*board_columns(runs), "finished_at", "identity_fields"]]
+    return pd.DataFrame(rows)
 
 
-def board_columns(runs: pd.DataFrame) -> list[str]:
-    """The leaderboard's columns: with retrieval runs, also the retrieval metrics (each task's rows leave the
-    other tasks' metric columns empty)."""
-    if not (runs["task"] == RETRIEVAL).any():
-        return COLUMNS
-    at = COLUMNS.index("map_ci95_high") + 1
-    return [*COLUMNS[:at], *RETRIEVAL_COLUMNS, *COLUMNS[at:]]
+def metric_specs(board: pd.DataFrame) -> list[dict]:
+    """The metrics the board's runs declare, each once: grouped by task (in name order), in declared order."""
+    specs: dict[str, dict] = {}
+    for _, rows in board.groupby("task", sort=True):
+        for declared in rows["declared"]:
+            for spec in declared:
+                specs.setdefault(spec["name"], spec)
+    return list(specs.values())
+
+
+def board_columns(board: pd.DataFrame) -> list[str]:
+    """The leaderboard's columns: who and what, each declared metric with its interval, then size, speed, when,
+    where; the metrics of a task without rows on the board are not there."""
+    metric_columns = [column for spec in metric_specs(board)
+                      for column in ([spec["name"], f"{spec['name']}_ci95_low", f"{spec['name']}_ci95_high"]
+                                     if spec["interval"] else [spec["name"]])]
+    return [*LEADING_COLUMNS, *metric_columns, *TRAILING_COLUMNS]
 
 
 MISSING = object()
@@ -224,48 +272,23 @@ def label_rows(board: pd.DataFrame) -> pd.DataFrame:
     return board
 
 
-def main_score(board: pd.DataFrame) -> pd.Series:
-    """Each row's main metric: accuracy, or mAP for a multi-label run (which has no accuracy)."""
-    return pd.Series([getattr(row, MAIN_METRIC[row.task][0]) for row in board.itertuples()], index=board.index,
-                     dtype=float)
-
-
 def leaderboard(runs: pd.DataFrame, every_run: bool = False) -> pd.DataFrame:
     """The latest complete run of each identity (every run, whatever its status, with `every_run`), labelled,
-    grouped by dataset and best main score (accuracy; mAP for multi-label) first within a dataset."""
+    grouped by dataset and best main score first within a dataset (the direction each run declares for it)."""
+    if runs.empty:
+        return pd.DataFrame(columns=[*LEADING_COLUMNS, *TRAILING_COLUMNS, *INTERNAL_COLUMNS])
     if not every_run:
         runs = runs[runs["status"] == COMPLETE]
         runs = runs.sort_values(["finished_at", "run_dir"], kind="stable").drop_duplicates("identity", keep="last")
     board = label_rows(runs)
-    board = (board.assign(main_score=main_score(board))
-             .sort_values(["dataset", "source", "main_score", "date", "run_dir"],
+    ranking = board["main_value"].astype(float).where(board["higher_is_better"].astype(bool),
+                                                      -board["main_value"].astype(float))
+    board = (board.assign(ranking=ranking)
+             .sort_values(["dataset", "source", "ranking", "date", "run_dir"],
                           ascending=[True, True, False, False, True], kind="stable")
-             .drop(columns="main_score").reset_index(drop=True))
+             .drop(columns="ranking").reset_index(drop=True))
+    board = board[[*board_columns(board), *INTERNAL_COLUMNS]]
     return board if every_run else board.drop(columns="status")
-
-
-def heatmap_grids(board: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Per dataset (and source), its main score (accuracy; mAP for multi-label) by model (rows) x template #prompts
-    (columns), one cell per board row; keyed by the panel's title ("accuracy on esc50").
-
-    A row label carries the weights, and the engine, precision or selection where they vary in the panel, so two
-    rows never share a cell; when their readable labels still coincide, the identity hash is added."""
-    grids = {}
-    for (dataset, source), rows in board.groupby(["dataset", "source"], sort=False):
-        varying = [name for name in ("engine", "precision", "selection") if rows[name].nunique() > 1]
-        model_labels = [" | ".join([f"{row.model} ({row.weights})" if row.weights else row.model,
-                                    *(str(getattr(row, name)) for name in varying)])
-                        for row in rows.itertuples()]
-        template_labels = [f"{row.template} #{row.prompts}" if row.prompts else row.template
-                           for row in rows.itertuples()]
-        cells = pd.DataFrame({"model": model_labels, "template": template_labels,
-                              "score": main_score(rows).to_list(), "identity": rows["identity"].to_list()})
-        clash = cells.duplicated(["model", "template"], keep=False)
-        cells.loc[clash, "model"] = cells.loc[clash, "model"] + " id " + cells.loc[clash, "identity"].str[:6]
-        metrics = sorted({MAIN_METRIC[task][1] for task in rows["task"]})
-        title = f"{' / '.join(metrics)} on {dataset}" + (f" ({source})" if source else "")
-        grids[title] = cells.pivot(index="model", columns="template", values="score")
-    return grids
 
 
 def interval_cell(value: float | None, low: float | None, high: float | None) -> str:
@@ -277,19 +300,6 @@ def interval_cell(value: float | None, low: float | None, high: float | None) ->
     return f"{value:.4f} [{low:.4f}, {high:.4f}]"
 
 
-def interval_cells(board: pd.DataFrame, name: str) -> list[str]:
-    """A metric's column of `value [low, high]` cells."""
-    return [interval_cell(*values)
-            for values in zip(board[name], board[f"{name}_ci95_low"], board[f"{name}_ci95_high"])]
-
-
-CLASSIFICATION_TITLES = {"accuracy": "accuracy [95% CI]", "top_k_accuracy": "top-k [95% CI]",
-                         "balanced_accuracy": "balanced acc. [95% CI]", "macro_f1": "macro F1 [95% CI]"}
-RETRIEVAL_TITLES = {f"{direction}_{name}": f"{direction.upper()} {title} [95% CI]" for direction in ("t2a", "a2t")
-                    for name, title in (("recall_at_1", "R@1"), ("recall_at_5", "R@5"), ("recall_at_10", "R@10"),
-                                        ("map_at_10", "mAP@10"))}
-
-
 NOTHING_ENCODED = "-"  # clips/s of a run that encoded nothing (every clip from the cache or an interrupted run)
 
 
@@ -298,36 +308,41 @@ def whole_or_empty(value) -> str:
     return "" if value is None or pd.isna(value) else str(int(value))
 
 
+def metric_cells(board: pd.DataFrame, spec: dict) -> list[str]:
+    """A declared metric's column for reading: `value [low, high]`, a whole number, or empty where a row does not
+    declare the metric."""
+    name = spec["name"]
+    declares = [any(declared["name"] == name for declared in row_specs) for row_specs in board["declared"]]
+    if spec["whole"]:
+        cells = board[name].map(whole_or_empty)
+    elif spec["interval"]:
+        cells = pd.Series([interval_cell(*values) for values in
+                           zip(board[name], board[f"{name}_ci95_low"], board[f"{name}_ci95_high"])], index=board.index)
+    else:
+        cells = board[name].map(lambda value: "" if pd.isna(value) else f"{value:.4f}")
+    return [cell if declared else "" for cell, declared in zip(cells, declares)]
+
+
 def leaderboard_markdown(board: pd.DataFrame) -> str:
-    """The board for reading: metrics with their 95% intervals (multi-label rows: mAP; retrieval rows: R@1, R@5,
-    R@10 and mAP@10 of both directions, ranks in leaderboard.csv); the task column when tasks are mixed; source
-    and weights only when some row has one."""
+    """The board for reading: each shown metric with its 95% interval (the other declared metrics are in the CSV);
+    the task column when tasks are mixed; source and weights only when some row has one; template, prompts, class
+    count and chance only when some row has them."""
     shown = pd.DataFrame({name: board[name] for name in
                           ("dataset", "task", "source", "model", "family", "weights", "template", "prompts", "engine",
                            "precision", "selection")})
     shown["template"] = board["template"].fillna("")
     shown["n_classes"] = board["n_classes"].map(whole_or_empty)
-    multilabel, retrieval = board["task"] == MULTILABEL, board["task"] == RETRIEVAL
-    shown["chance"] = board["chance_map"].where(multilabel, board["chance_accuracy"]).map(
-        lambda value: "" if pd.isna(value) else f"{value:.4f}")
-    for name, title in CLASSIFICATION_TITLES.items():
-        shown[title] = interval_cells(board, name)
-    every_class = board["top_k"] >= board["n_classes"]  # top-k of every class is always 1: not shown
-    shown.loc[every_class, CLASSIFICATION_TITLES["top_k_accuracy"]] = ""
-    if multilabel.any():
-        shown["mAP [95% CI]"] = interval_cells(board, "map")
-    shown["k"] = board["top_k"].where(~every_class).map(whole_or_empty)
-    if retrieval.any():
-        for name, title in RETRIEVAL_TITLES.items():
-            shown[title] = interval_cells(board, name)
-    if retrieval.all():
-        shown = shown.drop(columns=["template", "prompts", "n_classes", "chance", *CLASSIFICATION_TITLES.values(), "k"])
+    shown["chance"] = board["chance"].map(lambda value: "" if value is None or pd.isna(value) else f"{value:.4f}")
+    for spec in metric_specs(board):
+        if spec["shown"]:
+            shown[f"{spec['label']} [95% CI]" if spec["interval"] else spec["label"]] = metric_cells(board, spec)
     shown["n"] = board["n"]
     shown["clips/s"] = board["encoded_clips_per_s"].map(lambda value: NOTHING_ENCODED if pd.isna(value)
                                                         else f"{value:.4f}")
     for name in ("date", "run_dir", "identity", *(["status"] if "status" in board else [])):
         shown[name] = board[name]
-    hidden = [name for name in ("source", "weights") if not board[name].astype(bool).any()]
+    hidden = [name for name in ("source", "weights", "template", "prompts", "n_classes", "chance")
+              if not shown[name].astype(bool).any()]
     hidden += ["task"] if board["task"].nunique() < 2 else []
     shown = shown.drop(columns=hidden)
     return shown.to_markdown(index=False, floatfmt=".4f") + "\n"
@@ -335,104 +350,50 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
 
 def leaderboard_json(board: pd.DataFrame, every_run: bool) -> dict:
     """Every column of the board, with each row's full identity."""
-    records = board.drop(columns=["finished_at"]).rename(columns={"identity": "identity_hash",
-                                                                  "identity_fields": "identity"})
+    records = board[[column for column in board.columns if column not in INTERNAL_COLUMNS]]
+    records = records.assign(identity_fields=board["identity_fields"]).rename(
+        columns={"identity": "identity_hash", "identity_fields": "identity"})
     records = records.astype(object).where(records.notna(), None)
     return {"every_run": every_run, "runs": records.to_dict("records")}
-
-
-def by_dataset_cells(board: pd.DataFrame) -> pd.DataFrame:
-    """One cell per board row (one identity): its row (model with its weights, and engine and precision where they
-    vary; template #prompts), column (dataset, its selection unless it is every item, its source when one is
-    shown), dataset key (dataset and source: what a mean counts once), metric, score and size. Two identities that
-    would share a cell get their identity hash in the row label."""
-    varying = [name for name in ("engine", "precision") if board[name].nunique() > 1]
-    cells = pd.DataFrame({
-        "model": [" | ".join([f"{row.model} ({row.weights})" if row.weights else row.model,
-                              *(str(getattr(row, name)) for name in varying)]) for row in board.itertuples()],
-        "template": [f"{row.template} #{row.prompts}" if row.prompts else str(row.template)
-                     for row in board.itertuples()],
-        "column": [row.dataset + (f" ({row.selection})" if row.selection != "all" else "")
-                   + (f" [{row.source}]" if row.source else "") for row in board.itertuples()],
-        "dataset_key": [f"{row.dataset} [{row.source}]" for row in board.itertuples()],
-        "whole": (board["selection"] == "all").to_list(),
-        "metric": [MAIN_METRIC[task][1] for task in board["task"]],
-        "score": main_score(board).to_list(),
-        "n": board["n"].to_list(),
-        "finished_at": board["finished_at"].to_list(),
-        "identity": board["identity"].to_list(),
-    })
-    clash = cells.duplicated(["model", "template", "column", "metric"], keep=False)
-    cells.loc[clash, "model"] = cells.loc[clash, "model"] + " id " + cells.loc[clash, "identity"].str[:6]
-    return cells
-
-
-def dataset_means(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per table row, the mean score over its datasets, each dataset (and source) counted once: by its run over
-    every item when the row has one, else by its selection with the most evaluated items (then the latest run).
-    Returns model, template, mean and the number of datasets it covers."""
-    chosen = (cells.sort_values(["whole", "n", "finished_at"], ascending=False, kind="stable")
-              .drop_duplicates(["model", "template", "dataset_key"]))
-    return chosen.groupby(["model", "template"], sort=False)["score"].agg(["mean", "count"])
-
-
-def by_dataset(board: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Model x dataset: one row per model (with its weights, and engine and precision where they vary) and template
-    #prompts, one column per dataset and selection (and source when one is shown), holding the main score:
-    accuracy for single-label datasets, then their mean; mAP for multi-label ones, then theirs. Each cell is one
-    identity's run. A mean counts each dataset once (see dataset_means); `<metric> datasets` says how many. Rows:
-    best mean accuracy first (rows without one after), then best mean mAP. Returns the table and each column's
-    metric."""
-    cells = by_dataset_cells(board)
-    table = pd.DataFrame(index=pd.MultiIndex.from_frame(cells[["model", "template"]].drop_duplicates()))
-    metrics = []
-    for metric in ("accuracy", "mAP"):
-        of_metric = cells[cells["metric"] == metric]
-        if of_metric.empty:
-            continue
-        scores = of_metric.pivot(index=["model", "template"], columns="column", values="score").reindex(table.index)
-        means = dataset_means(of_metric).reindex(table.index)
-        table = table.join(scores.rename(columns=lambda column: f"{column} {metric}"))
-        table[f"mean {metric}"] = means["mean"]
-        table[f"{metric} datasets"] = means["count"].fillna(0).astype(int)
-        metrics += [metric] * (scores.shape[1] + 1)
-    means = [column for column in ("mean accuracy", "mean mAP") if column in table]
-    table = table.sort_values(means, ascending=False, na_position="last", kind="stable") if means else table
-    return table.reset_index(), metrics
-
-
-def by_dataset_markdown(table: pd.DataFrame) -> str:
-    """The by-dataset table for reading: scores to 4 decimals, an empty cell where a model has no run."""
-    shown = table.astype(object).where(table.notna(), "")
-    return shown.to_markdown(index=False, floatfmt=".4f") + "\n"
-
-
-def write_by_dataset(board: pd.DataFrame, results_dir: Path) -> None:
-    """leaderboard_by_dataset.csv, .md and its heat map .png (the score columns and means)."""
-    table, metrics = by_dataset(board)
-    write_csv(table, results_dir / "leaderboard_by_dataset.csv")
-    atomic_write(results_dir / "leaderboard_by_dataset.md", by_dataset_markdown(table))
-    scores = [column for column in table.columns[2:] if not column.endswith(" datasets")]
-    heat = table.set_index(pd.Index([" | ".join(pair) for pair in zip(table["model"], table["template"])]))[scores]
-    atomic_write(results_dir / "leaderboard_by_dataset.png",
-                 dataset_heatmap_png(heat.rename(columns=lambda column: column.rsplit(" ", 1)[0]), metrics))
 
 
 def write_leaderboard(results_dir: Path, every_run: bool = False) -> pd.DataFrame:
     """Rebuild leaderboard.csv, .md, .json, leaderboard_heatmap.png and the by-dataset table
     (leaderboard_by_dataset.csv, .md, .png) in `results_dir` (with `every_run`: leaderboard_all.csv, .md, .json,
-    no figure and no by-dataset table).
+    no figure and no by-dataset table). The heat map and the by-dataset table hold the rows that have a template:
+    runs that fill prompts with class labels.
 
     Under a file lock, so concurrent runs finishing together leave a leaderboard that holds all of them."""
     results_dir.mkdir(parents=True, exist_ok=True)
     stem = "leaderboard_all" if every_run else "leaderboard"
     with FileLock(results_dir / ".leaderboard.lock"):
         board = leaderboard(collect_runs(results_dir), every_run)
-        write_csv(board.drop(columns=["finished_at", "identity_fields"]), results_dir / f"{stem}.csv")
+        write_csv(board.drop(columns=INTERNAL_COLUMNS), results_dir / f"{stem}.csv")
         atomic_write(results_dir / f"{stem}.md", leaderboard_markdown(board))
         write_json(leaderboard_json(board, every_run), results_dir / f"{stem}.json")
-        classified = board[board["task"] != RETRIEVAL]
-        if not every_run and not classified.empty:
-            atomic_write(results_dir / "leaderboard_heatmap.png", accuracy_heatmap_png(heatmap_grids(classified)))
-            write_by_dataset(classified, results_dir)
+        templated = board[board["template"].notna()]
+        if not every_run and not templated.empty:
+            atomic_write(results_dir / "leaderboard_heatmap.png", accuracy_heatmap_png(heatmap_grids(templated)))
+            write_by_dataset(templated, results_dir)
     return board
+
+
+def leaderboard_of(output_dir: Path, results_dir: Path) -> str | None:
+    """The results directory whose leaderboard lists this run: results_dir when output_dir lies inside it, else
+    none (metrics.json "leaderboard")."""
+    return str(results_dir) if results_dir.resolve() in output_dir.resolve().parents else None
+
+
+def update_leaderboard(metrics: dict) -> None:
+    """Rebuild the leaderboard that lists this run, if one does."""
+    if metrics["leaderboard"] is not None:
+        write_leaderboard(Path(metrics["leaderboard"]))
+
+
+def leaderboard_note(metrics: dict) -> str | None:
+    """For a run no leaderboard lists (its output_dir lies outside results_dir): say so, and how to build one."""
+    if metrics["leaderboard"] is not None:
+        return None
+    parent = Path(metrics["output_dir"]).parent
+    return (f"zsa-eval: note: output_dir lies outside results_dir ({metrics['config']['results_dir']}), so no "
+            f"leaderboard lists this run; python -m zsa_eval.report leaderboard {parent} builds one beside it")

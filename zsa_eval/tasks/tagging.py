@@ -2,22 +2,32 @@
 clips. Metrics come from the raw scores, the family's logits (a softmax across classes would reorder the clips
 within a class): per-class average precision and ROC AUC, their means mAP and mAUC, d-prime, label ranking average
 precision. Point estimates by scikit-learn; 95% bootstrap intervals over the clips from all resamples at once (each
-resample as per-clip draw counts), checked against scikit-learn with those counts as sample weights in the tests."""
+resample as per-clip draw counts), checked against scikit-learn with those counts as sample weights in the tests.
+Comparing two runs: the same metrics on the clips both evaluated, with paired bootstrap deltas, and per-class AP
+deltas."""
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from omegaconf import DictConfig
 from scipy import sparse
 from scipy.special import digamma
 from scipy.stats import norm
 from sklearn.metrics import average_precision_score, label_ranking_average_precision_score, roc_auc_score
 
 from zsa_eval.data import LABEL_SET_SEPARATOR
-from zsa_eval.metrics import BOOTSTRAP_LEVEL, bootstrap_indices, percentile_interval, top_k_columns
+from zsa_eval.errors import UserError
+from zsa_eval.plots import ap_bars_png, recall_bars_png
+from zsa_eval.stats import BOOTSTRAP_LEVEL, bootstrap_indices, percentile_interval
+from zsa_eval.tasks import Evaluated, MetricSpec, RunContext, TaskResults
+from zsa_eval.tasks.comparing import Comparison, bootstrap_record, legend, paired_deltas
+from zsa_eval.tasks.labels import LabelTask, interval, number, top_k_columns
 
 INTERVAL_METRICS = ("map", "mauc", "d_prime", "lrap")  # each gets <name>_ci95
 RANKING_CHUNK = 256  # items per block in ranking_precisions (block x classes x classes booleans)
@@ -71,7 +81,7 @@ def ranking_precisions(y_true: np.ndarray, scores: np.ndarray) -> np.ndarray:
 
 def resample_counts(n_items: int, resamples: int, seed: int) -> np.ndarray:
     """(items, resamples) how often each item is drawn in each bootstrap resample (the draws of
-    zsa_eval.metrics.bootstrap_indices, so a seed gives the same resamples as the single-label intervals)."""
+    zsa_eval.stats.bootstrap_indices, so a seed gives the same resamples as the single-label intervals)."""
     indices = bootstrap_indices(n_items, resamples, seed)
     cells = (indices * resamples + np.arange(resamples)[:, None]).ravel()
     return np.bincount(cells, minlength=n_items * resamples).reshape(n_items, resamples).astype(np.float32)
@@ -181,3 +191,121 @@ def predictions_table(items: pd.DataFrame, y_true: np.ndarray, scores: np.ndarra
         "ranking_precision": ranking_precisions(y_true, scores),
         **top_k_columns(scores, class_names),
     })
+
+
+class TaggingTask(LabelTask):
+    name = "multilabel"
+    shape = "label set"
+    main_score = "map"
+    chance_metric = "chance_map"
+    metrics = (MetricSpec("map", "mAP"),)
+    missing_score = "AP (left out of mAP)"
+
+    def check(self, cfg: DictConfig) -> None:
+        """Ranking needs the embed engine's logits (the pipeline gives softmax scores); there is no accuracy to gate."""
+        if cfg.engine == "pipeline":
+            raise UserError(f"dataset={cfg.dataset.name} is multi-label: its metrics rank clips by the model's logits, "
+                            "which only engine=embed gives; use engine=embed")
+        if cfg.gate.min_accuracy is not None or cfg.gate.baseline is not None:
+            raise UserError(f"dataset={cfg.dataset.name} is multi-label and has no accuracy for gate.min_accuracy or "
+                            "gate.baseline to check; drop the gate settings")
+        super().check(cfg)
+
+    def measure(self, context: RunContext, evaluated: Evaluated, probabilities: np.ndarray,
+                logits: np.ndarray | None) -> TaskResults:
+        """mAP and its kin with intervals, ranked by the logits; predictions and per-class AP tables; the AP bars."""
+        class_names = context.dataset.class_names
+        y_true = label_matrix(evaluated.items["labels"], class_names)
+        per_class = per_class_table(y_true, logits, class_names)
+        return TaskResults(
+            summary_metrics(y_true, logits, per_class, seed=context.cfg.seed)
+            | {"ranking_scores": "logits (the family's scaled audio-text similarity, before softmax or sigmoid)"},
+            {"predictions": predictions_table(evaluated.items, y_true, logits, class_names), "per_class": per_class},
+            {"per_class_ap.png": ap_bars_png(per_class)})
+
+    def headline(self, metrics: dict) -> str:
+        return (f"mAP {number(metrics['map'])} {interval(metrics['map_ci95'])} over the "
+                f"{metrics['n_classes_counted']} of {metrics['n_classes']} classes with clips "
+                f"(mAUC {number(metrics['mauc'])}, d' {number(metrics['d_prime'])}, LRAP {number(metrics['lrap'])}, "
+                f"chance mAP {metrics['chance_map']:.4f})")
+
+    def compare(self, run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict, resamples: int,
+                seed: int) -> TaggingComparison:
+        return compare_tagging(run_a, metrics_a, run_b, metrics_b, resamples, seed)
+
+
+TASK = TaggingTask()
+COMPARED_METRICS = ("map", "mauc", "lrap")  # d' is a function of mAUC; micro mAP has no interval
+
+
+@dataclass(frozen=True)
+class TaggingComparison(Comparison):
+    ap_deltas: pd.DataFrame = None  # label, support, ap_a, ap_b, delta (largest change first)
+
+    def sections(self) -> list[str]:
+        return ["## Per-class AP on the common clips, largest change first", "",
+                self.ap_deltas.to_markdown(index=False, floatfmt=".4f"), ""]
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"ap_deltas": self.ap_deltas}
+
+    def figures(self) -> dict[str, bytes]:
+        counted = self.ap_deltas.dropna(subset=["ap_a", "ap_b"]).sort_values("label")
+        return {"compare_ap.png": recall_bars_png(counted, self.legend_a, self.legend_b, metric="ap")}
+
+
+def run_scores(run_dir: Path) -> pd.DataFrame:
+    """A finished tagging run's scores.parquet: item_id, true_label (the set joined by "|"), logit:<class>."""
+    try:
+        scores = pd.read_parquet(run_dir / "scores.parquet")
+    except (OSError, ValueError) as error:
+        raise UserError(f"{run_dir} is not a finished zsa-eval tagging run (scores.parquet): {error}; pass the "
+                        "directories of two multi-label runs") from error
+    return scores
+
+
+def tagging_metrics(y_true: np.ndarray, logits: np.ndarray, counts: np.ndarray) -> tuple[dict, dict]:
+    """mAP, mAUC and LRAP of one run on the common clips, and the same on every paired resample (`counts`: each
+    clip's draws per resample, the same for both runs)."""
+    per_class = per_class_table(y_true, logits, [str(column) for column in range(y_true.shape[1])])
+    point = {"map": quiet_nanmean(per_class["ap"].to_numpy()), "mauc": quiet_nanmean(per_class["auc"].to_numpy()),
+             "lrap": label_ranking_average_precision_score(y_true, logits)}
+    resampled = [resampled_ap_auc(y_true[:, column], logits[:, column], counts) for column in range(y_true.shape[1])]
+    samples = {"map": quiet_nanmean(np.stack([ap for ap, _ in resampled], axis=1), axis=1),
+               "mauc": quiet_nanmean(np.stack([auc for _, auc in resampled], axis=1), axis=1),
+               "lrap": ranking_precisions(y_true, logits) @ counts / len(y_true)}
+    return point, samples
+
+
+def compare_tagging(run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict, resamples: int,
+                    seed: int) -> TaggingComparison:
+    """Run B against run A on the clips both evaluated: mAP, mAUC and LRAP with paired bootstrap deltas (refused
+    when the class sets or a common clip's labels differ)."""
+    classes = list(metrics_a["labels"])
+    if set(classes) != set(metrics_b["labels"]):
+        raise UserError(f"the runs use different class sets; compare runs of the same classes ({run_a}, {run_b})")
+    scores_a, scores_b = run_scores(run_a), run_scores(run_b)
+    both = scores_a.merge(scores_b, on="item_id", suffixes=("_a", "_b"))
+    if both.empty:
+        raise UserError(f"the runs share no clip ({len(scores_a)} in {run_a}, {len(scores_b)} in {run_b}); "
+                        "compare runs of the same dataset")
+    relabelled = int((both["true_label_a"] != both["true_label_b"]).sum())
+    if relabelled:
+        raise UserError(f"{relabelled} of the {len(both)} common clips have other labels in each run; compare runs "
+                        "that read the same label column")
+    y_true = label_matrix([labels.split(LABEL_SET_SEPARATOR) if labels else [] for labels in both["true_label_a"]],
+                          classes)
+    logits = {run: both[[f"logit:{name}_{run}" for name in classes]].to_numpy(dtype=np.float64) for run in "ab"}
+    counts = resample_counts(len(both), resamples, seed)
+    measured = {run: tagging_metrics(y_true, logits[run], counts) for run in "ab"}
+    point = {run: measured[run][0] for run in "ab"}
+    samples = {run: measured[run][1] for run in "ab"}
+    kept = [name for name in COMPARED_METRICS if all(np.isfinite(samples[run][name]).all() for run in "ab")]
+    ap = {run: per_class_table(y_true, logits[run], classes)["ap"].to_numpy() for run in "ab"}
+    ap_deltas = pd.DataFrame({"label": classes, "support": y_true.sum(axis=0), "ap_a": ap["a"], "ap_b": ap["b"],
+                              "delta": ap["b"] - ap["a"]})
+    ap_deltas = ap_deltas.reindex(ap_deltas["delta"].abs().sort_values(ascending=False, kind="stable").index)
+    return TaggingComparison(
+        str(run_a), str(run_b), legend("A", run_a, metrics_a), legend("B", run_b, metrics_b),
+        len(scores_a), len(scores_b), len(both), "clips", paired_deltas(point, samples, kept),
+        bootstrap_record(resamples, seed), ap_deltas=ap_deltas.reset_index(drop=True))

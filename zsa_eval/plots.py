@@ -80,17 +80,17 @@ def accuracy_heatmap_png(grids: dict[str, pd.DataFrame]) -> bytes:
     return png_bytes(figure)
 
 
-def recall_bars_png(recalls: pd.DataFrame, name_a: str, name_b: str) -> bytes:
-    """Per-class recall of two runs side by side (`recalls`: label, recall_a, recall_b)."""
-    positions = np.arange(len(recalls))
-    figure, axes = pyplot().subplots(figsize=(max(6.0, 0.35 * len(recalls) + 2), 4.5), layout="constrained")
-    axes.bar(positions - 0.2, recalls["recall_a"], width=0.4, label=name_a)
-    axes.bar(positions + 0.2, recalls["recall_b"], width=0.4, label=name_b)
-    axes.set_xticks(positions, recalls["label"], rotation=90, fontsize=8 if len(recalls) > 20 else 10)
+def recall_bars_png(per_class: pd.DataFrame, name_a: str, name_b: str, metric: str = "recall") -> bytes:
+    """A per-class metric of two runs side by side (`per_class`: label, <metric>_a, <metric>_b; recall, or AP)."""
+    positions = np.arange(len(per_class))
+    figure, axes = pyplot().subplots(figsize=(max(6.0, 0.35 * len(per_class) + 2), 4.5), layout="constrained")
+    axes.bar(positions - 0.2, per_class[f"{metric}_a"], width=0.4, label=name_a)
+    axes.bar(positions + 0.2, per_class[f"{metric}_b"], width=0.4, label=name_b)
+    axes.set_xticks(positions, per_class["label"], rotation=90, fontsize=8 if len(per_class) > 20 else 10)
     axes.set_ylim(0, 1.4)
     axes.set_yticks(np.linspace(0, 1, 6))
-    axes.set_ylabel("recall")
-    axes.set_title("Per-class recall")
+    axes.set_ylabel(metric)
+    axes.set_title(f"Per-class {metric}")
     axes.legend(loc="upper center")
     return png_bytes(figure)
 

@@ -1,0 +1,103 @@
+"""What every task's comparison of two runs shares: the metrics of both on what both evaluated, their deltas with
+paired bootstrap intervals (the same resampled items for both runs), and compare.md's frame. A task's comparison
+adds its own sections, tables and figures (zsa_eval.report.compare writes them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from zsa_eval.stats import BOOTSTRAP_LEVEL, percentile_interval
+
+DELTA_COLUMNS = ["metric", "a", "b", "delta", "delta_ci95_low", "delta_ci95_high"]
+
+
+def legend(letter: str, run_dir: Path, metrics: dict) -> str:
+    """Letter, model, template, prompts hash and run directory name: two runs of one model and template differ."""
+    prompts = f" #{metrics['prompts_hash']}" if metrics.get("prompts_hash") else ""
+    return f"{letter}: {metrics.get('model', '?')} | {metrics.get('template', '?')}{prompts} ({run_dir.name})"
+
+
+def paired_deltas(point: dict[str, dict[str, float]], samples: dict[str, dict[str, np.ndarray]],
+                  names: list[str]) -> pd.DataFrame:
+    """metric, a, b, delta = b - a and its percentile interval over paired resamples (`samples[run][name]`: the
+    metric on each resample, drawn alike for both runs)."""
+    return pd.DataFrame([
+        {"metric": name, "a": point["a"][name], "b": point["b"][name], "delta": point["b"][name] - point["a"][name],
+         **dict(zip(("delta_ci95_low", "delta_ci95_high"), percentile_interval(samples["b"][name] - samples["a"][name])))}
+        for name in names], columns=DELTA_COLUMNS)
+
+
+def bootstrap_record(resamples: int, seed: int) -> dict:
+    return {"resamples": resamples, "seed": seed, "level": BOOTSTRAP_LEVEL}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Run B against run A on what both evaluated: `n_a` and `n_b` what each run evaluated, `n_common` what both did
+    (in `unit`s: "items", "clips", "queries (20 captions, 4 clips)"), the metric deltas, the bootstrap settings.
+    Subclasses add their verdict, sections and files."""
+
+    name_a: str
+    name_b: str
+    legend_a: str
+    legend_b: str
+    n_a: int
+    n_b: int
+    n_common: int
+    unit: str
+    metric_deltas: pd.DataFrame
+    bootstrap: dict
+
+    def verdict(self) -> str:
+        """One sentence on the main difference: the first metric's delta and whether its interval excludes 0."""
+        row = self.metric_deltas.iloc[0]
+        excludes_zero = row["delta_ci95_low"] > 0 or row["delta_ci95_high"] < 0
+        return (f"{row['metric']} B - A = {row['delta']:+.4f} (95% CI [{row['delta_ci95_low']:+.4f}, "
+                f"{row['delta_ci95_high']:+.4f}]) on {self.n_common} common {self.unit}: the interval "
+                f"{'excludes' if excludes_zero else 'includes'} 0.")
+
+    def sections(self) -> list[str]:
+        """compare.md's task-specific sections after the metrics (Markdown lines)."""
+        return []
+
+    def extra_summary(self) -> dict:
+        """compare.json's task-specific fields."""
+        return {}
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """CSV files (name without .csv -> table)."""
+        return {}
+
+    def figures(self) -> dict[str, bytes]:
+        """PNG files (file name -> bytes)."""
+        return {}
+
+    def markdown(self) -> str:
+        bootstrap = self.bootstrap
+        return "\n".join([
+            f"# {self.name_b} vs {self.name_a}", "",
+            "A = " + self.name_a, "B = " + self.name_b, "",
+            f"Compared on the {self.n_common} {self.unit} both runs evaluated (A evaluated {self.n_a}, "
+            f"B {self.n_b}).", "",
+            self.verdict(), "",
+            f"## Metrics on the {self.n_common} common {self.unit} (delta = B - A; paired bootstrap "
+            f"{bootstrap['level']:.0%} interval, {bootstrap['resamples']} resamples, seed {bootstrap['seed']})", "",
+            self.metric_deltas.to_markdown(index=False, floatfmt=".4f"), "",
+            *self.sections(),
+        ])
+
+    def summary(self) -> dict:
+        """compare.json."""
+        return {
+            "run_a": self.name_a, "run_b": self.name_b,
+            "n_a": self.n_a, "n_b": self.n_b, "n_common": self.n_common,
+            "metrics": {row.metric: {"a": row.a, "b": row.b, "delta": row.delta,
+                                     "delta_ci95": [row.delta_ci95_low, row.delta_ci95_high]}
+                        for row in self.metric_deltas.itertuples()},
+            **self.extra_summary(),
+            "bootstrap": self.bootstrap,
+        }

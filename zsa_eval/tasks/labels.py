@@ -1,0 +1,199 @@
+"""What the tasks that score class labels share (single-label classification and multi-label tagging): prompts filled
+with every class's readable label, embedded once; each batch of clips scored against them by the engine (the
+family's logits and scores, or transformers' pipeline); the full score matrix, saved embeddings, the best-k columns
+of predictions.csv and the summary line's frame."""
+
+from __future__ import annotations
+
+import string
+from abc import abstractmethod
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from zsa_eval.data import AudioDataset, Selection, candidate_labels
+from zsa_eval.engine import check_engine_settings, score_clips, text_embeddings
+from zsa_eval.errors import UserError
+from zsa_eval.provenance import prompts_hash
+from zsa_eval.tasks import Evaluated, LoggedBatch, RunContext, Task, TaskResults
+
+TOP_K = 5
+SCORE_COLUMNS = {"softmax": "prob", "sigmoid": "sigmoid"}  # scores.parquet column prefix per family score kind
+EMBEDDINGS_DIR = "embeddings"
+
+
+def check_prompts(prompts: Sequence[str], template_name: str) -> list[str]:
+    """Each prompt must hold exactly one `{}` where the label goes (literal braces written `{{` and `}}`)."""
+    if not prompts:
+        raise UserError(f"template {template_name} has no prompts: add template.prompts=['This is a sound of {{}}.']")
+    for prompt in prompts:
+        try:
+            places = [name for _, name, _, _ in string.Formatter().parse(prompt) if name is not None]
+        except ValueError as error:
+            raise UserError(f"prompt {prompt!r} is not a valid template ({error}): write the label's place as {{}} "
+                            "and a literal brace as {{ or }}") from error
+        if places != [""]:
+            found = ("no place for the label" if not places else f"{len(places)} places for the label"
+                     if len(places) > 1 else f"its label's place marked {{{places[0]}}}")
+            raise UserError(f"prompt {prompt!r} has {found}: it needs exactly one {{}} where the label goes, e.g. "
+                            "'This is a sound of {}.'")
+    return list(prompts)
+
+
+def top_k(n_classes: int) -> int:
+    """How many best classes count for top-k accuracy and the top-k columns: 5, or every class when there are
+    fewer."""
+    return min(TOP_K, n_classes)
+
+
+def top_k_indices(scores: np.ndarray, k: int = TOP_K) -> np.ndarray:
+    """Class indices of the k highest scores per row, best first (ties: lower index first)."""
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+def top_k_columns(scores: np.ndarray, class_names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Each item's k best classes and their scores, best first (k = min(5, classes)): top1_label, top1_score, ...,
+    topK_label, topK_score."""
+    names = np.asarray(class_names, dtype=object)
+    top = top_k_indices(scores, top_k(len(class_names)))
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    columns = {}
+    for rank in range(top.shape[1]):
+        columns[f"top{rank + 1}_label"] = names[top[:, rank]]
+        columns[f"top{rank + 1}_score"] = top_scores[:, rank]
+    return columns
+
+
+def classes_without_items(dataset: AudioDataset) -> list[str]:
+    """Candidate classes (dataset.classes) that no item of the selection carries."""
+    present = dataset.present_labels()
+    return [name for name in dataset.class_names if name not in present]
+
+
+class LabelTask(Task):
+    """A task whose candidates are the dataset's classes, each embedded through the prompts."""
+
+    finished_key = "probabilities"
+    missing_score: str  # what a class without clips lacks, for the warning
+
+    def check(self, cfg: DictConfig) -> None:
+        """The engine's limits: the pipeline takes one prompt and exposes no embeddings."""
+        check_engine_settings(cfg.engine, list(cfg.template.prompts))
+        if cfg.save_embeddings and cfg.engine == "pipeline":
+            raise UserError("save_embeddings=true needs engine=embed (the pipeline engine exposes no embeddings)")
+
+    def prompts(self, cfg: DictConfig) -> list[str]:
+        return check_prompts(list(cfg.template.prompts), cfg.template.name)
+
+    def identity(self, base: dict, cfg: DictConfig) -> dict:
+        prompts = self.prompts(cfg)
+        return {**base, "template": cfg.template.name, "prompts": prompts}
+
+    def warnings(self, dataset: AudioDataset) -> list[str]:
+        empty = classes_without_items(dataset)
+        if not empty:
+            return []
+        return [f"{len(empty)} of the {len(dataset.class_names)} candidate classes have no clips in this selection "
+                f"({', '.join(map(repr, empty[:5]))}{', ...' if len(empty) > 5 else ''}): they stay candidates but "
+                f"have no {self.missing_score} (metrics.json: classes_without_items)"]
+
+    def keeps_embeddings(self, cfg: DictConfig) -> bool:
+        return bool(cfg.save_embeddings)
+
+    def batches(self, context: RunContext, positions: list[int]) -> Iterator[LoggedBatch]:
+        """The engine's scores (softmax or sigmoid) and logits of each clip against every class; the clips' audio
+        embeddings kept with save_embeddings."""
+        cfg, dataset = context.cfg, context.dataset
+        for batch in score_clips(context.loaded, Selection(dataset.clips, positions), context.item_ids(positions),
+                                 candidate_labels(dataset.class_names), context.prompts, cfg.engine, cfg.batch_size,
+                                 context.num_workers, cfg.seed, context.progress, context.cache, cfg.featurizer):
+            records = [{"probabilities": scores.tolist()} for scores in batch.probabilities]
+            if batch.logits is not None:
+                for record, logits in zip(records, batch.logits):
+                    record["logits"] = logits.tolist()
+            kept = list(batch.audio_embeddings) if self.keeps_embeddings(cfg) and batch.indices else None
+            yield LoggedBatch(batch.indices, records, batch.skipped, batch.cached_rows, kept)
+
+    def results(self, context: RunContext, evaluated: Evaluated) -> TaskResults:
+        """The task's own metrics, tables and figures (`measure`), with what every label task records: its
+        candidates and prompts, the full score matrix (scores.parquet) and, with save_embeddings, the embeddings."""
+        probabilities = np.asarray([record["probabilities"] for record in evaluated.records], dtype=np.float32)
+        has_logits = all("logits" in record for record in evaluated.records)
+        logits = (np.asarray([record["logits"] for record in evaluated.records], dtype=np.float32) if has_logits
+                  else None)
+        measured = self.measure(context, evaluated, probabilities, logits)
+        class_names = context.dataset.class_names
+        parquet = {"scores.parquet": scores_table(evaluated, class_names, context.loaded.family.score_kind,
+                                                  probabilities, logits)}
+        arrays, tables = {}, measured.tables | {"excluded": context.dataset.excluded}
+        if context.cfg.save_embeddings:
+            labels = candidate_labels(class_names)
+            text = text_embeddings(context.loaded, labels, context.prompts).cpu().numpy()
+            arrays = {f"{EMBEDDINGS_DIR}/audio.npy": np.stack(evaluated.audio),
+                      f"{EMBEDDINGS_DIR}/text.npy": np.asarray(text, dtype=np.float32)}
+            tables |= {f"{EMBEDDINGS_DIR}/audio_items": evaluated.items[["item_id", "label"]].rename(
+                           columns={"label": "true_label"}),
+                       f"{EMBEDDINGS_DIR}/text_labels": pd.DataFrame({"class_name": class_names,
+                                                                      "candidate_label": labels})}
+        return TaskResults(measured.metrics | self.run_fields(context), tables, measured.figures, arrays, parquet)
+
+    @abstractmethod
+    def measure(self, context: RunContext, evaluated: Evaluated, probabilities: np.ndarray,
+                logits: np.ndarray | None) -> TaskResults:
+        """The task's metrics (with intervals), tables and figures from the evaluated items' scores and logits."""
+
+    def run_fields(self, context: RunContext) -> dict:
+        """metrics.json's account of the candidates, prompts and scores of a label task."""
+        dataset, family, cfg = context.dataset, context.loaded.family, context.cfg
+        return {
+            "n_classes": len(dataset.class_names),
+            "metrics_cover": "evaluated items only (skipped items are listed in errors.csv)",
+            "score_kind": family.score_kind,
+            "score_kind_description": family.score_description,
+            "n_excluded": len(dataset.excluded),
+            "classes_without_items": classes_without_items(dataset),
+            "template": cfg.template.name,
+            "prompts": context.prompts,
+            "prompts_hash": prompts_hash(context.prompts),
+            "labels": dataset.class_names,
+            "candidate_labels": candidate_labels(dataset.class_names),
+        }
+
+    @abstractmethod
+    def headline(self, metrics: dict) -> str:
+        """The run's main figures, for the summary line."""
+
+    def summary_line(self, metrics: dict, wall_s: float) -> str:
+        skipped = f", {metrics['n_skipped']} skipped (see errors.csv)" if metrics["n_skipped"] else ""
+        excluded = f", {metrics['n_excluded']} outside dataset.classes" if metrics["n_excluded"] else ""
+        speed = (f"{metrics['encoded_clips_per_s']} clips/s encoded" if metrics["encoded_clips_per_s"] is not None
+                 else "nothing encoded")
+        return (
+            f"{metrics['dataset']} | {metrics['model']} | {metrics['template']}: {self.headline(metrics)} "
+            f"on {metrics['n_evaluated']} of {metrics['n_items']} clips{skipped}{excluded} in {wall_s:.1f} s "
+            f"({metrics['scoring_s']:.1f} s scoring, {speed}, {metrics['cache_hits']} from the cache) "
+            f"-> {metrics['output_dir']}"
+        )
+
+
+def scores_table(evaluated: Evaluated, class_names: list[str], score_kind: str, probabilities: np.ndarray,
+                 logits: np.ndarray | None) -> pd.DataFrame:
+    """scores.parquet: item_id, true_label, then every class's score, `prob:<class>` (softmax probabilities) or
+    `sigmoid:<class>` (sigmoid scores), and, from the embed engine, `logit:<class>` (the family's audio-text logit
+    the scores are taken from)."""
+    columns = {"item_id": evaluated.items["item_id"].to_numpy(), "true_label": evaluated.items["label"].to_numpy()}
+    prefix = SCORE_COLUMNS[score_kind]
+    columns |= {f"{prefix}:{name}": probabilities[:, column] for column, name in enumerate(class_names)}
+    if logits is not None:
+        columns |= {f"logit:{name}": logits[:, column] for column, name in enumerate(class_names)}
+    return pd.DataFrame(columns)
+
+
+def interval(bounds: list[float] | None) -> str:
+    return f"[{bounds[0]:.4f}, {bounds[1]:.4f}]" if bounds else "[undefined]"
+
+
+def number(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.4f}"
