@@ -100,7 +100,7 @@ class RunConfig:
 
 @dataclass
 class DatasetConfig:
-    """What every dataset loader hands to `zsa_eval.data.build_dataset`: which column holds what, which items."""
+    """What every dataset loader hands to `zsa_eval.data.items.build_dataset`: which column holds what, which items."""
 
     _target_: str = key()
     name: str = key()
@@ -134,7 +134,7 @@ class FolderDatasetConfig(DatasetConfig):
 
 @dataclass
 class LocalFolderConfig(FolderDatasetConfig):
-    """A local folder zsa-eval lists itself (zsa_eval.folders): which files count as audio, which links to follow."""
+    """A local folder zsa-eval lists itself (zsa_eval.data.listing): which files are audio, which links to follow."""
 
     follow_symlinks: bool = key(required=False)
     extensions: Optional[List[str]] = key(required=False)

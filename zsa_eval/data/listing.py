@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,3 +130,13 @@ def sort_file(listing: FolderListing, path: Path, hidden_in: str | None, audio_s
 
 def within(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def unlisted_files(listing: FolderListing, listed_paths: Sequence[str], metadata: Path) -> pd.DataFrame:
+    """The folder's ignored files, plus audio files the metadata does not list; the metadata file is not audio."""
+    listed = {os.path.normpath(file) for file in listed_paths}
+    unlisted = [(listing.relative(file), f"audio not listed in {listing.relative(metadata)}")
+                for file in listing.audio if os.path.normpath(file) not in listed]
+    notes = [(file, "dataset metadata" if file == listing.relative(metadata) else reason)
+             for file, reason in listing.ignored]
+    return pd.DataFrame(sorted(notes + unlisted), columns=IGNORED_COLUMNS)

@@ -1,4 +1,5 @@
-"""A small synthesized dataset in the ESC-50 folder layout: distinct, reproducible sounds, made offline."""
+"""The synthetic loader: a small synthesized dataset in the ESC-50 folder layout (distinct, reproducible sounds,
+made offline), written once and loaded like a real ESC-50 folder."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import soundfile as sf
+
+from zsa_eval.data.esc50 import load_esc50_folder
+from zsa_eval.data.items import AudioDataset
 
 N_FOLDS = 2
 
@@ -84,3 +88,16 @@ def write_synthetic_esc50(root: Path, clips_per_class: int, sample_rate: int, du
         shutil.rmtree(root)
     os.replace(staging, root)
     return root
+
+
+def load_synthetic(
+    name: str,
+    path: str,
+    clips_per_class: int,
+    sample_rate: int,
+    duration_s: float,
+    **selection,
+) -> AudioDataset:
+    """Synthesized sounds written once (ESC-50 folder layout) and loaded like a real ESC-50 folder."""
+    folder = write_synthetic_esc50(Path(path), clips_per_class, sample_rate, duration_s)
+    return load_esc50_folder(name, str(folder), **selection)
