@@ -388,26 +388,79 @@ def test_suite_run_fills_one_cross_dataset_table(monkeypatch, capsys, tmp_path, 
     assert (results / "leaderboard_by_dataset.png").is_file() and (results / "leaderboard_by_dataset.md").is_file()
 
 
-def test_compare_refuses_a_multilabel_run(tmp_path, capsys):
+def write_tagging_run(run_dir: Path, classes: list[str], labels: dict[str, str], logits: dict[str, list[float]],
+                      model: str) -> Path:
+    """A finished tagging run's metrics.json and scores.parquet (true label sets joined by "|", a logit per class)."""
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.json").write_text(json.dumps({"task": "multilabel", "labels": classes, "model": model,
+                                                      "template": "t", "dataset": "tags"}))
+    scores = pd.DataFrame({"item_id": list(labels), "true_label": list(labels.values())})
+    for column, name in enumerate(classes):
+        scores[f"logit:{name}"] = [logits[item][column] for item in labels]
+    scores.to_parquet(run_dir / "scores.parquet", index=False)
+    return run_dir
+
+
+def test_compare_pairs_the_common_clips_of_two_tagging_runs(tmp_path, capsys):
+    from zsa_eval.report.__main__ import main as report_main
+    from zsa_eval.report.compare import compare_runs
+
+    classes = ["dog", "rain", "bell"]
+    labels = {"c1": "dog", "c2": "dog|rain", "c3": "rain", "c4": "bell", "c5": "bell|dog"}
+    rng = np.random.default_rng(3)
+    logits_a = {item: rng.normal(size=3).tolist() for item in labels}
+    logits_b = {item: rng.normal(size=3).tolist() for item in labels}
+    run_a = write_tagging_run(tmp_path / "a", classes, labels, logits_a, "clap")
+    only_b = {item: labels[item] for item in ("c1", "c2", "c3", "c4")} | {"x9": "dog"}  # c5 only in A, x9 in B
+    run_b = write_tagging_run(tmp_path / "b", classes, only_b, logits_b | {"x9": [0.0, 0.0, 0.0]}, "pe")
+    comparison = compare_runs(run_a, run_b, resamples=300, seed=2)
+    assert (comparison.n_a, comparison.n_b, comparison.n_common) == (5, 5, 4)
+    common = ["c1", "c2", "c3", "c4"]
+    truth = np.array([[name in labels[item].split("|") for name in classes] for item in common])
+    deltas = comparison.metric_deltas.set_index("metric")
+    for run, logits in (("a", logits_a), ("b", logits_b)):
+        scores = np.array([logits[item] for item in common])
+        ap = [average_precision_score(truth[:, c], scores[:, c]) for c in range(3)]
+        auc = [roc_auc_score(truth[:, c], scores[:, c]) for c in range(3) if 0 < truth[:, c].sum() < 4]
+        assert deltas.loc["map", run] == pytest.approx(np.mean(ap))
+        assert deltas.loc["mauc", run] == pytest.approx(np.mean(auc))
+        assert deltas.loc["lrap", run] == pytest.approx(label_ranking_average_precision_score(truth, scores))
+    assert (deltas["delta"] == deltas["b"] - deltas["a"]).all()
+    assert (deltas["delta_ci95_low"] <= deltas["delta_ci95_high"]).all()
+    assert comparison.ap_deltas["label"].tolist()[0] == comparison.ap_deltas.loc[
+        comparison.ap_deltas["delta"].abs().idxmax(), "label"]  # largest change first
+    assert report_main(["compare", str(run_a), str(run_b), "--out", str(tmp_path / "out"), "--resamples", "300",
+                        "--seed", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "Compared on the 4 clips both runs evaluated (A evaluated 5, B 5)." in printed
+    assert "## Per-class AP on the common clips, largest change first" in printed
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["ap_deltas.csv", "compare.json",
+                                                                         "compare.md", "compare_ap.png"]
+    assert json.loads((tmp_path / "out" / "compare.json").read_text())["n_common"] == 4
+
+
+def test_compare_refuses_tagging_runs_of_other_classes_or_labels(tmp_path):
+    from zsa_eval.report.compare import compare_runs
+
+    logits = {"c1": [0.1, 0.2], "c2": [0.3, 0.1]}
+    run_a = write_tagging_run(tmp_path / "a", ["dog", "rain"], {"c1": "dog", "c2": "rain"}, logits, "m")
+    other_classes = write_tagging_run(tmp_path / "b", ["dog", "bell"], {"c1": "dog", "c2": "bell"}, logits, "m")
+    with pytest.raises(UserError, match="the runs use different class sets"):
+        compare_runs(run_a, other_classes)
+    relabelled = write_tagging_run(tmp_path / "c", ["dog", "rain"], {"c1": "dog|rain", "c2": "rain"}, logits, "m")
+    with pytest.raises(UserError, match="1 of the 2 common clips have other labels in each run"):
+        compare_runs(run_a, relabelled)
+
+
+def test_compare_refuses_runs_of_two_tasks(tmp_path, capsys):
     from zsa_eval.report.__main__ import main as report_main
 
-    for name in ("a", "b"):
-        run_dir = fake_multilabel_run(tmp_path, name, 0.3)
-        pd.DataFrame({"item_id": ["1"], "top1_label": ["Dog"]}).to_csv(run_dir / "predictions.csv", index=False)
+    write_tagging_run(tmp_path / "a", ["dog", "rain"], {"c1": "dog"}, {"c1": [0.1, 0.2]}, "m")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "metrics.json").write_text(json.dumps({"task": "retrieval", "dataset": "clotho"}))
     assert report_main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
-    assert capsys.readouterr().err == (f"zsa-eval: error: {tmp_path / 'a'} is a multilabel run: compare compares "
-                                       "single-label classification runs only; compare other tasks by the "
-                                       "leaderboard's metrics and intervals\n")
-
-
-def test_compare_says_a_retrieval_run_is_not_yet_comparable(tmp_path, capsys):
-    from zsa_eval.report.__main__ import main as report_main
-
-    for name in ("a", "b"):  # a retrieval run writes ranks.csv, no predictions.csv
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "metrics.json").write_text(json.dumps({"task": "retrieval", "dataset": "clotho"}))
-    assert report_main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
-    assert "is a retrieval run: compare compares single-label classification runs only" in capsys.readouterr().err
+    assert capsys.readouterr().err == (f"zsa-eval: error: {tmp_path / 'a'} is a multilabel run and {tmp_path / 'b'} "
+                                       "a retrieval run: compare runs of one task\n")
 
 
 def test_a_local_folder_with_label_sets_in_its_metadata_is_multilabel(tmp_path):

@@ -18,7 +18,7 @@ from transformers import ClapModel, PeAudioFeatureExtractor
 from conftest import compose_config, count_encoded_clips, reference_features, run_cli, tone
 from zsa_eval.config import checked
 from zsa_eval.engine import clip_seed
-from zsa_eval.errors import RunInterrupted
+from zsa_eval.errors import RunInterrupted, UserError
 from zsa_eval.stats import bootstrap_indices, percentile_interval
 from zsa_eval.tasks.retrieval import (
     rank_queries,
@@ -426,3 +426,49 @@ def test_summary_line_names_both_directions():
         "A2T R@1 0.2500 [0.0000, 0.5000] R@5 0.5000 R@10 1.0000 mAP@10 0.4000 on 3 of 4 clips (15 captions), "
         "1 skipped (see errors.csv) in 9.0 s (2.0 s scoring, 0 from the cache) -> out")
     assert "mAP@10 0.4000 on 3 of 4 clips (15 captions) in 9.0 s" in retrieval_summary({**metrics, "n_skipped": 0}, 9.0)
+
+
+def test_compare_pairs_the_queries_of_two_retrieval_runs(tiny_model_dir, clotho_folder, tmp_path, capsys):
+    """Two real runs (two models) on the same clips: each direction's metrics on the queries both ran, recomputed
+    from their ranks.csv, with paired bootstrap intervals; the files compare writes."""
+    from zsa_eval.report.__main__ import main as report_main
+    from zsa_eval.report.compare import compare_runs
+
+    common = ["dataset=captions_folder", f"dataset.path={clotho_folder}", "max_skip_fraction=0.5"]
+    runs = {model: tmp_path / model for model in ("tiny_random", "pe_tiny_random")}
+    for model, out in runs.items():
+        run(compose_config(*common, f"model={model}", f"output_dir={out}"))
+    comparison = compare_runs(runs["tiny_random"], runs["pe_tiny_random"], resamples=200, seed=1)
+    ranks = {model: pd.read_csv(out / "ranks.csv") for model, out in runs.items()}
+    n_t2a, n_a2t = (int((ranks["tiny_random"]["direction"] == d).sum()) for d in ("text_to_audio", "audio_to_text"))
+    assert comparison.n_common == n_t2a + n_a2t and comparison.unit == f"queries ({n_t2a} captions, {n_a2t} clips)"
+    deltas = comparison.metric_deltas.set_index("metric")
+    for run_letter, model in (("a", "tiny_random"), ("b", "pe_tiny_random")):
+        metrics = json.loads((runs[model] / "metrics.json").read_text())
+        for name in ("t2a_recall_at_1", "t2a_recall_at_5", "a2t_map_at_10", "a2t_median_rank", "t2a_mean_rank"):
+            assert deltas.loc[name, run_letter] == pytest.approx(metrics[name])  # every query is common
+    t2a = {model: table[table["direction"] == "text_to_audio"].set_index("query_id")["rank"]
+           for model, table in ranks.items()}
+    assert deltas.loc["t2a_recall_at_1", "delta"] == pytest.approx(
+        (t2a["pe_tiny_random"] == 1).mean() - (t2a["tiny_random"] == 1).mean())
+    changes = comparison.rank_changes
+    assert (changes["change"] == changes["rank_b"] - changes["rank_a"]).all()
+    assert changes["change"].abs().is_monotonic_decreasing
+    out = tmp_path / "comparison"
+    assert report_main(["compare", str(runs["tiny_random"]), str(runs["pe_tiny_random"]), "--out", str(out)]) == 0
+    assert f"Compared on the {n_t2a + n_a2t} queries ({n_t2a} captions, {n_a2t} clips) both runs evaluated" in \
+        capsys.readouterr().out
+    assert sorted(path.name for path in out.iterdir()) == ["compare.json", "compare.md", "compare_recall_at_k.png",
+                                                           "rank_changes.csv"]
+
+
+def test_compare_refuses_retrieval_runs_over_other_candidates(tmp_path):
+    from zsa_eval.report.compare import compare_runs
+
+    for name, clips in (("a", 4), ("b", 3)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(
+            {"task": "retrieval", "dataset": "clotho", "n_evaluated": clips, "n_captions_evaluated": 5 * clips}))
+    with pytest.raises(UserError, match=r"the runs ranked other candidates \(n_evaluated 4 in .*, 3 in .*\); "
+                                        "compare retrieval runs over the same clips"):
+        compare_runs(tmp_path / "a", tmp_path / "b")

@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 
 from zsa_eval.errors import UserError
-from zsa_eval.families import Family, family_classes
+from zsa_eval.families import Family
+from zsa_eval.families.registry import FAMILIES
 from zsa_eval.hub import cache_only_unless_reachable, offline_mode
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -76,11 +77,10 @@ def ensure_random_model(name_or_path: str, random_init: str, seed: int) -> None:
 
 def family_for(name_or_path: str, model_type: str | None) -> type[Family]:
     """The family that loads checkpoints of `model_type` (config.json), or one line naming the supported ones."""
-    families = family_classes()
-    if model_type not in families:
+    if model_type not in FAMILIES:
         raise UserError(f"model {name_or_path!r} has model_type {model_type!r}, which zsa-eval cannot evaluate; "
-                        f"supported model types: {', '.join(sorted(families))} (CLAP and PE-Audio checkpoints)")
-    return families[model_type]
+                        f"supported model types: {', '.join(sorted(FAMILIES))} (CLAP and PE-Audio checkpoints)")
+    return FAMILIES[model_type]
 
 
 def looks_like_path(name_or_path: str) -> bool:

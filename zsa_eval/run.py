@@ -28,7 +28,8 @@ from zsa_eval.report.embeddings import read_embedding_parts, remove_embedding_pa
 from zsa_eval.report.gate import check_baseline_dataset, gate_failures, read_baseline
 from zsa_eval.report.leaderboard import leaderboard_of, update_leaderboard
 from zsa_eval.report.skips import check_skip_fraction, skip_status, write_skips
-from zsa_eval.tasks import Evaluated, RunContext, Task, task_named
+from zsa_eval.tasks import Evaluated, RunContext, Task
+from zsa_eval.tasks.registry import task_named
 
 # Settings that do not change a run's results: a run may be resumed with other values of these.
 RESULT_NEUTRAL_KEYS = ("output_dir", "results_dir", "resume", "overwrite", "progress", "verbose", "debug",
@@ -149,7 +150,8 @@ def run(cfg: DictConfig) -> dict | None:
     loaded, cache = load_scorer(cfg, device)  # before the run directory exists: a model that fails leaves none
     identity = task.identity(common_identity(cfg, dataset, loaded), cfg)
     check_baseline_dataset(baseline, cfg.gate.baseline, identity)
-    for warning in task.warnings(dataset) if ranks.is_main else []:
+    warnings = task.check_dataset(dataset)
+    for warning in warnings if ranks.is_main else []:
         print(f"zsa-eval: warning: {warning}", file=sys.stderr)
     context = RunContext(cfg, dataset, loaded, cache, prompts, resolve_num_workers(cfg.num_workers, device),
                          cfg.progress and ranks.is_main)

@@ -85,11 +85,3 @@ class Family(ABC):
         """One text embedding per class, computed once: every prompt filled with every label, then combined."""
         per_prompt = [self.embed_texts([prompt.format(label) for label in candidate_labels]) for prompt in prompts]
         return self.combine_prompts(torch.stack(per_prompt))
-
-
-def family_classes() -> dict[str, type[Family]]:
-    """model_type -> family class, for every supported model_type."""
-    from zsa_eval.families.clap import ClapFamily
-    from zsa_eval.families.pe_audio import PeAudioFamily
-
-    return {model_type: family for family in (ClapFamily, PeAudioFamily) for model_type in family.model_types}

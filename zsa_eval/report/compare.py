@@ -10,7 +10,7 @@ from pathlib import Path
 
 from zsa_eval.errors import UserError
 from zsa_eval.report import atomic_write, short_hash, write_csv, write_json
-from zsa_eval.tasks import task_named
+from zsa_eval.tasks.registry import task_named
 from zsa_eval.tasks.comparing import Comparison
 
 

@@ -20,9 +20,10 @@ from zsa_eval.report.across_models import heatmap_grids, write_by_dataset
 
 __all__ = ["identity_hash", "prompts_hash"]
 LEADING_COLUMNS = ["dataset", "task", "source", "model", "family", "weights", "template", "prompts", "engine",
-                   "precision", "selection", "n_classes", "main_score", "chance"]
+                   "precision", "selection", "n_classes", "main_score"]
 TRAILING_COLUMNS = ["n", "encoded_clips_per_s", "date", "run_dir", "identity", "status"]
-INTERNAL_COLUMNS = ["finished_at", "identity_fields", "main_value", "higher_is_better", "declared"]
+INTERNAL_COLUMNS = ["finished_at", "identity_fields", "main_value", "higher_is_better", "declared", "chance",
+                    "chance_metric"]
 RUN_KEYS = {"dataset", "model", "n_evaluated", "started_at"}
 CLASSIFICATION = "classification"  # the task of a run written before metrics.json named its task
 
@@ -40,8 +41,8 @@ RETRIEVAL_LABELS = {"recall_at_1": "R@1", "recall_at_5": "R@5", "recall_at_10": 
 # those runs' contract, by task, not a view of today's tasks.
 DECLARED_BEFORE = {
     "classification": {"main_score": "accuracy", "chance_metric": "chance_accuracy", "leaderboard_metrics": legacy_specs(
-        ("accuracy", "accuracy"), ("top_k_accuracy", "top-k"), ("balanced_accuracy", "balanced acc."),
-        ("macro_f1", "macro F1"), ("top_k", "k", True, False, True, True))},
+        ("accuracy", "accuracy"), ("top_k", "k", True, False, True, True), ("top_k_accuracy", "top-k"),
+        ("balanced_accuracy", "balanced acc."), ("macro_f1", "macro F1"))},
     "multilabel": {"main_score": "map", "chance_metric": "chance_map",
                    "leaderboard_metrics": legacy_specs(("map", "mAP"))},
     "retrieval": {"main_score": "t2a_recall_at_1", "chance_metric": None, "leaderboard_metrics": legacy_specs(
@@ -138,6 +139,7 @@ def run_row(metrics: dict, run_dir: str) -> dict:
         "n_classes": n_classes,
         "main_score": declared.get("main_score"),
         "chance": chance_level(metrics, declared, n_classes),
+        "chance_metric": declared.get("chance_metric"),
         "n": metrics["n_evaluated"],
         "encoded_clips_per_s": metrics.get("encoded_clips_per_s", metrics.get("clips_per_s")),
         "date": metrics["started_at"],
@@ -150,6 +152,8 @@ def run_row(metrics: dict, run_dir: str) -> dict:
         "main_value": metrics.get(main["name"]) if main else None,
         "higher_is_better": main["higher_is_better"] if main else True,
     }
+    if declared.get("chance_metric"):
+        row[declared["chance_metric"]] = row["chance"]
     for spec in specs:
         row[spec["name"]] = metrics.get(spec["name"])
         if spec["interval"]:
@@ -185,12 +189,16 @@ def metric_specs(board: pd.DataFrame) -> list[dict]:
 
 
 def board_columns(board: pd.DataFrame) -> list[str]:
-    """The leaderboard's columns: who and what, each declared metric with its interval, then size, speed, when,
-    where; the metrics of a task without rows on the board are not there."""
-    metric_columns = [column for spec in metric_specs(board)
-                      for column in ([spec["name"], f"{spec['name']}_ci95_low", f"{spec['name']}_ci95_high"]
-                                     if spec["interval"] else [spec["name"]])]
-    return [*LEADING_COLUMNS, *metric_columns, *TRAILING_COLUMNS]
+    """The leaderboard's columns: who and what; for each task on the board (in name order) the chance level of its
+    main score, then each metric it declares with its interval; then size, speed, when and where."""
+    columns: dict[str, None] = {}
+    for _, rows in board.groupby("task", sort=True):
+        for chance, declared in zip(rows["chance_metric"], rows["declared"]):
+            columns |= {chance: None} if isinstance(chance, str) else {}
+            for spec in declared:
+                columns |= dict.fromkeys([spec["name"], f"{spec['name']}_ci95_low", f"{spec['name']}_ci95_high"]
+                                         if spec["interval"] else [spec["name"]])
+    return [*LEADING_COLUMNS, *columns, *TRAILING_COLUMNS]
 
 
 MISSING = object()
@@ -326,7 +334,7 @@ def metric_cells(board: pd.DataFrame, spec: dict) -> list[str]:
 def leaderboard_markdown(board: pd.DataFrame) -> str:
     """The board for reading: each shown metric with its 95% interval (the other declared metrics are in the CSV);
     the task column when tasks are mixed; source and weights only when some row has one; template, prompts, class
-    count and chance only when some row has them."""
+    count and chance only when some row has a template (runs that fill prompts with class labels)."""
     shown = pd.DataFrame({name: board[name] for name in
                           ("dataset", "task", "source", "model", "family", "weights", "template", "prompts", "engine",
                            "precision", "selection")})
@@ -341,8 +349,8 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
                                                         else f"{value:.4f}")
     for name in ("date", "run_dir", "identity", *(["status"] if "status" in board else [])):
         shown[name] = board[name]
-    hidden = [name for name in ("source", "weights", "template", "prompts", "n_classes", "chance")
-              if not shown[name].astype(bool).any()]
+    hidden = [name for name in ("source", "weights") if not shown[name].astype(bool).any()]
+    hidden += [] if shown["template"].astype(bool).any() else ["template", "prompts", "n_classes", "chance"]
     hidden += ["task"] if board["task"].nunique() < 2 else []
     shown = shown.drop(columns=hidden)
     return shown.to_markdown(index=False, floatfmt=".4f") + "\n"

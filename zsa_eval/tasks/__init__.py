@@ -1,5 +1,5 @@
-"""Tasks: what a run measures, one module each, behind this small interface (the registry maps a dataset's `task`
-key to its task). A task says which dataset shape it needs, which texts it embeds, how each batch of clips becomes
+"""Tasks: what a run measures, one module each, behind this small interface (zsa_eval.tasks.registry maps a
+dataset's `task` key to its task). A task says which dataset shape it needs, which texts it embeds, how each batch of clips becomes
 logged outcomes, how the evaluated items become metrics with intervals, tables and figures, its summary line, and
 which of its metrics a leaderboard shows (declared in every run's metrics.json, so that the report layer reads runs
 without knowing their task). Nothing outside a task module imports its internals.
@@ -124,8 +124,9 @@ class Task(ABC):
     def identity(self, base: dict, cfg: DictConfig) -> dict:
         """The run identity from the common one (model, dataset, selection, prompts, engine, precision)."""
 
-    def warnings(self, dataset: AudioDataset) -> list[str]:
-        """What a user should know about the selection before its results."""
+    def check_dataset(self, dataset: AudioDataset) -> list[str]:
+        """Refuse, in one line, a dataset this task cannot evaluate; return what a user should know about the
+        selection before its results (warnings)."""
         return []
 
     @abstractmethod
@@ -156,18 +157,3 @@ class Task(ABC):
         """metrics.json's account of the task for readers that do not know it (the leaderboard, compare, gates)."""
         return {"main_score": self.main_score, "chance_metric": self.chance_metric,
                 "leaderboard_metrics": [spec.declared() for spec in self.shown_metrics(metrics)]}
-
-
-def tasks() -> dict[str, Task]:
-    """Every task by its name."""
-    from zsa_eval.tasks import classification, retrieval, tagging
-
-    return {module.TASK.name: module.TASK for module in (classification, tagging, retrieval)}
-
-
-def task_named(name: str) -> Task:
-    """The task of a dataset config's `task` key (or a run's metrics.json), in one line when unknown."""
-    known = tasks()
-    if name not in known:
-        raise UserError(f"unknown task {name!r}: choose one of {', '.join(known)}")
-    return known[name]

@@ -162,9 +162,9 @@ class ClassificationTask(LabelTask):
     shape = "label"
     main_score = "accuracy"
     chance_metric = "chance_accuracy"
-    metrics = (MetricSpec("accuracy", "accuracy"), MetricSpec("top_k_accuracy", "top-k"),
-               MetricSpec("balanced_accuracy", "balanced acc."), MetricSpec("macro_f1", "macro F1"),
-               MetricSpec("top_k", "k", interval=False, whole=True))
+    metrics = (MetricSpec("accuracy", "accuracy"), MetricSpec("top_k", "k", interval=False, whole=True),
+               MetricSpec("top_k_accuracy", "top-k"), MetricSpec("balanced_accuracy", "balanced acc."),
+               MetricSpec("macro_f1", "macro F1"))
     missing_score = "recall"
 
     def shown_metrics(self, metrics: dict) -> tuple[MetricSpec, ...]:
@@ -173,9 +173,10 @@ class ClassificationTask(LabelTask):
             return self.metrics
         return tuple(spec for spec in self.metrics if spec.name not in ("top_k", "top_k_accuracy"))
 
-    def warnings(self, dataset: AudioDataset) -> list[str]:
+    def check_dataset(self, dataset: AudioDataset) -> list[str]:
+        """Also a hint when class names look like joined label sets."""
         joined = joined_labels_hint(dataset.class_names)
-        return super().warnings(dataset) + ([joined] if joined else [])
+        return super().check_dataset(dataset) + ([joined] if joined else [])
 
     def measure(self, context: RunContext, evaluated: Evaluated, probabilities: np.ndarray,
                 logits: np.ndarray | None) -> TaskResults:

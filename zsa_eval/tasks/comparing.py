@@ -21,13 +21,20 @@ def legend(letter: str, run_dir: Path, metrics: dict) -> str:
     return f"{letter}: {metrics.get('model', '?')} | {metrics.get('template', '?')}{prompts} ({run_dir.name})"
 
 
+def delta_interval(differences: np.ndarray) -> list[float]:
+    """The percentile interval of the resamples' differences where both runs' metric is defined (a resample of few
+    clips can lack a class's positives: its mAUC is then undefined)."""
+    defined = differences[np.isfinite(differences)]
+    return percentile_interval(defined) if len(defined) else [np.nan, np.nan]
+
+
 def paired_deltas(point: dict[str, dict[str, float]], samples: dict[str, dict[str, np.ndarray]],
                   names: list[str]) -> pd.DataFrame:
     """metric, a, b, delta = b - a and its percentile interval over paired resamples (`samples[run][name]`: the
     metric on each resample, drawn alike for both runs)."""
     return pd.DataFrame([
         {"metric": name, "a": point["a"][name], "b": point["b"][name], "delta": point["b"][name] - point["a"][name],
-         **dict(zip(("delta_ci95_low", "delta_ci95_high"), percentile_interval(samples["b"][name] - samples["a"][name])))}
+         **dict(zip(("delta_ci95_low", "delta_ci95_high"), delta_interval(samples["b"][name] - samples["a"][name])))}
         for name in names], columns=DELTA_COLUMNS)
 
 

@@ -91,7 +91,9 @@ class LabelTask(Task):
         prompts = self.prompts(cfg)
         return {**base, "template": cfg.template.name, "prompts": prompts}
 
-    def warnings(self, dataset: AudioDataset) -> list[str]:
+    def check_dataset(self, dataset: AudioDataset) -> list[str]:
+        """Class names that collide once made readable are refused; classes without clips are a warning."""
+        candidate_labels(dataset.class_names)
         empty = classes_without_items(dataset)
         if not empty:
             return []

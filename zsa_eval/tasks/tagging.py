@@ -300,12 +300,11 @@ def compare_tagging(run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict, 
     measured = {run: tagging_metrics(y_true, logits[run], counts) for run in "ab"}
     point = {run: measured[run][0] for run in "ab"}
     samples = {run: measured[run][1] for run in "ab"}
-    kept = [name for name in COMPARED_METRICS if all(np.isfinite(samples[run][name]).all() for run in "ab")]
     ap = {run: per_class_table(y_true, logits[run], classes)["ap"].to_numpy() for run in "ab"}
     ap_deltas = pd.DataFrame({"label": classes, "support": y_true.sum(axis=0), "ap_a": ap["a"], "ap_b": ap["b"],
                               "delta": ap["b"] - ap["a"]})
     ap_deltas = ap_deltas.reindex(ap_deltas["delta"].abs().sort_values(ascending=False, kind="stable").index)
     return TaggingComparison(
         str(run_a), str(run_b), legend("A", run_a, metrics_a), legend("B", run_b, metrics_b),
-        len(scores_a), len(scores_b), len(both), "clips", paired_deltas(point, samples, kept),
+        len(scores_a), len(scores_b), len(both), "clips", paired_deltas(point, samples, list(COMPARED_METRICS)),
         bootstrap_record(resamples, seed), ap_deltas=ap_deltas.reset_index(drop=True))
