@@ -29,7 +29,7 @@ from zsa_eval.errors import UserError
 from zsa_eval.plots import confusion_png, recall_bars_png
 from zsa_eval.stats import BOOTSTRAP_LEVEL, bootstrap_indices, percentile_interval
 from zsa_eval.tasks import Evaluated, MetricSpec, RunContext, TaskResults
-from zsa_eval.tasks.comparing import Comparison, bootstrap_record, legend, paired_deltas
+from zsa_eval.tasks.comparing import Comparison, bootstrap_record, legend, paired_deltas, paired_items
 from zsa_eval.tasks.labels import TOP_K, LabelTask, interval, top_k, top_k_columns, top_k_indices
 
 INTERVAL_METRICS = ("accuracy", "top_k_accuracy", "balanced_accuracy", "macro_f1")  # each gets <name>_ci95
@@ -291,15 +291,9 @@ def compare_classification(run_a: Path, metrics_a: dict, run_b: Path, metrics_b:
     if labels_a != labels_b:
         raise UserError(f"the runs use different label sets ({len(labels_a - labels_b)} only in {run_a}, "
                         f"{len(labels_b - labels_a)} only in {run_b}); compare runs on the same labels")
-    both = predictions_a.assign(hit=predicted_top_k_hits(predictions_a)).merge(
-        predictions_b.assign(hit=predicted_top_k_hits(predictions_b)), on="item_id", suffixes=("_a", "_b"))
-    if both.empty:
-        raise UserError(f"the runs share no item ({len(predictions_a)} in {run_a}, {len(predictions_b)} in {run_b}); "
-                        "compare runs of the same dataset")
-    relabelled = int((both["true_label_a"] != both["true_label_b"]).sum())
-    if relabelled:
-        raise UserError(f"{relabelled} of the {len(both)} common items have another true label in each run; "
-                        "compare runs that read the same label column")
+    both = paired_items(predictions_a.assign(hit=predicted_top_k_hits(predictions_a)),
+                        predictions_b.assign(hit=predicted_top_k_hits(predictions_b)), run_a, run_b, "items",
+                        "another true label")
     classes = {label: index for index, label in enumerate(sorted(labels_a))}
     y_true = both["true_label_a"].map(classes).to_numpy()
     predicted = {run: both[f"predicted_label_{run}"].map(classes).to_numpy() for run in "ab"}

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from zsa_eval.errors import UserError
 from zsa_eval.stats import BOOTSTRAP_LEVEL, percentile_interval
 
 DELTA_COLUMNS = ["metric", "a", "b", "delta", "delta_ci95_low", "delta_ci95_high"]
@@ -36,6 +37,22 @@ def paired_deltas(point: dict[str, dict[str, float]], samples: dict[str, dict[st
         {"metric": name, "a": point["a"][name], "b": point["b"][name], "delta": point["b"][name] - point["a"][name],
          **dict(zip(("delta_ci95_low", "delta_ci95_high"), delta_interval(samples["b"][name] - samples["a"][name])))}
         for name in names], columns=DELTA_COLUMNS)
+
+
+def paired_items(table_a: pd.DataFrame, table_b: pd.DataFrame, run_a: Path, run_b: Path, unit: str,
+                 other_labels: str) -> pd.DataFrame:
+    """Two runs' per-item tables on the items both evaluated (merged on item_id, columns suffixed _a and _b); refused
+    when they share none (`unit`: "items", "clips"), or when a common item's true_label differs (`other_labels`:
+    how to say so, e.g. "another true label")."""
+    both = table_a.merge(table_b, on="item_id", suffixes=("_a", "_b"))
+    if both.empty:
+        raise UserError(f"the runs share no {unit.rstrip('s')} ({len(table_a)} in {run_a}, {len(table_b)} in {run_b}); "
+                        "compare runs of the same dataset")
+    relabelled = int((both["true_label_a"] != both["true_label_b"]).sum())
+    if relabelled:
+        raise UserError(f"{relabelled} of the {len(both)} common {unit} have {other_labels} in each run; compare runs "
+                        "that read the same label column")
+    return both
 
 
 def bootstrap_record(resamples: int, seed: int) -> dict:

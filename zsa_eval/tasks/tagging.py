@@ -26,7 +26,7 @@ from zsa_eval.errors import UserError
 from zsa_eval.plots import ap_bars_png, recall_bars_png
 from zsa_eval.stats import BOOTSTRAP_LEVEL, bootstrap_indices, percentile_interval
 from zsa_eval.tasks import Evaluated, MetricSpec, RunContext, TaskResults
-from zsa_eval.tasks.comparing import Comparison, bootstrap_record, legend, paired_deltas
+from zsa_eval.tasks.comparing import Comparison, bootstrap_record, legend, paired_deltas, paired_items
 from zsa_eval.tasks.labels import LabelTask, interval, number, top_k_columns
 
 INTERVAL_METRICS = ("map", "mauc", "d_prime", "lrap")  # each gets <name>_ci95
@@ -285,14 +285,7 @@ def compare_tagging(run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict, 
     if set(classes) != set(metrics_b["labels"]):
         raise UserError(f"the runs use different class sets; compare runs of the same classes ({run_a}, {run_b})")
     scores_a, scores_b = run_scores(run_a), run_scores(run_b)
-    both = scores_a.merge(scores_b, on="item_id", suffixes=("_a", "_b"))
-    if both.empty:
-        raise UserError(f"the runs share no clip ({len(scores_a)} in {run_a}, {len(scores_b)} in {run_b}); "
-                        "compare runs of the same dataset")
-    relabelled = int((both["true_label_a"] != both["true_label_b"]).sum())
-    if relabelled:
-        raise UserError(f"{relabelled} of the {len(both)} common clips have other labels in each run; compare runs "
-                        "that read the same label column")
+    both = paired_items(scores_a, scores_b, run_a, run_b, "clips", "other labels")
     y_true = label_matrix([labels.split(LABEL_SET_SEPARATOR) if labels else [] for labels in both["true_label_a"]],
                           classes)
     logits = {run: both[[f"logit:{name}_{run}" for name in classes]].to_numpy(dtype=np.float64) for run in "ab"}
