@@ -296,6 +296,8 @@ def leaderboard(runs: pd.DataFrame, every_run: bool = False) -> pd.DataFrame:
                           ascending=[True, True, False, False, True], kind="stable")
              .drop(columns="ranking").reset_index(drop=True))
     board = board[[*board_columns(board), *INTERNAL_COLUMNS]]
+    counts = ["n_classes", *(spec["name"] for spec in metric_specs(board) if spec["whole"])]
+    board = board.astype({name: "Int64" for name in counts})  # whole numbers beside other tasks' empty cells
     return board if every_run else board.drop(columns="status")
 
 
