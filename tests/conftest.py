@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -12,6 +15,7 @@ import pytest
 import soundfile as sf
 import torch
 from hydra import compose, initialize_config_dir
+from threadpoolctl import threadpool_limits
 
 from zsa_eval.__main__ import CONFIG_DIR, main
 from zsa_eval.hub import OFFLINE_VARIABLES
@@ -28,6 +32,21 @@ def offline_cache(tmp_path_factory) -> Path:
     patch.setenv("HF_DATASETS_CACHE", str(cache / "hf_datasets"))
     patch.setenv("ZSA_EVAL_RESULTS", str(cache / "results"))
     yield cache
+    patch.undo()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_compute_thread():
+    """One compute thread (torch, OpenMP, BLAS) here and in the processes tests start. The tiny models' small
+    operations gain nothing from a second thread, and on a busy machine threads that wait on each other make runs
+    many times slower (the tiny PE-Audio's forward over nine short clips: 0.1 s on one thread, 14 s on two)."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("OMP_NUM_THREADS", "1")  # read by torch, OpenMP and OpenBLAS in a new process
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1):
+        yield
+    torch.set_num_threads(threads)
     patch.undo()
 
 
@@ -95,10 +114,11 @@ def class_clip(category: str, take: int) -> np.ndarray:
     return noise(take) if frequency is None else tone(frequency * (1 + 0.05 * take))
 
 
-@pytest.fixture
-def esc50_folder(tmp_path) -> Path:
-    """An ESC-50-layout folder: 3 classes x 4 clips at 44.1 kHz, folds 1-2, esc10 on two classes."""
-    root = tmp_path / "ESC-50"
+@pytest.fixture(scope="session")
+def esc50_folder(tmp_path_factory) -> Path:
+    """An ESC-50-layout folder: 3 classes x 4 clips at 44.1 kHz, folds 1-2, esc10 on two classes. Shared by every
+    test: one that changes the folder takes `writable_esc50_folder`."""
+    root = tmp_path_factory.mktemp("esc50") / "ESC-50"
     (root / "audio").mkdir(parents=True)
     (root / "meta").mkdir()
     rows = []
@@ -114,9 +134,15 @@ def esc50_folder(tmp_path) -> Path:
 
 
 @pytest.fixture
-def audiofolder(tmp_path) -> Path:
-    """A Hugging Face audiofolder: one subfolder per class."""
-    root = tmp_path / "sounds"
+def writable_esc50_folder(esc50_folder, tmp_path) -> Path:
+    """A copy of `esc50_folder` for a test that adds, removes or changes files in it."""
+    return shutil.copytree(esc50_folder, tmp_path / "ESC-50")
+
+
+@pytest.fixture(scope="session")
+def audiofolder(tmp_path_factory) -> Path:
+    """A Hugging Face audiofolder: one subfolder per class. Shared by every test: none may change it."""
+    root = tmp_path_factory.mktemp("audiofolder") / "sounds"
     for category in CLASS_SOUNDS:
         (root / category).mkdir(parents=True)
         for take in range(3):
@@ -130,16 +156,29 @@ def compose_config(*overrides: str):
         return compose(config_name="config", overrides=["progress=false", *overrides])
 
 
-def run_cli(monkeypatch, capsys, *arguments: str) -> tuple[int, str, str]:
-    """Run the command-line entry point in-process; return (exit code, stdout, stderr)."""
+def exit_code_of_cli(monkeypatch, arguments: tuple[str, ...]) -> int:
+    """Run the command-line entry point in-process; return its exit code."""
     monkeypatch.setattr(sys, "argv", ["zsa-eval", *arguments, "progress=false"])
     try:
         main()
-        code = 0
     except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
+        return exit_.code if isinstance(exit_.code, int) else 1
+    return 0
+
+
+def run_cli(monkeypatch, capsys, *arguments: str) -> tuple[int, str, str]:
+    """Run the command-line entry point in-process; return (exit code, stdout, stderr)."""
+    code = exit_code_of_cli(monkeypatch, arguments)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def run_cli_in_a_shared_fixture(*arguments: str) -> tuple[int, str, str]:
+    """`run_cli` for a module- or session-scoped fixture, which cannot use the per-test monkeypatch and capsys."""
+    with (pytest.MonkeyPatch.context() as monkeypatch, contextlib.redirect_stdout(io.StringIO()) as stdout,
+          contextlib.redirect_stderr(io.StringIO()) as stderr):
+        code = exit_code_of_cli(monkeypatch, arguments)
+    return code, stdout.getvalue(), stderr.getvalue()
 
 
 def count_encoded_clips(monkeypatch, owner) -> list[int]:

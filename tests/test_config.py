@@ -199,6 +199,7 @@ def write_hub_parquet(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("progress", ["true", "false"])
 def test_libraries_progress_bars_follow_progress(tiny_model_dir, tmp_path, progress):
     """`datasets` draws "Generating train split" when it builds a Hub dataset: only with progress=true. A fresh

@@ -127,10 +127,10 @@ def test_metadata_jsonl_lists_items_and_unlisted_audio_is_ignored(tmp_path):
         {"path": "stray.wav", "reason": "audio not listed in metadata.jsonl"}]
 
 
-def test_esc50_folder_accounts_for_files_outside_its_metadata(esc50_folder):
-    (esc50_folder / "README.md").write_text("ESC-50\n")
-    write_tone(esc50_folder / "audio" / "extra.wav", 100)
-    dataset = data.load_esc50_folder("esc50_folder", str(esc50_folder), label_column="category")
+def test_esc50_folder_accounts_for_files_outside_its_metadata(writable_esc50_folder):
+    (writable_esc50_folder / "README.md").write_text("ESC-50\n")
+    write_tone(writable_esc50_folder / "audio" / "extra.wav", 100)
+    dataset = data.load_esc50_folder("esc50_folder", str(writable_esc50_folder), label_column="category")
     assert len(dataset) == 12
     assert dataset.ignored_files.to_dict("records") == [
         {"path": "README.md", "reason": "not audio (.md; audio extensions are set by dataset.extensions)"},
@@ -177,6 +177,7 @@ def ffmpeg_convert(source: Path, target: Path) -> Path:
     return target
 
 
+@pytest.mark.slow
 def test_every_format_ffmpeg_reads_is_evaluated_in_a_two_class_run(monkeypatch, capsys, tiny_model_dir, tmp_path):
     root = tmp_path / "formats"
     for label, frequency in [("low hum", 200.0), ("high whistle", 4000.0)]:
@@ -203,7 +204,7 @@ def test_every_format_ffmpeg_reads_is_evaluated_in_a_two_class_run(monkeypatch, 
     assert "top-" not in stdout  # top-2 of 2 classes always holds the truth: not shown
 
 
-@pytest.mark.parametrize("n_classes", [2, 3, 50])
+@pytest.mark.parametrize("n_classes", [2, 3, pytest.param(50, marks=pytest.mark.slow)])
 def test_any_number_of_classes_writes_a_full_run_directory(monkeypatch, capsys, tiny_model_dir, tmp_path, n_classes):
     root = tmp_path / "classes"
     for index in range(n_classes):
@@ -222,6 +223,7 @@ def test_any_number_of_classes_writes_a_full_run_directory(monkeypatch, capsys, 
 SYSTEM_SOUNDS = Path("/usr/share/sounds")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (SYSTEM_SOUNDS / "freedesktop").is_dir() or not (SYSTEM_SOUNDS / "alsa").is_dir(),
                     reason="needs Debian's sound-theme-freedesktop and alsa-utils (scripts/install.sh installs them)")
 def test_real_system_recordings_in_class_folders(monkeypatch, capsys, tiny_model_dir, tmp_path):

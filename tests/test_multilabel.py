@@ -357,6 +357,7 @@ def test_suite_zeroshot_sweeps_the_catalog(monkeypatch, capsys):
             in stdout)
 
 
+@pytest.mark.slow
 def test_suite_run_fills_one_cross_dataset_table(monkeypatch, capsys, tmp_path, fsd50k_copy):
     """suite=zeroshot over three local datasets (two single-label, one multi-label), as a user runs it."""
     conf = tmp_path / "conf" / "dataset"

@@ -327,6 +327,7 @@ def test_auto_model_reads_the_family_from_the_checkpoint(monkeypatch, capsys, tm
     assert "model auto has no model.name_or_path: set model.name_or_path=" in stderr
 
 
+@pytest.mark.slow
 def test_one_sweep_puts_both_families_in_one_leaderboard(monkeypatch, capsys, tmp_path):
     results = tmp_path / "results"
     code, stdout, stderr = run_cli(monkeypatch, capsys, "-m", "dataset=synthetic", "dataset.clips_per_class=1",
@@ -341,6 +342,7 @@ def test_one_sweep_puts_both_families_in_one_leaderboard(monkeypatch, capsys, tm
     assert families == {"softmax", "sigmoid"}
 
 
+@pytest.mark.slow
 def test_interrupted_pe_audio_run_resumes_to_the_same_results(monkeypatch, capsys, tmp_path):
     from zsa_eval.families.pe_audio import PeAudioFamily
 

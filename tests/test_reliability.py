@@ -252,6 +252,7 @@ def test_empty_audiofolder_and_unwritable_output_dir(monkeypatch, capsys, tmp_pa
     assert "cannot write to output_dir" in one_line(code, stderr)
 
 
+@pytest.mark.slow
 def test_output_dir_of_another_config_needs_overwrite(monkeypatch, capsys, tiny_model_dir, esc50_folder, tmp_path):
     common = ["dataset=esc50_folder", f"dataset.path={esc50_folder}", "model=tiny_random",
               f"output_dir={tmp_path / 'run'}"]
@@ -405,6 +406,7 @@ def uninterrupted(many_clips, tiny_model_dir, tmp_path_factory):
     return comparable(out)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_matches_an_uninterrupted_run(many_clips, uninterrupted, tmp_path):
     out = tmp_path / "run"
     process = stalling_process(many_clips, out)
@@ -419,6 +421,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(many_clips, uninterrup
     assert resumed["resumed_items"] == finished
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(many_clips, uninterrupted, tmp_path):
     out = tmp_path / "run"
     process = stalling_process(many_clips, out)
@@ -464,6 +467,7 @@ main()
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_ctrl_c_while_a_clip_is_decoded_stops_cleanly(many_clips, uninterrupted, tmp_path, num_workers):
     out = tmp_path / "run"
@@ -490,6 +494,7 @@ SWEEP_SETTINGS = ["dataset=synthetic", "model=tiny_random", f"limit={SWEEP_LIMIT
                   "cache=false", "progress=false"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_sweep_and_the_printed_command_resumes_all_of_it(monkeypatch, capsys, tiny_model_dir,
                                                                         tmp_path):
     from conftest import compose_config

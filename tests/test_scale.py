@@ -34,16 +34,17 @@ def assert_same_results(out: Path, reference: Path) -> None:
     assert (predictions["score"] - expected_predictions["score"]).abs().max() < 1e-6
 
 
-def test_torchrun_two_processes_match_one(tiny_model_dir, esc50_folder, tmp_path):
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one(tiny_model_dir, writable_esc50_folder, tmp_path):
     """2 processes, gloo backend, CPU: items sharded without duplicates or drops, rank 0 merges."""
-    audio = esc50_folder / "audio"
+    audio = writable_esc50_folder / "audio"
     (audio / "missing-on-purpose.wav").unlink(missing_ok=True)
-    meta = pd.read_csv(esc50_folder / "meta" / "esc50.csv")
+    meta = pd.read_csv(writable_esc50_folder / "meta" / "esc50.csv")
     meta.loc[len(meta)] = {"filename": "broken.wav", "fold": 1, "target": 0, "category": "dog", "esc10": True,
                            "src_file": "x", "take": "A"}
     (audio / "broken.wav").write_bytes(b"not audio")
-    meta.to_csv(esc50_folder / "meta" / "esc50.csv", index=False)
-    common = ["dataset=esc50_folder", f"dataset.path={esc50_folder}", "model=tiny_random", "batch_size=2",
+    meta.to_csv(writable_esc50_folder / "meta" / "esc50.csv", index=False)
+    common = ["dataset=esc50_folder", f"dataset.path={writable_esc50_folder}", "model=tiny_random", "batch_size=2",
               "cache=false", "max_skip_fraction=1"]
     start = time.perf_counter()
     single = zsa_eval(*common, f"output_dir={tmp_path / 'single'}")
@@ -66,6 +67,7 @@ def test_torchrun_two_processes_match_one(tiny_model_dir, esc50_folder, tmp_path
     print(f"single process {single_s:.1f} s, two processes {double_s:.1f} s")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_sweeps_through_hydra_launchers(launcher, tiny_model_dir, tmp_path):
     results = tmp_path / "results"
@@ -76,6 +78,7 @@ def test_sweeps_through_hydra_launchers(launcher, tiny_model_dir, tmp_path):
     assert sorted(board["template"]) == ["plain", "sound_of"] and (board["n"] == 40).all()
 
 
+@pytest.mark.slow
 def test_concurrent_runs_leave_a_whole_leaderboard(tiny_model_dir, tmp_path):
     results = tmp_path / "results"
     processes = [subprocess.Popen([sys.executable, "-m", "zsa_eval", "dataset=synthetic", "model=tiny_random",

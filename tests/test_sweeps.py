@@ -3,6 +3,7 @@
 import hashlib
 import itertools
 import json
+import shutil
 from pathlib import Path
 
 import matplotlib.image
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import run_cli
+from conftest import run_cli, run_cli_in_a_shared_fixture
 from zsa_eval.__main__ import FAILED_JOBS_FILE, SweepOutcome
 from zsa_eval.report.__main__ import main as report_main
 from zsa_eval.report.compare import compare_runs
@@ -33,20 +34,23 @@ def png_shape(path: Path) -> tuple[int, ...]:
     return image.shape
 
 
-@pytest.fixture
-def sweep(monkeypatch, capsys, tmp_path):
-    """2 tiny models x 2 templates, as `python -m zsa_eval -m model=... template=...`."""
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """2 tiny models x 2 templates, as `python -m zsa_eval -m model=... template=...`, run once for the tests that
+    read it."""
+    tmp_path = tmp_path_factory.mktemp("sweep")
     extra_configs = tmp_path / "extra_conf"
     (extra_configs / "model").mkdir(parents=True)
     (extra_configs / "model" / "tiny_other.yaml").write_text(OTHER_TINY_MODEL)
     results, cache = tmp_path / "results", tmp_path / "cache"
-    code, stdout, stderr = run_cli(
-        monkeypatch, capsys, "-m", "dataset=synthetic", "model=tiny_random,tiny_other", "template=sound_of,plain",
+    code, stdout, stderr = run_cli_in_a_shared_fixture(
+        "-m", "dataset=synthetic", "model=tiny_random,tiny_other", "template=sound_of,plain",
         f"hydra.searchpath=[file://{extra_configs}]", f"results_dir={results}", f"cache_dir={cache}")
     assert code == 0, stderr
     return results, cache, stdout
 
 
+@pytest.mark.slow
 def test_multirun_writes_a_sorted_leaderboard_and_heatmap(sweep):
     results, cache, stdout = sweep
     assert stdout.count("synthetic | tiny_") == 4
@@ -75,14 +79,16 @@ def test_multirun_writes_a_sorted_leaderboard_and_heatmap(sweep):
     assert width > 300 and height > 200
 
 
+@pytest.mark.slow
 def test_templates_of_one_model_share_its_audio_embeddings(sweep):
     _, cache, _ = sweep
     per_model = sorted(len(list(folder.glob("*.npy"))) for folder in (cache / "audio_embeddings").iterdir())
     assert per_model == [40, 40]  # 2 models x 40 clips, not x 2 templates
 
 
-def test_leaderboard_rebuilds_identically_from_the_runs(sweep, capsys):
-    results, _, _ = sweep
+@pytest.mark.slow
+def test_leaderboard_rebuilds_identically_from_the_runs(sweep, capsys, tmp_path):
+    results = shutil.copytree(sweep[0], tmp_path / "results")  # a copy: the other tests read the sweep's
     written = {name: (results / name).read_bytes() for name in ("leaderboard.csv", "leaderboard.md",
                                                                  "leaderboard.json")}
     for name in written:
@@ -383,6 +389,7 @@ def smoke_accuracy(tmp_path_factory, tiny_model_dir) -> float:
     return run(compose_config("dataset=synthetic", "model=tiny_random", f"output_dir={out}"))["accuracy"]
 
 
+@pytest.mark.slow
 def test_gate_exit_codes(monkeypatch, capsys, tmp_path, smoke_accuracy):
     def gate(*arguments):
         code, _, stderr = run_cli(monkeypatch, capsys, "dataset=synthetic", "model=tiny_random",
@@ -405,6 +412,7 @@ def test_gate_exit_codes(monkeypatch, capsys, tmp_path, smoke_accuracy):
     assert code == 2 and "gate.baseline=" in line and line.count("\n") == 0
 
 
+@pytest.mark.slow
 def test_a_baseline_of_other_data_is_refused(monkeypatch, capsys, tmp_path, esc50_folder, tiny_model_dir):
     from conftest import compose_config
     from zsa_eval.run import run
@@ -427,6 +435,7 @@ def test_a_baseline_of_other_data_is_refused(monkeypatch, capsys, tmp_path, esc5
     assert code == 0
 
 
+@pytest.mark.slow
 def test_a_failing_job_does_not_stop_the_sweep(monkeypatch, capsys, tmp_path, tiny_model_dir):
     results = tmp_path / "results"
     code, stdout, stderr = run_cli(monkeypatch, capsys, "-m", "dataset=synthetic", "model=tiny_random",
