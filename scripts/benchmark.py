@@ -5,11 +5,14 @@
     python scripts/benchmark.py --rerun              # audio-embedding cache: second template vs first
     python scripts/benchmark.py --engines "" --startup-runs 5    # startup only
     python scripts/benchmark.py --family pe_audio --clips 16     # random PE-Audio of pe-av-small's audio branch
+    python scripts/benchmark.py --clip-seconds 30 --clips 16 --engines "" --startup-runs 0 --long-audio native,windows
+                                                     # the embed engine on 30 s clips under each long_audio policy
 
 Uses a random-weight model (built once under the cache dir, no Hub needed) of the full laion/clap-htsat-fused
 architecture (--family clap) or of pe-av-small's audio branch and text model (--family pe_audio: embed and
-encoder_only only, the pipeline cannot run it), N clips of 5 s at 44.1 kHz in an ESC-50-layout folder, and 50
-candidate labels. Prints a table and writes results/benchmark/benchmark.json (or --out). `startup_s` is the wall
+encoder_only only, the pipeline cannot run it), N clips of 5 s (--clip-seconds) at 44.1 kHz in an ESC-50-layout
+folder, and 50 candidate labels. `--long-audio` times the embed engine end to end once per long_audio policy (a
+30 s clip is one encoder input under native, three 10 s windows under windows). Prints a table and writes results/benchmark/benchmark.json (or --out). `startup_s` is the wall
 time of a `limit=1` command-line run of that model (a fresh process: imports, config, model load, writing results)
 minus its scoring, median of runs.
 """
@@ -68,14 +71,14 @@ def peak_rss_mb() -> dict[str, float]:
             "largest_child": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
-def write_clips(root: Path, n_clips: int) -> Path:
-    """N clips of 5 s at 44.1 kHz (noise bursts and tones) in the ESC-50 folder layout, written once."""
+def write_clips(root: Path, n_clips: int, seconds: float) -> Path:
+    """N clips of `seconds` at 44.1 kHz (noise bursts and tones) in the ESC-50 folder layout, written once."""
     if (root / "meta" / "esc50.csv").is_file() and len(pd.read_csv(root / "meta" / "esc50.csv")) == n_clips:
         return root
     (root / "audio").mkdir(parents=True, exist_ok=True)
     (root / "meta").mkdir(exist_ok=True)
     rng = np.random.default_rng(0)
-    t = np.arange(int(SOURCE_RATE * CLIP_SECONDS)) / SOURCE_RATE
+    t = np.arange(int(SOURCE_RATE * seconds)) / SOURCE_RATE
     rows = []
     for index in range(n_clips):
         target = index % len(ESC50_CATEGORIES)
@@ -162,6 +165,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--family", choices=sorted(FAMILIES), default="clap")
     parser.add_argument("--clips", type=int, default=64)
+    parser.add_argument("--clip-seconds", type=float, default=CLIP_SECONDS, help="each clip's length")
+    parser.add_argument("--long-audio", default="", help="comma-separated long_audio policies to time the embed "
+                        "engine under, one run each (e.g. native,windows)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--num-workers", default="auto", help="auto (the config default) or a number")
     parser.add_argument("--device", default="auto")
@@ -183,7 +189,8 @@ def main() -> None:
     model_dir = args.cache_dir / "models" / folder
     if not (model_dir / "config.json").is_file():
         build_random_model(random_kind, model_dir)
-    dataset_dir = write_clips(args.cache_dir / "datasets" / f"benchmark_{args.clips}", args.clips)
+    dataset_dir = write_clips(args.cache_dir / "datasets" / f"benchmark_{args.clips}x{args.clip_seconds:g}s",
+                              args.clips, args.clip_seconds)
     meta = pd.read_csv(dataset_dir / "meta" / "esc50.csv")
     paths = [str(dataset_dir / "audio" / name) for name in meta["filename"]]
     labels = [name.replace("_", " ") for name in ESC50_CATEGORIES]
@@ -204,6 +211,12 @@ def main() -> None:
             metrics = run(run_config(args, dataset_dir, model_dir, runs_dir / engine, f"engine={engine}",
                                      "cache=false"))
             seconds[engine] = metrics["scoring_s"]
+    long_audio = {}
+    for policy in filter(None, args.long_audio.split(",")):
+        metrics = run(run_config(args, dataset_dir, model_dir, runs_dir / f"long_audio_{policy}",
+                                 f"long_audio={policy}", "cache=false"))
+        long_audio[policy] = {"clips_per_s": round(args.clips / metrics["scoring_s"], 3),
+                              "windows_encoded": metrics["long_audio"]["n_windows_encoded"]}
     rerun = {}
     if args.rerun:
         first = run(run_config(args, dataset_dir, model_dir, runs_dir / "rerun_first", "template=sound_of",
@@ -221,21 +234,25 @@ def main() -> None:
         f"embed_vs_{other}": round(clips_per_s["embed"] / clips_per_s[other], 3)
         for other in ("seed_loop", "encoder_only") if "embed" in clips_per_s and other in clips_per_s
     }
+    if {"native", "windows"} <= long_audio.keys():
+        ratios["windows_vs_native"] = round(long_audio["windows"]["clips_per_s"] / long_audio["native"]["clips_per_s"],
+                                            3)
     if profile and "embed" in seconds:
         profile["encoder"] = seconds["encoder_only"] / args.clips
         profile["embed_end_to_end"] = seconds["embed"] / args.clips
     result = {
-        "family": args.family, "model": folder, "clips": args.clips, "clip_seconds": CLIP_SECONDS,
+        "family": args.family, "model": folder, "clips": args.clips, "clip_seconds": args.clip_seconds,
         "source_rate": SOURCE_RATE, "labels": len(labels),
         "batch_size": args.batch_size, "num_workers": args.num_workers, "device": str(device),
         "precision": args.precision, "model_parameters": parameters, "torch_threads": torch.get_num_threads(),
-        "clips_per_s": clips_per_s, **ratios, "seconds_per_clip_by_stage": profile, "rerun": rerun,
+        "clips_per_s": clips_per_s, **ratios, "long_audio": long_audio, "seconds_per_clip_by_stage": profile,
+        "rerun": rerun,
         "startup": startup, "peak_rss_mb": peak_rss_mb(), "platform": platform.platform(),
         "versions": package_versions(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(result, args.out)
-    print(f"\n{args.family} ({folder}): {args.clips} clips x {CLIP_SECONDS:.0f} s, {len(labels)} labels, "
+    print(f"\n{args.family} ({folder}): {args.clips} clips x {args.clip_seconds:g} s, {len(labels)} labels, "
           f"{parameters / 1e6:.1f} M parameters, "
           f"{device}, {args.precision}, batch {args.batch_size}, {args.num_workers} workers")
     print(f"{'engine':<14}{'clips/s':>10}{'s/clip':>10}")
@@ -243,6 +260,9 @@ def main() -> None:
         print(f"{engine:<14}{rate:>10.3f}{1 / rate:>10.3f}")
     for name, value in ratios.items():
         print(f"{name}: {value}")
+    for policy, timed in long_audio.items():
+        print(f"embed, long_audio={policy}: {timed['clips_per_s']:.3f} clips/s ({timed['windows_encoded']} windows "
+              "encoded)")
     if profile:
         print("seconds per clip by stage: " + ", ".join(f"{stage} {value:.4f}" for stage, value in profile.items()))
     if rerun:

@@ -118,17 +118,23 @@ def test_a_changed_file_never_reuses(tiny_model, tmp_path, monkeypatch):
     assert len(list(cache.folder.glob("*.npy"))) == 2
 
 
-def test_entries_are_plain_float32_npy_and_unreadable_ones_are_misses(tmp_path):
+def test_entries_are_plain_float32_npy_with_the_clip_length_and_unreadable_ones_are_misses(tmp_path):
     cache = EmbeddingCache(tmp_path, "fingerprint")
     assert cache.load("absent") is None
-    cache.store("key", np.array([0.25, -1.5], dtype=np.float64))
+    cache.store("key", np.array([0.25, -1.5], dtype=np.float64), 48000)
     loaded = cache.load("key")
-    assert loaded.dtype == np.float32 and loaded.tolist() == [0.25, -1.5]
-    assert [path.name for path in (tmp_path / "fingerprint").iterdir()] == ["key.npy"]  # no temporaries left
+    assert loaded.embedding.dtype == np.float32 and loaded.embedding.tolist() == [0.25, -1.5]
+    assert loaded.samples == 48000
+    assert sorted(path.name for path in (tmp_path / "fingerprint").iterdir()) == ["key.json", "key.npy"]  # no .tmp
+    for name in ("torn", "pickled", "no_length"):
+        (tmp_path / "fingerprint" / f"{name}.json").write_text('{"samples": 1}')
     (tmp_path / "fingerprint" / "torn.npy").write_bytes(b"\x93NUMPY")
     assert cache.load("torn") is None
     np.save(tmp_path / "fingerprint" / "pickled.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     assert cache.load("pickled") is None  # never unpickled
+    np.save(tmp_path / "fingerprint" / "no_length.npy", np.zeros(2, np.float32))
+    (tmp_path / "fingerprint" / "no_length.json").unlink()
+    assert cache.load("no_length") is None  # an embedding without the clip's length is no entry
 
 
 def test_a_copied_checkpoint_has_the_same_fingerprint_and_reuses_the_cache(tiny_model_dir, tmp_path, monkeypatch):

@@ -5,6 +5,7 @@ from conftest import noise, reference_features, tone
 from zsa_eval.cache import EmbeddingCache, model_fingerprint
 from zsa_eval.engine import BatchScores, ClipDataset, score_clips
 from zsa_eval.featurize import ClapFeaturizer
+from zsa_eval.long_audio import LongAudio
 from zsa_eval.models import load_model
 from zsa_eval.random_models import build_random_clap
 
@@ -91,7 +92,7 @@ def test_short_clip_alone_is_marked_longer_and_long_crops_follow_the_seed(tiny_m
 def test_bad_items_come_back_as_skips(tiny_model, clips, tmp_path):
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF....not really")
-    dataset = ClipDataset([clips[0], str(broken)], ["a", "b"], 48000, seed=0)
+    dataset = ClipDataset([clips[0], str(broken)], ["a", "b"], 48000, 0, LongAudio("native", 48000, 480000))
     assert "waveform" in dataset[0]
     assert dataset[1]["index"] == 1 and dataset[1]["error"][0] == "undecodable audio"
     batches = list(score_clips(tiny_model, [clips[0], str(broken)], ["a", "b"], LABELS, PROMPT, "embed", 2, 0, 0,

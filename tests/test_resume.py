@@ -114,6 +114,7 @@ def identity_of(*overrides: str) -> dict:
     ("precision=bf16", "precision"),
     ("engine=pipeline", "engine"),
     ("dataset.classes=[clicks,low_hum]", "dataset.classes"),
+    ("long_audio=windows", "long_audio."),
 ])
 def test_a_setting_that_changes_results_is_refused(tmp_path, override, changed):
     open_run_dir(tmp_path, identity_of(), resume=False, overwrite=False)

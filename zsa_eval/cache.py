@@ -1,9 +1,10 @@
-"""Audio-embedding cache: one .npy per clip (never pickled), keyed by what determines the embedding.
+"""Audio-embedding cache: one .npy per clip (never pickled) and a .json beside it holding the decoded clip's length
+(how its windows fell: zsa_eval.long_audio), keyed by what determines the embedding.
 
 A key covers the model (config and weights, hashed), its precision and device type, the feature extractor's
-settings, the family's settings (PE-Audio's max_seconds), this package's preprocessing version, the clip's crop
-seed and the clip's encoded bytes. Any change to one of them is a different key, so a changed file or model can
-never reuse a stale entry.
+settings, the family's settings (PE-Audio's max_seconds), the long-audio policy (other than `native`), this
+package's preprocessing version, the clip's crop seed and the clip's encoded bytes. Any change to one of them is a
+different key, so a changed file or model can never reuse a stale entry.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,21 +59,39 @@ def clip_key(encoded_audio: bytes, seed: int) -> str:
     return xxhash.xxh3_128(encoded_audio + seed.to_bytes(8, "little")).hexdigest()
 
 
+@dataclass(frozen=True)
+class CachedClip:
+    """A cache entry: the clip's audio embedding and its decoded length in samples at the model's rate."""
+
+    embedding: np.ndarray
+    samples: int
+
+
 class EmbeddingCache:
-    """Audio embeddings of one model fingerprint under `root/<fingerprint>/<key>.npy`."""
+    """Audio embeddings of one model fingerprint under `root/<fingerprint>/<key>.npy` (+ `<key>.json`)."""
 
     def __init__(self, root: Path, fingerprint: str):
         self.folder = Path(root) / fingerprint
 
-    def load(self, key: str) -> np.ndarray | None:
+    def load(self, key: str) -> CachedClip | None:
+        """The entry, or None when it is missing, torn or incomplete."""
         try:
-            return np.load(self.folder / f"{key}.npy", allow_pickle=False)
-        except (FileNotFoundError, ValueError, OSError):
+            embedding = np.load(self.folder / f"{key}.npy", allow_pickle=False)
+            samples = json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))["samples"]
+        except (FileNotFoundError, ValueError, OSError, KeyError, TypeError):
             return None
+        return CachedClip(embedding, int(samples))
 
-    def store(self, key: str, embedding: np.ndarray) -> None:
-        """Write atomically, so a reader never sees half an entry."""
+    def store(self, key: str, embedding: np.ndarray, samples: int) -> None:
+        """Write atomically, the length first: a reader never sees half an entry, nor an embedding without it."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        temporary = self.folder / f".{key}.{uuid.uuid4().hex[:8]}.tmp.npy"
-        np.save(temporary, np.ascontiguousarray(embedding, dtype=np.float32), allow_pickle=False)
-        os.replace(temporary, self.folder / f"{key}.npy")
+        self.replace(f"{key}.json", lambda path: path.write_text(json.dumps({"samples": int(samples)}),
+                                                                 encoding="utf-8"))
+        self.replace(f"{key}.npy", lambda path: np.save(path, np.ascontiguousarray(embedding, dtype=np.float32),
+                                                       allow_pickle=False))
+
+    def replace(self, name: str, write: Callable[[Path], object]) -> None:
+        """Let `write(path)` fill a temporary file, then move it to `name` in one rename."""
+        temporary = self.folder / f".{uuid.uuid4().hex[:8]}.tmp{Path(name).suffix}"
+        write(temporary)
+        os.replace(temporary, self.folder / name)

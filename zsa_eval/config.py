@@ -17,12 +17,13 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from zsa_eval.errors import UserError
+from zsa_eval.long_audio import POLICIES, POLICY_KEYS, check_engine_policy
 
 SOURCE_CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"  # a source checkout (editable install)
 PACKAGED_CONFIG_DIR = Path(__file__).resolve().parent / "conf"  # an installed wheel: conf/ as package data
 CONFIG_DIR = str(PACKAGED_CONFIG_DIR if PACKAGED_CONFIG_DIR.is_dir() else SOURCE_CONFIG_DIR)
 SCHEMA_NAME = "zsa_eval_schema"
-GROUPS = ("dataset", "model", "template")
+GROUPS = ("dataset", "model", "template", "long_audio")
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,12 @@ class GateConfig:
 
 @dataclass
 class RunConfig:
-    """Top-level keys. The groups (dataset, model, template) are typed by their own schemas below."""
+    """Top-level keys. The groups (dataset, model, template, long_audio) are typed by their own schemas below."""
 
     dataset: Any = key()
     model: Any = key()
     template: Any = key()
+    long_audio: Any = key()
     engine: str = key(one_of("embed", "pipeline"))
     device: str = key(DEVICE)
     precision: str = key(one_of("fp32", "fp16", "bf16"))
@@ -172,6 +174,17 @@ class TemplateConfig:
     prompts: List[str] = key()
 
 
+@dataclass
+class LongAudioConfig:
+    """How clips longer than the model's window are heard (zsa_eval.long_audio); each policy takes the keys
+    POLICY_KEYS names."""
+
+    name: str = key(one_of(*POLICIES))
+    window_s: Optional[float] = key(ABOVE_ZERO, required=False)
+    hop_s: Optional[float] = key(ABOVE_ZERO, required=False)
+    max_windows: Optional[int] = key(at_least(1), required=False)
+
+
 DATASET_SCHEMAS = {
     "zsa_eval.data.load_hub_dataset": HubDatasetConfig,
     "zsa_eval.data.load_esc50_folder": LocalFolderConfig,
@@ -236,7 +249,8 @@ def known_keys(parent: str) -> list[str]:
     """The keys the schema allows under a dotted path ("" for the top level; a dataset: any loader's keys)."""
     if parent == "dataset":
         return list(dict.fromkeys(item.name for schema in DATASET_SCHEMAS.values() for item in fields(schema)))
-    schema = {"": RunConfig, "model": ModelConfig, "template": TemplateConfig}.get(parent)
+    schema = {"": RunConfig, "model": ModelConfig, "template": TemplateConfig,
+              "long_audio": LongAudioConfig}.get(parent)
     if schema is None:
         found = schema_field_at(parent)
         schema = found.default_factory if found and is_dataclass(found.default_factory) else None
@@ -259,6 +273,8 @@ def unknown_key(path: str, known: list[str] | None = None, where: str = "",
     known = known_keys(parent) if known is None else known
     if parent == "dataset" and name in CLASS_SELECTION_KEYS and (dataset or {}).get("task") == "retrieval":
         return no_classes_in_retrieval(dataset.get("name", "?"), name)
+    if parent == "long_audio" and name in known:
+        return long_audio_key_elsewhere(name)
     if name in known:  # the schema has it, but the chosen group file does not set it: add it with `+`
         return UserError(f"{path} is not set by this {parent} file: add it with +{path}=VALUE")
     close = difflib.get_close_matches(name, known, n=1)
@@ -319,6 +335,8 @@ def group_schema(group: str, values: dict) -> type:
         return ModelConfig
     if group == "template":
         return TemplateConfig
+    if group == "long_audio":
+        return LongAudioConfig
     target = values.get("_target_")
     if target not in DATASET_SCHEMAS:
         problem = "has no _target_" if target is None else f"has an unknown _target_ {target}"
@@ -351,6 +369,24 @@ def check_dataset_task(dataset: dict) -> None:
                         "naming the column that holds each clip's caption (or list of captions)")
 
 
+def long_audio_key_elsewhere(name: str) -> UserError:
+    """A long_audio key set for a policy that does not take it."""
+    policies = [policy for policy, keys in POLICY_KEYS.items() if name in keys]
+    return UserError(f"long_audio.{name} is a setting of long_audio={' or long_audio='.join(policies)}: choose that "
+                     f"policy (e.g. long_audio={policies[0]} long_audio.{name}=...) or drop long_audio.{name}")
+
+
+def check_long_audio(result: dict) -> None:
+    """Each policy takes only its own keys; transformers' pipeline hears every clip its own way (native)."""
+    long_audio = result["long_audio"]
+    policy = long_audio["name"]
+    stray = [name for name, value in long_audio.items()
+             if name != "name" and value is not None and name not in POLICY_KEYS[policy]]
+    if stray:
+        raise long_audio_key_elsewhere(stray[0])
+    check_engine_policy(result["engine"], policy)
+
+
 def checked(cfg: DictConfig) -> DictConfig:
     """The config resolved, typed and checked against the schema; a mistake raises one UserError naming the key,
     the value and what is allowed."""
@@ -368,6 +404,7 @@ def checked(cfg: DictConfig) -> DictConfig:
         result[group] = typed(group_schema(group, result[group]), result[group], f"{group}.",
                               f"{group}={result[group].get('name', '?')}")
     check_dataset_task(result["dataset"])
+    check_long_audio(result)
     return OmegaConf.create(result)
 
 

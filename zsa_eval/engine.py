@@ -8,6 +8,11 @@ zero-shot-audio-classification pipeline, one clip at a time, the reference for t
 Batch invariance, made explicit: every clip is prepared alone (for CLAP, featurized exactly as the pipeline does,
 its random crops seeded from (seed, item id)), so its inputs, and so its scores, do not depend on batch size, order
 or on which clips share its batch; each family keeps its encoder batch-invariant too (see its module).
+
+Long clips (zsa_eval/long_audio.py): the embed engine splits each decoded clip into the spans its `long_audio`
+policy takes (under `native`, the whole clip) and prepares each span alone, as a clip; the encoder takes
+`batch_size` windows at a time, however many clips they come from, and a clip's windows are pooled into its one
+embedding by the family.
 """
 
 from __future__ import annotations
@@ -26,14 +31,16 @@ from zsa_eval.cache import EmbeddingCache, clip_key
 from zsa_eval.errors import BadAudio, UserError
 from zsa_eval.families import Family, Inputs
 from zsa_eval.interrupts import stop_if_interrupted
+from zsa_eval.long_audio import LongAudio, check_engine_policy, long_audio_policy
 from zsa_eval.models import LoadedModel
 
 
 @dataclass
 class BatchScores:
     """Scores for the clips of one batch (positions in the dataset; `probabilities` holds the family's score kind:
-    softmax probabilities or sigmoid scores), and the clips skipped as (position, reason, detail). The embed engine
-    also gives the logits, one audio embedding per clip and which rows' embeddings came from the cache."""
+    softmax probabilities or sigmoid scores), and the clips skipped as (position, reason, detail), with each
+    scored clip's windows (Windowing.record: for its progress-log record). The embed engine also gives the logits,
+    one audio embedding per clip and which rows' embeddings came from the cache."""
 
     indices: list[int]
     probabilities: np.ndarray
@@ -41,6 +48,7 @@ class BatchScores:
     logits: np.ndarray | None = None
     audio_embeddings: np.ndarray | None = None
     cached_rows: list[int] = field(default_factory=list)
+    clip_windows: list[dict] = field(default_factory=list)
 
 
 def clip_seed(seed: int, item_id: str) -> int:
@@ -50,15 +58,17 @@ def clip_seed(seed: int, item_id: str) -> int:
 
 
 class ClipDataset(Dataset):
-    """Prepares one item in a worker: a cached embedding, or model inputs when given a CPU `prepare` (a family's
-    preparer), or else the waveform (prepared later on the device, or by the pipeline). Items that cannot be read
-    or decoded come back as skip records."""
+    """Prepares one item in a worker: a cached embedding, or, split into windows by `long_audio`, each window's
+    model inputs when given a CPU `prepare` (a family's preparer), or else the waveform and its windows (prepared
+    later on the device, or by the pipeline). Items that cannot be read or decoded come back as skip records."""
 
     def __init__(self, clips: Sequence[AudioSource], item_ids: Sequence[str], sampling_rate: int, seed: int,
-                 prepare: Callable[[np.ndarray, int], Inputs] | None = None, cache: EmbeddingCache | None = None):
+                 long_audio: LongAudio, prepare: Callable[[np.ndarray, int], Inputs] | None = None,
+                 cache: EmbeddingCache | None = None):
         self.clips = clips
         self.seeds = [clip_seed(seed, item_id) for item_id in item_ids]
         self.sampling_rate = sampling_rate
+        self.long_audio = long_audio
         self.prepare = prepare
         self.cache = cache
 
@@ -71,35 +81,33 @@ class ClipDataset(Dataset):
         return sample
 
     def sample(self, index: int) -> dict:
-        """Item `index` as a cached embedding, model inputs, a waveform or a skip record."""
+        """Item `index` as a cached embedding, its windows' model inputs, a waveform or a skip record; all but the
+        skip record with the clip's `windowing`."""
         seed = self.seeds[index]
         try:
             encoded = read_encoded(self.clips[index])
             key = clip_key(encoded, seed) if self.cache else None
-            embedding = self.cache.load(key) if self.cache else None
-            if embedding is not None:
-                return {"index": index, "embedding": embedding}
+            cached = self.cache.load(key) if self.cache else None
+            if cached is not None:
+                return {"index": index, "embedding": cached.embedding,
+                        "windowing": self.long_audio.split(cached.samples)}
             waveform = load_clip(encoded, self.sampling_rate)
         except BadAudio as error:
             return {"index": index, "error": (error.reason, error.detail)}
+        clip = {"index": index, "seed": seed, "cache_key": key, "windowing": self.long_audio.split(len(waveform))}
         if self.prepare is None:
-            return {"index": index, "waveform": waveform, "seed": seed, "cache_key": key}
-        return {"index": index, "inputs": self.prepare(waveform, seed), "cache_key": key}
+            return clip | {"waveform": waveform}
+        return clip | {"inputs": [self.prepare(waveform[start:stop], seed)
+                                  for start, stop in clip["windowing"].spans]}
 
 
 def collate_clips(samples: list[dict]) -> dict:
-    """Group a batch's samples by what they carry; bad ones are kept apart as (index, reason, detail)."""
+    """A batch's good samples (`clips`) and positions, and its bad ones apart as (index, reason, detail)."""
     good = [sample for sample in samples if "error" not in sample]
-    to_encode = [sample for sample in good if "embedding" not in sample]
     return {
         "indices": [sample["index"] for sample in good],
         "skipped": [(sample["index"], *sample["error"]) for sample in samples if "error" in sample],
-        "cached": {row: sample["embedding"] for row, sample in enumerate(good) if "embedding" in sample},
-        "encode_rows": [row for row, sample in enumerate(good) if "embedding" not in sample],
-        "cache_keys": [sample["cache_key"] for sample in to_encode],
-        "waveforms": [sample["waveform"] for sample in to_encode if "waveform" in sample],
-        "seeds": [sample["seed"] for sample in to_encode if "waveform" in sample],
-        "prepared": [sample["inputs"] for sample in to_encode if "inputs" in sample],
+        "clips": good,
     }
 
 
@@ -120,13 +128,38 @@ def audio_embeddings(loaded: LoadedModel, inputs: Inputs) -> list[torch.Tensor]:
 
 @dataclass
 class AudioBatch:
-    """The audio embeddings of one batch's clips (positions in `indices`, as the family embeds them: what the
-    cache stores), the clips skipped as (position, reason, detail) and which rows came from the cache."""
+    """The audio embeddings of one batch's clips (positions in `indices`, as the family embeds them, a long clip's
+    windows pooled: what the cache stores), the clips skipped as (position, reason, detail), which rows came from
+    the cache and each clip's windows (Windowing.record)."""
 
     indices: list[int]
     skipped: list[tuple[int, str, str]]
     audio: list[torch.Tensor]
     cached_rows: list[int]
+    clip_windows: list[dict]
+
+
+def window_inputs(clip: dict, number: int, device_prepare: Callable[[np.ndarray, int], Inputs] | None) -> Inputs:
+    """The model inputs of window `number` of a clip sample: prepared in the worker, or now on the device."""
+    if "inputs" in clip:
+        return clip["inputs"][number]
+    start, stop = clip["windowing"].spans[number]
+    return device_prepare(clip["waveform"][start:stop], clip["seed"])
+
+
+def encode_windows(family: Family, clips: Sequence[dict], batch_size: int,
+                   device_prepare: Callable[[np.ndarray, int], Inputs] | None) -> list[torch.Tensor]:
+    """One embedding per clip sample: its windows through the encoder `batch_size` windows at a time (across
+    clips), then pooled by the family (a clip of one window is that window's embedding)."""
+    slots = [(row, number) for row, clip in enumerate(clips) for number in range(len(clip["windowing"].spans))]
+    windows: list[list[torch.Tensor]] = [[] for _ in clips]
+    for first in range(0, len(slots), batch_size):
+        chunk = slots[first:first + batch_size]
+        inputs = family.collate([window_inputs(clips[row], number, device_prepare) for row, number in chunk])
+        for (row, _), embedding in zip(chunk, family.embed_audio(inputs)):
+            windows[row].append(embedding)
+    return [embeddings[0] if len(embeddings) == 1 else family.pool_windows(embeddings, clip["windowing"].weights)
+            for clip, embeddings in zip(clips, windows)]
 
 
 @torch.inference_mode()
@@ -135,22 +168,25 @@ def audio_batches(
     loader: DataLoader,
     cache: EmbeddingCache | None,
     device_prepare: Callable[[np.ndarray, int], Inputs] | None,
+    batch_size: int,
 ) -> Iterator[AudioBatch]:
-    """Audio embeddings, from the cache or the encoder (new ones are stored in the cache)."""
+    """Audio embeddings of each loader batch's clips, from the cache or the encoder (`batch_size` windows at a time;
+    new ones are stored in the cache)."""
     for batch in loader:
-        audio: list[torch.Tensor | None] = [None] * len(batch["indices"])
-        if batch["encode_rows"]:
-            prepared = batch["prepared"] or [device_prepare(waveform, seed)
-                                             for waveform, seed in zip(batch["waveforms"], batch["seeds"])]
-            encoded = family.embed_audio(family.collate(prepared))
-            for row, embedding in zip(batch["encode_rows"], encoded):
-                audio[row] = embedding
+        clips: list[dict] = batch["clips"]
+        encoded = iter(encode_windows(family, [clip for clip in clips if "embedding" not in clip], batch_size,
+                                      device_prepare))
+        audio = []
+        for clip in clips:
+            if "embedding" in clip:
+                audio.append(torch.from_numpy(clip["embedding"]).to(family.device))
+                continue
+            audio.append(next(encoded))
             if cache:
-                for key, embedding in zip(batch["cache_keys"], encoded):
-                    cache.store(key, embedding.cpu().numpy())
-        for row, embedding in batch["cached"].items():
-            audio[row] = torch.from_numpy(embedding).to(family.device)
-        yield AudioBatch(batch["indices"], batch["skipped"], audio, list(batch["cached"]))
+                cache.store(clip["cache_key"], audio[-1].cpu().numpy(), clip["windowing"].samples)
+        yield AudioBatch(batch["indices"], batch["skipped"], audio,
+                         [row for row, clip in enumerate(clips) if "embedding" in clip],
+                         [clip["windowing"].record() for clip in clips])
 
 
 def embed_batches(
@@ -159,9 +195,10 @@ def embed_batches(
     classifier: torch.Tensor,
     cache: EmbeddingCache | None,
     device_prepare: Callable[[np.ndarray, int], Inputs] | None,
+    batch_size: int,
 ) -> Iterator[BatchScores]:
     """Audio embeddings (from the cache or the encoder), then the family's logits and scores."""
-    for batch in audio_batches(family, loader, cache, device_prepare):
+    for batch in audio_batches(family, loader, cache, device_prepare, batch_size):
         if not batch.audio:
             yield BatchScores(batch.indices, np.zeros((0, classifier.shape[0]), np.float32), batch.skipped)
             continue
@@ -169,13 +206,21 @@ def embed_batches(
             logits = family.logits(batch.audio, classifier)
             clip_embeddings = torch.stack([family.clip_embedding(embedding) for embedding in batch.audio])
         yield BatchScores(batch.indices, family.scores(logits).cpu().numpy(), batch.skipped,
-                          logits.cpu().numpy(), clip_embeddings.cpu().numpy(), batch.cached_rows)
+                          logits.cpu().numpy(), clip_embeddings.cpu().numpy(), batch.cached_rows, batch.clip_windows)
+
+
+def native_unless(long_audio: LongAudio | None, loaded: LoadedModel) -> LongAudio:
+    """`long_audio`, or when None the model's own handling (long_audio=native)."""
+    family = loaded.family
+    return long_audio or long_audio_policy({"name": "native"}, family.window_seconds, family.sampling_rate,
+                                           loaded.name)
 
 
 def embed_loader(loaded: LoadedModel, clips: Sequence[AudioSource], item_ids: Sequence[str], batch_size: int,
-                 num_workers: int, seed: int, cache: EmbeddingCache | None, featurizer: str,
+                 num_workers: int, seed: int, cache: EmbeddingCache | None, featurizer: str, long_audio: LongAudio,
                  ) -> tuple[DataLoader, Callable[[np.ndarray, int], Inputs] | None]:
-    """The embed engine's DataLoader and, when clips are prepared on the model's device, its preparer.
+    """The embed engine's DataLoader (`batch_size` clips at a time, split into windows by `long_audio`) and, when
+    clips are prepared on the model's device, its preparer.
 
     `featurizer`: `workers` prepares clips (the family's featurization) on CPU in the DataLoader workers, `device`
     on the model's device in the main process (best on GPU, where CPU featurization would be the bottleneck);
@@ -184,17 +229,19 @@ def embed_loader(loaded: LoadedModel, clips: Sequence[AudioSource], item_ids: Se
     on_device = featurizer == "device" or (featurizer == "auto" and loaded.device.type == "cuda")
     device_prepare = family.preparer(loaded.device) if on_device else None
     worker_prepare = None if on_device else family.preparer(torch.device("cpu"))
-    dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed, worker_prepare, cache)
+    dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed, long_audio, worker_prepare, cache)
     return clip_loader(dataset, batch_size, num_workers), device_prepare
 
 
 def embed_clips(loaded: LoadedModel, clips: Sequence[AudioSource], item_ids: Sequence[str], batch_size: int,
                 num_workers: int, seed: int, progress: bool = True, cache: EmbeddingCache | None = None,
-                featurizer: str = "auto") -> Iterator[AudioBatch]:
+                featurizer: str = "auto", long_audio: LongAudio | None = None) -> Iterator[AudioBatch]:
     """Stream every clip through the audio encoder (or the cache), batch by batch: the embeddings, no scores
-    (retrieval compares them with caption embeddings once every clip is done)."""
-    loader, device_prepare = embed_loader(loaded, clips, item_ids, batch_size, num_workers, seed, cache, featurizer)
-    yield from with_progress(audio_batches(loaded.family, loader, cache, device_prepare), len(clips),
+    (retrieval compares them with caption embeddings once every clip is done). `long_audio`: how long clips are
+    heard (None: native)."""
+    loader, device_prepare = embed_loader(loaded, clips, item_ids, batch_size, num_workers, seed, cache, featurizer,
+                                          native_unless(long_audio, loaded))
+    yield from with_progress(audio_batches(loaded.family, loader, cache, device_prepare, batch_size), len(clips),
                              f"embed {loaded.name}", progress)
 
 
@@ -231,11 +278,13 @@ def pipeline_batches(
                         "truncates)")
     for batch in loader:
         probabilities = np.zeros((len(batch["indices"]), len(candidate_labels)), dtype=np.float32)
-        for row, (waveform, seed) in enumerate(zip(batch["waveforms"], batch["seeds"])):
-            np.random.seed(seed)  # the same crops ClapFeaturizer takes for this clip
-            for result in classifier(waveform, candidate_labels=list(candidate_labels), hypothesis_template=prompt):
+        for row, clip in enumerate(batch["clips"]):
+            np.random.seed(clip["seed"])  # the same crops ClapFeaturizer takes for this clip
+            for result in classifier(clip["waveform"], candidate_labels=list(candidate_labels),
+                                     hypothesis_template=prompt):
                 probabilities[row, position[result["label"]]] = result["score"]
-        yield BatchScores(batch["indices"], probabilities, batch["skipped"])
+        yield BatchScores(batch["indices"], probabilities, batch["skipped"],
+                          clip_windows=[clip["windowing"].record() for clip in batch["clips"]])
 
 
 def check_engine_family(engine: str, family: Family, name_or_path: str) -> None:
@@ -264,18 +313,21 @@ def score_clips(
     progress: bool = True,
     cache: EmbeddingCache | None = None,
     featurizer: str = "auto",
+    long_audio: LongAudio | None = None,
 ) -> Iterator[BatchScores]:
     """Stream every clip through the chosen engine, batch by batch, with a progress bar (`featurizer`: see
-    embed_loader)."""
+    embed_loader; `long_audio`: how long clips are heard, None: native; the pipeline hears only native)."""
     check_engine_settings(engine, prompts)
     check_engine_family(engine, loaded.family, loaded.name_or_path)
+    long_audio = native_unless(long_audio, loaded)
+    check_engine_policy(engine, long_audio.policy)
     if engine == "embed":
         loader, device_prepare = embed_loader(loaded, clips, item_ids, batch_size, num_workers, seed, cache,
-                                              featurizer)
+                                              featurizer, long_audio)
         batches = embed_batches(loaded.family, loader, text_embeddings(loaded, candidate_labels, prompts), cache,
-                                device_prepare)
+                                device_prepare, batch_size)
     else:
-        dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed)
+        dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed, long_audio)
         batches = pipeline_batches(loaded, clip_loader(dataset, batch_size, num_workers), candidate_labels,
                                    prompts[0])
     yield from with_progress(batches, len(clips), f"{engine} {loaded.name}", progress)

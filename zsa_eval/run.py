@@ -20,6 +20,7 @@ from zsa_eval.data import AudioDataset, limit_items
 from zsa_eval.distributed import Ranks, ranks_from_env
 from zsa_eval.engine import check_engine_family
 from zsa_eval.errors import GateFailed, UserError
+from zsa_eval.long_audio import LongAudio, long_audio_policy
 from zsa_eval.models import LoadedModel, resolve_device
 from zsa_eval.processing import ProcessedItems, log_batches, process_items
 from zsa_eval.provenance import environment, files_fingerprint, identity_hash, items_fingerprint
@@ -65,18 +66,22 @@ def run_identity(resolved: dict) -> dict:
     return {key: value for key, value in resolved.items() if key not in RESULT_NEUTRAL_KEYS}
 
 
-def load_scorer(cfg: DictConfig, device: torch.device) -> tuple[LoadedModel, EmbeddingCache | None]:
-    """The model on its device, and its audio-embedding cache unless cache=false."""
+def load_scorer(cfg: DictConfig, device: torch.device) -> tuple[LoadedModel, LongAudio, EmbeddingCache | None]:
+    """The model on its device, how it hears long clips (long_audio, resolved for its window), and its
+    audio-embedding cache unless cache=false."""
     loaded = build(cfg.model, device=device, precision=cfg.precision)
     check_engine_family(cfg.engine, loaded.family, str(cfg.model.name_or_path))
+    long_audio = long_audio_policy(cfg.long_audio, loaded.family.window_seconds, loaded.sampling_rate,
+                                   cfg.model.name)
     cache = (EmbeddingCache(Path(cfg.cache_dir) / "audio_embeddings",
                             model_fingerprint(loaded.model, loaded.feature_extractor, device,
-                                              loaded.family.weight_fingerprint, loaded.family.embedding_settings()))
+                                              loaded.family.weight_fingerprint,
+                                              loaded.family.embedding_settings() | long_audio.identity()))
              if cfg.cache else None)
-    return loaded, cache
+    return loaded, long_audio, cache
 
 
-def common_identity(cfg: DictConfig, dataset: AudioDataset, loaded: LoadedModel) -> dict:
+def common_identity(cfg: DictConfig, dataset: AudioDataset, loaded: LoadedModel, long_audio: LongAudio) -> dict:
     """What determines a run's results, whatever its task, in the terms a reader compares runs by (the task adds
     its own: prompts, a caption column)."""
     family_settings = loaded.family.settings()
@@ -95,6 +100,7 @@ def common_identity(cfg: DictConfig, dataset: AudioDataset, loaded: LoadedModel)
         | {"limit": cfg.limit, "limit_mode": cfg.limit_mode, "seed": cfg.seed},
         "engine": cfg.engine,
         "precision": cfg.precision,
+        **long_audio.identity(),
     }
 
 
@@ -147,14 +153,14 @@ def run(cfg: DictConfig) -> dict | None:
     device = resolve_device(cfg.device, ranks.local_rank if ranks.distributed else None)
     dataset = limit_items(build(loader_config(cfg.dataset)), cfg.limit, cfg.limit_mode, cfg.seed)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    loaded, cache = load_scorer(cfg, device)  # before the run directory exists: a model that fails leaves none
-    identity = task.identity(common_identity(cfg, dataset, loaded), cfg)
+    loaded, long_audio, cache = load_scorer(cfg, device)  # before the run directory exists: a failure leaves none
+    identity = task.identity(common_identity(cfg, dataset, loaded, long_audio), cfg)
     check_baseline_dataset(baseline, cfg.gate.baseline, identity)
     warnings = task.check_dataset(dataset)
     for warning in warnings if ranks.is_main else []:
         print(f"zsa-eval: warning: {warning}", file=sys.stderr)
     context = RunContext(cfg, dataset, loaded, cache, prompts, resolve_num_workers(cfg.num_workers, device),
-                         cfg.progress and ranks.is_main)
+                         cfg.progress and ranks.is_main, long_audio)
     work = process_items(cfg, ranks, device, run_identity(resolved), dataset.items["item_id"].tolist(),
                          Path(cfg.output_dir), lambda log, todo: log_batches(task, context, log, todo),
                          task.keeps_embeddings(cfg))
@@ -184,6 +190,7 @@ def run(cfg: DictConfig) -> dict | None:
         "model_name_or_path": cfg.model.name_or_path,
         "engine": cfg.engine,
         "precision": cfg.precision,
+        "long_audio": long_audio.counts(evaluated.records),
         "identity": identity,
         "identity_hash": identity_hash(identity),
         "provenance": {**environment(device), **results.provenance,

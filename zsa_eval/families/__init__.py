@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from zsa_eval.cache import weights_fingerprint
+from zsa_eval.errors import UserError
 
 Inputs = dict[str, torch.Tensor]
 
@@ -40,6 +41,11 @@ class Family(ABC):
     @property
     def sampling_rate(self) -> int:
         return int(self.feature_extractor.sampling_rate)
+
+    @property
+    def window_seconds(self) -> float | None:
+        """The longest audio the model takes in at once (long_audio's window); None: no window of its own."""
+        return None
 
     def embedding_settings(self) -> dict:
         """The family's settings that shape an audio embedding (part of the cache key)."""
@@ -77,6 +83,11 @@ class Family(ABC):
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         """Scores of the family's kind from logits."""
 
+    def pool_windows(self, embeddings: Sequence[torch.Tensor], weights: Sequence[int]) -> torch.Tensor:
+        """One clip's embedding from its windows' (long_audio=windows), `weights`: the audio each covers."""
+        raise UserError(f"long_audio=windows cannot pool the windows of {self.name} models; use long_audio=native "
+                        "or long_audio=center")
+
     def clip_embedding(self, embedding: torch.Tensor) -> torch.Tensor:
         """One vector per clip for save_embeddings (frame-level models pool their frames)."""
         return embedding
@@ -85,3 +96,10 @@ class Family(ABC):
         """One text embedding per class, computed once: every prompt filled with every label, then combined."""
         per_prompt = [self.embed_texts([prompt.format(label) for label in candidate_labels]) for prompt in prompts]
         return self.combine_prompts(torch.stack(per_prompt))
+
+
+def weighted_mean(embeddings: Sequence[torch.Tensor], weights: Sequence[int]) -> torch.Tensor:
+    """The mean of `embeddings` weighted by `weights` (which need not sum to 1)."""
+    shares = torch.tensor(weights, dtype=torch.float64)
+    shares = (shares / shares.sum()).to(device=embeddings[0].device, dtype=embeddings[0].dtype)
+    return (torch.stack(list(embeddings)) * shares[:, None]).sum(dim=0)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from zsa_eval.errors import UserError
-from zsa_eval.families import Family, Inputs
+from zsa_eval.families import Family, Inputs, weighted_mean
 from zsa_eval.featurize import ClapFeaturizer
 
 
@@ -37,6 +37,11 @@ class ClapFamily(Family):
             raise UserError(f"model {name_or_path!r} ({type(model).__name__}) is not a CLAP-style audio-text model; "
                             "choose a model with get_text_features and get_audio_features (model=clap, ...)")
         return cls(model, processor.feature_extractor, processor.tokenizer, device, dtype), processor
+
+    @property
+    def window_seconds(self) -> float:
+        """The feature extractor's `max_length_s` (10 s): longer clips are fused or cropped, shorter ones padded."""
+        return self.feature_extractor.nb_max_samples / self.sampling_rate
 
     def preparer(self, device: torch.device) -> Callable[[np.ndarray, int], Inputs]:
         """Featurize each clip alone, as the pipeline does: a batch of short clips would get one random clip marked
@@ -75,3 +80,9 @@ class ClapFamily(Family):
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.softmax(dim=-1)
+
+    def pool_windows(self, embeddings: Sequence[torch.Tensor], weights: Sequence[int]) -> torch.Tensor:
+        """The windows' normalized embeddings averaged, weighted by the audio each covers, renormalized: the
+        direction their cosine similarities are taken in."""
+        normalized = [torch.nn.functional.normalize(embedding, dim=-1) for embedding in embeddings]
+        return torch.nn.functional.normalize(weighted_mean(normalized, weights), dim=-1)

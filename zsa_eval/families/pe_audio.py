@@ -12,11 +12,12 @@ batch, lets the padding leak into a clip's last frames (transformers' batched fo
 clips of unequal length). So each clip is run through the codec on its own (clips of equal length together), and
 only the transformer, whose padding masks are exact, sees the padded batch.
 
-Clips over `max_seconds` are cut to their first `max_seconds`: the model has no fixed window, its memory grows with
-the length (attention with its square). 30 s by default leaves the clips of the usual zero-shot benchmarks whole
-(ESC-50 5 s, UrbanSound8K up to 4 s, AudioSet 10 s; mteb cuts PE-AV input to its first 30 s too, mteb PR 4624);
-the encoder's 10000 positions (transformers' default max_position_embeddings) allow up to ~400 s: raise
-`model.max_seconds` for longer recordings. The cut is deterministic (no seed).
+`max_seconds` is the family's window (zsa_eval/long_audio.py): under `long_audio=native` clips over it are cut to
+their first `max_seconds`, under `windows` they are heard in consecutive windows of it. The model has no fixed
+window, its memory grows with the length (attention with its square). 30 s by default leaves the clips of the usual
+zero-shot benchmarks whole (ESC-50 5 s, UrbanSound8K up to 4 s, AudioSet 10 s; mteb cuts PE-AV input to its first
+30 s too, mteb PR 4624); the encoder's 10000 positions (transformers' default max_position_embeddings) allow up to
+~400 s: raise `model.max_seconds` for longer recordings. The cut is deterministic (no seed).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 from zsa_eval.errors import UserError
-from zsa_eval.families import Family, Inputs
+from zsa_eval.families import Family, Inputs, weighted_mean
 
 FRAME_POOLING = ("max", "mean")
 
@@ -107,6 +108,11 @@ class PeAudioFamily(Family):
                      settings.get("frame_pooling"))
         return family, processor
 
+    @property
+    def window_seconds(self) -> float:
+        """`model.max_seconds`: the preparer cuts a clip (or window) to its first max_seconds."""
+        return self.max_seconds
+
     def embedding_settings(self) -> dict:
         return {"max_seconds": self.max_seconds}
 
@@ -176,6 +182,14 @@ class PeAudioFamily(Family):
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.sigmoid()
 
+    def pool_windows(self, embeddings: Sequence[torch.Tensor], weights: Sequence[int]) -> torch.Tensor:
+        """Pooled where the logits are linear: the weighted mean of the (unnormalized) embeddings, whose logit is the
+        weighted mean of the windows' logits. Frame-level models: the windows' frames one after another (a frame
+        stands for 40 ms, so frame_pooling's max or mean runs over the whole clip, its mean weighted by duration)."""
+        if self.frame_level:
+            return torch.cat(list(embeddings))
+        return weighted_mean(embeddings, weights)
+
     def clip_embedding(self, embedding: torch.Tensor) -> torch.Tensor:
         """Frame-level models: the mean of the frames (its logit is the mean of the frames' logits)."""
         return embedding.mean(dim=0) if self.frame_level else embedding
@@ -205,7 +219,7 @@ def check_settings(model: torch.nn.Module, feature_extractor, max_seconds, frame
     """max_seconds must be positive and within the encoder's positions; frame-level models need a frame_pooling."""
     if not isinstance(max_seconds, (int, float)) or isinstance(max_seconds, bool) or max_seconds <= 0:
         raise UserError(f"model.max_seconds={max_seconds} must be a positive number of seconds, e.g. "
-                        "model.max_seconds=30 (PE-Audio clips are cut to their first max_seconds)")
+                        "model.max_seconds=30 (the audio PE-Audio hears at once)")
     frames = max_seconds * feature_extractor.sampling_rate / feature_extractor.hop_length + 1
     positions = model.config.audio_config.max_position_embeddings
     if frames > positions:

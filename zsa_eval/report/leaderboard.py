@@ -118,6 +118,18 @@ def chance_level(metrics: dict, declared: dict, n_classes: int | None) -> float 
     return metrics.get(name)
 
 
+def engine_label(identity: dict, metrics: dict) -> str:
+    """The engine, with how long clips were heard when not natively (identity `long_audio`), so that runs apart
+    only by that are told apart: `embed, long_audio=windows window_s=10 hop_s=5`."""
+    engine = identity.get("engine", metrics.get("engine"))
+    long_audio = identity.get("long_audio")
+    if not long_audio:
+        return engine
+    settings = " ".join(f"{key}={value:g}" for key in ("window_s", "hop_s", "max_windows")
+                        if (value := long_audio.get(key)) is not None)
+    return f"{engine}, long_audio={long_audio['policy']} {settings}"
+
+
 def run_row(metrics: dict, run_dir: str) -> dict:
     """One leaderboard row of a run: its identity's labels, its declared metrics with their intervals; kept for
     the board's own use: `identity_fields` (the identity dict), `declared` (the metric declarations),
@@ -133,7 +145,7 @@ def run_row(metrics: dict, run_dir: str) -> dict:
         "model": metrics["model"], "family": identity.get("family", "clap"), "weights": "",
         "template": metrics.get("template"),
         "prompts": metrics.get("prompts_hash") or (prompts_hash(prompts) if prompts else ""),
-        "engine": identity.get("engine", metrics.get("engine")),
+        "engine": engine_label(identity, metrics),
         "precision": identity.get("precision", metrics.get("precision")),
         "selection": "",
         "n_classes": n_classes,

@@ -26,6 +26,7 @@ from zsa_eval.errors import UserError
 if TYPE_CHECKING:
     from zsa_eval.cache import EmbeddingCache
     from zsa_eval.data import AudioDataset
+    from zsa_eval.long_audio import LongAudio
     from zsa_eval.models import LoadedModel
 
 
@@ -49,7 +50,8 @@ class MetricSpec:
 @dataclass(frozen=True)
 class RunContext:
     """What a task works with: the checked config, the dataset (already limited), the loaded model, its
-    audio-embedding cache, the prompts (tasks that embed class labels) and the DataLoader's worker count."""
+    audio-embedding cache, the prompts (tasks that embed class labels), the DataLoader's worker count, whether to
+    show progress, and how long clips are heard (the engine takes it)."""
 
     cfg: DictConfig
     dataset: AudioDataset
@@ -58,6 +60,7 @@ class RunContext:
     prompts: list[str] | None
     num_workers: int
     progress: bool
+    long_audio: LongAudio
 
     def item_ids(self, positions: list[int]) -> list[str]:
         ids = self.dataset.items["item_id"]

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from zsa_eval.data import AudioDataset, Selection, candidate_labels
 from zsa_eval.engine import check_engine_settings, score_clips, text_embeddings
 from zsa_eval.errors import UserError
+from zsa_eval.long_audio import summary_note
 from zsa_eval.provenance import prompts_hash
 from zsa_eval.tasks import Evaluated, LoggedBatch, RunContext, Task, TaskResults
 
@@ -105,13 +106,16 @@ class LabelTask(Task):
         return bool(cfg.save_embeddings)
 
     def batches(self, context: RunContext, positions: list[int]) -> Iterator[LoggedBatch]:
-        """The engine's scores (softmax or sigmoid) and logits of each clip against every class; the clips' audio
-        embeddings kept with save_embeddings."""
+        """The engine's scores (softmax or sigmoid) and logits of each clip against every class, and its windows; the
+        clips' audio embeddings kept with save_embeddings."""
         cfg, dataset = context.cfg, context.dataset
         for batch in score_clips(context.loaded, Selection(dataset.clips, positions), context.item_ids(positions),
                                  candidate_labels(dataset.class_names), context.prompts, cfg.engine, cfg.batch_size,
-                                 context.num_workers, cfg.seed, context.progress, context.cache, cfg.featurizer):
+                                 context.num_workers, cfg.seed, context.progress, context.cache, cfg.featurizer,
+                                 context.long_audio):
             records = [{"probabilities": scores.tolist()} for scores in batch.probabilities]
+            for record, windows in zip(records, batch.clip_windows):
+                record |= windows
             if batch.logits is not None:
                 for record, logits in zip(records, batch.logits):
                     record["logits"] = logits.tolist()
@@ -174,7 +178,8 @@ class LabelTask(Task):
                  else "nothing encoded")
         return (
             f"{metrics['dataset']} | {metrics['model']} | {metrics['template']}: {self.headline(metrics)} "
-            f"on {metrics['n_evaluated']} of {metrics['n_items']} clips{skipped}{excluded} in {wall_s:.1f} s "
+            f"on {metrics['n_evaluated']} of {metrics['n_items']} clips{skipped}{excluded}"
+            f"{summary_note(metrics.get('long_audio'))} in {wall_s:.1f} s "
             f"({metrics['scoring_s']:.1f} s scoring, {speed}, {metrics['cache_hits']} from the cache) "
             f"-> {metrics['output_dir']}"
         )

@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from zsa_eval.data import Selection
 from zsa_eval.engine import caption_embeddings, embed_clips
 from zsa_eval.errors import UserError
+from zsa_eval.long_audio import summary_note
 from zsa_eval.plots import recall_at_k_png
 from zsa_eval.provenance import short_hash
 from zsa_eval.stats import BOOTSTRAP_LEVEL, bootstrap_indices, percentile_interval
@@ -185,7 +186,7 @@ def retrieval_summary(metrics: dict, wall_s: float) -> str:
     skipped = f", {metrics['n_skipped']} skipped (see errors.csv)" if metrics["n_skipped"] else ""
     return (f"{metrics['dataset']} | {metrics['model']} | retrieval: {direction('t2a')}; {direction('a2t')} "
             f"on {metrics['n_evaluated']} of {metrics['n_items']} clips ({metrics['n_captions_evaluated']} captions)"
-            f"{skipped} in {wall_s:.1f} s ({metrics['scoring_s']:.1f} s scoring, {metrics['cache_hits']} from the "
+            f"{skipped}{summary_note(metrics.get('long_audio'))} in {wall_s:.1f} s ({metrics['scoring_s']:.1f} s scoring, {metrics['cache_hits']} from the "
             f"cache) -> {metrics['output_dir']}")
 
 
@@ -253,13 +254,14 @@ class RetrievalTask(Task):
         return True
 
     def batches(self, context: RunContext, positions: list[int]) -> Iterator[LoggedBatch]:
-        """Each clip's audio embedding, as the family returns it (frames for frame-level models), kept."""
+        """Each clip's audio embedding, as the family returns it (frames for frame-level models; a long clip's
+        windows pooled), kept; its record says how many windows it took."""
         cfg, dataset = context.cfg, context.dataset
         for batch in embed_clips(context.loaded, Selection(dataset.clips, positions), context.item_ids(positions),
                                  cfg.batch_size, context.num_workers, cfg.seed, context.progress, context.cache,
-                                 cfg.featurizer):
-            yield LoggedBatch(batch.indices, [{"embedded": True} for _ in batch.indices], batch.skipped,
-                              batch.cached_rows, [embedding.cpu().numpy() for embedding in batch.audio])
+                                 cfg.featurizer, context.long_audio):
+            yield LoggedBatch(batch.indices, [{"embedded": True, **windows} for windows in batch.clip_windows],
+                              batch.skipped, batch.cached_rows, [embedding.cpu().numpy() for embedding in batch.audio])
 
     def results(self, context: RunContext, evaluated: Evaluated) -> TaskResults:
         """Every caption of the evaluated clips against every evaluated clip, both ways: metrics with intervals,
