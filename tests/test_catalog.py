@@ -18,7 +18,7 @@ from conftest import compose_config, run_cli, tone
 from zsa_eval import data
 from zsa_eval.config import checked, meanings
 from zsa_eval.errors import UserError
-from zsa_eval.run import run
+from zsa_eval.run import loader_config, run
 
 REPO = Path(__file__).resolve().parent.parent
 GTZAN_GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
@@ -205,8 +205,8 @@ def test_catalog_config_runs_on_its_hub_schema(name, tiny_model_dir, hub_unreach
 
 def hub_loader_keys(*overrides: str) -> dict:
     """The keys load_hub_dataset takes, from the composed and checked config."""
-    dataset = checked(compose_config(*overrides)).dataset
-    return {key: value for key, value in dataset.items() if key not in ("_target_", "prompts")}
+    dataset = loader_config(checked(compose_config(*overrides)).dataset)
+    return {key: value for key, value in dataset.items() if key != "_target_"}
 
 
 def test_folds_select_items_of_a_catalog_dataset(hub_unreachable, tmp_path):
@@ -364,7 +364,8 @@ def test_readme_example_of_adding_a_dataset_runs(monkeypatch, capsys, tiny_model
 def test_every_suite_names_datasets_that_have_configs():
     configs = {path.stem for path in (REPO / "conf" / "dataset").glob("*.yaml")}
     suites = {path.stem: OmegaConf.load(path).hydra.sweeper.params.dataset.split(",")
-              for path in (REPO / "conf" / "suite").glob("*.yaml")}
+              for path in (REPO / "conf" / "suite").glob("*.yaml")
+              if "dataset" in OmegaConf.load(path).hydra.sweeper.params}  # suite=reproduce sweeps conf/reference/
     for name, datasets_of_suite in suites.items():
         assert set(datasets_of_suite) <= configs, name
     assert set(suites["zeroshot"]) == set(CATALOG) | {"fsd50k"}  # every classification and tagging benchmark

@@ -122,7 +122,7 @@ def one_line_error(code: int, stderr: str) -> str:
     (["dataset=synthetic", "model.random_init=huge"],
      "model.random_init=huge is not valid: model.random_init takes one of tiny, full, pe_tiny, pe_frame_tiny, pe_av_small, or null"),
     (["dataset=synthetic", "gate=3"], "gate=3 is not valid: gate takes keys of its own (min_accuracy, baseline, "
-                                      "max_drop)"),
+                                      "max_drop, reference)"),
     # unknown keys: refused with the key meant, never a suggestion to add them with +
     (["dataset=synthetic", "bogus_key=1"], "unknown key bogus_key: --help lists every key"),
     (["dataset=synthetic", "modle=clap"], "unknown key modle: did you mean model?"),

@@ -137,13 +137,14 @@ def evaluate(cfg: DictConfig) -> None:
     check_suite_in_sweep()
     quiet_libraries(cfg.progress, cfg.verbose)
     from zsa_eval.report.leaderboard import leaderboard_note
+    from zsa_eval.report.references import reference_lines
     from zsa_eval.run import format_summary, run
 
     try:
         with ctrl_c_recorded():
             metrics = run(cfg)
         if metrics is not None:  # None: a data-parallel worker rank; rank 0 reports
-            print(format_summary(metrics, time.perf_counter() - started))
+            print("\n".join([format_summary(metrics, time.perf_counter() - started), *reference_lines(metrics)]))
             note = leaderboard_note(metrics)
             if note:
                 print(note)
@@ -152,7 +153,8 @@ def evaluate(cfg: DictConfig) -> None:
         if cfg.debug and not isinstance(error, FinishedButFailed):
             raise
         if isinstance(error, FinishedButFailed):  # its results are written: summarize them, then say why it failed
-            print(format_summary(error.metrics, time.perf_counter() - started))
+            print("\n".join([format_summary(error.metrics, time.perf_counter() - started),
+                             *reference_lines(error.metrics)]))
         code, message = (GATE_EXIT if isinstance(error, GateFailed) else USER_ERROR_EXIT), str(error)
     except RunInterrupted as interruption:  # the exit passes through Hydra's launcher: a sweep stops here too
         fail(interruption_line(interruption), INTERRUPTED_EXIT)
@@ -175,8 +177,16 @@ class SweepOutcome(Callback):
     """At the end of a sweep: exit with the worst failed job's code (user error 2 before gate 3), if any."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """A sweep run again in its directory (resuming it) runs every job again: it lists its own failures."""
+        """A sweep run again in its directory (resuming it) runs every job again: it lists its own failures. A sweep
+        over references (suite=reproduce) first lists the published figures it does not run, and why."""
         (Path(config.hydra.sweep.dir) / FAILED_JOBS_FILE).unlink(missing_ok=True)
+        if "reference" in (OmegaConf.select(config, "hydra.sweeper.params") or {}):
+            from zsa_eval.report.reproducibility import skip_lines
+
+            config_dirs = [Path(source.path) for source in config.hydra.runtime.config_sources
+                           if source.schema == "file"]
+            for line in skip_lines(config_dirs[::-1]):
+                print(line, file=sys.stderr)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         failed_jobs = Path(config.hydra.sweep.dir) / FAILED_JOBS_FILE

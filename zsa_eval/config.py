@@ -66,6 +66,7 @@ class GateConfig:
     min_accuracy: Optional[float] = key(between(0, 1))
     baseline: Optional[str] = key()
     max_drop: float = key(at_least(0))
+    reference: bool = key()
 
 
 @dataclass
@@ -97,6 +98,7 @@ class RunConfig:
     cache_dir: str = key()
     results_dir: str = key()
     output_dir: str = key()
+    reference: Optional[str] = key()
     gate: GateConfig = field(default_factory=GateConfig)
 
 
@@ -116,6 +118,28 @@ class DatasetConfig:
     task: str = key(one_of("classification", "multilabel", "retrieval"), required=False)
     label_names: Optional[Dict[str, str]] = key(required=False)  # a label as stored -> the name to use
     prompts: Optional[List[str]] = key(required=False)  # the recommended prompts (template=auto takes them)
+    references: Optional[List[Any]] = key(required=False)  # published figures, each checked as a ReferenceConfig
+
+
+@dataclass
+class ReferenceConfig:
+    """A published figure for one checkpoint on this dataset, where it was published and under which protocol
+    (conf/dataset/*.yaml `references:`). `folds` and `prompts` are the protocol's settings zsa-eval can set (folds
+    null: every clip); `unsupported` says why zsa-eval cannot reproduce the protocol, when it cannot."""
+
+    id: str = key()
+    checkpoint: str = key()  # the hub id a run's model.name_or_path must equal
+    metric: str = key()  # a metrics.json key: accuracy, t2a_recall_at_1, map, ...
+    value: float = key()
+    stderr: Optional[float] = key(at_least(0), required=False)  # the published standard error, if any
+    interval: Optional[List[float]] = key(required=False)  # the published interval [low, high], if any
+    protocol: str = key()  # clips and folds, prompt, sample rate, preprocessing, in short
+    source: str = key()  # repository, path and commit (or page, or paper and table)
+    weights: str = key(one_of("original", "conversion"))  # the weights measured: the authors' own, or converted
+    folds: Optional[List[int]] = key(required=False)
+    prompts: Optional[List[str]] = key(required=False)
+    unsupported: Optional[str] = key(required=False)  # why zsa-eval cannot reproduce the protocol
+    note: Optional[str] = key(required=False)  # what the source leaves unclear
 
 
 @dataclass
@@ -222,7 +246,8 @@ def allowed(schema_field) -> str:
         return f"keys of its own ({', '.join(item.name for item in fields(schema_field.default_factory))}), " \
             f"set as {schema_field.name}.<key>=..."
     if is_list(annotation):
-        text = f"one or a list of {TYPE_NAMES[get_args(annotation)[0]][1]}"
+        item = get_args(annotation)[0]
+        text = f"one or a list of {TYPE_NAMES[item][1] if item in TYPE_NAMES else 'mappings'}"
     elif is_mapping(annotation):
         text = "a mapping of text to text, e.g. {ANG: anger}"
     elif rule and rule.names_values:
@@ -279,7 +304,7 @@ def unknown_key(path: str, known: list[str] | None = None, where: str = "",
         return UserError(f"{path} is not set by this {parent} file: add it with +{path}=VALUE")
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
-    listed = f"{where or parent or 'the config'} takes {', '.join(known)}" if len(known) <= 16 else \
+    listed = f"{where or parent or 'the config'} takes {', '.join(known)}" if len(known) <= 20 else \
         "--help lists every key"
     return UserError(f"unknown key {path}: {hint}{listed}")
 
@@ -387,6 +412,44 @@ def check_long_audio(result: dict) -> None:
     check_engine_policy(result["engine"], policy)
 
 
+def checked_references(dataset: dict) -> list[dict] | None:
+    """The dataset's `references:`, each entry typed and checked against ReferenceConfig: ids unique, an interval
+    of two ordered bounds, and a reproducible classification figure names its prompts."""
+    entries = dataset.get("references")
+    if entries is None:
+        return None
+    name = dataset.get("name", "?")
+    if not isinstance(entries, list):
+        entries = [entries]
+    checked_entries, seen = [], set()
+    for position, entry in enumerate(entries):
+        where = f"dataset={name} reference {position + 1}"
+        if not isinstance(entry, dict):
+            raise UserError(f"{where} is {shown(entry)}, not a mapping: write each reference as `- id: ...` with "
+                            f"the keys {', '.join(item.name for item in fields(ReferenceConfig))}")
+        where = f"dataset={name} reference {entry.get('id') or position + 1}"
+        missing = [item.name for item in fields(ReferenceConfig)
+                   if item.metadata["required"] and item.name not in entry]
+        if missing:
+            raise UserError(f"{where} has no {missing[0]}: add `{missing[0]}: ...` to it in the dataset's config file")
+        try:
+            reference = typed(ReferenceConfig, entry, "", "a reference")
+        except UserError as error:
+            raise UserError(f"{where}: {error}") from error
+        if reference["id"] in seen:
+            raise UserError(f"{where}: the id is used twice in dataset={name}; give each reference its own id")
+        seen.add(reference["id"])
+        interval = reference.get("interval")
+        if interval is not None and (len(interval) != 2 or interval[0] > interval[1]):
+            raise UserError(f"{where}: interval={shown(interval)} is not valid: interval takes [low, high]")
+        if (dataset.get("task", "classification") != "retrieval" and reference.get("unsupported") is None
+                and not reference.get("prompts")):
+            raise UserError(f"{where}: name the prompts it was measured with (`prompts: [...]`), or say why "
+                            "zsa-eval cannot reproduce it (`unsupported: ...`)")
+        checked_entries.append(reference)
+    return checked_entries
+
+
 def checked(cfg: DictConfig) -> DictConfig:
     """The config resolved, typed and checked against the schema; a mistake raises one UserError naming the key,
     the value and what is allowed."""
@@ -403,6 +466,8 @@ def checked(cfg: DictConfig) -> DictConfig:
                             f"use {group}=<option> (--help lists them)")
         result[group] = typed(group_schema(group, result[group]), result[group], f"{group}.",
                               f"{group}={result[group].get('name', '?')}")
+    if "references" in result["dataset"]:
+        result["dataset"]["references"] = checked_references(result["dataset"])
     check_dataset_task(result["dataset"])
     check_long_audio(result)
     return OmegaConf.create(result)
@@ -450,7 +515,8 @@ def help_keys(_root_: DictConfig) -> str:
     sections = key_lines({name: values[name] for name in values if name not in (*GROUPS, "hydra")},
                          meanings(Path(CONFIG_DIR) / "config.yaml"))
     for group in GROUPS:
-        group_values = {name: value for name, value in values[group].items() if name != "_target_"}
+        group_values = {name: value if name != "references" else f"{len(value or [])} published figures"
+                        for name, value in values[group].items() if name != "_target_"}
         sections += ["", f"{group}={choices[group]}, its keys (conf/{group}/{choices[group]}.yaml):"]
         group_meanings = meanings(Path(CONFIG_DIR) / group / f"{choices[group]}.yaml")
         sections += key_lines({group: group_values}, {f"{group}.{name}": text for name, text in group_meanings.items()})

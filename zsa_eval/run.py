@@ -26,15 +26,17 @@ from zsa_eval.processing import ProcessedItems, log_batches, process_items
 from zsa_eval.provenance import environment, files_fingerprint, identity_hash, items_fingerprint
 from zsa_eval.report import write_run
 from zsa_eval.report.embeddings import read_embedding_parts, remove_embedding_parts
-from zsa_eval.report.gate import check_baseline_dataset, gate_failures, read_baseline
+from zsa_eval.report.gate import check_baseline_dataset, gate_failures, read_baseline, reference_failures
 from zsa_eval.report.leaderboard import leaderboard_of, update_leaderboard
+from zsa_eval.report.references import check_references, references_of, run_references
 from zsa_eval.report.skips import check_skip_fraction, skip_status, write_skips
 from zsa_eval.tasks import Evaluated, RunContext, Task
 from zsa_eval.tasks.registry import task_named
 
 # Settings that do not change a run's results: a run may be resumed with other values of these.
 RESULT_NEUTRAL_KEYS = ("output_dir", "results_dir", "resume", "overwrite", "progress", "verbose", "debug",
-                       "batch_size", "num_workers", "cache", "cache_dir", "on_error", "max_skip_fraction", "gate")
+                       "batch_size", "num_workers", "cache", "cache_dir", "on_error", "max_skip_fraction", "gate",
+                       "reference")
 SELECTION_KEYS = ("label_column", "label_names", "label_delimiter", "classes", "folds", "subset", "split_folder")
 
 
@@ -57,8 +59,9 @@ def build(node: DictConfig, **kwargs):
 
 
 def loader_config(dataset: DictConfig) -> DictConfig:
-    """The dataset config as its loader takes it: without the recommended prompts (template=auto reads those)."""
-    return OmegaConf.masked_copy(dataset, [key for key in dataset if key != "prompts"])
+    """The dataset config as its loader takes it: without the recommended prompts (template=auto reads those) and
+    the published figures (zsa_eval.report.references reads those)."""
+    return OmegaConf.masked_copy(dataset, [key for key in dataset if key not in ("prompts", "references")])
 
 
 def run_identity(resolved: dict) -> dict:
@@ -149,6 +152,7 @@ def run(cfg: DictConfig) -> dict | None:
     ranks = ranks_from_env()
     prompts = task.prompts(cfg)
     task.check(cfg)
+    protocol = check_references(cfg, prompts, [spec.name for spec in task.metrics])
     baseline = read_baseline(cfg.gate.baseline)
     device = resolve_device(cfg.device, ranks.local_rank if ranks.distributed else None)
     dataset = limit_items(build(loader_config(cfg.dataset)), cfg.limit, cfg.limit_mode, cfg.seed)
@@ -175,6 +179,8 @@ def run(cfg: DictConfig) -> dict | None:
     accuracy = results.metrics.get("accuracy")  # the gate bounds an accuracy (tasks without one refuse it)
     failures = ([] if accuracy is None
                 else gate_failures(accuracy, cfg.gate.min_accuracy, baseline_accuracy, cfg.gate.max_drop))
+    references = run_references(references_of(cfg), str(cfg.model.name_or_path), results.metrics, protocol)
+    failures += reference_failures(references, cfg.gate.max_drop) if cfg.gate.reference else []
     metrics = {
         "task": task.name,
         **results.metrics,
@@ -196,6 +202,7 @@ def run(cfg: DictConfig) -> dict | None:
         "provenance": {**environment(device), **results.provenance,
                        "files_fingerprint": files_fingerprint(dataset.items["path"].tolist())},
         **run_facts(context, ranks, work, started_at, start, cache_hits, encoded),
+        "references": references,
         "gate": {"passed": not failures, "failures": failures, "baseline_accuracy": baseline_accuracy},
         "leaderboard": leaderboard_of(output_dir, Path(cfg.results_dir)),
         "config": resolved,

@@ -1,4 +1,5 @@
-"""`python -m zsa_eval.report leaderboard results/` and `python -m zsa_eval.report compare RUN_A RUN_B`."""
+"""`python -m zsa_eval.report leaderboard results/`, `python -m zsa_eval.report compare RUN_A RUN_B` and
+`python -m zsa_eval.report reproducibility results/ --out docs/reproducibility.md`."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from zsa_eval.config import CONFIG_DIR
 from zsa_eval.errors import UserError
+from zsa_eval.report import atomic_write
 from zsa_eval.report.compare import compare_runs, comparison_dir, write_comparison
 from zsa_eval.report.leaderboard import leaderboard_markdown, write_leaderboard
+from zsa_eval.report.reproducibility import reproducibility_page
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,9 +30,26 @@ def main(argv: list[str] | None = None) -> int:
                               "(default: a folder of this pair's own under $ZSA_EVAL_RESULTS or results/, compare/)")
     compare.add_argument("--resamples", type=int, default=1000, help="paired bootstrap resamples")
     compare.add_argument("--seed", type=int, default=0, help="seed of the paired bootstrap")
+    reproducibility = commands.add_parser(
+        "reproducibility", help="the published figures of the dataset configs beside the runs that reproduce them")
+    reproducibility.add_argument("results_dir", type=Path, nargs="?", default=Path("results"))
+    reproducibility.add_argument("--config-dir", type=Path, action="append", default=[], dest="config_dirs",
+                                 help="a config directory of your own (its dataset/ and reference/ files), as for "
+                                      "zsa-eval --config-dir; may be given more than once")
+    reproducibility.add_argument("--out", type=Path, default=None,
+                                 help="where the page goes (default: reproducibility.md in the results directory)")
     arguments = parser.parse_args(argv)
     try:
-        if arguments.command == "leaderboard":
+        if arguments.command == "reproducibility":
+            if not arguments.results_dir.is_dir():
+                raise UserError(f"{arguments.results_dir} is not a directory; pass the results directory")
+            page = reproducibility_page(arguments.results_dir, [Path(CONFIG_DIR), *arguments.config_dirs],
+                                        str(arguments.results_dir))
+            out = arguments.out or arguments.results_dir / "reproducibility.md"
+            atomic_write(out, page)
+            print(page, end="")
+            print(f"zsa-eval: reproducibility page written to {out}", file=sys.stderr)
+        elif arguments.command == "leaderboard":
             if not arguments.results_dir.is_dir():
                 raise UserError(f"{arguments.results_dir} is not a directory; pass the results directory")
             print(leaderboard_markdown(write_leaderboard(arguments.results_dir, arguments.every_run)), end="")

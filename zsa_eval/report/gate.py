@@ -1,5 +1,7 @@
 """The gate, for CI: bounds a finished run's accuracy must meet (gate.min_accuracy, and gate.baseline's accuracy less
-gate.max_drop), read from the runs' metrics.json; a baseline of other data is refused before the run."""
+gate.max_drop), read from the runs' metrics.json; a baseline of other data is refused before the run. With
+gate.reference=true, every metric with a published figure of the run's own protocol (metrics.json `references`)
+must not land below it by more than gate.max_drop."""
 
 from __future__ import annotations
 
@@ -54,3 +56,10 @@ def gate_failures(
         failures.append(f"accuracy {accuracy:.4f} dropped {baseline_accuracy - accuracy:.4f} below the baseline's "
                         f"{baseline_accuracy:.4f}, more than gate.max_drop={max_drop}")
     return failures
+
+
+def reference_failures(references: list[dict], max_drop: float) -> list[str]:
+    """The published figures of the run's own protocol its measurement falls below by more than `max_drop`."""
+    return [f"{row['metric']} {row['measured']:.4f} is {row['value'] - row['measured']:.4f} below the published "
+            f"{row['value']:.4f} of reference {row['id']}, more than gate.max_drop={max_drop}"
+            for row in references if row["same_protocol"] and row["value"] - row["measured"] > max_drop]

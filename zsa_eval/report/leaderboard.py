@@ -3,7 +3,8 @@ dataset, rebuilt from the runs themselves. It knows no task: each run's metrics.
 score (what ranks it), the chance level of that score and the metrics a leaderboard shows (with their intervals and
 which way is better); runs written before those declarations are read as declaring what their task declared then
 (DECLARED_BEFORE). The heat map draws the rows that have a template (prompts), each dataset's main score by model x
-template; the by-dataset table puts each model's datasets side by side (a suite: `-m suite=zeroshot`)."""
+template; the by-dataset table puts each model's datasets side by side (a suite: `-m suite=zeroshot`). Runs whose
+checkpoint has published figures (metrics.json `references`) get the nearest one of their main score beside it."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from zsa_eval.plots import accuracy_heatmap_png
 from zsa_eval.provenance import identity_hash, prompts_hash, short_hash
 from zsa_eval.report import atomic_write, write_csv, write_json
 from zsa_eval.report.across_models import heatmap_grids, write_by_dataset
+from zsa_eval.report.references import nearest_reference
 
 __all__ = ["identity_hash", "prompts_hash"]
 LEADING_COLUMNS = ["dataset", "task", "source", "model", "family", "weights", "template", "prompts", "engine",
                    "precision", "selection", "n_classes", "main_score"]
 TRAILING_COLUMNS = ["n", "encoded_clips_per_s", "date", "run_dir", "identity", "status"]
+PUBLISHED_COLUMNS = ["published_reference", "published", "published_difference"]  # only when a run has one
 INTERNAL_COLUMNS = ["finished_at", "identity_fields", "main_value", "higher_is_better", "declared", "chance",
                     "chance_metric"]
 RUN_KEYS = {"dataset", "model", "n_evaluated", "started_at"}
@@ -166,6 +169,9 @@ def run_row(metrics: dict, run_dir: str) -> dict:
     }
     if declared.get("chance_metric"):
         row[declared["chance_metric"]] = row["chance"]
+    published = nearest_reference(metrics.get("references"), declared.get("main_score"))
+    row |= dict(zip(PUBLISHED_COLUMNS, (published["id"], published["value"], published["difference"])
+                    if published else (None, None, None)))
     for spec in specs:
         row[spec["name"]] = metrics.get(spec["name"])
         if spec["interval"]:
@@ -210,7 +216,8 @@ def board_columns(board: pd.DataFrame) -> list[str]:
             for spec in declared:
                 columns |= dict.fromkeys([spec["name"], f"{spec['name']}_ci95_low", f"{spec['name']}_ci95_high"]
                                          if spec["interval"] else [spec["name"]])
-    return [*LEADING_COLUMNS, *columns, *TRAILING_COLUMNS]
+    published = PUBLISHED_COLUMNS if "published" in board and board["published"].notna().any() else []
+    return [*LEADING_COLUMNS, *columns, *published, *TRAILING_COLUMNS]
 
 
 MISSING = object()
@@ -358,6 +365,10 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
     for spec in metric_specs(board):
         if spec["shown"]:
             shown[f"{spec['label']} [95% CI]" if spec["interval"] else spec["label"]] = metric_cells(board, spec)
+    if "published" in board:
+        shown["published (difference; reference)"] = [
+            f"{value:.4f} ({difference:+.4f}; {name})" if pd.notna(value) else "" for value, difference, name
+            in zip(board["published"], board["published_difference"], board["published_reference"])]
     shown["n"] = board["n"]
     shown["clips/s"] = board["encoded_clips_per_s"].map(lambda value: NOTHING_ENCODED if pd.isna(value)
                                                         else f"{value:.4f}")

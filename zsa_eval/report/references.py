@@ -1,0 +1,152 @@
+"""Published figures beside a run's measurement. A dataset config's `references:` (conf/dataset/*.yaml, checked by
+zsa_eval.config.checked_references) give each figure with its checkpoint, metric, source and protocol. A run shows
+those of its own checkpoint whose metric it reports (metrics.json `references`): the difference, and whether the
+published value lies inside the run's 95% interval. A reference's protocol is the run's own when zsa-eval can
+reproduce it (no `unsupported`) and the run scores the same clips (the same folds; no subset, class list or limit)
+with the same prompts. Task-agnostic: a metric is a metrics.json key, its interval `<metric>_ci95`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from zsa_eval.config import shown
+from zsa_eval.errors import UserError
+
+ALL_CLIPS = "all clips"
+
+
+def run_protocol(dataset: Mapping, limit: int | None, prompts: Sequence[str] | None) -> dict:
+    """What a run's protocol is made of, in the terms references state theirs: folds (null: all), the other clip
+    selections, and the prompts (None for a task that embeds no label)."""
+    return {"folds": dataset.get("folds"), "subset": dataset.get("subset"), "classes": dataset.get("classes"),
+            "limit": limit, "prompts": list(prompts) if prompts is not None else None}
+
+
+def folds_text(folds: Sequence[int] | None) -> str:
+    return f"folds {shown(sorted(folds))}" if folds else ALL_CLIPS
+
+
+def protocol_differences(reference: Mapping, protocol: Mapping) -> list[str]:
+    """How a run's protocol differs from a reference's, each difference in words (none: the run's own protocol)."""
+    if reference.get("unsupported"):
+        return [f"zsa-eval cannot reproduce it: {reference['unsupported']}"]
+    differences = []
+    if folds_text(reference.get("folds")) != folds_text(protocol["folds"]):
+        differences.append(f"{folds_text(reference.get('folds'))} there, {folds_text(protocol['folds'])} here")
+    differences += [f"{key}={shown(protocol[key])} here" for key in ("subset", "classes", "limit")
+                    if protocol[key] is not None]
+    if reference.get("prompts") and list(reference["prompts"]) != (protocol["prompts"] or []):
+        differences.append(f"prompts {reference['prompts']} there, {protocol['prompts']} here")
+    return differences
+
+
+def run_references(references: Sequence[Mapping] | None, checkpoint: str, metrics: Mapping,
+                   protocol: Mapping) -> list[dict]:
+    """metrics.json `references`: the published figures for this run's checkpoint whose metric it reports, each
+    with the measured value and its interval, the difference (measured - published), whether the published value
+    lies inside the interval, and whether the run followed the figure's protocol (else how it differs)."""
+    rows = []
+    for reference in references or []:
+        metric = reference["metric"]
+        if reference["checkpoint"] != checkpoint or metrics.get(metric) is None:
+            continue
+        measured, interval = float(metrics[metric]), metrics.get(f"{metric}_ci95")
+        differences = protocol_differences(reference, protocol)
+        rows.append({**reference, "measured": measured, "measured_ci95": interval,
+                     "difference": measured - reference["value"],
+                     "inside_interval": None if not interval else interval[0] <= reference["value"] <= interval[1],
+                     "same_protocol": not differences, "protocol_differences": differences})
+    return rows
+
+
+def published_text(reference: Mapping) -> str:
+    """A published value with its standard error or interval, as published."""
+    text = f"{reference['value']:.4f}"
+    if reference.get("stderr") is not None:
+        text += f" ± {reference['stderr']:.4f} (s.e.)"
+    if reference.get("interval"):
+        text += f" [{reference['interval'][0]:.4f}, {reference['interval'][1]:.4f}]"
+    return text
+
+
+def measured_text(value: float | None, interval: Sequence[float] | None) -> str:
+    if value is None:
+        return "not run"
+    return f"{value:.4f}" + (f" [{interval[0]:.4f}, {interval[1]:.4f}]" if interval else "")
+
+
+def inside_text(inside: bool | None) -> str:
+    return {True: "inside", False: "outside", None: "no interval for"}[inside]
+
+
+def reference_line(row: Mapping) -> str:
+    """One published figure beside the run's measurement, for the lines after its summary line."""
+    protocol = "the same protocol" if row["same_protocol"] else \
+        f"another protocol: {'; '.join(row['protocol_differences'])}"
+    return (f"reference {row['id']} ({row['protocol']}; {row['weights']} weights): {row['metric']} published "
+            f"{published_text(row)}, measured {measured_text(row['measured'], row['measured_ci95'])}, difference "
+            f"{row['difference']:+.4f}, published value {inside_text(row['inside_interval'])} the run's 95% "
+            f"interval; {protocol}")
+
+
+def reference_lines(metrics: Mapping) -> list[str]:
+    """The run's published figures, one line each (none for a run whose checkpoint has none)."""
+    return [reference_line(row) for row in metrics.get("references") or []]
+
+
+def nearest_reference(references: Sequence[Mapping] | None, metric: str | None) -> Mapping | None:
+    """The published figure a leaderboard shows beside a run's `metric`: one of the run's own protocol, else the one
+    nearest the measured value."""
+    candidates = [row for row in references or [] if row["metric"] == metric]
+    return min(candidates, key=lambda row: (not row["same_protocol"], abs(row["difference"]))) if candidates else None
+
+
+def references_of(cfg: DictConfig) -> list[dict]:
+    """The chosen dataset's references, as plain mappings (the config was checked)."""
+    references = cfg.dataset.get("references")
+    return OmegaConf.to_container(references) if references is not None else []
+
+
+def check_references(cfg: DictConfig, prompts: Sequence[str] | None, metric_names: Sequence[str]) -> dict:
+    """Before a run: each reference names a metric its task reports; reference=<id> names one of the dataset's
+    figures, for this run's checkpoint, whose protocol the run follows; gate.reference=true has a figure of the run's
+    protocol to bound. Returns the run's protocol."""
+    references, name = references_of(cfg), cfg.dataset.name
+    protocol = run_protocol(cfg.dataset, cfg.limit, prompts)
+    for reference in references:
+        if reference["metric"] not in metric_names:
+            raise UserError(f"dataset={name} reference {reference['id']}: metric {reference['metric']!r} is not one "
+                            f"this dataset's task reports ({', '.join(metric_names)})")
+    checkpoint = str(cfg.model.name_or_path)
+    if cfg.reference is not None:
+        check_chosen_reference(references, cfg.reference, checkpoint, protocol, name)
+    if cfg.gate.reference and not any(reference["checkpoint"] == checkpoint
+                                      and not protocol_differences(reference, protocol) for reference in references):
+        own = [f"{reference['id']} ({'; '.join(protocol_differences(reference, protocol))})"
+               for reference in references if reference["checkpoint"] == checkpoint]
+        raise UserError(f"gate.reference=true, but dataset={name} has no published figure for {checkpoint} under "
+                        f"this run's protocol ({folds_text(protocol['folds'])}, prompts {protocol['prompts']}); "
+                        + (f"its figures for this checkpoint: {', '.join(own)}" if own else
+                           "it has none for this checkpoint") + "; drop gate.reference or run a reference's protocol")
+    return protocol
+
+
+def check_chosen_reference(references: Sequence[Mapping], chosen: str, checkpoint: str, protocol: Mapping,
+                           dataset_name: str) -> None:
+    """reference=<id> reproduces one of the dataset's figures: the run's checkpoint and protocol must be its."""
+    found = next((reference for reference in references if reference["id"] == chosen), None)
+    if found is None:
+        ids = ", ".join(reference["id"] for reference in references) or "none"
+        raise UserError(f"reference={chosen} is not a published figure of dataset={dataset_name} (its references: "
+                        f"{ids}); choose the dataset that holds it")
+    if found["checkpoint"] != checkpoint:
+        raise UserError(f"reference={chosen} was measured on {found['checkpoint']}, but this run's model is "
+                        f"{checkpoint}; drop the model override (the reference chooses its model)")
+    if found.get("unsupported"):
+        raise UserError(f"reference={chosen} cannot be reproduced by zsa-eval: {found['unsupported']}")
+    differences = protocol_differences(found, protocol)
+    if differences:
+        raise UserError(f"reference={chosen}: this run does not follow its protocol ({'; '.join(differences)}); drop "
+                        "the overrides that change it")
