@@ -2,19 +2,22 @@
 # Install everything zsa-eval needs on a fresh Debian/Ubuntu machine, into the active Python environment:
 #   ffmpeg      - decodes what soundfile cannot (m4a, webm, wma, mka, ...) through torchcodec, and writes every
 #                 format in the tests; Debian's freedesktop and ALSA sounds are real recordings the tests read
+#   chromium-headless-shell - a real browser for the tests that open report.html and leaderboard.html (they are
+#                 skipped without it; zsa-eval itself never needs it)
 #   torch       - pinned first, so pip does not pick an unrelated build; torchcodec 0.13 pairs with torch 2.13
 #   zsa-eval    - this package, editable (for development: edits take effect without reinstalling), with its
 #                 test extras; `pip install .` or the wheel (see README) installs it as a plain package
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v ffmpeg >/dev/null 2>&1 || [ ! -d /usr/share/sounds/freedesktop ] || [ ! -d /usr/share/sounds/alsa ]; then
+if ! command -v ffmpeg >/dev/null 2>&1 || [ ! -d /usr/share/sounds/freedesktop ] || [ ! -d /usr/share/sounds/alsa ] \
+    || ! command -v chromium-headless-shell >/dev/null 2>&1; then
   sudo_cmd=""
   [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
   # DPkg::Lock::Timeout: wait up to 10 min for another apt or dpkg (unattended upgrades, say) to release its lock
   $sudo_cmd apt-get -o DPkg::Lock::Timeout=600 update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
-    --no-install-recommends ffmpeg sound-theme-freedesktop alsa-utils >/dev/null
+    --no-install-recommends ffmpeg sound-theme-freedesktop alsa-utils chromium-headless-shell >/dev/null
 fi
 
 python -m pip install -q "torch==2.13.0"

@@ -15,7 +15,7 @@ DATASETS = sorted(path.stem for path in (Path(__file__).resolve().parent.parent 
 
 NEEDS_NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 RESULT_FILES = {"metrics.json", "per_class.csv", "per_fold.csv", "predictions.csv", "confusion_matrix.csv",
-                "confusion_matrix.png", "config.yaml", "errors.csv"}
+                "confusion_matrix.png", "config.yaml", "errors.csv", "report.html", "report_assets"}
 
 
 def test_smoke_run_writes_every_result(monkeypatch, capsys, tiny_model_dir, tmp_path):

@@ -435,8 +435,8 @@ def test_compare_pairs_the_common_clips_of_two_tagging_runs(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "Compared on the 4 clips both runs evaluated (A evaluated 5, B 5)." in printed
     assert "## Per-class AP on the common clips, largest change first" in printed
-    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["ap_deltas.csv", "compare.json",
-                                                                         "compare.md", "compare_ap.png"]
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["ap_deltas.csv", "compare.html",
+                                                                         "compare.json", "compare.md", "compare_ap.png"]
     assert json.loads((tmp_path / "out" / "compare.json").read_text())["n_common"] == 4
 
 

@@ -458,8 +458,8 @@ def test_compare_pairs_the_queries_of_two_retrieval_runs(tiny_model_dir, clotho_
     assert report_main(["compare", str(runs["tiny_random"]), str(runs["pe_tiny_random"]), "--out", str(out)]) == 0
     assert f"Compared on the {n_t2a + n_a2t} queries ({n_t2a} captions, {n_a2t} clips) both runs evaluated" in \
         capsys.readouterr().out
-    assert sorted(path.name for path in out.iterdir()) == ["compare.json", "compare.md", "compare_recall_at_k.png",
-                                                           "rank_changes.csv"]
+    assert sorted(path.name for path in out.iterdir()) == ["compare.html", "compare.json", "compare.md",
+                                                           "compare_recall_at_k.png", "rank_changes.csv"]
 
 
 def test_compare_refuses_retrieval_runs_over_other_candidates(tmp_path):

@@ -90,7 +90,7 @@ def test_templates_of_one_model_share_its_audio_embeddings(sweep):
 def test_leaderboard_rebuilds_identically_from_the_runs(sweep, capsys, tmp_path):
     results = shutil.copytree(sweep[0], tmp_path / "results")  # a copy: the other tests read the sweep's
     written = {name: (results / name).read_bytes() for name in ("leaderboard.csv", "leaderboard.md",
-                                                                 "leaderboard.json")}
+                                                                 "leaderboard.json", "leaderboard.html")}
     for name in written:
         (results / name).unlink()
     assert report_main(["leaderboard", str(results)]) == 0

@@ -24,11 +24,12 @@ from zsa_eval.long_audio import LongAudio, long_audio_policy
 from zsa_eval.models import LoadedModel, resolve_device
 from zsa_eval.processing import ProcessedItems, log_batches, process_items
 from zsa_eval.provenance import environment, files_fingerprint, identity_hash, items_fingerprint
-from zsa_eval.report import write_run
+from zsa_eval.report import write_json, write_run
 from zsa_eval.report.embeddings import read_embedding_parts, remove_embedding_parts
 from zsa_eval.report.gate import check_baseline_dataset, gate_failures, read_baseline, reference_failures
 from zsa_eval.report.leaderboard import leaderboard_of, update_leaderboard
 from zsa_eval.report.references import check_references, references_of, run_references
+from zsa_eval.report.run_report import report_run
 from zsa_eval.report.skips import check_skip_fraction, skip_status, write_skips
 from zsa_eval.tasks import Evaluated, RunContext, Task
 from zsa_eval.tasks.registry import task_named
@@ -36,7 +37,7 @@ from zsa_eval.tasks.registry import task_named
 # Settings that do not change a run's results: a run may be resumed with other values of these.
 RESULT_NEUTRAL_KEYS = ("output_dir", "results_dir", "resume", "overwrite", "progress", "verbose", "debug",
                        "batch_size", "num_workers", "cache", "cache_dir", "on_error", "max_skip_fraction", "gate",
-                       "reference")
+                       "reference", "report", "report_mistakes", "report_mistakes_per_class")
 SELECTION_KEYS = ("label_column", "label_names", "label_delimiter", "classes", "folds", "subset", "split_folder")
 
 
@@ -210,6 +211,9 @@ def run(cfg: DictConfig) -> dict | None:
     metrics |= task.declaration(metrics)
     write_run(output_dir, metrics, results, OmegaConf.to_yaml(resolved))
     remove_embedding_parts(output_dir)
+    metrics["report"] = report_run(output_dir, metrics, results, lambda: task.mistakes(context, evaluated, results),
+                                   dataset.clips, cfg.report, cfg.debug)
+    write_json(metrics, output_dir / "metrics.json")
     update_leaderboard(metrics)
     check_skip_fraction(metrics, cfg.max_skip_fraction, output_dir)
     if failures:

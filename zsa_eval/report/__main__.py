@@ -10,7 +10,7 @@ from pathlib import Path
 from zsa_eval.config import CONFIG_DIR
 from zsa_eval.errors import UserError
 from zsa_eval.report import atomic_write
-from zsa_eval.report.compare import compare_runs, comparison_dir, write_comparison
+from zsa_eval.report.compare import COMPARE_CLIPS, compare_runs, comparison_dir, write_comparison
 from zsa_eval.report.leaderboard import leaderboard_markdown, write_leaderboard
 from zsa_eval.report.reproducibility import reproducibility_page
 
@@ -26,10 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("run_a", type=Path)
     compare.add_argument("run_b", type=Path)
     compare.add_argument("--out", type=Path, default=None,
-                         help="where compare.md, compare.json, compare_recall.png and changed_predictions.csv go "
+                         help="where compare.md, .json, .html, compare_recall.png and changed_predictions.csv go "
                               "(default: a folder of this pair's own under $ZSA_EVAL_RESULTS or results/, compare/)")
     compare.add_argument("--resamples", type=int, default=1000, help="paired bootstrap resamples")
     compare.add_argument("--seed", type=int, default=0, help="seed of the paired bootstrap")
+    compare.add_argument("--clips", type=int, default=COMPARE_CLIPS,
+                         help="compare.html plays the clips of the first N items it lists (0: none)")
     reproducibility = commands.add_parser(
         "reproducibility", help="the published figures of the dataset configs beside the runs that reproduce them")
     reproducibility.add_argument("results_dir", type=Path, nargs="?", default=Path("results"))
@@ -54,9 +56,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise UserError(f"{arguments.results_dir} is not a directory; pass the results directory")
             print(leaderboard_markdown(write_leaderboard(arguments.results_dir, arguments.every_run)), end="")
         else:
+            if arguments.clips < 0:
+                raise UserError(f"--clips {arguments.clips} is below 0; pass --clips 0 for no players, or more")
             comparison = compare_runs(arguments.run_a, arguments.run_b, arguments.resamples, arguments.seed)
             out = arguments.out or comparison_dir(arguments.run_a, arguments.run_b)
-            print(write_comparison(comparison, out), end="")
+            print(write_comparison(comparison, out, arguments.clips), end="")
             print(f"zsa-eval: comparison written to {out}", file=sys.stderr)
     except UserError as error:
         print(f"zsa-eval: error: {error}", file=sys.stderr)

@@ -113,8 +113,8 @@ def by_dataset_markdown(table: pd.DataFrame) -> str:
     return shown.to_markdown(index=False, floatfmt=".4f") + "\n"
 
 
-def write_by_dataset(board: pd.DataFrame, results_dir: Path) -> None:
-    """leaderboard_by_dataset.csv, .md and its heat map .png (the score columns and means)."""
+def write_by_dataset(board: pd.DataFrame, results_dir: Path) -> pd.DataFrame:
+    """leaderboard_by_dataset.csv, .md and its heat map .png (the score columns and means); returns the table."""
     table, metrics = by_dataset(board)
     write_csv(table, results_dir / "leaderboard_by_dataset.csv")
     atomic_write(results_dir / "leaderboard_by_dataset.md", by_dataset_markdown(table))
@@ -122,3 +122,4 @@ def write_by_dataset(board: pd.DataFrame, results_dir: Path) -> None:
     heat = table.set_index(pd.Index([" | ".join(pair) for pair in zip(table["model"], table["template"])]))[scores]
     atomic_write(results_dir / "leaderboard_by_dataset.png",
                  dataset_heatmap_png(heat.rename(columns=lambda column: column.rsplit(" ", 1)[0]), metrics))
+    return table

@@ -19,6 +19,8 @@ from zsa_eval.provenance import identity_hash, prompts_hash, short_hash
 from zsa_eval.report import atomic_write, write_csv, write_json
 from zsa_eval.report.across_models import heatmap_grids, write_by_dataset
 from zsa_eval.report.references import nearest_reference
+from zsa_eval.report.html import figure_title, png_data_uri, render, table
+from zsa_eval.report.run_report import REPORT_FILE
 
 __all__ = ["identity_hash", "prompts_hash"]
 LEADING_COLUMNS = ["dataset", "task", "source", "model", "family", "weights", "template", "prompts", "engine",
@@ -352,7 +354,7 @@ def metric_cells(board: pd.DataFrame, spec: dict) -> list[str]:
     return [cell if declared else "" for cell, declared in zip(cells, declares)]
 
 
-def leaderboard_markdown(board: pd.DataFrame) -> str:
+def shown_board(board: pd.DataFrame) -> pd.DataFrame:
     """The board for reading: each shown metric with its 95% interval (the other declared metrics are in the CSV);
     the task column when tasks are mixed; source and weights only when some row has one; template, prompts, class
     count and chance only when some row has a template (runs that fill prompts with class labels)."""
@@ -377,8 +379,27 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
     hidden = [name for name in ("source", "weights") if not shown[name].astype(bool).any()]
     hidden += [] if shown["template"].astype(bool).any() else ["template", "prompts", "n_classes", "chance"]
     hidden += ["task"] if board["task"].nunique() < 2 else []
-    shown = shown.drop(columns=hidden)
-    return shown.to_markdown(index=False, floatfmt=".4f") + "\n"
+    return shown.drop(columns=hidden)
+
+
+def leaderboard_markdown(board: pd.DataFrame) -> str:
+    """The board for reading (shown_board) as a Markdown table."""
+    return shown_board(board).to_markdown(index=False, floatfmt=".4f") + "\n"
+
+
+def leaderboard_page(board: pd.DataFrame, results_dir: Path, every_run: bool, by_dataset: pd.DataFrame | None) -> str:
+    """leaderboard.html: the board as leaderboard.md shows it, sortable, each run (first column) linked to its
+    report.html where it has one; the heat maps and the by-dataset table, when the board has them (`by_dataset`)."""
+    shown = shown_board(board)
+    shown = shown[["run_dir", *shown.columns.drop("run_dir")]]
+    reports = [f"{run_dir}/{REPORT_FILE}" if (results_dir / run_dir / REPORT_FILE).is_file() else None
+               for run_dir in shown["run_dir"]]
+    figures = [(figure_title(name), png_data_uri((results_dir / name).read_bytes()))
+               for name in ("leaderboard_heatmap.png", "leaderboard_by_dataset.png") if by_dataset is not None]
+    return render("leaderboard.html.j2", title=f"zsa-eval leaderboard: {results_dir.name}",
+                  every_run=every_run, board=table(shown, {"run_dir": reports}), n_runs=len(board),
+                  n_reports=sum(map(bool, reports)), figures=figures,
+                  by_dataset=table(by_dataset) if by_dataset is not None else None)
 
 
 def leaderboard_json(board: pd.DataFrame, every_run: bool) -> dict:
@@ -391,10 +412,10 @@ def leaderboard_json(board: pd.DataFrame, every_run: bool) -> dict:
 
 
 def write_leaderboard(results_dir: Path, every_run: bool = False) -> pd.DataFrame:
-    """Rebuild leaderboard.csv, .md, .json, leaderboard_heatmap.png and the by-dataset table
+    """Rebuild leaderboard.csv, .md, .json, .html, leaderboard_heatmap.png and the by-dataset table
     (leaderboard_by_dataset.csv, .md, .png) in `results_dir` (with `every_run`: leaderboard_all.csv, .md, .json,
-    no figure and no by-dataset table). The heat map and the by-dataset table hold the rows that have a template:
-    runs that fill prompts with class labels.
+    .html, no figure and no by-dataset table). The heat map and the by-dataset table hold the rows that have a
+    template: runs that fill prompts with class labels.
 
     Under a file lock, so concurrent runs finishing together leave a leaderboard that holds all of them."""
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -405,9 +426,11 @@ def write_leaderboard(results_dir: Path, every_run: bool = False) -> pd.DataFram
         atomic_write(results_dir / f"{stem}.md", leaderboard_markdown(board))
         write_json(leaderboard_json(board, every_run), results_dir / f"{stem}.json")
         templated = board[board["template"].notna()]
+        by_dataset = None
         if not every_run and not templated.empty:
             atomic_write(results_dir / "leaderboard_heatmap.png", accuracy_heatmap_png(heatmap_grids(templated)))
-            write_by_dataset(templated, results_dir)
+            by_dataset = write_by_dataset(templated, results_dir)
+        atomic_write(results_dir / f"{stem}.html", leaderboard_page(board, results_dir, every_run, by_dataset))
     return board
 
 

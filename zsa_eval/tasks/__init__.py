@@ -2,7 +2,7 @@
 dataset's `task` key to its task). A task says which dataset shape it needs, which texts it embeds, how each batch of clips becomes
 logged outcomes, how the evaluated items become metrics with intervals, tables and figures, its summary line, and
 which of its metrics a leaderboard shows (declared in every run's metrics.json, so that the report layer reads runs
-without knowing their task). Nothing outside a task module imports its internals.
+without knowing their task), and which items it got most wrong (report.html plays them). Nothing outside a task module imports its internals.
 
 - `classification` (zsa_eval.tasks.classification): one label per clip; accuracy and its kin.
 - `multilabel` (zsa_eval.tasks.tagging): a label set per clip; mAP and its kin.
@@ -106,6 +106,32 @@ class TaskResults:
     provenance: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Mistake:
+    """An item a run got wrong, to listen to: its title (the item's or query's id), the clips to play, each as (what
+    it is, its dataset position: the dataset's lazy `clips` read it again), and the fields to show (name -> text or
+    number)."""
+
+    title: str
+    clips: tuple[tuple[str, int], ...]
+    fields: dict[str, str | float | int]
+
+
+@dataclass(frozen=True)
+class Mistakes:
+    """A run's mistakes worth hearing, worst first, and one sentence saying which they are."""
+
+    description: str
+    items: list[Mistake]
+
+
+def worst_first(table: pd.DataFrame, by: str, group: str, per_group: int, total: int) -> pd.DataFrame:
+    """The rows of `table` by their `by` value, largest first (equal values in table order), at most `per_group`
+    rows of one `group` value and `total` in all; rows keep their index."""
+    ranked = table.sort_values(by, ascending=False, kind="stable")
+    return ranked.groupby(group, sort=False).head(per_group).head(total)
+
+
 class Task(ABC):
     """A kind of evaluation. Subclasses declare their names and metrics and implement the steps below."""
 
@@ -147,6 +173,11 @@ class Task(ABC):
     @abstractmethod
     def summary_line(self, metrics: dict, wall_s: float) -> str:
         """A finished run in one line (`wall_s`: seconds since the process started)."""
+
+    def mistakes(self, context: RunContext, evaluated: Evaluated, results: TaskResults) -> Mistakes | None:
+        """The evaluated items the run got most wrong, worst first, at most `report_mistakes_per_class` of a class
+        and `report_mistakes` in all (report.html); None for a task that has none to show."""
+        return None
 
     def compare(self, run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict, resamples: int, seed: int):
         """Two runs of this task on the items both evaluated (zsa_eval.report.compare writes what it returns)."""

@@ -28,9 +28,17 @@ from zsa_eval.data import AudioDataset, joined_labels_hint
 from zsa_eval.errors import UserError
 from zsa_eval.plots import confusion_png, recall_bars_png
 from zsa_eval.stats import BOOTSTRAP_LEVEL, bootstrap_indices, percentile_interval
-from zsa_eval.tasks import Evaluated, MetricSpec, RunContext, TaskResults
+from zsa_eval.tasks import Evaluated, MetricSpec, Mistake, Mistakes, RunContext, TaskResults, worst_first
 from zsa_eval.tasks.comparing import Comparison, bootstrap_record, legend, paired_deltas, paired_items
-from zsa_eval.tasks.labels import TOP_K, LabelTask, interval, top_k, top_k_columns, top_k_indices
+from zsa_eval.tasks.labels import (
+    TOP_K,
+    LabelTask,
+    interval,
+    top_k,
+    top_k_columns,
+    top_k_indices,
+    top_labels_text,
+)
 
 INTERVAL_METRICS = ("accuracy", "top_k_accuracy", "balanced_accuracy", "macro_f1")  # each gets <name>_ci95
 SIGNIFICANCE_LEVEL = 0.05
@@ -151,6 +159,12 @@ def predictions_table(
     })
 
 
+def confident_mistakes(predictions: pd.DataFrame, per_class: int, total: int) -> pd.DataFrame:
+    """The wrong predictions, most confident first (equal scores in dataset order), at most `per_class` of one true
+    label and `total` in all; rows keep their index in `predictions`."""
+    return worst_first(predictions[~predictions["correct"].astype(bool)], "score", "true_label", per_class, total)
+
+
 def read_predictions(path: Path) -> pd.DataFrame:
     """predictions.csv as written: ids, paths, folds and labels as the exact text (`NA`, `None`, `01` stay so),
     scores as floats, correct as bool (the pandas call results/README.md documents)."""
@@ -197,6 +211,23 @@ class ClassificationTask(LabelTask):
         summary = summary_metrics(y_true, probabilities, n_classes, seed=context.cfg.seed)
         return TaskResults(summary | {"chance_accuracy": 1 / n_classes}, tables,
                            {"confusion_matrix.png": confusion_png(confusion)})
+
+    def mistakes(self, context: RunContext, evaluated: Evaluated, results: TaskResults) -> Mistakes:
+        """The most confident wrong predictions, each with the true label's score and the best three classes."""
+        cfg, class_names = context.cfg, context.dataset.class_names
+        predictions = results.tables["predictions"]
+        chosen = confident_mistakes(predictions, cfg.report_mistakes_per_class, cfg.report_mistakes)
+        column = {name: index for index, name in enumerate(class_names)}
+        kind = context.loaded.family.score_kind
+        items = [Mistake(row["item_id"], (("clip", evaluated.positions[index]),),
+                         {"true label": row["true_label"], "predicted": row["predicted_label"],
+                          f"score ({kind})": row["score"],
+                          "true label's score": evaluated.records[index]["probabilities"][column[row["true_label"]]],
+                          "top 3": top_labels_text(row)})
+                 for index, row in chosen.iterrows()]
+        return Mistakes(f"The {len(items)} most confident of the {int((~predictions['correct']).sum())} wrong "
+                        f"predictions (at most {cfg.report_mistakes_per_class} per true label, {cfg.report_mistakes} "
+                        "in all), most confident first.", items)
 
     def headline(self, metrics: dict) -> str:
         top = (f"top-{metrics['top_k']} {metrics['top_k_accuracy']:.4f}, "
@@ -261,15 +292,12 @@ class ClassificationComparison(Comparison):
                 f"{test['alpha']} (exact McNemar p = {test['p_value']:.4g}; only A right on {test['a_only_correct']}, "
                 f"only B right on {test['b_only_correct']}).")
 
-    def sections(self) -> list[str]:
+    def shown_tables(self) -> list[tuple[str, pd.DataFrame]]:
         fixed = int((self.changed["correct_b"] & ~self.changed["correct_a"]).sum())
         broken = int((self.changed["correct_a"] & ~self.changed["correct_b"]).sum())
-        return [
-            "## Per-class recall on the common items, largest change first", "",
-            self.recall_deltas.to_markdown(index=False, floatfmt=".4f"), "",
-            f"## Items whose prediction changed: {len(self.changed)} ({fixed} now right, {broken} now wrong)", "",
-            self.changed.to_markdown(index=False) if len(self.changed) else "(none)", "",
-        ]
+        return [("Per-class recall on the common items, largest change first", self.recall_deltas),
+                (f"Items whose prediction changed: {len(self.changed)} ({fixed} now right, {broken} now wrong)",
+                 self.changed)]
 
     def extra_summary(self) -> dict:
         return {"mcnemar": self.mcnemar, "n_changed": len(self.changed)}

@@ -84,9 +84,18 @@ class Comparison:
                 f"{row['delta_ci95_high']:+.4f}]) on {self.n_common} common {self.unit}: the interval "
                 f"{'excludes' if excludes_zero else 'includes'} 0.")
 
-    def sections(self) -> list[str]:
-        """compare.md's task-specific sections after the metrics (Markdown lines)."""
+    def shown_tables(self) -> list[tuple[str, pd.DataFrame]]:
+        """The task's tables after the metrics, each under its heading (compare.md's sections, compare.html's)."""
         return []
+
+    def sections(self) -> list[str]:
+        """compare.md's task-specific sections after the metrics (Markdown lines): each shown table under its
+        heading, "(none)" for an empty one."""
+        lines = []
+        for heading, table in self.shown_tables():
+            lines += [f"## {heading}", "", table.to_markdown(index=False, floatfmt=".4f") if len(table) else "(none)",
+                      ""]
+        return lines
 
     def extra_summary(self) -> dict:
         """compare.json's task-specific fields."""

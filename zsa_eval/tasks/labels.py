@@ -23,6 +23,7 @@ from zsa_eval.tasks import Evaluated, LoggedBatch, RunContext, Task, TaskResults
 TOP_K = 5
 SCORE_COLUMNS = {"softmax": "prob", "sigmoid": "sigmoid"}  # scores.parquet column prefix per family score kind
 EMBEDDINGS_DIR = "embeddings"
+SHOWN_TOP = 3  # report.html shows each mistake's best three classes
 
 
 def check_prompts(prompts: Sequence[str], template_name: str) -> list[str]:
@@ -65,6 +66,12 @@ def top_k_columns(scores: np.ndarray, class_names: Sequence[str]) -> dict[str, n
         columns[f"top{rank + 1}_label"] = names[top[:, rank]]
         columns[f"top{rank + 1}_score"] = top_scores[:, rank]
     return columns
+
+
+def top_labels_text(row: pd.Series, n: int = SHOWN_TOP) -> str:
+    """A predictions row's best `n` classes and their scores, for reading: "dog 0.4120 · cat 0.3010 · bird 0.1000"."""
+    return " · ".join(f"{row[f'top{rank}_label']} {row[f'top{rank}_score']:.4f}" for rank in range(1, n + 1)
+                      if f"top{rank}_label" in row)
 
 
 def classes_without_items(dataset: AudioDataset) -> list[str]:

@@ -27,7 +27,17 @@ from zsa_eval.long_audio import summary_note
 from zsa_eval.plots import recall_at_k_png
 from zsa_eval.provenance import short_hash
 from zsa_eval.stats import BOOTSTRAP_LEVEL, bootstrap_indices, percentile_interval
-from zsa_eval.tasks import Evaluated, LoggedBatch, MetricSpec, RunContext, Task, TaskResults
+from zsa_eval.tasks import (
+    Evaluated,
+    LoggedBatch,
+    MetricSpec,
+    Mistake,
+    Mistakes,
+    RunContext,
+    Task,
+    TaskResults,
+    worst_first,
+)
 from zsa_eval.tasks.comparing import Comparison, bootstrap_record, legend, paired_deltas
 
 RECALL_AT = (1, 5, 10)
@@ -300,6 +310,26 @@ class RetrievalTask(Task):
         provenance = {"captions_fingerprint": short_hash(dataset.items["captions"].map(list).tolist(), 16)}
         return TaskResults(metrics, tables, {"recall_at_k.png": figure}, arrays, provenance=provenance)
 
+    def mistakes(self, context: RunContext, evaluated: Evaluated, results: TaskResults) -> Mistakes:
+        """The captions whose clip ranked worst among the clips (text to audio), each with the clip they retrieved
+        first."""
+        cfg = context.cfg
+        ranks = results.tables["ranks"]
+        captions = ranks[ranks["direction"] == DIRECTIONS["t2a"]].reset_index(drop=True) \
+            .assign(clip=caption_table(evaluated.items)["clip"])
+        chosen = worst_first(captions[captions["rank"] > 1], "rank", "clip", cfg.report_mistakes_per_class,
+                             cfg.report_mistakes)
+        clip_ids = evaluated.items["item_id"].tolist()
+        row_of = {item_id: row for row, item_id in enumerate(clip_ids)}
+        items = [Mistake(query.query_id, (("its clip", evaluated.positions[query.clip]),
+                                          ("retrieved first", evaluated.positions[row_of[query.top1]])),
+                         {"caption": query.query, "its clip": clip_ids[query.clip], "its clip's rank": int(query.rank),
+                          "retrieved first": query.top1})
+                 for query in chosen.itertuples(index=False)]
+        return Mistakes(f"The {len(items)} captions whose clip ranked worst among the {len(clip_ids)} clips (text "
+                        f"to audio; at most {cfg.report_mistakes_per_class} captions of one clip, "
+                        f"{cfg.report_mistakes} in all), worst first, each with the clip it retrieved first.", items)
+
     def summary_line(self, metrics: dict, wall_s: float) -> str:
         return retrieval_summary(metrics, wall_s)
 
@@ -317,11 +347,10 @@ class RetrievalComparison(Comparison):
     rank_changes: pd.DataFrame = None  # direction, query_id, query, rank_a, rank_b, change (largest first)
     curves: dict = None                # "A text to audio" -> recall at k, ..., for the figure
 
-    def sections(self) -> list[str]:
+    def shown_tables(self) -> list[tuple[str, pd.DataFrame]]:
         changed = self.rank_changes[self.rank_changes["change"] != 0]
-        return [f"## Queries whose rank changed: {len(changed)} (the {min(len(changed), COMPARED_RANKS)} largest "
-                "changes; all in rank_changes.csv)", "",
-                changed.head(COMPARED_RANKS).to_markdown(index=False) if len(changed) else "(none)", ""]
+        return [(f"Queries whose rank changed: {len(changed)} (the {min(len(changed), COMPARED_RANKS)} largest "
+                 "changes; all in rank_changes.csv)", changed.head(COMPARED_RANKS))]
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"rank_changes": self.rank_changes}

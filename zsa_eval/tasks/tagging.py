@@ -25,9 +25,9 @@ from zsa_eval.data import LABEL_SET_SEPARATOR
 from zsa_eval.errors import UserError
 from zsa_eval.plots import ap_bars_png, recall_bars_png
 from zsa_eval.stats import BOOTSTRAP_LEVEL, bootstrap_indices, percentile_interval
-from zsa_eval.tasks import Evaluated, MetricSpec, RunContext, TaskResults
+from zsa_eval.tasks import Evaluated, MetricSpec, Mistake, Mistakes, RunContext, TaskResults, worst_first
 from zsa_eval.tasks.comparing import Comparison, bootstrap_record, legend, paired_deltas, paired_items
-from zsa_eval.tasks.labels import LabelTask, interval, number, top_k_columns
+from zsa_eval.tasks.labels import LabelTask, interval, number, top_k_columns, top_labels_text
 
 INTERVAL_METRICS = ("map", "mauc", "d_prime", "lrap")  # each gets <name>_ci95
 RANKING_CHUNK = 256  # items per block in ranking_precisions (block x classes x classes booleans)
@@ -193,6 +193,19 @@ def predictions_table(items: pd.DataFrame, y_true: np.ndarray, scores: np.ndarra
     })
 
 
+def worst_ranked_labels(y_true: np.ndarray, scores: np.ndarray, per_class: int, total: int) -> pd.DataFrame:
+    """Each clip's true labels that a false label outranks (ranked below the clip's count of true labels), worst rank
+    first (equal ranks in clip, then class, order), at most `per_class` of one class and `total` in all: clip (row
+    of `scores`), label (column), rank (1-based among all classes, equal scores in class order, as the top-k
+    columns rank them) and score."""
+    order = np.argsort(-scores, axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(1, scores.shape[1] + 1)[None, :], axis=1)
+    clips, labels = np.nonzero(y_true)
+    pairs = pd.DataFrame({"clip": clips, "label": labels, "rank": ranks[clips, labels], "score": scores[clips, labels]})
+    return worst_first(pairs[pairs["rank"] > y_true.sum(axis=1)[clips]], "rank", "label", per_class, total)
+
+
 class TaggingTask(LabelTask):
     name = "multilabel"
     shape = "label set"
@@ -223,6 +236,24 @@ class TaggingTask(LabelTask):
             {"predictions": predictions_table(evaluated.items, y_true, logits, class_names), "per_class": per_class},
             {"per_class_ap.png": ap_bars_png(per_class)})
 
+    def mistakes(self, context: RunContext, evaluated: Evaluated, results: TaskResults) -> Mistakes:
+        """The true labels ranked worst among their clip's classes by its logits, with the clip's true labels and its
+        best three classes."""
+        cfg, class_names = context.cfg, context.dataset.class_names
+        logits = np.asarray([record["logits"] for record in evaluated.records], dtype=np.float32)
+        chosen = worst_ranked_labels(label_matrix(evaluated.items["labels"], class_names), logits,
+                                     cfg.report_mistakes_per_class, cfg.report_mistakes)
+        predictions = results.tables["predictions"]
+        items = [Mistake(predictions.at[clip, "item_id"], (("clip", evaluated.positions[clip]),),
+                         {"true label": class_names[label], "its rank": int(rank), "its logit": float(score),
+                          "true labels": predictions.at[clip, "true_labels"],
+                          "top 3 (logits)": top_labels_text(predictions.loc[clip])})
+                 for clip, label, rank, score in chosen.itertuples(index=False)]
+        return Mistakes(f"The {len(items)} worst-ranked true labels among the {len(class_names)} classes (a label "
+                        "ranked below its clip's count of true labels: a false label outranks it), at most "
+                        f"{cfg.report_mistakes_per_class} per class and {cfg.report_mistakes} in all, worst first.",
+                        items)
+
     def headline(self, metrics: dict) -> str:
         return (f"mAP {number(metrics['map'])} {interval(metrics['map_ci95'])} over the "
                 f"{metrics['n_classes_counted']} of {metrics['n_classes']} classes with clips "
@@ -242,9 +273,8 @@ COMPARED_METRICS = ("map", "mauc", "lrap")  # d' is a function of mAUC; micro mA
 class TaggingComparison(Comparison):
     ap_deltas: pd.DataFrame = None  # label, support, ap_a, ap_b, delta (largest change first)
 
-    def sections(self) -> list[str]:
-        return ["## Per-class AP on the common clips, largest change first", "",
-                self.ap_deltas.to_markdown(index=False, floatfmt=".4f"), ""]
+    def shown_tables(self) -> list[tuple[str, pd.DataFrame]]:
+        return [("Per-class AP on the common clips, largest change first", self.ap_deltas)]
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"ap_deltas": self.ap_deltas}

@@ -1,0 +1,140 @@
+"""A run's report.html: its summary (model, dataset, prompts, identity, each metric it declares with its interval,
+status, skips, references), its task's figures and tables, and the mistakes its task names, each with a player of
+the clip read again from the dataset. Written after every other result of the run, so a report that fails loses
+none of them: it is a warning and metrics.json's `report`."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from zsa_eval.audio import AudioSource
+from zsa_eval.report import atomic_write
+from zsa_eval.report.html import ClipFiles, Table, cell, figure_title, png_data_uri, remove_page, render, shown, table
+
+if TYPE_CHECKING:
+    from zsa_eval.tasks import Mistakes, TaskResults
+
+REPORT_FILE = "report.html"
+SHOWN_TABLES = {"per_class": "Per class", "per_fold": "Per fold"}  # a task's tables the page shows, when it has them
+SHOWN_SKIPS = 100  # errors.csv rows the page lists (all are in the file)
+
+
+def metric_rows(metrics: dict) -> list[dict]:
+    """Each metric the run declares (metrics.json leaderboard_metrics) with its 95% interval and which way is better,
+    then the chance level of its main score."""
+    rows = []
+    for spec in metrics.get("leaderboard_metrics") or []:
+        bounds = metrics.get(f"{spec['name']}_ci95") if spec["interval"] else None
+        rows.append({"name": spec["name"], "label": spec["label"], "value": shown(metrics.get(spec["name"])),
+                     "interval": f"[{bounds[0]:.4f}, {bounds[1]:.4f}]" if bounds else "",
+                     "better": "higher" if spec["higher_is_better"] else "lower",
+                     "main": spec["name"] == metrics.get("main_score")})
+    chance = metrics.get("chance_metric")
+    if chance and metrics.get(chance) is not None:
+        rows.append({"name": chance, "label": f"chance ({metrics.get('main_score')})", "value": shown(metrics[chance]),
+                     "interval": "", "better": "", "main": False})
+    return rows
+
+
+def summary_facts(metrics: dict) -> list[tuple[str, str]]:
+    """Who, what and how the run went, as (name, text), leaving out what the run does not have."""
+    identity = metrics.get("identity") or {}
+    revision = identity.get("model_revision")
+    source = identity.get("dataset_source")
+    excluded = f", {metrics['n_excluded']} outside dataset.classes" if metrics.get("n_excluded") else ""
+    skipped = ", ".join(f"{count} {reason}" for reason, count in (metrics.get("skipped_by_reason") or {}).items())
+    facts = [
+        ("task", metrics.get("task")),
+        ("dataset", metrics.get("dataset")),
+        ("dataset source", f"{source}@{identity.get('dataset_revision')}" if source and identity.get("dataset_revision")
+         else source),
+        ("model", metrics.get("model")),
+        ("weights", f"{metrics.get('model_name_or_path')}" + (f"@{revision}" if revision else "")),
+        ("family", metrics.get("family")),
+        ("scores", metrics.get("score_kind_description") or metrics.get("similarity")),
+        ("template", metrics.get("template")),
+        ("engine, precision, device", ", ".join(str(metrics[key]) for key in ("engine", "precision", "device")
+                                                if metrics.get(key))),
+        ("items", f"{metrics.get('n_evaluated')} of {metrics.get('n_items')} evaluated, "
+                  f"{metrics.get('n_skipped', 0)} skipped{f' ({skipped})' if skipped else ''}{excluded}"),
+        ("status", metrics.get("status")),
+        ("identity hash", metrics.get("identity_hash")),
+        ("started, finished", ", ".join(str(metrics[key]) for key in ("started_at", "finished_at")
+                                        if metrics.get(key))),
+        ("elapsed", f"{metrics['elapsed_s']} s" if metrics.get("elapsed_s") is not None else None),
+        ("run directory", metrics.get("output_dir")),
+    ]
+    return [(name, str(value)) for name, value in facts if value not in (None, "")]
+
+
+def mistakes_table(mistakes: Mistakes, clips: ClipFiles, sources: Sequence[AudioSource]) -> tuple[Table, list[str]]:
+    """The mistakes, one row each: number, title, a player per clip, the task's fields; and each clip that could not
+    be decoded again, named."""
+    first = mistakes.items[0]
+    columns = ["#", "item", *(label for label, _ in first.clips), *first.fields]
+    rows, undecodable = [], []
+    for number, mistake in enumerate(mistakes.items, 1):
+        players = [clips.clip(f"clip-{position:06d}", label, sources[position]) for label, position in mistake.clips]
+        undecodable += [f"{mistake.title} ({player.label}): {player.problem}" for player in players if player.problem]
+        rows.append([cell(number), cell(mistake.title), *map(cell, players), *map(cell, mistake.fields.values())])
+    return Table(columns, rows), undecodable
+
+
+def skipped_items(output_dir: Path) -> pd.DataFrame:
+    """errors.csv as written (empty when the run has none)."""
+    path = output_dir / "errors.csv"
+    return pd.read_csv(path, keep_default_na=False, dtype=str) if path.is_file() and path.stat().st_size > 1 \
+        else pd.DataFrame()
+
+
+def write_report(output_dir: Path, metrics: dict, results: TaskResults, mistakes: Mistakes | None,
+                 sources: Sequence[AudioSource]) -> dict:
+    """report.html and its clips in report_assets/; returns metrics.json's `report`."""
+    clips = ClipFiles(output_dir)
+    mistake_table, undecodable = (mistakes_table(mistakes, clips, sources) if mistakes and mistakes.items
+                                  else (None, []))
+    skips = skipped_items(output_dir)
+    page = render(
+        "run.html.j2",
+        title=" | ".join(str(part) for part in (metrics.get("dataset"), metrics.get("model"), metrics.get("template"))
+                         if part),
+        metrics=metric_rows(metrics), facts=summary_facts(metrics), status=metrics.get("status", ""),
+        prompts=metrics.get("prompts") or [], identity=json.dumps(metrics.get("identity"), indent=2, default=str),
+        references=metrics.get("references"),
+        figures=[(figure_title(name), png_data_uri(png)) for name, png in results.figures.items()],
+        tables=[(title, table(results.tables[name])) for name, title in SHOWN_TABLES.items() if name in results.tables],
+        mistakes=mistakes, mistake_table=mistake_table, undecodable=undecodable,
+        skips=table(skips.head(SHOWN_SKIPS)) if len(skips) else None, n_skips=len(skips),
+        files=sorted(path.name for path in output_dir.iterdir() if path.is_file() and not path.name.startswith(".")
+                     and path.name != REPORT_FILE),
+    )
+    atomic_write(output_dir / REPORT_FILE, page)
+    return {"written": True, "file": REPORT_FILE, "mistakes": len(mistakes.items) if mistakes else 0,
+            "clips": len(clips.written) - len(clips.undecodable), "undecodable_clips": len(clips.undecodable)}
+
+
+def report_run(output_dir: Path, metrics: dict, results: TaskResults, mistakes: Callable[[], Mistakes | None],
+               sources: Sequence[AudioSource], enabled: bool, debug: bool) -> dict:
+    """Write the run's report (`enabled`: the `report` setting) in place of any earlier one; returns metrics.json's
+    `report`. A report that fails is removed, a warning says so (with the traceback when `debug`), and the run's
+    other results stand."""
+    remove_page(output_dir / REPORT_FILE)
+    if not enabled:
+        return {"written": False, "reason": "report=false"}
+    try:
+        return write_report(output_dir, metrics, results, mistakes(), sources)
+    except Exception as error:  # whatever went wrong, a report must never cost the run its results
+        remove_page(output_dir / REPORT_FILE)
+        if debug:
+            traceback.print_exc()
+        problem = f"{type(error).__name__}: {error}"
+        print(f"zsa-eval: warning: report.html was not written ({problem}); every other result is in {output_dir} "
+              "(metrics.json: report)", file=sys.stderr)
+        return {"written": False, "error": problem}
