@@ -20,13 +20,12 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from zsa_eval.data import Selection
-from zsa_eval.engine import caption_embeddings, embed_clips
+from zsa_eval.engine import caption_embeddings
 from zsa_eval.errors import UserError
 from zsa_eval.plots import recall_at_k_png
 from zsa_eval.provenance import short_hash
 from zsa_eval.stats import BOOTSTRAP_LEVEL, bootstrap_indices, percentile_interval
-from zsa_eval.tasks import Evaluated, LoggedBatch, MetricSpec, RunContext, Task, TaskResults
+from zsa_eval.tasks import Evaluated, LoggedBatch, MetricSpec, RunContext, Task, TaskResults, embedding_batches
 from zsa_eval.tasks.comparing import Comparison, bootstrap_record, legend, paired_deltas
 
 RECALL_AT = (1, 5, 10)
@@ -254,12 +253,7 @@ class RetrievalTask(Task):
 
     def batches(self, context: RunContext, positions: list[int]) -> Iterator[LoggedBatch]:
         """Each clip's audio embedding, as the family returns it (frames for frame-level models), kept."""
-        cfg, dataset = context.cfg, context.dataset
-        for batch in embed_clips(context.loaded, Selection(dataset.clips, positions), context.item_ids(positions),
-                                 cfg.batch_size, context.num_workers, cfg.seed, context.progress, context.cache,
-                                 cfg.featurizer):
-            yield LoggedBatch(batch.indices, [{"embedded": True} for _ in batch.indices], batch.skipped,
-                              batch.cached_rows, [embedding.cpu().numpy() for embedding in batch.audio])
+        return embedding_batches(context, positions, self.finished_key)
 
     def results(self, context: RunContext, evaluated: Evaluated) -> TaskResults:
         """Every caption of the evaluated clips against every evaluated clip, both ways: metrics with intervals,
