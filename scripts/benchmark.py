@@ -7,6 +7,7 @@
     python scripts/benchmark.py --family pe_audio --clips 16     # random PE-Audio of pe-av-small's audio branch
     python scripts/benchmark.py --clip-seconds 30 --clips 16 --engines "" --startup-runs 0 --long-audio native,windows
                                                      # the embed engine on 30 s clips under each long_audio policy
+    python scripts/benchmark.py --probe              # the 5-fold linear probe alone, no model (probe.json)
 
 Uses a random-weight model (built once under the cache dir, no Hub needed) of the full laion/clap-htsat-fused
 architecture (--family clap) or of pe-av-small's audio branch and text model (--family pe_audio: embed and
@@ -15,12 +16,18 @@ folder, and 50 candidate labels. `--long-audio` times the embed engine end to en
 30 s clip is one encoder input under native, three 10 s windows under windows). Prints a table and writes results/benchmark/benchmark.json (or --out). `startup_s` is the wall
 time of a `limit=1` command-line run of that model (a fresh process: imports, config, model load, writing results)
 minus its scoring, median of runs.
+
+`--probe` times only the linear probe (protocol=linear_probe as conf/protocol/linear_probe.yaml sets it: C chosen
+from its grid by inner cross-validation on whole folds, then refitted) on ESC-50-sized random embeddings: 2000 x
+512, 50 classes of 40, 5 folds; each class's embeddings scattered around a random mean. It prints the seconds of
+the whole 5-fold probe and per fold and writes results/benchmark/probe.json (or --out).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import shutil
@@ -45,6 +52,8 @@ from zsa_eval.random_models import build_random_model
 from zsa_eval.report import write_json
 from zsa_eval.provenance import package_versions
 from zsa_eval.run import run
+from zsa_eval.tasks.linear_probe import LinearProbeTask
+from zsa_eval.tasks.probing import Training, official_folds
 
 ESC50_CATEGORIES = [
     "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow", "rain", "sea_waves",
@@ -161,6 +170,42 @@ def stage_profile(loaded, paths: list[str], batch_size: int) -> tuple[dict[str, 
     return {stage: seconds / len(paths) for stage, seconds in totals.items()}, encoder_s
 
 
+PROBE_SHAPE = {"clips": 2000, "dimensions": 512, "classes": 50, "folds": 5}
+SEPARATION = 0.22  # class means drawn with this deviation, clips scattered around them with 1: accuracy about 0.9
+
+
+def time_probe(repeats: int) -> dict:
+    """Seconds of the 5-fold linear probe (best of `repeats`) on random class-structured embeddings, its accuracy
+    and the C chosen per fold."""
+    from omegaconf import OmegaConf
+
+    from zsa_eval.data import AudioDataset
+
+    clips, dimensions, classes, folds = (PROBE_SHAPE[key] for key in ("clips", "dimensions", "classes", "folds"))
+    rng = np.random.default_rng(0)
+    targets = np.arange(clips) % classes
+    features = (SEPARATION * rng.standard_normal((classes, dimensions))[targets]
+                + rng.standard_normal((clips, dimensions)))
+    items = pd.DataFrame({"item_id": [f"clip{index}" for index in range(clips)], "path": "",
+                          "label": [ESC50_CATEGORIES[target] for target in targets],
+                          "fold": np.arange(clips) // classes % folds + 1})
+    dataset = AudioDataset("random", sorted(ESC50_CATEGORIES), items, [], pd.DataFrame())
+    protocol = OmegaConf.load(Path(CONFIG_DIR) / "protocol" / "linear_probe.yaml")
+    task, sides = LinearProbeTask(protocol), official_folds(dataset, "linear_probe")
+    timings, cpu = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        scores, rows = task.probe(features, task.targets(items, dataset.class_names), classes, sides.test_fold, sides,
+                                  items, protocol, Training())
+        timings.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return {**PROBE_SHAPE, "separation": SEPARATION, "c_grid": list(protocol.c_grid),
+            "inner_folds": protocol.inner_folds, "seconds": round(min(timings), 3),
+            "seconds_per_fold": round(min(timings) / folds, 3), "cpu_seconds": round(min(cpu), 3),
+            "repeats": repeats, "accuracy": float(np.mean([row["accuracy"] for row in rows])),
+            "chosen_c": [row["c"] for row in rows], "load_average_1min": round(os.getloadavg()[0], 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--family", choices=sorted(FAMILIES), default="clap")
@@ -177,8 +222,26 @@ def main() -> None:
     parser.add_argument("--startup-runs", type=int, default=3, help="limit=1 runs timed for startup_s (0: none)")
     parser.add_argument("--rerun", action="store_true", help="also time a cached rerun with another template")
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "zsa-eval")
-    parser.add_argument("--out", type=Path, default=Path("results/benchmark/benchmark.json"))
+    parser.add_argument("--probe", action="store_true", help="time only the 5-fold linear probe on random "
+                        "ESC-50-sized embeddings (no model)")
+    parser.add_argument("--probe-repeats", type=int, default=3, help="--probe: time this many probes, keep the best")
+    parser.add_argument("--out", type=Path, default=None, help="default: results/benchmark/benchmark.json "
+                        "(--probe: results/benchmark/probe.json)")
     args = parser.parse_args()
+    if args.probe:
+        result = time_probe(args.probe_repeats) | {"torch_threads": torch.get_num_threads(),
+                                                   "cpu_count": os.cpu_count(), "platform": platform.platform(),
+                                                   "versions": package_versions()}
+        out = args.out or Path("results/benchmark/probe.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_json(result, out)
+        print(f"linear probe, {result['folds']} folds of {result['clips']} x {result['dimensions']} embeddings, "
+              f"{result['classes']} classes: {result['seconds']:.2f} s ({result['seconds_per_fold']:.2f} s per fold, "
+              f"best of {result['repeats']}; {result['cpu_seconds']:.2f} s of CPU; load average "
+              f"{result['load_average_1min']}), accuracy "
+              f"{result['accuracy']:.4f}, C per fold {result['chosen_c']} -> {out}")
+        return
+    args.out = args.out or Path("results/benchmark/benchmark.json")
     random_kind, folder, _, family_engines = FAMILIES[args.family]
     engines = [engine for engine in (",".join(family_engines) if args.engines is None else args.engines).split(",")
                if engine]

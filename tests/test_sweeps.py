@@ -56,8 +56,8 @@ def test_multirun_writes_a_sorted_leaderboard_and_heatmap(sweep):
     assert stdout.count("synthetic | tiny_") == 4
     board = pd.read_csv(results / "leaderboard.csv", keep_default_na=False)
     assert list(board.columns) == [  # the columns the runs' task declares (synthetic: 5 classes, so no top-5)
-        "dataset", "task", "source", "model", "family", "weights", "template", "prompts", "engine", "precision",
-        "selection", "n_classes", "main_score", "chance_accuracy", "accuracy", "accuracy_ci95_low", "accuracy_ci95_high",
+        "dataset", "task", "protocol", "source", "model", "family", "weights", "template", "prompts", "engine",
+        "precision", "selection", "n_classes", "main_score", "chance_accuracy", "accuracy", "accuracy_ci95_low", "accuracy_ci95_high",
         "balanced_accuracy", "balanced_accuracy_ci95_low", "balanced_accuracy_ci95_high", "macro_f1",
         "macro_f1_ci95_low", "macro_f1_ci95_high", "n", "encoded_clips_per_s", "date", "run_dir", "identity"]
     assert (board["task"] == "classification").all() and (board["main_score"] == "accuracy").all()

@@ -2,8 +2,8 @@
 
 conf/config.yaml holds the defaults and, beside each, one line saying what it means (`--help` shows both);
 the dataclasses here hold types and ranges. Hydra checks the top-level types while it composes the config;
-`checked(cfg)` checks the ranges and the group configs (each dataset loader, the model, the template), takes a
-single value where a list is expected, and names any mistake and what is allowed in one line."""
+`checked(cfg)` checks the ranges and the group configs (each dataset loader, the model, the template, the
+protocol), takes a single value where a list is expected, and names any mistake and what is allowed in one line."""
 
 import difflib
 import re
@@ -23,7 +23,7 @@ SOURCE_CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"  # a source 
 PACKAGED_CONFIG_DIR = Path(__file__).resolve().parent / "conf"  # an installed wheel: conf/ as package data
 CONFIG_DIR = str(PACKAGED_CONFIG_DIR if PACKAGED_CONFIG_DIR.is_dir() else SOURCE_CONFIG_DIR)
 SCHEMA_NAME = "zsa_eval_schema"
-GROUPS = ("dataset", "model", "template", "long_audio")
+GROUPS = ("dataset", "model", "template", "long_audio", "protocol")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,8 @@ def between(low: float, high: float) -> Rule:
     return Rule(f"from {low} to {high}", lambda value: low <= value <= high)
 
 
+BELOW_ONE = Rule("above 0 and below 1", lambda value: 0 < value < 1)
+EACH_ABOVE_ZERO = Rule("each above 0", lambda values: len(values) > 0 and all(value > 0 for value in values))
 AUTO_OR_COUNT = Rule("auto or a whole number of at least 0", names_values=True, accepts=lambda value: value == "auto"
                      or (isinstance(value, int) and not isinstance(value, bool) and value >= 0))
 DEVICE = Rule("auto, cpu, cuda or cuda:N", names_values=True,
@@ -71,12 +73,14 @@ class GateConfig:
 
 @dataclass
 class RunConfig:
-    """Top-level keys. The groups (dataset, model, template, long_audio) are typed by their own schemas below."""
+    """Top-level keys. The groups (dataset, model, template, long_audio, protocol) are typed by their own schemas
+    below."""
 
     dataset: Any = key()
     model: Any = key()
     template: Any = key()
     long_audio: Any = key()
+    protocol: Any = key()
     engine: str = key(one_of("embed", "pipeline"))
     device: str = key(DEVICE)
     precision: str = key(one_of("fp32", "fp16", "bf16"))
@@ -212,6 +216,45 @@ class LongAudioConfig:
     max_windows: Optional[int] = key(at_least(1), required=False)
 
 
+PROBE_CLASSIFIERS = ("logistic_regression", "prototype", "text_prototype")
+
+
+@dataclass
+class ProtocolConfig:
+    """What a run does with the clips' embeddings: zero-shot scoring against the prompts, or a probe trained on
+    some clips' embeddings and tested on others (zsa_eval.tasks.registry picks the task from it)."""
+
+    name: str = key()
+    folder: str = key()  # the default output_dir's folder below <dataset>/<model>/
+
+
+@dataclass
+class ProbeConfig(ProtocolConfig):
+    """What both probes share: the test items (official folds, else a seeded split) and the solver."""
+
+    split_fraction: Optional[float] = key(BELOW_ONE)  # a dataset without folds: the test share; null refuses it
+    seed: int = key()
+    max_iter: int = key(at_least(1))
+
+
+@dataclass
+class LinearProbeConfig(ProbeConfig):
+    c_grid: List[float] = key(EACH_ABOVE_ZERO)
+    inner_folds: int = key(at_least(2))
+
+
+@dataclass
+class FewShotConfig(ProbeConfig):
+    shots: int = key(at_least(0))  # 0 only with text_init (check_protocol)
+    repeats: int = key(at_least(1))
+    classifier: str = key(one_of("auto", *PROBE_CLASSIFIERS))
+    c: float = key(ABOVE_ZERO)
+    text_init: bool = key()
+    text_init_weight: float = key(ABOVE_ZERO)
+
+
+PROTOCOL_SCHEMAS = {"zeroshot": ProtocolConfig, "linear_probe": LinearProbeConfig, "few_shot": FewShotConfig}
+
 DATASET_SCHEMAS = {
     "zsa_eval.data.load_hub_dataset": HubDatasetConfig,
     "zsa_eval.data.load_esc50_folder": LocalFolderConfig,
@@ -250,7 +293,7 @@ def allowed(schema_field) -> str:
             f"set as {schema_field.name}.<key>=..."
     if is_list(annotation):
         item = get_args(annotation)[0]
-        text = f"one or a list of {TYPE_NAMES[item][1] if item in TYPE_NAMES else 'mappings'}"
+        text = f"one or a list of {TYPE_NAMES[item][1] if item in TYPE_NAMES else 'mappings'}" + (f", {rule.allowed}" if rule else "")
     elif is_mapping(annotation):
         text = "a mapping of text to text, e.g. {ANG: anger}"
     elif rule and rule.names_values:
@@ -277,6 +320,8 @@ def known_keys(parent: str) -> list[str]:
     """The keys the schema allows under a dotted path ("" for the top level; a dataset: any loader's keys)."""
     if parent == "dataset":
         return list(dict.fromkeys(item.name for schema in DATASET_SCHEMAS.values() for item in fields(schema)))
+    if parent == "protocol":
+        return list(dict.fromkeys(item.name for schema in PROTOCOL_SCHEMAS.values() for item in fields(schema)))
     schema = {"": RunConfig, "model": ModelConfig, "template": TemplateConfig,
               "long_audio": LongAudioConfig}.get(parent)
     if schema is None:
@@ -303,6 +348,12 @@ def unknown_key(path: str, known: list[str] | None = None, where: str = "",
         return no_classes_in_retrieval(dataset.get("name", "?"), name)
     if parent == "long_audio" and name in known:
         return long_audio_key_elsewhere(name)
+    owners = [protocol for protocol, schema in PROTOCOL_SCHEMAS.items()
+              if name in (item.name for item in fields(schema))]
+    if parent == "protocol" and owners:  # a key of other protocols than the chosen one
+        return UserError(f"protocol.{name} is a setting of protocol={' and of protocol='.join(owners)}, not of the "
+                         f"chosen protocol: choose {'that' if len(owners) == 1 else 'one of those'}, or drop "
+                         f"protocol.{name}")
     if name in known:  # the schema has it, but the chosen group file does not set it: add it with `+`
         return UserError(f"{path} is not set by this {parent} file: add it with +{path}=VALUE")
     close = difflib.get_close_matches(name, known, n=1)
@@ -365,6 +416,11 @@ def group_schema(group: str, values: dict) -> type:
         return TemplateConfig
     if group == "long_audio":
         return LongAudioConfig
+    if group == "protocol":
+        if values.get("name") not in PROTOCOL_SCHEMAS:
+            raise UserError(f"protocol {values.get('name')!r} is not a protocol zsa-eval knows: a protocol file's "
+                            f"name is one of {', '.join(PROTOCOL_SCHEMAS)}")
+        return PROTOCOL_SCHEMAS[values["name"]]
     target = values.get("_target_")
     if target not in DATASET_SCHEMAS:
         problem = "has no _target_" if target is None else f"has an unknown _target_ {target}"
@@ -453,6 +509,23 @@ def checked_references(dataset: dict) -> list[dict] | None:
     return checked_entries
 
 
+def check_protocol(protocol: dict) -> None:
+    """Few-shot settings that contradict each other: no shots without the text to start from, a headline
+    classifier the settings do not train."""
+    if protocol["name"] != "few_shot":
+        return
+    shots, text_init, classifier = protocol["shots"], protocol["text_init"], protocol["classifier"]
+    if shots == 0 and not text_init:
+        raise UserError("protocol.shots=0 draws no clip to learn from: set protocol.shots=1 or more, or "
+                        "protocol.text_init=true (0 shots is then the zero-shot prompt classifier)")
+    if classifier == "text_prototype" and not text_init:
+        raise UserError("protocol.classifier=text_prototype needs protocol.text_init=true (its prototypes start "
+                        "from the class's text embedding)")
+    if shots == 0 and classifier in ("logistic_regression", "prototype"):
+        raise UserError(f"protocol.classifier={classifier} learns from shots, and protocol.shots=0 draws none: use "
+                        "protocol.classifier=text_prototype (or auto)")
+
+
 def checked(cfg: DictConfig) -> DictConfig:
     """The config resolved, typed and checked against the schema; a mistake raises one UserError naming the key,
     the value and what is allowed."""
@@ -473,6 +546,7 @@ def checked(cfg: DictConfig) -> DictConfig:
         result["dataset"]["references"] = checked_references(result["dataset"])
     check_dataset_task(result["dataset"])
     check_long_audio(result)
+    check_protocol(result["protocol"])
     return OmegaConf.create(result)
 
 

@@ -1,5 +1,6 @@
 """One evaluation, for any task: dataset -> task -> engine -> task results -> report. Everything comes from the
-Hydra config; the task (zsa_eval/tasks/, picked by the dataset's `task`) decides what is embedded and measured."""
+Hydra config; the task (zsa_eval/tasks/, picked by the dataset's `task` and the `protocol`) decides what is embedded
+and measured."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from zsa_eval.report.references import check_references, references_of, run_refe
 from zsa_eval.report.run_report import report_run
 from zsa_eval.report.skips import check_skip_fraction, skip_status, write_skips
 from zsa_eval.tasks import Evaluated, RunContext, Task
-from zsa_eval.tasks.registry import task_named
+from zsa_eval.tasks.registry import ZEROSHOT, task_for, task_named
 
 # Settings that do not change a run's results: a run may be resumed with other values of these.
 RESULT_NEUTRAL_KEYS = ("output_dir", "results_dir", "resume", "overwrite", "progress", "verbose", "debug",
@@ -66,8 +67,12 @@ def loader_config(dataset: DictConfig) -> DictConfig:
 
 
 def run_identity(resolved: dict) -> dict:
-    """The settings that determine a run's results (a resumed run must match them)."""
-    return {key: value for key, value in resolved.items() if key not in RESULT_NEUTRAL_KEYS}
+    """The settings that determine a run's results (a resumed run must match them). Of the protocol: nothing for a
+    zero-shot run (its run.json reads as before protocols existed), a probe's settings (its output folder aside)."""
+    identity = {key: value for key, value in resolved.items() if key not in (*RESULT_NEUTRAL_KEYS, "protocol")}
+    if resolved["protocol"]["name"] != ZEROSHOT:
+        identity["protocol"] = {key: value for key, value in resolved["protocol"].items() if key != "folder"}
+    return identity
 
 
 def load_scorer(cfg: DictConfig, device: torch.device) -> tuple[LoadedModel, LongAudio, EmbeddingCache | None]:
@@ -149,7 +154,7 @@ def run(cfg: DictConfig) -> dict | None:
     share of the items; rank 0 writes the results and returns the metrics, the other ranks return None."""
     started_at, start = datetime.now(timezone.utc), time.perf_counter()
     cfg = checked(cfg)
-    task = task_named(cfg.dataset.get("task", "classification"))
+    task = task_for(cfg)
     ranks = ranks_from_env()
     prompts = task.prompts(cfg)
     task.check(cfg)
@@ -224,4 +229,5 @@ def run(cfg: DictConfig) -> dict | None:
 def format_summary(metrics: dict, wall_s: float) -> str:
     """The run in one line, as its task writes it; `wall_s` counts from the process start (imports, config, model
     load included)."""
-    return task_named(metrics.get("task", "classification")).summary_line(metrics, wall_s)
+    task = task_named(metrics.get("task", "classification"), metrics.get("protocol", ZEROSHOT))
+    return task.summary_line(metrics, wall_s)

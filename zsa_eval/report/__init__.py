@@ -55,7 +55,8 @@ PROGRESS_FILE = "progress.jsonl"
 PROGRESS_PARTS = "progress*.jsonl"
 RESULT_FILES = ("metrics.json", "per_class.csv", "per_fold.csv", "predictions.csv", "confusion_matrix.csv",
                 "confusion_matrix.png", "config.yaml", "errors.csv", "excluded.csv", "ignored_files.csv",
-                "scores.parquet", "ranks.csv", "recall_at_k.png", "per_class_ap.png", "report.html", RUN_FILE)
+                "scores.parquet", "ranks.csv", "recall_at_k.png", "per_class_ap.png", "per_repeat.csv", "report.html",
+                RUN_FILE)
 RESULT_FOLDERS = ("embeddings", "report_assets")
 
 

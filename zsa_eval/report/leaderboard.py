@@ -2,9 +2,11 @@
 dataset, rebuilt from the runs themselves. It knows no task: each run's metrics.json declares its task, its main
 score (what ranks it), the chance level of that score and the metrics a leaderboard shows (with their intervals and
 which way is better); runs written before those declarations are read as declaring what their task declared then
-(DECLARED_BEFORE). The heat map draws the rows that have a template (prompts), each dataset's main score by model x
-template; the by-dataset table puts each model's datasets side by side (a suite: `-m suite=zeroshot`). Runs whose
-checkpoint has published figures (metrics.json `references`) get the nearest one of their main score beside it."""
+(DECLARED_BEFORE); a probe run declares its protocol too (metrics.json `protocol_label`), and rows are ranked within
+their dataset and protocol. The heat map draws the zero-shot rows that have a template (prompts), each dataset's
+main score by model x template; the by-dataset table puts each model's datasets side by side (a suite:
+`-m suite=zeroshot`). Runs whose checkpoint has published figures (metrics.json `references`) get the nearest one
+of their main score beside it."""
 
 from __future__ import annotations
 
@@ -23,14 +25,15 @@ from zsa_eval.report.html import figure_title, png_data_uri, render, table
 from zsa_eval.report.run_report import REPORT_FILE
 
 __all__ = ["identity_hash", "prompts_hash"]
-LEADING_COLUMNS = ["dataset", "task", "source", "model", "family", "weights", "template", "prompts", "engine",
-                   "precision", "selection", "n_classes", "main_score"]
+LEADING_COLUMNS = ["dataset", "task", "protocol", "source", "model", "family", "weights", "template", "prompts",
+                   "engine", "precision", "selection", "n_classes", "main_score"]
 TRAILING_COLUMNS = ["n", "encoded_clips_per_s", "date", "run_dir", "identity", "status"]
 PUBLISHED_COLUMNS = ["published_reference", "published", "published_difference"]  # only when a run has one
 INTERNAL_COLUMNS = ["finished_at", "identity_fields", "main_value", "higher_is_better", "declared", "chance",
                     "chance_metric"]
 RUN_KEYS = {"dataset", "model", "n_evaluated", "started_at"}
 CLASSIFICATION = "classification"  # the task of a run written before metrics.json named its task
+ZEROSHOT = "zeroshot"  # the protocol of a run whose metrics.json names none (zero-shot runs, and runs before probes)
 
 
 def legacy_specs(*specs: tuple) -> list[dict]:
@@ -146,7 +149,8 @@ def run_row(metrics: dict, run_dir: str) -> dict:
     specs = declared.get("leaderboard_metrics") or []
     main = next((spec for spec in specs if spec["name"] == declared.get("main_score")), None)
     row = {
-        "dataset": metrics["dataset"], "task": metrics.get("task", CLASSIFICATION), "source": "",
+        "dataset": metrics["dataset"], "task": metrics.get("task", CLASSIFICATION),
+        "protocol": metrics.get("protocol_label") or metrics.get("protocol") or ZEROSHOT, "source": "",
         "model": metrics["model"], "family": identity.get("family", "clap"), "weights": "",
         "template": metrics.get("template"),
         "prompts": metrics.get("prompts_hash") or (prompts_hash(prompts) if prompts else ""),
@@ -303,7 +307,7 @@ def label_rows(board: pd.DataFrame) -> pd.DataFrame:
 
 def leaderboard(runs: pd.DataFrame, every_run: bool = False) -> pd.DataFrame:
     """The latest complete run of each identity (every run, whatever its status, with `every_run`), labelled,
-    grouped by dataset and best main score first within a dataset (the direction each run declares for it)."""
+    grouped by dataset and protocol, best main score first within them (the direction each run declares for it)."""
     if runs.empty:
         return pd.DataFrame(columns=[*LEADING_COLUMNS, *TRAILING_COLUMNS, *INTERNAL_COLUMNS])
     if not every_run:
@@ -312,10 +316,10 @@ def leaderboard(runs: pd.DataFrame, every_run: bool = False) -> pd.DataFrame:
     board = label_rows(runs)
     ranking = board["main_value"].astype(float).where(board["higher_is_better"].astype(bool),
                                                       -board["main_value"].astype(float))
-    board = (board.assign(ranking=ranking)
-             .sort_values(["dataset", "source", "ranking", "date", "run_dir"],
-                          ascending=[True, True, False, False, True], kind="stable")
-             .drop(columns="ranking").reset_index(drop=True))
+    board = (board.assign(ranking=ranking, probe=board["protocol"] != ZEROSHOT)
+             .sort_values(["dataset", "source", "probe", "protocol", "ranking", "date", "run_dir"],
+                          ascending=[True, True, True, True, False, False, True], kind="stable")
+             .drop(columns=["ranking", "probe"]).reset_index(drop=True))
     board = board[[*board_columns(board), *INTERNAL_COLUMNS]]
     counts = ["n_classes", *(spec["name"] for spec in metric_specs(board) if spec["whole"])]
     board = board.astype({name: "Int64" for name in counts})  # whole numbers beside other tasks' empty cells
@@ -356,11 +360,12 @@ def metric_cells(board: pd.DataFrame, spec: dict) -> list[str]:
 
 def shown_board(board: pd.DataFrame) -> pd.DataFrame:
     """The board for reading: each shown metric with its 95% interval (the other declared metrics are in the CSV);
-    the task column when tasks are mixed; source and weights only when some row has one; template, prompts, class
-    count and chance only when some row has a template (runs that fill prompts with class labels)."""
+    the task and protocol columns when tasks or protocols are mixed; source and weights only when some row has one;
+    template, prompts, class count and chance only when some row has a template (runs that fill prompts with class
+    labels)."""
     shown = pd.DataFrame({name: board[name] for name in
-                          ("dataset", "task", "source", "model", "family", "weights", "template", "prompts", "engine",
-                           "precision", "selection")})
+                          ("dataset", "task", "protocol", "source", "model", "family", "weights", "template", "prompts",
+                           "engine", "precision", "selection")})
     shown["template"] = board["template"].fillna("")
     shown["n_classes"] = board["n_classes"].map(whole_or_empty)
     shown["chance"] = board["chance"].map(lambda value: "" if value is None or pd.isna(value) else f"{value:.4f}")
@@ -378,7 +383,7 @@ def shown_board(board: pd.DataFrame) -> pd.DataFrame:
         shown[name] = board[name]
     hidden = [name for name in ("source", "weights") if not shown[name].astype(bool).any()]
     hidden += [] if shown["template"].astype(bool).any() else ["template", "prompts", "n_classes", "chance"]
-    hidden += ["task"] if board["task"].nunique() < 2 else []
+    hidden += [name for name in ("task", "protocol") if board[name].nunique() < 2]
     return shown.drop(columns=hidden)
 
 
@@ -414,7 +419,7 @@ def leaderboard_json(board: pd.DataFrame, every_run: bool) -> dict:
 def write_leaderboard(results_dir: Path, every_run: bool = False) -> pd.DataFrame:
     """Rebuild leaderboard.csv, .md, .json, .html, leaderboard_heatmap.png and the by-dataset table
     (leaderboard_by_dataset.csv, .md, .png) in `results_dir` (with `every_run`: leaderboard_all.csv, .md, .json,
-    .html, no figure and no by-dataset table). The heat map and the by-dataset table hold the rows that have a
+    .html, no figure and no by-dataset table). The heat map and the by-dataset table hold the zero-shot rows that have a
     template: runs that fill prompts with class labels.
 
     Under a file lock, so concurrent runs finishing together leave a leaderboard that holds all of them."""
@@ -425,7 +430,7 @@ def write_leaderboard(results_dir: Path, every_run: bool = False) -> pd.DataFram
         write_csv(board.drop(columns=INTERNAL_COLUMNS), results_dir / f"{stem}.csv")
         atomic_write(results_dir / f"{stem}.md", leaderboard_markdown(board))
         write_json(leaderboard_json(board, every_run), results_dir / f"{stem}.json")
-        templated = board[board["template"].notna()]
+        templated = board[board["template"].notna() & (board["protocol"] == ZEROSHOT)]
         by_dataset = None
         if not every_run and not templated.empty:
             atomic_write(results_dir / "leaderboard_heatmap.png", accuracy_heatmap_png(heatmap_grids(templated)))

@@ -7,6 +7,11 @@ without knowing their task), and which items it got most wrong (report.html play
 - `classification` (zsa_eval.tasks.classification): one label per clip; accuracy and its kin.
 - `multilabel` (zsa_eval.tasks.tagging): a label set per clip; mAP and its kin.
 - `retrieval` (zsa_eval.tasks.retrieval): captions per clip; recall at k both ways.
+
+Under a probe protocol (the run's `protocol`: zsa_eval.tasks.registry picks the task from the dataset's task and
+the protocol) a classification or multilabel dataset is evaluated by a classifier trained on the clips' embeddings:
+- `linear_probe` (zsa_eval.tasks.linear_probe): logistic regression per official fold (one-vs-rest: multilabel).
+- `few_shot` (zsa_eval.tasks.few_shot): k clips of each class, drawn again and again; three classifiers.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from zsa_eval.data import Selection
+from zsa_eval.engine import embed_clips
 from zsa_eval.errors import UserError
 
 if TYPE_CHECKING:
@@ -79,6 +86,18 @@ class LoggedBatch:
     skipped: list[tuple[int, str, str]]
     cached_rows: list[int] = field(default_factory=list)
     kept_embeddings: list[np.ndarray] | None = None
+
+
+def embedding_batches(context: RunContext, positions: list[int], finished_key: str) -> Iterator[LoggedBatch]:
+    """Each clip's audio embedding as the family returns it (frames for frame-level models; a long clip's windows
+    pooled), kept for the end: the batches of a task that works on every clip's embedding once all are done (its
+    records hold `finished_key`, and how many windows the clip took)."""
+    cfg, dataset = context.cfg, context.dataset
+    for batch in embed_clips(context.loaded, Selection(dataset.clips, positions), context.item_ids(positions),
+                             cfg.batch_size, context.num_workers, cfg.seed, context.progress, context.cache,
+                             cfg.featurizer, context.long_audio):
+        yield LoggedBatch(batch.indices, [{finished_key: True, **windows} for windows in batch.clip_windows],
+                          batch.skipped, batch.cached_rows, [embedding.cpu().numpy() for embedding in batch.audio])
 
 
 @dataclass(frozen=True)

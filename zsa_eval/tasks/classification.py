@@ -171,6 +171,31 @@ def read_predictions(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False, dtype=defaultdict(lambda: str, PREDICTION_NUMBERS))
 
 
+def class_indices(items: pd.DataFrame, class_names: Sequence[str]) -> np.ndarray:
+    """Each item's true class as its index in `class_names`."""
+    return items["label"].map({name: index for index, name in enumerate(class_names)}).to_numpy()
+
+
+def classification_results(items: pd.DataFrame, class_names: Sequence[str], probabilities: np.ndarray,
+                           score_kind: str, folds: np.ndarray | None, seed: int) -> TaskResults:
+    """What a single-label run reports of its items' class scores (whatever scored them: the prompts, or a probe):
+    accuracy and its kin with intervals; predictions (`score_kind` says what the scores are), per-class, per-fold
+    (with `folds`, each item's fold) and confusion tables; the confusion matrix figure."""
+    n_classes = len(class_names)
+    y_true = class_indices(items, class_names)
+    y_pred = probabilities.argmax(axis=1)
+    confusion = confusion_table(y_true, y_pred, class_names)
+    predictions = predictions_table(items, y_true, probabilities, class_names)
+    predictions.insert(predictions.columns.get_loc("score") + 1, "score_kind", score_kind)
+    tables = {"predictions": predictions, "per_class": per_class_table(y_true, y_pred, class_names)}
+    if folds is not None:
+        tables["per_fold"] = per_fold_table(y_true, y_pred, folds)
+    tables["confusion_matrix"] = confusion.reset_index()
+    summary = summary_metrics(y_true, probabilities, n_classes, seed=seed)
+    return TaskResults(summary | {"chance_accuracy": 1 / n_classes}, tables,
+                       {"confusion_matrix.png": confusion_png(confusion)})
+
+
 class ClassificationTask(LabelTask):
     name = "classification"
     shape = "label"
@@ -196,21 +221,9 @@ class ClassificationTask(LabelTask):
                 logits: np.ndarray | None) -> TaskResults:
         """Accuracy and its kin with intervals; predictions, per-class, per-fold and confusion tables; the confusion
         matrix figure."""
-        dataset = context.dataset
-        class_names = dataset.class_names
-        n_classes = len(class_names)
-        y_true = evaluated.items["label"].map({name: i for i, name in enumerate(class_names)}).to_numpy()
-        y_pred = probabilities.argmax(axis=1)
-        confusion = confusion_table(y_true, y_pred, class_names)
-        predictions = predictions_table(evaluated.items, y_true, probabilities, class_names)
-        predictions.insert(predictions.columns.get_loc("score") + 1, "score_kind", context.loaded.family.score_kind)
-        tables = {"predictions": predictions, "per_class": per_class_table(y_true, y_pred, class_names)}
-        if dataset.has_folds:
-            tables["per_fold"] = per_fold_table(y_true, y_pred, evaluated.items["fold"].to_numpy())
-        tables["confusion_matrix"] = confusion.reset_index()
-        summary = summary_metrics(y_true, probabilities, n_classes, seed=context.cfg.seed)
-        return TaskResults(summary | {"chance_accuracy": 1 / n_classes}, tables,
-                           {"confusion_matrix.png": confusion_png(confusion)})
+        folds = evaluated.items["fold"].to_numpy() if context.dataset.has_folds else None
+        return classification_results(evaluated.items, context.dataset.class_names, probabilities,
+                                      context.loaded.family.score_kind, folds, context.cfg.seed)
 
     def mistakes(self, context: RunContext, evaluated: Evaluated, results: TaskResults) -> Mistakes:
         """The most confident wrong predictions, each with the true label's score and the best three classes."""

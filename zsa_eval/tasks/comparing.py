@@ -17,9 +17,13 @@ DELTA_COLUMNS = ["metric", "a", "b", "delta", "delta_ci95_low", "delta_ci95_high
 
 
 def legend(letter: str, run_dir: Path, metrics: dict) -> str:
-    """Letter, model, template, prompts hash and run directory name: two runs of one model and template differ."""
+    """Letter, model, template, prompts hash, a probe's protocol and run directory name: two runs of one model and
+    template differ."""
     prompts = f" #{metrics['prompts_hash']}" if metrics.get("prompts_hash") else ""
-    return f"{letter}: {metrics.get('model', '?')} | {metrics.get('template', '?')}{prompts} ({run_dir.name})"
+    template = metrics.get("template", "?")
+    protocol = metrics.get("protocol_label")
+    setting = f"{template}{prompts} | {protocol}" if template and protocol else protocol or f"{template}{prompts}"
+    return f"{letter}: {metrics.get('model', '?')} | {setting} ({run_dir.name})"
 
 
 def delta_interval(differences: np.ndarray) -> list[float]:

@@ -138,7 +138,7 @@ class LabelTask(Task):
                   else None)
         measured = self.measure(context, evaluated, probabilities, logits)
         class_names = context.dataset.class_names
-        parquet = {"scores.parquet": scores_table(evaluated, class_names, context.loaded.family.score_kind,
+        parquet = {"scores.parquet": scores_table(evaluated.items, class_names, context.loaded.family.score_kind,
                                                   probabilities, logits)}
         arrays, tables = {}, measured.tables | {"excluded": context.dataset.excluded}
         if context.cfg.save_embeddings:
@@ -192,12 +192,12 @@ class LabelTask(Task):
         )
 
 
-def scores_table(evaluated: Evaluated, class_names: list[str], score_kind: str, probabilities: np.ndarray,
+def scores_table(items: pd.DataFrame, class_names: list[str], score_kind: str, probabilities: np.ndarray,
                  logits: np.ndarray | None) -> pd.DataFrame:
     """scores.parquet: item_id, true_label, then every class's score, `prob:<class>` (softmax probabilities) or
     `sigmoid:<class>` (sigmoid scores), and, from the embed engine, `logit:<class>` (the family's audio-text logit
     the scores are taken from)."""
-    columns = {"item_id": evaluated.items["item_id"].to_numpy(), "true_label": evaluated.items["label"].to_numpy()}
+    columns = {"item_id": items["item_id"].to_numpy(), "true_label": items["label"].to_numpy()}
     prefix = SCORE_COLUMNS[score_kind]
     columns |= {f"{prefix}:{name}": probabilities[:, column] for column, name in enumerate(class_names)}
     if logits is not None:

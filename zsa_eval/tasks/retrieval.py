@@ -20,8 +20,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from zsa_eval.data import Selection
-from zsa_eval.engine import caption_embeddings, embed_clips
+from zsa_eval.engine import caption_embeddings
 from zsa_eval.errors import UserError
 from zsa_eval.long_audio import summary_note
 from zsa_eval.plots import recall_at_k_png
@@ -36,6 +35,7 @@ from zsa_eval.tasks import (
     RunContext,
     Task,
     TaskResults,
+    embedding_batches,
     worst_first,
 )
 from zsa_eval.tasks.comparing import Comparison, bootstrap_record, legend, paired_deltas
@@ -264,14 +264,8 @@ class RetrievalTask(Task):
         return True
 
     def batches(self, context: RunContext, positions: list[int]) -> Iterator[LoggedBatch]:
-        """Each clip's audio embedding, as the family returns it (frames for frame-level models; a long clip's
-        windows pooled), kept; its record says how many windows it took."""
-        cfg, dataset = context.cfg, context.dataset
-        for batch in embed_clips(context.loaded, Selection(dataset.clips, positions), context.item_ids(positions),
-                                 cfg.batch_size, context.num_workers, cfg.seed, context.progress, context.cache,
-                                 cfg.featurizer, context.long_audio):
-            yield LoggedBatch(batch.indices, [{"embedded": True, **windows} for windows in batch.clip_windows],
-                              batch.skipped, batch.cached_rows, [embedding.cpu().numpy() for embedding in batch.audio])
+        """Each clip's audio embedding, as the family returns it (frames for frame-level models), kept."""
+        return embedding_batches(context, positions, self.finished_key)
 
     def results(self, context: RunContext, evaluated: Evaluated) -> TaskResults:
         """Every caption of the evaluated clips against every evaluated clip, both ways: metrics with intervals,

@@ -206,6 +206,19 @@ def worst_ranked_labels(y_true: np.ndarray, scores: np.ndarray, per_class: int, 
     return worst_first(pairs[pairs["rank"] > y_true.sum(axis=1)[clips]], "rank", "label", per_class, total)
 
 
+def tagging_results(items: pd.DataFrame, class_names: Sequence[str], scores: np.ndarray, seed: int,
+                    ranking_scores: str) -> TaskResults:
+    """What a multi-label run reports of its clips' class scores (whatever scored them: the prompts, or a probe;
+    `ranking_scores` says what they are): mAP and its kin with intervals; predictions and per-class AP tables; the
+    AP bars."""
+    y_true = label_matrix(items["labels"], class_names)
+    per_class = per_class_table(y_true, scores, class_names)
+    return TaskResults(
+        summary_metrics(y_true, scores, per_class, seed=seed) | {"ranking_scores": ranking_scores},
+        {"predictions": predictions_table(items, y_true, scores, class_names), "per_class": per_class},
+        {"per_class_ap.png": ap_bars_png(per_class)})
+
+
 class TaggingTask(LabelTask):
     name = "multilabel"
     shape = "label set"
@@ -227,14 +240,8 @@ class TaggingTask(LabelTask):
     def measure(self, context: RunContext, evaluated: Evaluated, probabilities: np.ndarray,
                 logits: np.ndarray | None) -> TaskResults:
         """mAP and its kin with intervals, ranked by the logits; predictions and per-class AP tables; the AP bars."""
-        class_names = context.dataset.class_names
-        y_true = label_matrix(evaluated.items["labels"], class_names)
-        per_class = per_class_table(y_true, logits, class_names)
-        return TaskResults(
-            summary_metrics(y_true, logits, per_class, seed=context.cfg.seed)
-            | {"ranking_scores": "logits (the family's scaled audio-text similarity, before softmax or sigmoid)"},
-            {"predictions": predictions_table(evaluated.items, y_true, logits, class_names), "per_class": per_class},
-            {"per_class_ap.png": ap_bars_png(per_class)})
+        return tagging_results(evaluated.items, context.dataset.class_names, logits, context.cfg.seed,
+                               "logits (the family's scaled audio-text similarity, before softmax or sigmoid)")
 
     def mistakes(self, context: RunContext, evaluated: Evaluated, results: TaskResults) -> Mistakes:
         """The true labels ranked worst among their clip's classes by its logits, with the clip's true labels and its
