@@ -18,7 +18,7 @@ from conftest import compose_config, run_cli, tone
 from zsa_eval import data
 from zsa_eval.config import checked, meanings
 from zsa_eval.errors import UserError
-from zsa_eval.run import run
+from zsa_eval.run import RECOMMENDED_KEYS, run
 
 REPO = Path(__file__).resolve().parent.parent
 GTZAN_GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
@@ -206,7 +206,7 @@ def test_catalog_config_runs_on_its_hub_schema(name, tiny_model_dir, hub_unreach
 def hub_loader_keys(*overrides: str) -> dict:
     """The keys load_hub_dataset takes, from the composed and checked config."""
     dataset = checked(compose_config(*overrides)).dataset
-    return {key: value for key, value in dataset.items() if key not in ("_target_", "prompts")}
+    return {key: value for key, value in dataset.items() if key not in ("_target_", *RECOMMENDED_KEYS)}
 
 
 def test_folds_select_items_of_a_catalog_dataset(hub_unreachable, tmp_path):

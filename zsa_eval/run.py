@@ -55,9 +55,13 @@ def build(node: DictConfig, **kwargs):
         raise
 
 
-def loader_config(dataset: DictConfig) -> DictConfig:
-    """The dataset config as its loader takes it: without the recommended prompts (template=auto reads those)."""
-    return OmegaConf.masked_copy(dataset, [key for key in dataset if key != "prompts"])
+RECOMMENDED_KEYS = ("prompts", "instruction")  # what a dataset or model config recommends to the template
+
+
+def loader_config(node: DictConfig) -> DictConfig:
+    """A dataset or model config as its loader takes it: without the prompts and instruction it recommends
+    (template=auto reads the prompts, every template the dataset's instruction)."""
+    return OmegaConf.masked_copy(node, [key for key in node if key not in RECOMMENDED_KEYS])
 
 
 def run_identity(resolved: dict) -> dict:
@@ -66,13 +70,14 @@ def run_identity(resolved: dict) -> dict:
 
 
 def load_scorer(cfg: DictConfig, device: torch.device) -> tuple[LoadedModel, EmbeddingCache | None]:
-    """The model on its device, and its audio-embedding cache unless cache=false."""
-    loaded = build(cfg.model, device=device, precision=cfg.precision)
+    """The model on its device, and its audio-embedding cache unless cache=false or the model is a scoring family
+    (an audio language model has no audio embedding to cache: README, "Audio language models")."""
+    loaded = build(loader_config(cfg.model), device=device, precision=cfg.precision)
     check_engine_family(cfg.engine, loaded.family, str(cfg.model.name_or_path))
     cache = (EmbeddingCache(Path(cfg.cache_dir) / "audio_embeddings",
                             model_fingerprint(loaded.model, loaded.feature_extractor, device,
                                               loaded.family.weight_fingerprint, loaded.family.embedding_settings()))
-             if cfg.cache else None)
+             if cfg.cache and loaded.family.kind == "embedding" else None)
     return loaded, cache
 
 
@@ -148,6 +153,7 @@ def run(cfg: DictConfig) -> dict | None:
     dataset = limit_items(build(loader_config(cfg.dataset)), cfg.limit, cfg.limit_mode, cfg.seed)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     loaded, cache = load_scorer(cfg, device)  # before the run directory exists: a model that fails leaves none
+    task.check_model(cfg, loaded)
     identity = task.identity(common_identity(cfg, dataset, loaded), cfg)
     check_baseline_dataset(baseline, cfg.gate.baseline, identity)
     warnings = task.check_dataset(dataset)
