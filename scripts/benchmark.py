@@ -8,6 +8,7 @@
     python scripts/benchmark.py --clip-seconds 30 --clips 16 --engines "" --startup-runs 0 --long-audio native,windows
                                                      # the embed engine on 30 s clips under each long_audio policy
     python scripts/benchmark.py --probe              # the 5-fold linear probe alone, no model (probe.json)
+    python scripts/benchmark.py --family qwen2_audio --clips 20  # tiny audio language model: both modes, 10/50 labels
 
 Uses a random-weight model (built once under the cache dir, no Hub needed) of the full laion/clap-htsat-fused
 architecture (--family clap) or of pe-av-small's audio branch and text model (--family pe_audio: embed and
@@ -21,12 +22,17 @@ minus its scoring, median of runs.
 from its grid by inner cross-validation on whole folds, then refitted) on ESC-50-sized random embeddings: 2000 x
 512, 50 classes of 40, 5 folds; each class's embeddings scattered around a random mean. It prints the seconds of
 the whole 5-fold probe and per fold and writes results/benchmark/probe.json (or --out).
+
+Audio language models (--family qwen2_audio or audioflamingo3: their tiny random twins, the real checkpoints'
+processors and feature extractors) are timed in both scoring modes (likelihood, generate) on datasets of 10 and of 50
+candidate labels, each run in a fresh process so that its peak RSS is its own: clips/s of the scoring and that peak.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import resource
@@ -36,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +77,13 @@ FAMILIES = {
     "clap": ("full", "clap_full_random", "clap", ENGINES),
     "pe_audio": ("pe_av_small", "pe_av_small_random", "pe_av_small", ("embed", "encoder_only")),
 }
+# audio language models -> (random model kind, its folder and preset): timed by scoring mode and label count instead
+SCORING_FAMILIES = {
+    "qwen2_audio": ("qwen2_audio_tiny", "qwen2_audio_tiny_random", "qwen2_audio_tiny_random"),
+    "audioflamingo3": ("audioflamingo3_tiny", "audioflamingo3_tiny_random", "audioflamingo3_tiny_random"),
+}
+SCORING_MODES = ("likelihood", "generate")
+LABEL_COUNTS = (10, 50)
 CLIP_SECONDS = 5.0
 SOURCE_RATE = 44100
 
@@ -80,8 +94,9 @@ def peak_rss_mb() -> dict[str, float]:
             "largest_child": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
-def write_clips(root: Path, n_clips: int, seconds: float) -> Path:
-    """N clips of `seconds` at 44.1 kHz (noise bursts and tones) in the ESC-50 folder layout, written once."""
+def write_clips(root: Path, n_clips: int, seconds: float, n_labels: int = len(ESC50_CATEGORIES)) -> Path:
+    """N clips of `seconds` at 44.1 kHz (noise bursts and tones) in the ESC-50 folder layout, labelled in turn with
+    the first `n_labels` ESC-50 categories, written once."""
     if (root / "meta" / "esc50.csv").is_file() and len(pd.read_csv(root / "meta" / "esc50.csv")) == n_clips:
         return root
     (root / "audio").mkdir(parents=True, exist_ok=True)
@@ -90,7 +105,7 @@ def write_clips(root: Path, n_clips: int, seconds: float) -> Path:
     t = np.arange(int(SOURCE_RATE * seconds)) / SOURCE_RATE
     rows = []
     for index in range(n_clips):
-        target = index % len(ESC50_CATEGORIES)
+        target = index % n_labels
         wave = 0.2 * rng.standard_normal(t.size) * (np.sin(2 * np.pi * rng.uniform(0.5, 4) * t) > 0)
         wave += 0.2 * np.sin(2 * np.pi * rng.uniform(100, 4000) * t)
         filename = f"{index % 5 + 1}-{index:05d}-A-{target}.wav"
@@ -102,9 +117,10 @@ def write_clips(root: Path, n_clips: int, seconds: float) -> Path:
 
 
 def run_config(args, dataset_dir: Path, model_dir: Path, output_dir: Path, *overrides: str):
+    preset = (FAMILIES | SCORING_FAMILIES)[args.family][2]
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
         return compose(config_name="config", overrides=[
-            "dataset=esc50_folder", f"dataset.path={dataset_dir}", f"model={FAMILIES[args.family][2]}",
+            "dataset=esc50_folder", f"dataset.path={dataset_dir}", f"model={preset}",
             f"model.name={model_dir.name}",
             f"model.name_or_path={model_dir}", f"batch_size={args.batch_size}", f"num_workers={args.num_workers}",
             f"device={args.device}", f"precision={args.precision}", f"cache_dir={args.cache_dir}",
@@ -206,9 +222,52 @@ def time_probe(repeats: int) -> dict:
             "chosen_c": [row["c"] for row in rows], "load_average_1min": round(os.getloadavg()[0], 2)}
 
 
+def measure_scoring(args, dataset_dir: Path, model_dir: Path, output_dir: Path, scoring: str) -> dict:
+    """One audio language model run in this (fresh) process: clips/s of its scoring, the process's peak RSS."""
+    metrics = run(run_config(args, dataset_dir, model_dir, output_dir, f"model.scoring={scoring}"))
+    return {"scoring_s": metrics["scoring_s"], "clips_per_s": round(metrics["n_evaluated"] / metrics["scoring_s"], 3),
+            "peak_rss_mb": round(peak_rss_mb()["self"], 1)}
+
+
+def benchmark_scoring(args) -> None:
+    """An audio language model's tiny twin in each scoring mode, on 10 and on 50 candidate labels."""
+    random_kind, folder, _ = SCORING_FAMILIES[args.family]
+    model_dir = args.cache_dir / "models" / folder
+    if not (model_dir / "config.json").is_file():
+        build_random_model(random_kind, model_dir)
+    runs_dir = Path(tempfile.mkdtemp(prefix="zsa-eval-benchmark-"))
+    measured = []
+    for n_labels in LABEL_COUNTS:
+        dataset_dir = write_clips(args.cache_dir / "datasets" / f"benchmark_{args.clips}_{n_labels}_labels",
+                                  args.clips, CLIP_SECONDS, n_labels)
+        for scoring in SCORING_MODES:
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh:
+                result = fresh.submit(measure_scoring, args, dataset_dir, model_dir,
+                                      runs_dir / f"{scoring}_{n_labels}", scoring).result()
+            measured.append({"scoring": scoring, "labels": n_labels, **result})
+    shutil.rmtree(runs_dir)
+    loaded = load_model(folder, str(model_dir), torch.device("cpu"), args.precision, scoring="likelihood",
+                        max_new_tokens=8, label_batch_size=64)
+    parameters = sum(parameter.numel() for parameter in loaded.model.parameters())
+    result = {"family": args.family, "model": folder, "clips": args.clips, "clip_seconds": CLIP_SECONDS,
+              "source_rate": SOURCE_RATE, "batch_size": args.batch_size, "num_workers": args.num_workers,
+              "device": args.device, "precision": args.precision, "model_parameters": parameters,
+              "torch_threads": torch.get_num_threads(), "runs": measured, "platform": platform.platform(),
+              "versions": package_versions()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(result, args.out)
+    print(f"\n{args.family} ({folder}, {parameters / 1e6:.2f} M parameters): {args.clips} clips x "
+          f"{CLIP_SECONDS:.0f} s, {args.device}, {args.precision}, batch {args.batch_size}, {args.num_workers} workers")
+    print(f"{'scoring':<12}{'labels':>8}{'clips/s':>10}{'s/clip':>10}{'peak RSS MiB':>14}")
+    for row in measured:
+        print(f"{row['scoring']:<12}{row['labels']:>8}{row['clips_per_s']:>10.3f}{1 / row['clips_per_s']:>10.3f}"
+              f"{row['peak_rss_mb']:>14.0f}")
+    print(f"-> {args.out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--family", choices=sorted(FAMILIES), default="clap")
+    parser.add_argument("--family", choices=sorted(FAMILIES | SCORING_FAMILIES), default="clap")
     parser.add_argument("--clips", type=int, default=64)
     parser.add_argument("--clip-seconds", type=float, default=CLIP_SECONDS, help="each clip's length")
     parser.add_argument("--long-audio", default="", help="comma-separated long_audio policies to time the embed "
@@ -228,6 +287,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="default: results/benchmark/benchmark.json "
                         "(--probe: results/benchmark/probe.json)")
     args = parser.parse_args()
+    if args.family in SCORING_FAMILIES:
+        benchmark_scoring(args)
+        return
     if args.probe:
         result = time_probe(args.probe_repeats) | {"torch_threads": torch.get_num_threads(),
                                                    "cpu_count": os.cpu_count(), "platform": platform.platform(),

@@ -2,6 +2,8 @@
 
     python scripts/make_tiny_model.py                 # tiny CLAP into the zsa-eval cache (model=tiny_random)
     python scripts/make_tiny_model.py --size pe_tiny  # tiny PE-Audio (model=pe_tiny_random)
+    python scripts/make_tiny_model.py --size qwen2_audio_tiny   # tiny Qwen2-Audio (model=qwen2_audio_tiny_random)
+    python scripts/make_tiny_model.py --size audioflamingo3_tiny   # tiny Audio Flamingo 3
     python scripts/make_tiny_model.py --size full --out /tmp/clap-full   # full laion/clap-htsat-fused shape
     python scripts/make_tiny_model.py --size pe_av_small --out /tmp/pe-av-small   # pe-av-small's audio branch
 """
@@ -17,7 +19,8 @@ from hydra import compose, initialize_config_dir
 from zsa_eval.__main__ import CONFIG_DIR
 from zsa_eval.random_models import RANDOM_MODELS, build_random_model
 
-PRESETS = {"tiny": "tiny_random", "pe_tiny": "pe_tiny_random", "pe_frame_tiny": "pe_frame_tiny_random"}
+PRESETS = {"tiny": "tiny_random", "pe_tiny": "pe_tiny_random", "pe_frame_tiny": "pe_frame_tiny_random",
+           "qwen2_audio_tiny": "qwen2_audio_tiny_random", "audioflamingo3_tiny": "audioflamingo3_tiny_random"}
 
 
 def default_location(size: str, seed: int) -> Path:

@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 from zsa_eval.__main__ import CONFIG_DIR, main
 from zsa_eval.hub import OFFLINE_VARIABLES
 from zsa_eval.models import load_model
-from zsa_eval.random_models import build_random_clap
+from zsa_eval.random_models import build_random_alm, build_random_clap
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -87,6 +87,13 @@ def tiny_model_dir(offline_cache) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir):
     return load_model("tiny_random", str(tiny_model_dir), torch.device("cpu"), "fp32")
+
+
+@pytest.fixture(scope="session")
+def tiny_alm_dirs(offline_cache) -> dict[str, Path]:
+    """The tiny random audio language models by model type, where model=<type>_tiny_random looks for them."""
+    return {model_type: build_random_alm(model_type, offline_cache / "models" / f"{model_type}_tiny_random-seed0")
+            for model_type in ("qwen2_audio", "audioflamingo3")}
 
 
 def reference_features(feature_extractor, waveform: np.ndarray, seed: int) -> tuple[np.ndarray, bool]:

@@ -83,7 +83,7 @@ def one_line_error(code: int, stderr: str) -> str:
 
 @pytest.mark.parametrize("arguments, message", [
     (["dataset=esc51"], f"unknown dataset 'esc51': choose one of {', '.join(DATASETS)} (conf/dataset/)"),
-    (["model=clip"], "unknown model 'clip': choose one of auto, clap, clap_larger_general"),
+    (["model=clip"], "unknown model 'clip': choose one of audioflamingo3, audioflamingo3_tiny_random, auto, clap"),
     (["dataset=esc50_folder"], "dataset=esc50_folder needs dataset.path: add dataset.path="),
     (["dataset=esc50"], "cannot load dataset 'ashraq/esc50' from the Hugging Face Hub"),
     (["dataset=synthetic", "template.prompts=[a sound]"], "needs exactly one {} where the label goes"),
@@ -120,7 +120,8 @@ def one_line_error(code: int, stderr: str) -> str:
      "dataset.folds=abc is not valid: dataset.folds takes one or a list of whole numbers, or null"),
     (["dataset=synthetic", "dataset.clips_per_class=0"], "dataset.clips_per_class=0 is not valid"),
     (["dataset=synthetic", "model.random_init=huge"],
-     "model.random_init=huge is not valid: model.random_init takes one of tiny, full, pe_tiny, pe_frame_tiny, pe_av_small, or null"),
+     "model.random_init=huge is not valid: model.random_init takes one of tiny, full, pe_tiny, pe_frame_tiny, pe_av_small, "
+     "qwen2_audio_tiny, audioflamingo3_tiny, or null"),
     (["dataset=synthetic", "gate=3"], "gate=3 is not valid: gate takes keys of its own (min_accuracy, baseline, "
                                       "max_drop, reference)"),
     # unknown keys: refused with the key meant, never a suggestion to add them with +

@@ -26,7 +26,7 @@ from zsa_eval.errors import UserError
 from zsa_eval.long_audio import LongAudio, long_audio_policy, summary_note
 from zsa_eval.models import load_model
 from zsa_eval.random_models import build_random_pe
-from zsa_eval.run import load_scorer
+from zsa_eval.run import audio_cache, load_scorer
 
 RATE = 48000
 CPU = torch.device("cpu")
@@ -232,8 +232,10 @@ def test_cache_entries_differ_by_policy(tiny_model_dir, tmp_path):
     for name, overrides in settings.items():
         cfg = checked(compose_config("model=tiny_random", f"model.name_or_path={tiny_model_dir}",
                                      f"cache_dir={tmp_path}", *overrides))
-        loaded, long_audio, cache = load_scorer(cfg, CPU)
-        folders[name] = cache.folder
+        loaded = load_scorer(cfg, CPU)
+        long_audio = long_audio_policy(cfg.long_audio, loaded.family.window_seconds, loaded.sampling_rate,
+                                       cfg.model.name)
+        folders[name] = audio_cache(cfg, loaded, long_audio, CPU).folder
     assert len(set(folders.values())) == len(settings)
     plain = model_fingerprint(loaded.model, loaded.feature_extractor, CPU, loaded.family.weight_fingerprint, {})
     assert folders["native"] == EmbeddingCache(tmp_path / "audio_embeddings", plain).folder  # earlier versions' key

@@ -54,7 +54,8 @@ AUTO_OR_COUNT = Rule("auto or a whole number of at least 0", names_values=True, 
 DEVICE = Rule("auto, cpu, cuda or cuda:N", names_values=True,
               accepts=lambda value: re.fullmatch(r"auto|cpu|cuda(:\d+)?", value) is not None)
 ABOVE_ZERO = Rule("above 0", lambda value: value > 0)
-RANDOM_MODEL_KINDS = ("tiny", "full", "pe_tiny", "pe_frame_tiny", "pe_av_small")  # zsa_eval.random_models, kept light
+RANDOM_MODEL_KINDS = ("tiny", "full", "pe_tiny", "pe_frame_tiny", "pe_av_small",  # zsa_eval.random_models, kept light
+                      "qwen2_audio_tiny", "audioflamingo3_tiny")
 
 
 def key(rule: Rule | None = None, required: bool = True) -> Any:
@@ -158,6 +159,7 @@ class HubDatasetConfig(DatasetConfig):
     id_column: Optional[str] = key()  # null: items named by row number; retrieval: rows sharing an id are one clip
     caption_column: Optional[str] = key(required=False)  # retrieval: a caption, or a list of captions, per row
     id_basename: bool = key(required=False)  # items named by the file name in id_column (its folders dropped)
+    instruction: Optional[str] = key(required=False)  # the catalog's recommended instruction (audio language models)
 
 
 @dataclass
@@ -197,12 +199,17 @@ class ModelConfig:
     random_init_seed: int = key(required=False)
     max_seconds: float = key(ABOVE_ZERO, required=False)
     frame_pooling: str = key(one_of("max", "mean"), required=False)
+    scoring: str = key(one_of("likelihood", "generate"), required=False)  # audio language models
+    max_new_tokens: int = key(at_least(1), required=False)
+    label_batch_size: int = key(at_least(1), required=False)
+    prompts: Optional[List[str]] = key(required=False)  # the answer form template=auto prefers for this model
 
 
 @dataclass
 class TemplateConfig:
     name: str = key()
     prompts: List[str] = key()
+    instruction: Optional[str] = key(required=False)  # what an audio language model is asked about each clip
 
 
 @dataclass

@@ -1,9 +1,11 @@
 """Scoring: text embeddings once per class, audio streamed through a DataLoader, scores per clip.
 
-The engine knows no model family: the model's family (zsa_eval/families/) prepares each clip, embeds audio and
-text, and turns embeddings into logits and scores (softmax for CLAP, sigmoid for PE-Audio). Two engines: `embed`
-(batched audio encoder, text computed once, audio embeddings cached) and `pipeline` (transformers'
-zero-shot-audio-classification pipeline, one clip at a time, the reference for the families it can run: CLAP).
+The engine knows no model family, only its kind: an embedding family (zsa_eval/families/) prepares each clip, embeds
+audio and text, and turns embeddings into logits and scores (softmax for CLAP, sigmoid for PE-Audio); a scoring
+family (audio language models) scores each clip's candidate answers itself (`scoring_batches`). Two engines: `embed`
+(zsa-eval's own: batched audio encoder, text computed once, audio embeddings cached; the only one for scoring
+families) and `pipeline` (transformers' zero-shot-audio-classification pipeline, one clip at a time, the reference
+for the families it can run: CLAP).
 
 Batch invariance, made explicit: every clip is prepared alone (for CLAP, featurized exactly as the pipeline does,
 its random crops seeded from (seed, item id)), so its inputs, and so its scores, do not depend on batch size, order
@@ -26,10 +28,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from zsa_eval.answers import filled_instruction, match_answer
 from zsa_eval.audio import AudioSource, load_clip, read_encoded
 from zsa_eval.cache import EmbeddingCache, clip_key
 from zsa_eval.errors import BadAudio, UserError
-from zsa_eval.families import Family, Inputs
+from zsa_eval.families import Family, Inputs, ModelFamily, ScoringFamily
 from zsa_eval.interrupts import stop_if_interrupted
 from zsa_eval.long_audio import LongAudio, check_engine_policy, long_audio_policy
 from zsa_eval.models import LoadedModel
@@ -38,9 +41,10 @@ from zsa_eval.models import LoadedModel
 @dataclass
 class BatchScores:
     """Scores for the clips of one batch (positions in the dataset; `probabilities` holds the family's score kind:
-    softmax probabilities or sigmoid scores), and the clips skipped as (position, reason, detail), with each
-    scored clip's windows (Windowing.record: for its progress-log record). The embed engine also gives the logits,
-    one audio embedding per clip and which rows' embeddings came from the cache."""
+    softmax probabilities, sigmoid scores, or 1 for the class an answer matched), and the clips skipped as (position,
+    reason, detail), with each scored clip's windows (Windowing.record: for its progress-log record). The embed
+    engine also gives the logits, one audio embedding per clip and which rows' embeddings came from the cache; a
+    scoring family in generate mode gives each clip's answer and how it matched."""
 
     indices: list[int]
     probabilities: np.ndarray
@@ -49,6 +53,8 @@ class BatchScores:
     audio_embeddings: np.ndarray | None = None
     cached_rows: list[int] = field(default_factory=list)
     clip_windows: list[dict] = field(default_factory=list)
+    answers: list[str] | None = None
+    matches: list[str] | None = None
 
 
 def clip_seed(seed: int, item_id: str) -> int:
@@ -287,17 +293,53 @@ def pipeline_batches(
                           clip_windows=[clip["windowing"].record() for clip in batch["clips"]])
 
 
-def check_engine_family(engine: str, family: Family, name_or_path: str) -> None:
+def check_engine_family(engine: str, family: ModelFamily, name_or_path: str) -> None:
     """engine=pipeline only for the families transformers' pipeline can run."""
     if engine == "pipeline" and not family.pipeline_supported:
+        reason = ("an audio language model is scored by zsa-eval's own engine" if family.kind == "scoring"
+                  else "it needs logits_per_audio")
         raise UserError(f"engine=pipeline cannot run {name_or_path!r}: transformers' zero-shot-audio-classification "
-                        f"pipeline does not support {family.name} models (it needs logits_per_audio); use engine=embed")
+                        f"pipeline does not support {family.name} models ({reason}); use engine=embed")
 
 
 def check_engine_settings(engine: str, prompts: Sequence[str]) -> None:
     """The engine's own limits (the schema, zsa_eval/config.py, checks the values of engine and featurizer)."""
     if engine == "pipeline" and len(prompts) != 1:
         raise UserError("engine=pipeline takes a single prompt: use engine=embed for template=ensemble")
+
+
+def answer_logits(family: ScoringFamily, inputs: Inputs, answers: Sequence[Sequence[int]],
+                  n_prompts: int) -> np.ndarray:
+    """One clip's logit per class: the mean over the prompts of its answers' log-likelihoods (answers ordered prompt by
+    prompt, each prompt filled with every label)."""
+    return family.answer_log_likelihoods(inputs, answers).reshape(n_prompts, -1).mean(dim=0).cpu().numpy()
+
+
+def scoring_batches(family: ScoringFamily, loader: DataLoader, candidate_labels: Sequence[str],
+                    prompts: Sequence[str]) -> Iterator[BatchScores]:
+    """A scoring family on each clip of each batch, one clip at a time. Likelihood: the softmax over the classes
+    of their answers' log-likelihoods (the answers tokenized once). Generate: the model's answer, matched to a class
+    (zsa_eval.answers): 1 for that class, a row of 0 when it names none."""
+    n_classes = len(candidate_labels)
+    if family.scoring == "likelihood":
+        answers = family.answer_tokens([prompt.format(label) for prompt in prompts for label in candidate_labels])
+    for batch in loader:
+        prepared = [clip["inputs"][0] for clip in batch["clips"]]  # one span each: a scoring family hears it whole
+        windows = [clip["windowing"].record() for clip in batch["clips"]]
+        if family.scoring == "likelihood":
+            logits = np.asarray([answer_logits(family, inputs, answers, len(prompts)) for inputs in prepared],
+                                dtype=np.float32).reshape(-1, n_classes)
+            probabilities = torch.from_numpy(logits).softmax(dim=-1).numpy()
+            yield BatchScores(batch["indices"], probabilities, batch["skipped"], logits, clip_windows=windows)
+            continue
+        said = [family.generate_answer(inputs) for inputs in prepared]
+        matches = [match_answer(answer, candidate_labels) for answer in said]
+        probabilities = np.zeros((len(said), n_classes), dtype=np.float32)
+        for row, match in enumerate(matches):
+            if match.index is not None:
+                probabilities[row, match.index] = 1.0
+        yield BatchScores(batch["indices"], probabilities, batch["skipped"], answers=said,
+                          matches=[match.kind for match in matches], clip_windows=windows)
 
 
 def score_clips(
@@ -314,14 +356,22 @@ def score_clips(
     cache: EmbeddingCache | None = None,
     featurizer: str = "auto",
     long_audio: LongAudio | None = None,
+    instruction: str | None = None,
 ) -> Iterator[BatchScores]:
     """Stream every clip through the chosen engine, batch by batch, with a progress bar (`featurizer`: see
-    embed_loader; `long_audio`: how long clips are heard, None: native; the pipeline hears only native)."""
+    embed_loader; `long_audio`: how long clips are heard, None: native; the pipeline and a scoring family hear only
+    native). A scoring family asks each clip `instruction` (its {labels} filled); its clips are prepared in the
+    DataLoader (on CPU, whatever `featurizer` says) and nothing is cached."""
     check_engine_settings(engine, prompts)
     check_engine_family(engine, loaded.family, loaded.name_or_path)
     long_audio = native_unless(long_audio, loaded)
     check_engine_policy(engine, long_audio.policy)
-    if engine == "embed":
+    if loaded.family.kind == "scoring":
+        prepare = loaded.family.preparer(filled_instruction(instruction, candidate_labels))
+        dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed, long_audio, prepare)
+        batches = scoring_batches(loaded.family, clip_loader(dataset, batch_size, num_workers), candidate_labels,
+                                  prompts)
+    elif engine == "embed":
         loader, device_prepare = embed_loader(loaded, clips, item_ids, batch_size, num_workers, seed, cache,
                                               featurizer, long_audio)
         batches = embed_batches(loaded.family, loader, text_embeddings(loaded, candidate_labels, prompts), cache,
@@ -330,4 +380,5 @@ def score_clips(
         dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed, long_audio)
         batches = pipeline_batches(loaded, clip_loader(dataset, batch_size, num_workers), candidate_labels,
                                    prompts[0])
-    yield from with_progress(batches, len(clips), f"{engine} {loaded.name}", progress)
+    stage = "score" if loaded.family.kind == "scoring" else engine
+    yield from with_progress(batches, len(clips), f"{stage} {loaded.name}", progress)

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from zsa_eval.errors import UserError
-from zsa_eval.families import Family
+from zsa_eval.families import ModelFamily
 from zsa_eval.families.registry import FAMILIES
 from zsa_eval.hub import cache_only_unless_reachable, offline_mode
 
@@ -27,7 +27,7 @@ class LoadedModel:
     processor: object
     device: torch.device
     dtype: torch.dtype
-    family: Family
+    family: ModelFamily
 
     @property
     def feature_extractor(self):
@@ -75,12 +75,18 @@ def ensure_random_model(name_or_path: str, random_init: str, seed: int) -> None:
         build_random_model(random_init, Path(name_or_path), seed)
 
 
-def family_for(name_or_path: str, model_type: str | None) -> type[Family]:
-    """The family that loads checkpoints of `model_type` (config.json), or one line naming the supported ones."""
+def family_for(name_or_path: str, model_type: str | None, scoring: str | None = None) -> type[ModelFamily]:
+    """The family that loads checkpoints of `model_type` (config.json), or one line naming the supported ones;
+    model.scoring=generate only for a scoring family (an embedding family writes no answer)."""
     if model_type not in FAMILIES:
         raise UserError(f"model {name_or_path!r} has model_type {model_type!r}, which zsa-eval cannot evaluate; "
-                        f"supported model types: {', '.join(sorted(FAMILIES))} (CLAP and PE-Audio checkpoints)")
-    return FAMILIES[model_type]
+                        f"supported model types: {', '.join(sorted(FAMILIES))} (CLAP, PE-Audio and audio language "
+                        "model checkpoints)")
+    family = FAMILIES[model_type]
+    if scoring == "generate" and family.kind != "scoring":
+        raise UserError(f"model.scoring=generate needs an audio language model, and {name_or_path!r} is a "
+                        f"{family.name} model, which writes no answer; drop model.scoring=generate")
+    return family
 
 
 def looks_like_path(name_or_path: str) -> bool:
@@ -122,9 +128,14 @@ def load_model(
     random_init_seed: int = 0,
     max_seconds: float | None = None,
     frame_pooling: str | None = None,
+    scoring: str | None = None,
+    max_new_tokens: int | None = None,
+    label_batch_size: int | None = None,
 ) -> LoadedModel:
     """Load processor and model (eval mode) on `device` in `precision`, through the family its config.json names.
-    `max_seconds` and `frame_pooling` are PE-Audio settings (zsa_eval/families/pe_audio.py); CLAP ignores them."""
+    `max_seconds` and `frame_pooling` are PE-Audio settings (zsa_eval/families/pe_audio.py); `scoring`,
+    `max_new_tokens` and `label_batch_size` audio language model settings (zsa_eval/families/alm.py); other families
+    ignore them."""
     from transformers import PretrainedConfig
     from transformers.utils import logging as transformers_logging
 
@@ -136,7 +147,8 @@ def load_model(
     if random_init:
         ensure_random_model(name_or_path, random_init, random_init_seed)
     options = {"revision": revision, "trust_remote_code": trust_remote_code}
-    settings = {"max_seconds": max_seconds, "frame_pooling": frame_pooling}
+    settings = {"max_seconds": max_seconds, "frame_pooling": frame_pooling, "scoring": scoring,
+                "max_new_tokens": max_new_tokens, "label_batch_size": label_batch_size}
     try:
         with cache_only_unless_reachable() as online:
             options["local_files_only"] = not online
@@ -144,8 +156,8 @@ def load_model(
             model_type = config.get("model_type")
             if model_type is None:
                 raise OSError("no config.json with a model_type")
-            family, processor = family_for(name_or_path, model_type).from_pretrained(name_or_path, options, device,
-                                                                                     dtype, settings)
+            family, processor = family_for(name_or_path, model_type, scoring).from_pretrained(
+                name_or_path, options, device, dtype, settings)
     except (OSError, ValueError, json.JSONDecodeError) as error:
         raise explain_load_failure(name_or_path, error) from error
     return LoadedModel(name, name_or_path, family.model, processor, device, dtype, family)

@@ -34,17 +34,17 @@ def png_bytes(figure) -> bytes:
 
 
 def confusion_png(confusion: pd.DataFrame) -> bytes:
-    """Row-normalized confusion matrix as PNG; the figure grows with the class count so 50 labels stay legible."""
+    """Row-normalized confusion matrix as PNG (a last "(no match)" column when answers matched no class); the figure
+    grows with the class count so 50 labels stay legible."""
     counts = confusion.to_numpy(dtype=float)
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     n_classes = len(confusion)
     side = max(5.0, 0.28 * n_classes + 3)
     figure, axes = pyplot().subplots(figsize=(side + 1.5, side), layout="constrained")
     image = axes.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ticks = np.arange(n_classes)
     font = 10 if n_classes <= 20 else 7
-    axes.set_xticks(ticks, confusion.columns, rotation=90, fontsize=font)
-    axes.set_yticks(ticks, confusion.index, fontsize=font)
+    axes.set_xticks(np.arange(len(confusion.columns)), confusion.columns, rotation=90, fontsize=font)
+    axes.set_yticks(np.arange(n_classes), confusion.index, fontsize=font)
     axes.set_xlabel("predicted label")
     axes.set_ylabel("true label")
     axes.set_title("Confusion matrix (rows normalized to recall)")

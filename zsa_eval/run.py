@@ -60,10 +60,14 @@ def build(node: DictConfig, **kwargs):
         raise
 
 
-def loader_config(dataset: DictConfig) -> DictConfig:
-    """The dataset config as its loader takes it: without the recommended prompts (template=auto reads those) and
-    the published figures (zsa_eval.report.references reads those)."""
-    return OmegaConf.masked_copy(dataset, [key for key in dataset if key not in ("prompts", "references")])
+RECOMMENDED_KEYS = ("prompts", "instruction")  # what a dataset or model config recommends to the template
+
+
+def loader_config(node: DictConfig) -> DictConfig:
+    """A dataset or model config as its loader takes it: without the prompts and instruction it recommends
+    (template=auto reads the prompts, every template the dataset's instruction) and the published figures
+    (zsa_eval.report.references reads those)."""
+    return OmegaConf.masked_copy(node, [key for key in node if key not in (*RECOMMENDED_KEYS, "references")])
 
 
 def run_identity(resolved: dict) -> dict:
@@ -75,19 +79,23 @@ def run_identity(resolved: dict) -> dict:
     return identity
 
 
-def load_scorer(cfg: DictConfig, device: torch.device) -> tuple[LoadedModel, LongAudio, EmbeddingCache | None]:
-    """The model on its device, how it hears long clips (long_audio, resolved for its window), and its
-    audio-embedding cache unless cache=false."""
-    loaded = build(cfg.model, device=device, precision=cfg.precision)
+def load_scorer(cfg: DictConfig, device: torch.device) -> LoadedModel:
+    """The model on its device, if the engine can run its family."""
+    loaded = build(loader_config(cfg.model), device=device, precision=cfg.precision)
     check_engine_family(cfg.engine, loaded.family, str(cfg.model.name_or_path))
-    long_audio = long_audio_policy(cfg.long_audio, loaded.family.window_seconds, loaded.sampling_rate,
-                                   cfg.model.name)
-    cache = (EmbeddingCache(Path(cfg.cache_dir) / "audio_embeddings",
-                            model_fingerprint(loaded.model, loaded.feature_extractor, device,
-                                              loaded.family.weight_fingerprint,
-                                              loaded.family.embedding_settings() | long_audio.identity()))
-             if cfg.cache else None)
-    return loaded, long_audio, cache
+    return loaded
+
+
+def audio_cache(cfg: DictConfig, loaded: LoadedModel, long_audio: LongAudio,
+                device: torch.device) -> EmbeddingCache | None:
+    """The model's audio-embedding cache, unless cache=false or the model is a scoring family (an audio language
+    model has no audio embedding to cache: README, "Audio language models")."""
+    if not cfg.cache or loaded.family.kind != "embedding":
+        return None
+    return EmbeddingCache(Path(cfg.cache_dir) / "audio_embeddings",
+                          model_fingerprint(loaded.model, loaded.feature_extractor, device,
+                                            loaded.family.weight_fingerprint,
+                                            loaded.family.embedding_settings() | long_audio.identity()))
 
 
 def common_identity(cfg: DictConfig, dataset: AudioDataset, loaded: LoadedModel, long_audio: LongAudio) -> dict:
@@ -163,7 +171,10 @@ def run(cfg: DictConfig) -> dict | None:
     device = resolve_device(cfg.device, ranks.local_rank if ranks.distributed else None)
     dataset = limit_items(build(loader_config(cfg.dataset)), cfg.limit, cfg.limit_mode, cfg.seed)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    loaded, long_audio, cache = load_scorer(cfg, device)  # before the run directory exists: a failure leaves none
+    loaded = load_scorer(cfg, device)  # before the run directory exists: a model that fails leaves none
+    task.check_model(cfg, loaded)
+    long_audio = long_audio_policy(cfg.long_audio, loaded.family.window_seconds, loaded.sampling_rate, cfg.model.name)
+    cache = audio_cache(cfg, loaded, long_audio, device)
     identity = task.identity(common_identity(cfg, dataset, loaded, long_audio), cfg)
     check_baseline_dataset(baseline, cfg.gate.baseline, identity)
     warnings = task.check_dataset(dataset)

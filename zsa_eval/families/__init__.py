@@ -1,9 +1,14 @@
-"""Model families: everything that differs between CLAP and PE-Audio, behind one interface the engine, cache and
-runner use without knowing the family. A family is picked by the checkpoint's config.json `model_type`.
+"""Model families: everything that differs between models, behind two interfaces the engine, cache and runner use
+without knowing the family. A family is picked by the checkpoint's config.json `model_type`.
 
-A family turns one clip into model inputs (alone, seeded: batch-invariant by construction), a batch of those
-inputs into audio embeddings, texts into text embeddings, and embeddings into logits and scores of its kind:
-`softmax` (over the candidate labels: CLAP) or `sigmoid` (each label on its own: PE-Audio, SigLIP-style).
+An embedding family (`Family`: CLAP, PE-Audio) turns one clip into model inputs (alone, seeded: batch-invariant by
+construction), a batch of those inputs into audio embeddings, texts into text embeddings, and embeddings into logits
+and scores of its kind: `softmax` (over the candidate labels: CLAP) or `sigmoid` (each label on its own: PE-Audio,
+SigLIP-style).
+
+A scoring family (`ScoringFamily`: audio language models) has no embeddings: given one clip, an instruction and the
+candidate answers, it returns one log-likelihood per answer, or its own answer as text (zsa_eval/families/alm.py).
+The engine knows only which of the two kinds (`kind`) a family is.
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ from zsa_eval.errors import UserError
 Inputs = dict[str, torch.Tensor]
 
 
-class Family(ABC):
+class ModelFamily(ABC):
     """A loaded model of one family, on its device, with its feature extractor and tokenizer."""
 
     name: ClassVar[str]
+    kind: ClassVar[str]  # embedding | scoring
     model_types: ClassVar[tuple[str, ...]]  # config.json model_type values this family loads
-    score_kind: ClassVar[str]  # softmax | sigmoid
+    score_kind: ClassVar[str]  # softmax | sigmoid | answer
     score_description: ClassVar[str]  # metrics.json score_kind_description
     pipeline_supported: ClassVar[bool]  # transformers' zero-shot-audio-classification pipeline can run it
 
@@ -54,6 +60,12 @@ class Family(ABC):
     def settings(self) -> dict:
         """All the family's settings that shape a score (recorded in metrics.json)."""
         return self.embedding_settings()
+
+
+class Family(ModelFamily):
+    """An embedding family: audio and text embeddings, compared."""
+
+    kind = "embedding"
 
     @abstractmethod
     def preparer(self, device: torch.device) -> Callable[[np.ndarray, int], Inputs]:
@@ -103,3 +115,29 @@ def weighted_mean(embeddings: Sequence[torch.Tensor], weights: Sequence[int]) ->
     shares = torch.tensor(weights, dtype=torch.float64)
     shares = (shares / shares.sum()).to(device=embeddings[0].device, dtype=embeddings[0].dtype)
     return (torch.stack(list(embeddings)) * shares[:, None]).sum(dim=0)
+
+
+class ScoringFamily(ModelFamily):
+    """A scoring family: a model asked about each clip (`instruction`, in its own chat format), scored by how likely
+    it finds each candidate answer (`scoring` likelihood) or by the answer it writes (`scoring` generate)."""
+
+    kind = "scoring"
+    pipeline_supported = False
+    scoring: str  # likelihood | generate
+
+    @abstractmethod
+    def preparer(self, instruction: str) -> Callable[[np.ndarray, int], Inputs]:
+        """A function: one mono clip at `sampling_rate` and its seed -> the model inputs (on CPU) of the prompt that
+        asks `instruction` about that clip, up to where the model's answer begins."""
+
+    @abstractmethod
+    def answer_tokens(self, answers: Sequence[str]) -> list[list[int]]:
+        """Each answer's token ids as the model would write them after the prompt, its end-of-turn token last."""
+
+    @abstractmethod
+    def answer_log_likelihoods(self, inputs: Inputs, answers: Sequence[Sequence[int]]) -> torch.Tensor:
+        """(answers,) float32: each answer's mean log-probability per token (answer_tokens) after one clip's prompt."""
+
+    @abstractmethod
+    def generate_answer(self, inputs: Inputs) -> str:
+        """The model's greedy answer to one clip's prompt, as text."""

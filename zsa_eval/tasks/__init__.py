@@ -164,6 +164,9 @@ class Task(ABC):
     def check(self, cfg: DictConfig) -> None:
         """Refuse, in one line, settings this task cannot honour (before anything is loaded)."""
 
+    def check_model(self, cfg: DictConfig, loaded: LoadedModel) -> None:
+        """Refuse, in one line, a loaded model this task cannot evaluate (before the run directory exists)."""
+
     @abstractmethod
     def prompts(self, cfg: DictConfig) -> list[str] | None:
         """The prompts the run fills with class labels, checked; None for a task that embeds no label."""

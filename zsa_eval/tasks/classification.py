@@ -1,7 +1,11 @@
 """Single-label zero-shot classification: each clip has one class; the best-scored class is the prediction.
 Metrics from true labels and class probabilities: point estimates by scikit-learn, bootstrap intervals from
 per-class counts of all resamples at once (checked against scikit-learn in the tests). Comparing two runs: paired
-bootstrap deltas, an exact McNemar test of the accuracy difference, per-class recall deltas, changed predictions."""
+bootstrap deltas, an exact McNemar test of the accuracy difference, per-class recall deltas, changed predictions.
+
+An audio language model in generate mode (zsa_eval/families/alm.py) names one class per clip, or none: its prediction
+is the class its answer matched, an answer that matched none is wrong for every true class (index n_classes, "no
+match"), and top-k is top-1 (an answer names one class)."""
 
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ INTERVAL_METRICS = ("accuracy", "top_k_accuracy", "balanced_accuracy", "macro_f1
 SIGNIFICANCE_LEVEL = 0.05
 TOP_LABEL = re.compile(r"top\d+_label")
 PREDICTION_NUMBERS = {"score": float, "correct": bool} | {f"top{rank}_score": float for rank in range(1, TOP_K + 1)}
+NO_MATCH = "(no match)"  # the confusion matrix's column of answers that matched no class
 
 
 def top_k_hits(y_true: np.ndarray, probabilities: np.ndarray, k: int) -> np.ndarray:
@@ -91,16 +96,26 @@ def resampled_metrics(
     }
 
 
+def predicted_classes(probabilities: np.ndarray, answered: np.ndarray | None = None) -> np.ndarray:
+    """Each item's best-scored class; with `answered` (generate mode: whether each answer matched a class), the
+    matched class, or n_classes ("no match", wrong for every true class) where none matched."""
+    best = probabilities.argmax(axis=1)
+    return best if answered is None else np.where(answered, best, probabilities.shape[1])
+
+
 def summary_metrics(
-    y_true: np.ndarray, probabilities: np.ndarray, n_classes: int, resamples: int = 1000, seed: int = 0
+    y_true: np.ndarray, probabilities: np.ndarray, n_classes: int, resamples: int = 1000, seed: int = 0,
+    answered: np.ndarray | None = None,
 ) -> dict:
     """Top-1, top-k (k = min(5, classes)), balanced accuracy and macro F1 (both over the classes with support),
-    each with a 95% percentile bootstrap interval (`<metric>_ci95`) from `resamples` resamples of the items."""
-    y_pred = probabilities.argmax(axis=1)
-    k = top_k(n_classes)
-    hits = top_k_hits(y_true, probabilities, k)
+    each with a 95% percentile bootstrap interval (`<metric>_ci95`) from `resamples` resamples of the items.
+    With `answered` (generate mode), predictions as predicted_classes gives them and k = 1."""
+    y_pred = predicted_classes(probabilities, answered)
+    k = top_k(n_classes) if answered is None else 1
+    hits = top_k_hits(y_true, probabilities, k) if answered is None else y_pred == y_true
     point = point_metrics(y_true, y_pred, hits)
-    samples = resampled_metrics(y_true, y_pred, hits, bootstrap_indices(len(y_true), resamples, seed), n_classes)
+    samples = resampled_metrics(y_true, y_pred, hits, bootstrap_indices(len(y_true), resamples, seed),
+                                n_classes + (answered is not None))  # room for "no match"
     return {
         "accuracy": point["accuracy"],
         "top_k": k,
@@ -135,18 +150,26 @@ def per_fold_table(y_true: np.ndarray, y_pred: np.ndarray, folds: np.ndarray) ->
 
 
 def confusion_table(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]) -> pd.DataFrame:
-    """Counts: rows are true labels, columns predicted labels."""
-    counts = confusion_matrix(y_true, y_pred, labels=np.arange(len(class_names)))
-    return pd.DataFrame(counts, index=pd.Index(list(class_names), name="true_label"), columns=list(class_names))
+    """Counts: rows are true labels, columns predicted labels, and a last column "(no match)" when some
+    predictions are none (answers that matched no class)."""
+    n_classes = len(class_names)
+    unmatched = bool((y_pred == n_classes).any())
+    counts = confusion_matrix(y_true, y_pred, labels=np.arange(n_classes + unmatched))[:n_classes]
+    return pd.DataFrame(counts, index=pd.Index(list(class_names), name="true_label"),
+                        columns=list(class_names) + ([NO_MATCH] if unmatched else []))
 
 
 def predictions_table(
-    items: pd.DataFrame, y_true: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]
+    items: pd.DataFrame, y_true: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str],
+    answered: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One row per evaluated item: ids, true and predicted label, its score, then the top-k classes as columns
-    top1_label, top1_score, ..., topK_label, topK_score (k = min(5, classes); scores at full precision)."""
+    top1_label, top1_score, ..., topK_label, topK_score (k = min(5, classes); scores at full precision). With
+    `answered` (generate mode): only top1, the answer's class, empty where it matched none."""
     true_labels = np.asarray(class_names, dtype=object)[y_true]
-    ranked = top_k_columns(probabilities, class_names)
+    ranked = top_k_columns(probabilities, class_names, None if answered is None else 1)
+    if answered is not None:
+        ranked["top1_label"] = np.where(answered, ranked["top1_label"], "")
     return pd.DataFrame({
         "item_id": items["item_id"].to_numpy(),
         "path": items["path"].to_numpy(),
@@ -177,21 +200,23 @@ def class_indices(items: pd.DataFrame, class_names: Sequence[str]) -> np.ndarray
 
 
 def classification_results(items: pd.DataFrame, class_names: Sequence[str], probabilities: np.ndarray,
-                           score_kind: str, folds: np.ndarray | None, seed: int) -> TaskResults:
-    """What a single-label run reports of its items' class scores (whatever scored them: the prompts, or a probe):
-    accuracy and its kin with intervals; predictions (`score_kind` says what the scores are), per-class, per-fold
-    (with `folds`, each item's fold) and confusion tables; the confusion matrix figure."""
+                           score_kind: str, folds: np.ndarray | None, seed: int,
+                           answered: np.ndarray | None = None) -> TaskResults:
+    """What a single-label run reports of its items' class scores (whatever scored them: the prompts, a probe, or
+    an audio language model's matched answers, `answered` saying which matched a class): accuracy and its kin with
+    intervals; predictions (`score_kind` says what the scores are), per-class, per-fold (with `folds`, each item's
+    fold) and confusion tables; the confusion matrix figure."""
     n_classes = len(class_names)
     y_true = class_indices(items, class_names)
-    y_pred = probabilities.argmax(axis=1)
+    y_pred = predicted_classes(probabilities, answered)
     confusion = confusion_table(y_true, y_pred, class_names)
-    predictions = predictions_table(items, y_true, probabilities, class_names)
+    predictions = predictions_table(items, y_true, probabilities, class_names, answered)
     predictions.insert(predictions.columns.get_loc("score") + 1, "score_kind", score_kind)
     tables = {"predictions": predictions, "per_class": per_class_table(y_true, y_pred, class_names)}
     if folds is not None:
         tables["per_fold"] = per_fold_table(y_true, y_pred, folds)
     tables["confusion_matrix"] = confusion.reset_index()
-    summary = summary_metrics(y_true, probabilities, n_classes, seed=seed)
+    summary = summary_metrics(y_true, probabilities, n_classes, seed=seed, answered=answered)
     return TaskResults(summary | {"chance_accuracy": 1 / n_classes}, tables,
                        {"confusion_matrix.png": confusion_png(confusion)})
 
@@ -207,8 +232,9 @@ class ClassificationTask(LabelTask):
     missing_score = "recall"
 
     def shown_metrics(self, metrics: dict) -> tuple[MetricSpec, ...]:
-        """Top-k only where k is below the class count: with k = every class it is always 1."""
-        if metrics["top_k"] < metrics["n_classes"]:
+        """Top-k only where k is below the class count (with k = every class it is always 1) and above 1 (answers:
+        top-1 is the accuracy)."""
+        if 1 < metrics["top_k"] < metrics["n_classes"]:
             return self.metrics
         return tuple(spec for spec in self.metrics if spec.name not in ("top_k", "top_k_accuracy"))
 
@@ -222,8 +248,19 @@ class ClassificationTask(LabelTask):
         """Accuracy and its kin with intervals; predictions, per-class, per-fold and confusion tables; the confusion
         matrix figure."""
         folds = evaluated.items["fold"].to_numpy() if context.dataset.has_folds else None
-        return classification_results(evaluated.items, context.dataset.class_names, probabilities,
-                                      context.loaded.family.score_kind, folds, context.cfg.seed)
+        answered = answers_matched(evaluated)
+        measured = classification_results(evaluated.items, context.dataset.class_names, probabilities,
+                                          context.loaded.family.score_kind, folds, context.cfg.seed, answered)
+        if answered is None:
+            return measured
+        predictions = measured.tables["predictions"]
+        answer_columns = answers_table(evaluated, predictions["true_label"])
+        for position, column in enumerate(("answer", "match")):
+            predictions.insert(predictions.columns.get_loc("correct") + 1 + position, column,
+                               answer_columns[column].to_numpy())
+        unmatched = answer_columns[~answered].drop(columns="match").reset_index(drop=True)
+        return TaskResults(measured.metrics | answer_counts(answer_columns["match"]),
+                           measured.tables | {"unmatched": unmatched}, measured.figures)
 
     def mistakes(self, context: RunContext, evaluated: Evaluated, results: TaskResults) -> Mistakes:
         """The most confident wrong predictions, each with the true label's score and the best three classes."""
@@ -244,7 +281,7 @@ class ClassificationTask(LabelTask):
 
     def headline(self, metrics: dict) -> str:
         top = (f"top-{metrics['top_k']} {metrics['top_k_accuracy']:.4f}, "
-               if metrics["top_k"] < metrics["n_classes"] else "")  # with k = every class it is always 1
+               if 1 < metrics["top_k"] < metrics["n_classes"] else "")  # k = every class: always 1; k = 1: accuracy
         return (f"accuracy {metrics['accuracy']:.4f} {interval(metrics['accuracy_ci95'])} "
                 f"({top}balanced {metrics['balanced_accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f})")
 
@@ -254,6 +291,28 @@ class ClassificationTask(LabelTask):
 
 
 TASK = ClassificationTask()
+
+
+def answers_matched(evaluated: Evaluated) -> np.ndarray | None:
+    """Whether each item's answer matched a class (generate mode: records hold answers), else None."""
+    if not evaluated.records or "answer" not in evaluated.records[0]:
+        return None
+    return np.array([record["match"] != "none" for record in evaluated.records])
+
+
+def answers_table(evaluated: Evaluated, true_labels: pd.Series) -> pd.DataFrame:
+    """Each item's raw answer and how it matched (exact, fuzzy, none), with its id, path and true label."""
+    return pd.DataFrame({"item_id": evaluated.items["item_id"].to_numpy(), "path": evaluated.items["path"].to_numpy(),
+                         "true_label": true_labels.to_numpy(),
+                         "answer": [record["answer"] for record in evaluated.records],
+                         "match": [record["match"] for record in evaluated.records]})
+
+
+def answer_counts(matches: pd.Series) -> dict:
+    """metrics.json's account of the answers: how many matched exactly, fuzzily, or not at all (counted wrong)."""
+    counts = {kind: int((matches == kind).sum()) for kind in ("exact", "fuzzy", "none")}
+    return {"n_unmatched": counts["none"], "unmatched_fraction": counts["none"] / len(matches),
+            "answer_matches": counts}
 
 
 def run_predictions(run_dir: Path) -> pd.DataFrame:
@@ -337,11 +396,14 @@ def compare_classification(run_a: Path, metrics_a: dict, run_b: Path, metrics_b:
                         "another true label")
     classes = {label: index for index, label in enumerate(sorted(labels_a))}
     y_true = both["true_label_a"].map(classes).to_numpy()
-    predicted = {run: both[f"predicted_label_{run}"].map(classes).to_numpy() for run in "ab"}
+    predicted = {run: both[f"predicted_label_{run}"].map(classes).fillna(len(classes)).to_numpy(dtype=int)
+                 for run in "ab"}  # an answer that matched no class: "no match", index len(classes)
+    unmatched = any((predicted[run] == len(classes)).any() for run in "ab")
     hits = {run: both[f"hit_{run}"].to_numpy(dtype=bool) for run in "ab"}
     point = {run: point_metrics(y_true, predicted[run], hits[run]) for run in "ab"}
     indices = bootstrap_indices(len(both), resamples, seed)
-    samples = {run: resampled_metrics(y_true, predicted[run], hits[run], indices, len(classes)) for run in "ab"}
+    samples = {run: resampled_metrics(y_true, predicted[run], hits[run], indices, len(classes) + unmatched)
+               for run in "ab"}
     correct = {run: predicted[run] == y_true for run in "ab"}
     recalls = pd.DataFrame({"label": both["true_label_a"], "recall_a": correct["a"], "recall_b": correct["b"]}) \
         .groupby("label", sort=True).mean().reset_index()

@@ -1,7 +1,8 @@
 """What the tasks that score class labels share (single-label classification and multi-label tagging): prompts filled
-with every class's readable label, embedded once; each batch of clips scored against them by the engine (the
-family's logits and scores, or transformers' pipeline); the full score matrix, saved embeddings, the best-k columns
-of predictions.csv and the summary line's frame."""
+with every class's readable label, embedded once (or, for an audio language model, scored as its answer to the
+template's instruction); each batch of clips scored against them by the engine (the family's logits and scores, or
+transformers' pipeline); the full score matrix, saved embeddings, the best-k columns of predictions.csv and the
+summary line's frame."""
 
 from __future__ import annotations
 
@@ -13,15 +14,17 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from zsa_eval.answers import check_instruction
 from zsa_eval.data import AudioDataset, Selection, candidate_labels
 from zsa_eval.engine import check_engine_settings, score_clips, text_embeddings
 from zsa_eval.errors import UserError
 from zsa_eval.long_audio import summary_note
+from zsa_eval.models import LoadedModel
 from zsa_eval.provenance import prompts_hash
 from zsa_eval.tasks import Evaluated, LoggedBatch, RunContext, Task, TaskResults
 
 TOP_K = 5
-SCORE_COLUMNS = {"softmax": "prob", "sigmoid": "sigmoid"}  # scores.parquet column prefix per family score kind
+SCORE_COLUMNS = {"softmax": "prob", "sigmoid": "sigmoid", "answer": "answer"}  # scores.parquet prefix per score kind
 EMBEDDINGS_DIR = "embeddings"
 SHOWN_TOP = 3  # report.html shows each mistake's best three classes
 
@@ -55,11 +58,11 @@ def top_k_indices(scores: np.ndarray, k: int = TOP_K) -> np.ndarray:
     return np.argsort(-scores, axis=1, kind="stable")[:, :k]
 
 
-def top_k_columns(scores: np.ndarray, class_names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Each item's k best classes and their scores, best first (k = min(5, classes)): top1_label, top1_score, ...,
-    topK_label, topK_score."""
+def top_k_columns(scores: np.ndarray, class_names: Sequence[str], k: int | None = None) -> dict[str, np.ndarray]:
+    """Each item's k best classes and their scores, best first (k = min(5, classes) unless given): top1_label,
+    top1_score, ..., topK_label, topK_score."""
     names = np.asarray(class_names, dtype=object)
-    top = top_k_indices(scores, top_k(len(class_names)))
+    top = top_k_indices(scores, top_k(len(class_names)) if k is None else k)
     top_scores = np.take_along_axis(scores, top, axis=1)
     columns = {}
     for rank in range(top.shape[1]):
@@ -87,17 +90,39 @@ class LabelTask(Task):
     missing_score: str  # what a class without clips lacks, for the warning
 
     def check(self, cfg: DictConfig) -> None:
-        """The engine's limits: the pipeline takes one prompt and exposes no embeddings."""
+        """The engine's limits: the pipeline takes one prompt and exposes no embeddings. The instruction (audio
+        language models) is checked whenever the config has one, and must exist for model.scoring=generate."""
         check_engine_settings(cfg.engine, list(cfg.template.prompts))
         if cfg.save_embeddings and cfg.engine == "pipeline":
             raise UserError("save_embeddings=true needs engine=embed (the pipeline engine exposes no embeddings)")
+        if cfg.template.get("instruction") is not None or cfg.model.get("scoring") == "generate":
+            check_instruction(cfg.template.get("instruction"), cfg.model.get("scoring"))
+
+    def check_model(self, cfg: DictConfig, loaded: LoadedModel) -> None:
+        """A scoring family (an audio language model) needs an instruction, hears each clip whole and has no
+        embeddings to save."""
+        if loaded.family.kind != "scoring":
+            return
+        if cfg.long_audio.name != "native":
+            raise UserError(f"long_audio={cfg.long_audio.name}: {loaded.family.name} models hear each clip whole (up to "
+                            "their own limit) and score it; they have no embedding to pool over windows: use "
+                            "long_audio=native")
+        check_instruction(cfg.template.get("instruction"), loaded.family.scoring)
+        if cfg.save_embeddings:
+            raise UserError(f"save_embeddings=true: {loaded.family.name} models are scored by their answers and have "
+                            "no audio or text embeddings; drop save_embeddings=true")
 
     def prompts(self, cfg: DictConfig) -> list[str]:
         return check_prompts(list(cfg.template.prompts), cfg.template.name)
 
     def identity(self, base: dict, cfg: DictConfig) -> dict:
+        """The template and its prompts; for an audio language model (its family settings name a scoring mode),
+        also the instruction it was asked."""
         prompts = self.prompts(cfg)
-        return {**base, "template": cfg.template.name, "prompts": prompts}
+        identity = {**base, "template": cfg.template.name, "prompts": prompts}
+        if "scoring" in base.get("family_settings", {}):
+            identity["instruction"] = cfg.template.instruction
+        return identity
 
     def check_dataset(self, dataset: AudioDataset) -> list[str]:
         """Class names that collide once made readable are refused; classes without clips are a warning."""
@@ -113,19 +138,23 @@ class LabelTask(Task):
         return bool(cfg.save_embeddings)
 
     def batches(self, context: RunContext, positions: list[int]) -> Iterator[LoggedBatch]:
-        """The engine's scores (softmax or sigmoid) and logits of each clip against every class, and its windows; the
-        clips' audio embeddings kept with save_embeddings."""
+        """The engine's scores (softmax, sigmoid, or 1 for an answer's class) and logits of each clip against every
+        class, its windows, and an audio language model's answer and how it matched; the clips' audio embeddings
+        kept with save_embeddings."""
         cfg, dataset = context.cfg, context.dataset
         for batch in score_clips(context.loaded, Selection(dataset.clips, positions), context.item_ids(positions),
                                  candidate_labels(dataset.class_names), context.prompts, cfg.engine, cfg.batch_size,
                                  context.num_workers, cfg.seed, context.progress, context.cache, cfg.featurizer,
-                                 context.long_audio):
+                                 context.long_audio, cfg.template.get("instruction")):
             records = [{"probabilities": scores.tolist()} for scores in batch.probabilities]
             for record, windows in zip(records, batch.clip_windows):
                 record |= windows
             if batch.logits is not None:
                 for record, logits in zip(records, batch.logits):
                     record["logits"] = logits.tolist()
+            if batch.answers is not None:
+                for record, answer, match in zip(records, batch.answers, batch.matches):
+                    record |= {"answer": answer, "match": match}
             kept = list(batch.audio_embeddings) if self.keeps_embeddings(cfg) and batch.indices else None
             yield LoggedBatch(batch.indices, records, batch.skipped, batch.cached_rows, kept)
 
@@ -168,6 +197,7 @@ class LabelTask(Task):
             "n_excluded": len(dataset.excluded),
             "classes_without_items": classes_without_items(dataset),
             "template": cfg.template.name,
+            **({"instruction": cfg.template.instruction} if family.kind == "scoring" else {}),
             "prompts": context.prompts,
             "prompts_hash": prompts_hash(context.prompts),
             "labels": dataset.class_names,
@@ -181,11 +211,13 @@ class LabelTask(Task):
     def summary_line(self, metrics: dict, wall_s: float) -> str:
         skipped = f", {metrics['n_skipped']} skipped (see errors.csv)" if metrics["n_skipped"] else ""
         excluded = f", {metrics['n_excluded']} outside dataset.classes" if metrics["n_excluded"] else ""
+        unmatched = (f", {metrics['n_unmatched']} answers matched no class (unmatched.csv)"
+                     if metrics.get("n_unmatched") else "")
         speed = (f"{metrics['encoded_clips_per_s']} clips/s encoded" if metrics["encoded_clips_per_s"] is not None
                  else "nothing encoded")
         return (
             f"{metrics['dataset']} | {metrics['model']} | {metrics['template']}: {self.headline(metrics)} "
-            f"on {metrics['n_evaluated']} of {metrics['n_items']} clips{skipped}{excluded}"
+            f"on {metrics['n_evaluated']} of {metrics['n_items']} clips{skipped}{excluded}{unmatched}"
             f"{summary_note(metrics.get('long_audio'))} in {wall_s:.1f} s "
             f"({metrics['scoring_s']:.1f} s scoring, {speed}, {metrics['cache_hits']} from the cache) "
             f"-> {metrics['output_dir']}"

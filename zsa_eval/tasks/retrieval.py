@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from zsa_eval.engine import caption_embeddings
 from zsa_eval.errors import UserError
 from zsa_eval.long_audio import summary_note
+from zsa_eval.models import LoadedModel
 from zsa_eval.plots import recall_at_k_png
 from zsa_eval.provenance import short_hash
 from zsa_eval.stats import BOOTSTRAP_LEVEL, bootstrap_indices, percentile_interval
@@ -243,13 +244,27 @@ class RetrievalTask(Task):
                     for direction in DIRECTIONS for name in DIRECTION_METRICS)
 
     def check(self, cfg: DictConfig) -> None:
-        """The pipeline engine exposes no embeddings; there is no accuracy to gate."""
+        """The pipeline engine exposes no embeddings, nor does an audio language model's answer; there is no accuracy
+        to gate."""
         if cfg.engine != "embed":
             raise UserError(f"dataset={cfg.dataset.name} is a retrieval dataset: it needs engine=embed (the pipeline "
                             "engine exposes no embeddings)")
         if cfg.gate.min_accuracy is not None or cfg.gate.baseline is not None:
             raise UserError(f"gate.min_accuracy and gate.baseline bound a classification accuracy, which a retrieval "
                             f"run (dataset={cfg.dataset.name}) does not have; drop them")
+        if cfg.model.get("scoring") == "generate":
+            raise UserError(f"dataset={cfg.dataset.name} is a retrieval dataset: it ranks captions, and "
+                            "model.scoring=generate gives one answer per clip; retrieval needs an embedding model "
+                            "(model=clap, model=pe_av_small, ...)")
+
+    def check_model(self, cfg: DictConfig, loaded: LoadedModel) -> None:
+        """Retrieval compares audio and caption embeddings: a scoring family has none (ranking every caption for
+        every clip by its likelihood would cost clips x captions passes of a language model)."""
+        if loaded.family.kind == "scoring":
+            raise UserError(f"dataset={cfg.dataset.name} is a retrieval dataset: it needs audio and caption "
+                            f"embeddings, which {loaded.family.name} models do not have (scoring every caption for "
+                            "every clip would cost clips x captions model passes); use an embedding model "
+                            "(model=clap, model=pe_av_small, ...)")
 
     def prompts(self, cfg: DictConfig) -> None:
         """Captions are used as written: no prompt."""

@@ -228,13 +228,17 @@ class TaggingTask(LabelTask):
     missing_score = "AP (left out of mAP)"
 
     def check(self, cfg: DictConfig) -> None:
-        """Ranking needs the embed engine's logits (the pipeline gives softmax scores); there is no accuracy to gate."""
+        """Ranking needs the embed engine's logits (the pipeline gives softmax scores; an audio language model's
+        answer names one label); there is no accuracy to gate."""
         if cfg.engine == "pipeline":
             raise UserError(f"dataset={cfg.dataset.name} is multi-label: its metrics rank clips by the model's logits, "
                             "which only engine=embed gives; use engine=embed")
         if cfg.gate.min_accuracy is not None or cfg.gate.baseline is not None:
             raise UserError(f"dataset={cfg.dataset.name} is multi-label and has no accuracy for gate.min_accuracy or "
                             "gate.baseline to check; drop the gate settings")
+        if cfg.model.get("scoring") == "generate":
+            raise UserError(f"dataset={cfg.dataset.name} is multi-label: its metrics rank every label of every clip, "
+                            "and model.scoring=generate gives one answer per clip; use model.scoring=likelihood")
         super().check(cfg)
 
     def measure(self, context: RunContext, evaluated: Evaluated, probabilities: np.ndarray,

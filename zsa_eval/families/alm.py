@@ -1,0 +1,189 @@
+"""Audio language models (an audio encoder in front of a chat language model) as zero-shot classifiers: each clip is
+put to the model with an instruction, in the checkpoint's own chat format, and the model is scored on the candidate
+labels as its answer.
+
+- `likelihood`: each candidate answer's log-probability after the prompt, per token: the answer's tokens as
+  the model would write them, then its end-of-turn token (so "dog" is scored as the whole answer, not as the start of
+  "dog barking"), summed and divided by that token count. One forward pass over the clip's prompt (audio and
+  instruction) fills the key-value cache; the answers then run as one batch of continuations on copies of it
+  (`label_batch_size` at a time), so a clip costs one prompt pass and one short pass per label batch, not one full
+  pass per label.
+- `generate`: the greedy answer, at most `max_new_tokens` tokens, stopped at the end-of-turn token, as text.
+
+Each clip is prepared and scored alone (no padding between clips), so its scores do not depend on batch size or
+worker count.
+
+The two model types, as transformers 5.24 implements them (checked in its source):
+- `qwen2_audio` (Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor): a WhisperFeatureExtractor at 16 kHz
+  with 128 mel bins pads or cuts every clip to 30 s (3000 frames: the encoder refuses any other length), so only
+  the first 30 s are heard; the default chat template writes an audio item as "Audio 1: <|audio_bos|><|AUDIO|>
+  <|audio_eos|>\\n" and the processor repeats <|AUDIO|> once per 40 ms of real audio (a 5 s clip: 125 tokens).
+- `audioflamingo3` (AudioFlamingo3ForConditionalGeneration, AudioFlamingo3Processor): the same Whisper features,
+  but the processor cuts a clip into 30 s windows (up to max_audio_len, 600 s) and the checkpoint's chat template
+  puts one <sound> before the user's text, repeated once per 40 ms of real audio across the windows.
+Both end a turn with <|im_end|> and add the system turn "You are a helpful assistant." when there is none.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from zsa_eval.errors import UserError
+from zsa_eval.families import Inputs, ScoringFamily
+
+SCORINGS = ("likelihood", "generate")
+SCORE_KINDS = {"likelihood": "softmax", "generate": "answer"}
+SCORE_DESCRIPTIONS = {
+    "likelihood": "softmax over the candidate labels of each label's log-likelihood as the model's answer (mean "
+                  "log-probability per token, end-of-turn token included)",
+    "generate": "1 for the class the model's greedy answer matched (exactly or fuzzily, see unmatched.csv), 0 "
+                "elsewhere; a row of 0 when it matched none",
+}
+
+
+def check_scoring_settings(scoring, max_new_tokens, label_batch_size) -> None:
+    """A scoring mode the family has; whole numbers of at least 1 for the answer length and the label batch."""
+    if scoring not in SCORINGS:
+        raise UserError(f"model.scoring={scoring} is not a scoring mode: use model.scoring=likelihood (each label's "
+                        "log-likelihood as the answer) or model.scoring=generate (the model's own answer)")
+    for key, value in (("max_new_tokens", max_new_tokens), ("label_batch_size", label_batch_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise UserError(f"model.{key}={value} must be a whole number of at least 1, e.g. model.{key}=8")
+
+
+class AudioLanguageFamily(ScoringFamily):
+    """An audio language model whose processor takes the clip through its chat template."""
+
+    model_class: ClassVar[str]  # the transformers class that loads the checkpoint
+    end_of_turn: ClassVar[str] = "<|im_end|>"  # the token that closes the assistant's answer
+
+    def __init__(self, model: torch.nn.Module, processor, device: torch.device, dtype: torch.dtype, scoring: str,
+                 max_new_tokens: int, label_batch_size: int):
+        super().__init__(model, processor.feature_extractor, processor.tokenizer, device, dtype)
+        check_scoring_settings(scoring, max_new_tokens, label_batch_size)
+        self.processor = processor
+        self.scoring, self.max_new_tokens, self.label_batch_size = scoring, max_new_tokens, label_batch_size
+        self.score_kind, self.score_description = SCORE_KINDS[scoring], SCORE_DESCRIPTIONS[scoring]
+        self.end_of_turn_id = self.tokenizer.convert_tokens_to_ids(self.end_of_turn)
+        if self.end_of_turn_id is None or self.end_of_turn_id == self.tokenizer.unk_token_id:
+            raise UserError(f"the tokenizer of this {self.name} checkpoint has no {self.end_of_turn} token to end an "
+                            "answer with; point model.name_or_path at a chat (Instruct) checkpoint")
+        self.stop_ids = {self.end_of_turn_id, self.tokenizer.eos_token_id}
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, options: dict, device: torch.device, dtype: torch.dtype,
+                        settings: dict) -> tuple[ScoringFamily, object]:
+        """The model loaded in `dtype` (a 7 B model in fp32 would need twice the memory), with its processor."""
+        import transformers
+
+        processor = transformers.AutoProcessor.from_pretrained(name_or_path, **options)
+        model = getattr(transformers, cls.model_class).from_pretrained(name_or_path, dtype=dtype, **options)
+        family = cls(model, processor, device, dtype, settings.get("scoring"), settings.get("max_new_tokens"),
+                     settings.get("label_batch_size"))
+        return family, processor
+
+    def settings(self) -> dict:
+        """What shapes a score: the mode, and in generate mode the answer's length cap."""
+        return {"scoring": self.scoring,
+                **({"max_new_tokens": self.max_new_tokens} if self.scoring == "generate" else {})}
+
+    def prompt_text(self, instruction: str) -> str:
+        """The chat up to where the model's answer begins: a user turn holding the clip and the instruction."""
+        conversation = [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": instruction}]}]
+        try:
+            return self.processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+        except ValueError as error:
+            raise UserError(f"the processor of this {self.name} checkpoint cannot write a chat ({error}); point "
+                            "model.name_or_path at a checkpoint that ships its chat template") from error
+
+    def preparer(self, instruction: str) -> Callable[[np.ndarray, int], Inputs]:
+        """The processor on the clip alone: its log-mel features and the prompt's tokens, the audio placeholder
+        repeated once per audio token (no randomness: the seed is unused)."""
+        text = self.prompt_text(instruction)
+
+        def prepare(waveform: np.ndarray, seed: int) -> Inputs:
+            inputs = self.processor(text=text, audio=waveform, sampling_rate=self.sampling_rate, return_tensors="pt")
+            return {key: value for key, value in inputs.items() if isinstance(value, torch.Tensor)}
+        return prepare
+
+    def on_device(self, inputs: Inputs) -> Inputs:
+        """One clip's inputs on the model's device, features in its dtype."""
+        return {key: value.to(self.device, self.dtype if value.is_floating_point() else value.dtype)
+                for key, value in inputs.items()}
+
+    def answer_tokens(self, answers: Sequence[str]) -> list[list[int]]:
+        """Tokenized alone, without special tokens: after the prompt's closing newline the model's tokenizer splits
+        an answer the same way (Qwen2's pre-tokenizer cuts at the newline)."""
+        return [self.tokenizer(answer, add_special_tokens=False)["input_ids"] + [self.end_of_turn_id]
+                for answer in answers]
+
+    @torch.inference_mode()
+    def answer_log_likelihoods(self, inputs: Inputs, answers: Sequence[Sequence[int]]) -> torch.Tensor:
+        """One pass over the prompt (its cache kept), then the answers as batched continuations of it."""
+        inputs = self.on_device(inputs)
+        prompt = self.model(**inputs, use_cache=True)
+        first = prompt.logits[0, -1].float().log_softmax(dim=-1)
+        prompt_length = inputs["input_ids"].shape[1]
+        return torch.cat([self.continuation_log_likelihoods(prompt.cache, prompt_length, first,
+                                                            answers[start:start + self.label_batch_size])
+                          for start in range(0, len(answers), self.label_batch_size)])
+
+    def continuation_log_likelihoods(self, prompt_cache, prompt_length: int, first: torch.Tensor,
+                                     answers: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Mean log-probability per token of each answer: its first token from the prompt's last logits, the others
+        from one pass of every answer but its last token (right-padded: padding after a token never reaches it) on
+        a copy of the prompt's cache repeated once per answer."""
+        count, width = len(answers), max(len(answer) for answer in answers) - 1
+        lengths = torch.tensor([len(answer) for answer in answers], device=self.device)
+        totals = first[torch.tensor([answer[0] for answer in answers], device=self.device)]
+        if width > 0:
+            fed = torch.zeros((count, width), dtype=torch.long, device=self.device)
+            targets = torch.zeros_like(fed)
+            for row, answer in enumerate(answers):
+                fed[row, :len(answer) - 1] = torch.tensor(answer[:-1])
+                targets[row, :len(answer) - 1] = torch.tensor(answer[1:])
+            real = torch.arange(width, device=self.device)[None] < (lengths - 1)[:, None]
+            cache = copy.deepcopy(prompt_cache)
+            cache.batch_repeat_interleave(count)
+            attention_mask = torch.cat([torch.ones((count, prompt_length), dtype=torch.long, device=self.device),
+                                        real.long()], dim=1)
+            logits = self.model(input_ids=fed, attention_mask=attention_mask, cache=cache, use_cache=False).logits
+            token_log_probs = logits.float().log_softmax(dim=-1).gather(-1, targets[..., None])[..., 0]
+            totals = totals + (token_log_probs * real).sum(dim=1)
+        return totals / lengths
+
+    @torch.inference_mode()
+    def generate_answer(self, inputs: Inputs) -> str:
+        """Greedy decoding on the prompt's cache, up to max_new_tokens tokens or the end of the turn."""
+        inputs = self.on_device(inputs)
+        output = self.model(**inputs, use_cache=True)
+        length = inputs["input_ids"].shape[1]
+        written: list[int] = []
+        while True:
+            token = int(output.logits[0, -1].argmax())
+            if token in self.stop_ids:
+                break
+            written.append(token)
+            if len(written) == self.max_new_tokens:
+                break
+            attention_mask = torch.ones((1, length + len(written)), dtype=torch.long, device=self.device)
+            output = self.model(input_ids=torch.tensor([[token]], device=self.device), attention_mask=attention_mask,
+                                cache=output.cache, use_cache=True)
+        return self.tokenizer.decode(written, skip_special_tokens=True).strip()
+
+
+class Qwen2AudioFamily(AudioLanguageFamily):
+    name = "qwen2_audio"
+    model_types = ("qwen2_audio",)
+    model_class = "Qwen2AudioForConditionalGeneration"
+
+
+class AudioFlamingo3Family(AudioLanguageFamily):
+    name = "audioflamingo3"
+    model_types = ("audioflamingo3",)
+    model_class = "AudioFlamingo3ForConditionalGeneration"
