@@ -285,9 +285,10 @@ def main() -> None:
                         "ESC-50-sized embeddings (no model)")
     parser.add_argument("--probe-repeats", type=int, default=3, help="--probe: time this many probes, keep the best")
     parser.add_argument("--out", type=Path, default=None, help="default: results/benchmark/benchmark.json "
-                        "(--probe: results/benchmark/probe.json)")
+                        "(--probe: results/benchmark/probe.json; an audio language model: results/benchmark/<family>.json)")
     args = parser.parse_args()
     if args.family in SCORING_FAMILIES:
+        args.out = args.out or Path(f"results/benchmark/{args.family}.json")
         benchmark_scoring(args)
         return
     if args.probe:
