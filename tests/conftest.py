@@ -157,6 +157,12 @@ def audiofolder(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture
+def writable_audiofolder(audiofolder, tmp_path) -> Path:
+    """A copy of `audiofolder` for a test that adds, removes or changes files in it."""
+    return shutil.copytree(audiofolder, tmp_path / "sounds")
+
+
 def compose_config(*overrides: str):
     """The run config as `python -m zsa_eval OVERRIDES` would compose it."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):

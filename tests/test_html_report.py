@@ -266,9 +266,9 @@ def test_report_false_writes_no_report_and_a_failing_report_costs_no_result(tiny
 
 
 @pytest.mark.slow
-def test_a_clip_that_cannot_be_decoded_again_is_named_in_the_report(tiny_model_dir, audiofolder, tmp_path,
+def test_a_clip_that_cannot_be_decoded_again_is_named_in_the_report(tiny_model_dir, writable_audiofolder, tmp_path,
                                                                    monkeypatch, capsys):
-    arguments = ("dataset=audiofolder", f"dataset.path={audiofolder}", "model=tiny_random",
+    arguments = ("dataset=audiofolder", f"dataset.path={writable_audiofolder}", "model=tiny_random",
                  f"output_dir={tmp_path / 'run'}")
     assert run_cli(monkeypatch, capsys, *arguments)[0] == 0
     first = json.loads((tmp_path / "run" / "metrics.json").read_text())["report"]

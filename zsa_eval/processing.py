@@ -96,8 +96,9 @@ def log_batches(task: Task, context: RunContext, log: ProgressLog, todo: list[in
     if not todo:
         return
     item_ids = context.dataset.items["item_id"].tolist()
+    batches = task.batches(context, todo)
     try:
-        for batch in task.batches(context, todo):
+        for batch in batches:
             positions = [todo[row] for row in batch.rows]
             if batch.kept_embeddings is not None and positions:
                 store_embedding_part(log.directory, positions, batch.kept_embeddings)
@@ -111,6 +112,7 @@ def log_batches(task: Task, context: RunContext, log: ProgressLog, todo: list[in
             raise_on_skip(context.cfg.on_error, skipped, item_ids)
             stop_if_interrupted()
     except KeyboardInterrupt:
+        batches.close()  # the DataLoader's workers shut down now, not while the interruption is reported
         raise interruption(log, len(item_ids)) from None
 
 
