@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Mutation testing of the pure modules (metrics, audio, data/, cache, report tables) with their fast
-# tests: mutmut (pip install -e '.[mutation]') changes one operator or constant at a time and reruns the tests
+# tests: mutmut (pip install -e '.[test,mutation]') changes one operator or constant at a time and reruns the tests
 # that reach it; a mutant the tests do not notice "survives". Prints the kill rate per module, then the survivors
 # that scripts/mutation_equivalents.tsv does not explain as equivalent. Pass mutant names or globs to run a part
 # (e.g. 'zsa_eval.tasks.classification*').

@@ -137,6 +137,7 @@ def test_entries_are_plain_float32_npy_with_the_clip_length_and_unreadable_ones_
     assert cache.load("no_length") is None  # an embedding without the clip's length is no entry
 
 
+@pytest.mark.slow
 def test_a_copied_checkpoint_has_the_same_fingerprint_and_reuses_the_cache(tiny_model_dir, tmp_path, monkeypatch):
     import shutil
 

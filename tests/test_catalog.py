@@ -294,6 +294,7 @@ def test_auto_falls_back_to_this_is_a_sound_of(dataset):
     assert cfg.template.name == "auto" and list(cfg.template.prompts) == ["This is a sound of {}."]
 
 
+@pytest.mark.slow
 def test_leaderboard_tells_auto_from_another_template(tiny_model_dir, hub_unreachable, tmp_path):
     hub_copy = write_hub_copy(tmp_path / "hub", CATALOG["gtzan"])
     results = tmp_path / "results"

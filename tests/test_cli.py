@@ -45,6 +45,7 @@ def test_smoke_run_writes_every_result(monkeypatch, capsys, tiny_model_dir, tmp_
     assert per_fold["fold"].tolist() == ["1", "2", "mean", "std"] and per_fold["n"].tolist()[:2] == [20, 20]
 
 
+@pytest.mark.slow
 def test_same_config_twice_gives_identical_predictions(tiny_model_dir, tmp_path):
     for name in ("a", "b"):
         run(compose_config("dataset=synthetic", "model=tiny_random", "template=ensemble", "batch_size=5",
@@ -62,6 +63,7 @@ def test_esc50_folder_with_folds(tiny_model_dir, esc50_folder, tmp_path):
     assert per_fold["fold"].tolist() == ["2", "mean", "std"]
 
 
+@pytest.mark.slow
 def test_audiofolder_pipeline_engine_matches_embed(tiny_model_dir, audiofolder, tmp_path):
     common = ["dataset=audiofolder", f"dataset.path={audiofolder}", "model=tiny_random", "num_workers=0"]
     embed = run(compose_config(*common, f"output_dir={tmp_path / 'embed'}"))
@@ -205,6 +207,7 @@ def test_the_quoting_advised_for_a_prompt_works(monkeypatch, capsys, tiny_model_
     assert code == 0 and metrics["prompts"] == ["A sound of {}", "The {} noise."]
 
 
+@pytest.mark.slow
 def test_a_run_outside_results_dir_says_no_leaderboard_lists_it(monkeypatch, capsys, tiny_model_dir, tmp_path):
     results = tmp_path / "results"
     common = ["dataset=synthetic", "dataset.clips_per_class=2", "model=tiny_random", f"results_dir={results}"]

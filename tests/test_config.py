@@ -43,6 +43,7 @@ def test_schema_and_config_yaml_hold_the_same_keys():
     assert {"limit_mode", "save_embeddings", "verbose"} <= set(in_yaml)
 
 
+@pytest.mark.slow
 def test_help_lists_every_key_with_its_default_and_meaning(monkeypatch, capsys):
     code, stdout, _ = run_cli(monkeypatch, capsys, "--help")
     assert code == 0
@@ -99,6 +100,7 @@ def test_version_names_the_versions_without_loading_the_libraries():
     assert heavy == []
 
 
+@pytest.mark.slow
 def test_help_loads_no_heavy_library():
     output, heavy = loaded_after("'--help'")
     assert "== Keys" in output and heavy == []

@@ -53,6 +53,7 @@ def test_embed_and_pipeline_engines_agree(tiny_model, clips):
     assert (embed.argmax(axis=1) == pipeline.argmax(axis=1)).all()
 
 
+@pytest.mark.slow
 def test_scores_do_not_depend_on_batch_size_or_workers(tiny_model, clips):
     _, reference = scores(tiny_model, clips, batch_size=1)
     for batch_size, num_workers in [(7, 0), (32, 0), (3, 2)]:

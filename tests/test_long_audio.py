@@ -17,7 +17,7 @@ import soundfile as sf
 import torch
 from transformers import ClapModel
 
-from conftest import compose_config, count_encoded_clips, noise, run_cli, tone
+from conftest import compose_config, count_encoded_clips, noise, run_cli, run_cli_in_a_shared_fixture, tone
 from zsa_eval.audio import load_clip
 from zsa_eval.cache import EmbeddingCache, model_fingerprint
 from zsa_eval.config import checked
@@ -333,17 +333,16 @@ def test_torchrun_shards_the_clips_and_counts_every_window_once(tiny_model_dir, 
     folder = write_long_folder(tmp_path / "sounds")
     common = ["dataset=audiofolder", f"dataset.path={folder}", "model=tiny_random", *WINDOWS, "cache=false",
               "batch_size=2", f"results_dir={tmp_path}", "progress=false"]
-    launchers = {"single": ["-m"], "double": ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                                              "-m"]}
-    metrics = {}
-    for name, launcher in launchers.items():
-        done = subprocess.run([sys.executable, *launcher, "zsa_eval", *common, f"output_dir={tmp_path / name}"],
-                              cwd=ROOT, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr
-        metrics[name] = json.loads((tmp_path / name / "metrics.json").read_text())
+    code, _, stderr = run_cli_in_a_shared_fixture(*common, f"output_dir={tmp_path / 'single'}")  # the reference
+    assert code == 0, stderr
+    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                             "-m", "zsa_eval", *common, f"output_dir={tmp_path / 'double'}"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert double.returncode == 0, double.stderr
+    metrics = {name: json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("single", "double")}
     assert metrics["double"]["processes"] == 2
     assert metrics["double"]["long_audio"] == metrics["single"]["long_audio"] == EXPECTED_COUNTS
-    scores = [pd.read_parquet(tmp_path / name / "scores.parquet") for name in launchers]
+    scores = [pd.read_parquet(tmp_path / name / "scores.parquet") for name in ("single", "double")]
     np.testing.assert_allclose(scores[1].filter(like="logit:").to_numpy(), scores[0].filter(like="logit:").to_numpy(),
                                atol=1e-5, rtol=0)
 

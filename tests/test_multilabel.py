@@ -99,6 +99,7 @@ def sequential_ap(positive: np.ndarray, score: np.ndarray, draws: np.ndarray) ->
 @settings(max_examples=40, deadline=None)
 @given(truth=arrays(bool, (12, 3)), levels=arrays(np.int64, (12, 3), elements=st.integers(0, 4)),
        seed=st.integers(0, 2**16))
+@pytest.mark.slow
 def test_resampled_ap_and_auc_match_brute_force(truth, levels, seed):
     scores = levels / 4.0  # few levels: many ties
     counts = resample_counts(12, 25, seed)

@@ -76,6 +76,7 @@ def reference_logits(model, clips, texts, waveforms=None, pool=None) -> torch.Te
 
 
 @pytest.mark.parametrize("batch_size", [1, 7])
+@pytest.mark.slow
 def test_scores_equal_sigmoid_of_the_models_own_logits(pe_dirs, clips, batch_size):
     loaded = load(pe_dirs["pe_audio"])
     reference = reference_logits(PeAudioModel.from_pretrained(pe_dirs["pe_audio"]).eval(), clips,
@@ -283,6 +284,7 @@ def test_cache_serves_frame_embeddings_to_either_pooling(pe_dirs, clips, tmp_pat
         cache.folder.name
 
 
+@pytest.mark.slow
 def test_cli_runs_record_family_and_score_kind_and_reuse_the_cache(monkeypatch, capsys, tmp_path):
     common = ["dataset=synthetic", "dataset.clips_per_class=2", "model=pe_tiny_random"]
     code, _, stderr = run_cli(monkeypatch, capsys, *common, f"output_dir={tmp_path / 'first'}")
@@ -311,6 +313,7 @@ def test_pipeline_engine_refuses_pe_audio_in_one_line(monkeypatch, capsys, tmp_p
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_auto_model_reads_the_family_from_the_checkpoint(monkeypatch, capsys, tmp_path, tiny_model_dir, pe_dirs):
     for name, directory, family in [("clap_auto", tiny_model_dir, "clap"),
                                     ("pe_auto", pe_dirs["pe_audio_frame"], "pe_audio")]:

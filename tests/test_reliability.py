@@ -114,6 +114,7 @@ def bad_esc50(tmp_path):
     return root, write_bad_esc50(root)
 
 
+@pytest.mark.slow
 def test_bad_items_in_an_esc50_folder_are_evaluated_or_recorded(monkeypatch, capsys, tiny_model_dir, bad_esc50,
                                                                 tmp_path):
     root, expected = bad_esc50
@@ -126,6 +127,7 @@ def test_bad_items_in_an_esc50_folder_are_evaluated_or_recorded(monkeypatch, cap
     assert_outcomes(out, expected)
 
 
+@pytest.mark.slow
 def test_bad_items_in_an_audiofolder_are_evaluated_or_recorded(monkeypatch, capsys, tiny_model_dir, tmp_path):
     source = tmp_path / "ESC-50"
     expected = write_bad_esc50(source)
@@ -185,6 +187,7 @@ def test_too_many_skips_exit_2_after_writing_everything(monkeypatch, capsys, tin
     assert json.loads((out / "metrics.json").read_text())["status"] == "too_many_skips"
 
 
+@pytest.mark.slow
 def test_one_bad_file_in_a_small_folder_passes_a_systematic_failure_does_not(monkeypatch, capsys, tiny_model_dir,
                                                                              tmp_path):
     folder = tmp_path / "sounds"
@@ -241,6 +244,7 @@ def test_dataset_and_setting_mistakes(monkeypatch, capsys, tiny_model_dir, esc50
     assert message in one_line(code, stderr)
 
 
+@pytest.mark.slow
 def test_empty_audiofolder_and_unwritable_output_dir(monkeypatch, capsys, tmp_path):
     (tmp_path / "empty").mkdir()
     code, _, stderr = run_cli(monkeypatch, capsys, "dataset=audiofolder", f"dataset.path={tmp_path / 'empty'}",
@@ -268,6 +272,7 @@ def test_output_dir_of_another_config_needs_overwrite(monkeypatch, capsys, tiny_
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["template"] == "plain"
 
 
+@pytest.mark.slow
 def test_hostile_label_names_never_escape_output_dir(monkeypatch, capsys, tiny_model_dir, tmp_path):
     labels = ["../../escape", "a/b\\c", "ünïcödé 音", "x" * 300]
     root = tmp_path / "ESC-50"

@@ -28,6 +28,7 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     assert [path.name for path in tmp_path.iterdir()] == ["a.txt"]
 
 
+@pytest.mark.slow
 def test_confusion_png_is_a_real_image_sized_for_50_classes(tmp_path):
     names = [f"class_{index:02d}" for index in range(50)]
     counts = np.diag(np.full(50, 8)) + np.eye(50, k=1, dtype=int)

@@ -39,6 +39,7 @@ def test_stratified_limit_below_the_class_count_picks_seeded_classes():
     assert picks[0].tolist() != picks[1].tolist()
 
 
+@pytest.mark.slow
 def test_limit_modes_end_to_end(tiny_model_dir, tmp_path):
     stratified = run(compose_config("dataset=synthetic", "model=tiny_random", "limit=10",
                                     f"output_dir={tmp_path / 'stratified'}"))
@@ -94,6 +95,7 @@ def test_a_single_label_folder_of_joined_names_warns(tiny_model_dir, tmp_path, c
         "carry several labels, set dataset.task=multilabel 'dataset.label_delimiter=\",\"'")
 
 
+@pytest.mark.slow
 def test_scores_parquet_holds_every_probability_and_logit(tiny_model_dir, tmp_path):
     out = tmp_path / "run"
     metrics = run(compose_config("dataset=synthetic", "model=tiny_random", "cache=false", f"output_dir={out}"))
@@ -109,6 +111,7 @@ def test_scores_parquet_holds_every_probability_and_logit(tiny_model_dir, tmp_pa
     assert (np.asarray(classes)[probabilities.argmax(axis=1)] == predictions["predicted_label"]).all()
 
 
+@pytest.mark.slow
 def test_save_embeddings_writes_the_vectors_the_scores_come_from(tiny_model, tiny_model_dir, tmp_path):
     out = tmp_path / "run"
     metrics = run(compose_config("dataset=synthetic", "model=tiny_random", "save_embeddings=true",
@@ -134,6 +137,7 @@ def test_save_embeddings_writes_the_vectors_the_scores_come_from(tiny_model, tin
     np.testing.assert_array_equal(np.load(out / "embeddings" / "audio.npy", allow_pickle=False), audio)
 
 
+@pytest.mark.slow
 def test_cache_hits_are_counted_apart_from_encoder_speed(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("ZSA_EVAL_CACHE", str(tmp_path / "cache"))
     build_random_clap("tiny", tmp_path / "cache" / "models" / "tiny_random-seed0")
@@ -144,6 +148,7 @@ def test_cache_hits_are_counted_apart_from_encoder_speed(tiny_model_dir, tmp_pat
     assert warm["cache_hits"] == 10 and warm["encoded_clips_per_s"] is None
 
 
+@pytest.mark.slow
 def test_identity_tells_apart_prompts_weights_and_data_paths(tiny_model_dir, esc50_folder, tmp_path):
     other_weights = build_random_clap("tiny", tmp_path / "other", seed=1)
     copy = tmp_path / "copy"
@@ -169,6 +174,7 @@ def test_identity_tells_apart_prompts_weights_and_data_paths(tiny_model_dir, esc
             metrics["base"]["provenance"]["files_fingerprint"])
 
 
+@pytest.mark.slow
 def test_runs_over_other_clips_of_one_folder_are_other_rows(tiny_model_dir, tmp_path):
     from zsa_eval.report.leaderboard import write_leaderboard
 

@@ -23,6 +23,7 @@ def record(index: int, item_id: str) -> dict:
     return {"index": index, "item_id": item_id, "probabilities": [0.25, 0.75]}
 
 
+@pytest.mark.slow
 def test_resume_scores_only_the_items_not_finished(tiny_model_dir, esc50_folder, tmp_path, monkeypatch):
     out = tmp_path / "run"
     overrides = ["dataset=esc50_folder", f"dataset.path={esc50_folder}", "model=tiny_random", "cache=false",

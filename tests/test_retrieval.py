@@ -211,6 +211,7 @@ def test_clotho_shaped_folder_runs_end_to_end(model, tiny_model_dir, clotho_fold
     assert (run_dir / "recall_at_k.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_an_interrupted_retrieval_run_resumes_with_the_same_results(tiny_model_dir, clotho_folder, tmp_path,
                                                                     monkeypatch):
     out = tmp_path / "run"
@@ -341,6 +342,7 @@ def test_retrieval_mistakes_are_one_line(arguments, message, clotho_folder, tiny
     assert message in stderr
 
 
+@pytest.mark.slow
 def test_leaderboard_holds_retrieval_rows_beside_classification_rows(tiny_model_dir, clotho_folder, tmp_path):
     results = tmp_path / "results"
     run(compose_config("dataset=synthetic", "model=tiny_random", "limit=6", f"results_dir={results}"))
@@ -428,6 +430,7 @@ def test_summary_line_names_both_directions():
     assert "mAP@10 0.4000 on 3 of 4 clips (15 captions) in 9.0 s" in retrieval_summary({**metrics, "n_skipped": 0}, 9.0)
 
 
+@pytest.mark.slow
 def test_compare_pairs_the_queries_of_two_retrieval_runs(tiny_model_dir, clotho_folder, tmp_path, capsys):
     """Two real runs (two models) on the same clips: each direction's metrics on the queries both ran, recomputed
     from their ranks.csv, with paired bootstrap intervals; the files compare writes."""

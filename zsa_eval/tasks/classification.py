@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
 from scipy.stats import binomtest
 from sklearn.metrics import (
     accuracy_score,
