@@ -166,3 +166,20 @@ def test_synthetic_dataset_is_written_once(tmp_path):
     assert (tmp_path / "syn" / "meta" / "esc50.csv").stat().st_mtime_ns == stamp
     assert second.items.equals(first.items)
     assert sf.info(second.clips[0]).samplerate == 44100
+
+
+def test_synthetic_sounds_replace_only_a_folder_zsa_eval_wrote(tmp_path):
+    """A user's folder given as dataset.path of dataset=synthetic is refused, never emptied; an empty folder and
+    zsa-eval's own earlier sounds (other settings) are written over."""
+    users = tmp_path / "my_sounds"
+    (users / "dog").mkdir(parents=True)
+    (users / "dog" / "bark.wav").write_bytes(b"the user's recording")
+    with pytest.raises(UserError, match=r"dataset.path=.*my_sounds holds files zsa-eval did not write, and "
+                                        r"dataset=synthetic writes its sounds there.*use dataset=audiofolder"):
+        data.load_synthetic("synthetic", str(users), 2, 16000, 0.2, label_column="category")
+    assert (users / "dog" / "bark.wav").read_bytes() == b"the user's recording" and len(list(users.iterdir())) == 1
+    (tmp_path / "empty").mkdir()
+    assert len(data.load_synthetic("synthetic", str(tmp_path / "empty"), 2, 16000, 0.2, label_column="category")) == 10
+    again = data.load_synthetic("synthetic", str(tmp_path / "empty"), 3, 16000, 0.2, label_column="category")
+    assert len(again) == 15 and len(list((tmp_path / "empty" / "audio").iterdir())) == 15
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []  # no staging folder left

@@ -150,6 +150,16 @@ def notes_only(root: Path) -> None:
     (root / "x" / "notes.txt").write_text("?")
 
 
+def flat_recordings(root: Path) -> None:
+    for name, frequency in (("beep.wav", 900), ("hum.wav", 120)):
+        write_tone(root / name, frequency)
+
+
+def output_inside_the_folder(root: Path) -> None:
+    for label, frequency in (("dog", 300), ("bird", 3000)):
+        write_tone(root / label / "a.wav", frequency)
+
+
 def colliding_class_names(root: Path) -> None:
     write_tone(root / "dog_bark" / "a.wav", 300)
     write_tone(root / "dog-bark" / "b.wav", 300)
@@ -160,16 +170,21 @@ def colliding_class_names(root: Path) -> None:
      r"has audio for one class only \('dog'; ignored 2 files: \.xyz \(2\)\).*dataset\.extensions"),
     (Path.mkdir, "is empty: put audio files in class subfolders"),
     (notes_only, r"no audio files found in class folders under .*\(ignored 1 file: \.txt \(1\)\)"),
+    (flat_recordings, r"no audio files found in class folders under .*\(2 audio files outside any class folder, "
+     r"e\.g\. (beep|hum)\.wav; no other files\): .*\(move each file into a folder named by its class\)"),
     (colliding_class_names, r"class names 'dog-bark' and 'dog_bark' collide once made readable \(both read 'dog bark'\)"),
+    (output_inside_the_folder, r"output_dir=.*/folder/run is inside dataset.path=.*/folder: the run's files \(its "
+     r"report clips among them\) would join the dataset on the next run"),
 ])
 def test_folder_mistakes_are_one_clear_line(monkeypatch, capsys, tiny_model_dir, tmp_path, build, message):
     root = tmp_path / "folder"
     build(root)
+    output_dir = root / "run" if build is output_inside_the_folder else tmp_path / "run"
     code, _, stderr = run_cli(monkeypatch, capsys, "dataset=audiofolder", f"dataset.path={root}", "model=tiny_random",
-                              f"output_dir={tmp_path / 'run'}")
+                              f"output_dir={output_dir}")
     assert code == 2 and len(stderr.strip().splitlines()) == 1
     assert re.search(message, stderr), stderr
-    assert not (tmp_path / "run").exists()
+    assert not output_dir.exists()
 
 
 def ffmpeg_convert(source: Path, target: Path) -> Path:

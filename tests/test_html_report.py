@@ -234,6 +234,10 @@ def test_the_leaderboard_page_links_each_run_to_its_report(classification_result
     assert links == [("run/report.html", "run")]  # the run without a report is named, not linked
     shown = page_tables(page)["leaderboard-table"]
     assert column(shown, "run_dir") == board["run_dir"].tolist() and set(board["run_dir"]) == {"run", "no_report"}
+    # what a row is and how it scores before the details, so a page of ordinary width shows the scores
+    assert shown["columns"][:2] == ["dataset", "model"]
+    assert shown["columns"].index("accuracy [95% CI]") < shown["columns"].index("run_dir") < shown["columns"].index(
+        "engine")
     assert column(shown, "accuracy [95% CI]") == [
         f"{row.accuracy:.4f} [{row.accuracy_ci95_low:.4f}, {row.accuracy_ci95_high:.4f}]" for row in board.itertuples()]
     assert page.count("data:image/png;base64,") == 2 and 'id="by-dataset-table"' in page

@@ -6,7 +6,7 @@ import torch
 from conftest import noise, tone, unset_offline_variables
 from zsa_eval.engine import score_clips, text_embeddings
 from zsa_eval.errors import UserError
-from zsa_eval.models import load_model, resolve_device, resolve_dtype
+from zsa_eval.models import ensure_random_model, load_model, resolve_device, resolve_dtype
 from zsa_eval.random_models import train_tokenizer
 
 
@@ -52,6 +52,20 @@ def test_unreadable_model_directory(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(UserError, match="cannot read model directory"):
         load_model("broken", str(tmp_path), torch.device("cpu"), "fp32")
+
+
+def test_a_random_model_is_built_only_where_no_other_files_are(tmp_path):
+    """model.name_or_path of a random-weight preset pointing at a user's folder: refused, the folder untouched."""
+    users = tmp_path / "my_folder"
+    (users / "notes").mkdir(parents=True)
+    (users / "keep.txt").write_text("mine")
+    with pytest.raises(UserError, match=r"my_folder holds files but no model \(config.json\): zsa-eval writes a "
+                                        r"random-weight model only into a new or empty folder"):
+        ensure_random_model(str(users), "tiny", 0)
+    assert sorted(path.name for path in users.iterdir()) == ["keep.txt", "notes"]
+    assert [path.name for path in tmp_path.iterdir()] == ["my_folder"]  # no staging folder left behind
+    ensure_random_model(str(tmp_path / "new"), "tiny", 0)
+    assert (tmp_path / "new" / "config.json").is_file()
 
 
 @pytest.mark.parametrize("kept, named", [

@@ -516,6 +516,20 @@ def checked_references(dataset: dict) -> list[dict] | None:
     return checked_entries
 
 
+def check_output_outside_data(config: dict) -> None:
+    """A run directory inside the dataset's folder would be read as part of the dataset on the next run (its report
+    clips, say): refused."""
+    data_path = config["dataset"].get("path")
+    if not data_path:
+        return
+    data_folder = Path(data_path).expanduser().resolve()
+    output_dir = Path(config["output_dir"]).expanduser().resolve()
+    if output_dir == data_folder or data_folder in output_dir.parents:
+        raise UserError(f"output_dir={config['output_dir']} is inside dataset.path={data_path}: the run's files (its "
+                        "report clips among them) would join the dataset on the next run; write the results "
+                        "outside it (output_dir=... or results_dir=...)")
+
+
 def check_protocol(protocol: dict) -> None:
     """Few-shot settings that contradict each other: no shots without the text to start from, a headline
     classifier the settings do not train."""
@@ -554,6 +568,7 @@ def checked(cfg: DictConfig) -> DictConfig:
     check_dataset_task(result["dataset"])
     check_long_audio(result)
     check_protocol(result["protocol"])
+    check_output_outside_data(result)
     return OmegaConf.create(result)
 
 

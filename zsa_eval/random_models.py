@@ -7,9 +7,6 @@ extractor classes and a chat template)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -38,6 +35,7 @@ from transformers import (
 )
 
 from zsa_eval.errors import UserError
+from zsa_eval.staging import write_folder
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 TOKENIZER_CORPUS = [
@@ -94,18 +92,15 @@ def build_random_clap(size: str, out_dir: Path, seed: int = 0) -> Path:
     def write(staging: Path) -> None:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
-    return write_atomically(out_dir, write)
+    return write_model(out_dir, write)
 
 
-def write_atomically(out_dir: Path, write) -> Path:
-    """Let `write(staging)` fill a fresh folder beside `out_dir`, then move it into place in one rename."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    write(staging)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(staging, out_dir)
-    return out_dir
+def write_model(out_dir: Path, write) -> Path:
+    """Write a model folder at `out_dir` through `write(staging)`; a folder of other files there is refused."""
+    return write_folder(out_dir, write, "config.json",
+                        f"{out_dir} holds files but no model (config.json): zsa-eval writes a random-weight model "
+                        "only into a new or empty folder, or over one it wrote; point model.name_or_path (or the "
+                        "output folder) at a new folder")
 
 
 # PE-Audio shapes. `small`: the audio branch of facebook/pe-av-small as far as it can be known offline: the text
@@ -183,7 +178,7 @@ def build_random_pe(size: str, layout: str, out_dir: Path, seed: int = 0) -> Pat
             model.save_pretrained(staging)
         PeAudioFeatureExtractor().save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-    return write_atomically(out_dir, write)
+    return write_model(out_dir, write)
 
 
 # Tiny audio language models. The audio encoder keeps the real models' 1500 positions (the encoders take exactly 30 s
@@ -263,7 +258,7 @@ def build_random_alm(model_type: str, out_dir: Path, seed: int = 0) -> Path:
     def write(staging: Path) -> None:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
-    return write_atomically(out_dir, write)
+    return write_model(out_dir, write)
 
 
 RANDOM_MODELS = {

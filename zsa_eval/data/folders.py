@@ -108,9 +108,12 @@ def class_folder_table(
                                     f"audio outside any class folder (put it in {within}<class>/)"))
     found = sorted(set(labels))
     if not in_class:
+        elsewhere = (f"{len(outside_classes)} audio file{'s' if len(outside_classes) > 1 else ''} outside any class "
+                     f"folder, e.g. {outside_classes[0][0]}; " if outside_classes else "")
         raise UserError(f"no audio files found in class folders under {listing.root / within} "
-                        f"({listing.ignored_summary()}): an audiofolder holds <class>/<file> audio, or audio files "
-                        "with a metadata.csv; set dataset.extensions if your audio has another extension")
+                        f"({elsewhere}{listing.ignored_summary()}): an audiofolder holds <class>/<file> audio (move "
+                        "each file into a folder named by its class), or audio files with a metadata.csv; set "
+                        "dataset.extensions if your audio has another extension")
     if len(found) < 2 and classes is None:
         raise UserError(f"{listing.root / within} has audio for one class only ({found[0]!r}; "
                         f"{listing.ignored_summary()}): zero-shot classification needs at least two classes; add "

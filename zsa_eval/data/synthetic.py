@@ -4,9 +4,6 @@ made offline), written once and loaded like a real ESC-50 folder."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +13,7 @@ import soundfile as sf
 
 from zsa_eval.data.esc50 import load_esc50_folder
 from zsa_eval.data.items import AudioDataset
+from zsa_eval.staging import write_folder
 
 N_FOLDS = 2
 
@@ -63,31 +61,36 @@ def synthesize(category: str, sample_rate: int, duration_s: float, rng: np.rando
 
 
 def write_synthetic_esc50(root: Path, clips_per_class: int, sample_rate: int, duration_s: float) -> Path:
-    """Write the dataset at `root` unless the same one is already there; return `root`."""
+    """Write the dataset at `root` unless the same one is already there; return `root`. A folder at `root` that
+    zsa-eval did not write is refused, never replaced."""
     params = {"clips_per_class": clips_per_class, "sample_rate": sample_rate, "duration_s": duration_s,
               "categories": list(SOUNDS)}
     stamp = root / "meta" / "synthetic.json"
     if stamp.is_file() and json.loads(stamp.read_text()) == params:
         return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=root.parent))
-    (staging / "audio").mkdir()
-    (staging / "meta").mkdir()
+    return write_folder(root, lambda staging: write_sounds(staging, params), "meta/synthetic.json",
+                        f"dataset.path={root} holds files zsa-eval did not write, and dataset=synthetic writes its "
+                        "sounds there, replacing what is in it: leave dataset.path at its default or name a new "
+                        "folder; to evaluate the audio in that folder use dataset=audiofolder (class subfolders) or "
+                        "dataset=esc50_folder")
+
+
+def write_sounds(folder: Path, params: dict) -> None:
+    """The synthesized clips (audio/), their ESC-50 metadata and the stamp of `params` (meta/) in `folder`."""
+    (folder / "audio").mkdir()
+    (folder / "meta").mkdir()
     rng = np.random.default_rng(0)
     rows = []
     for target, category in enumerate(SOUNDS):
-        for take in range(clips_per_class):
+        for take in range(params["clips_per_class"]):
             fold = take % N_FOLDS + 1
             filename = f"{fold}-{target:02d}{take:03d}-A-{target}.wav"
-            sf.write(staging / "audio" / filename, synthesize(category, sample_rate, duration_s, rng), sample_rate)
+            clip = synthesize(category, params["sample_rate"], params["duration_s"], rng)
+            sf.write(folder / "audio" / filename, clip, params["sample_rate"])
             rows.append({"filename": filename, "fold": fold, "target": target, "category": category,
                          "esc10": True, "src_file": f"{target:02d}{take:03d}", "take": "A"})
-    pd.DataFrame(rows).to_csv(staging / "meta" / "esc50.csv", index=False)
-    (staging / "meta" / "synthetic.json").write_text(json.dumps(params))
-    if root.exists():
-        shutil.rmtree(root)
-    os.replace(staging, root)
-    return root
+    pd.DataFrame(rows).to_csv(folder / "meta" / "esc50.csv", index=False)
+    (folder / "meta" / "synthetic.json").write_text(json.dumps(params))
 
 
 def load_synthetic(

@@ -88,7 +88,7 @@ def comparison_page(comparison: Comparison, out_dir: Path, clips: int) -> str:
     paths = item_paths([Path(comparison.name_a), Path(comparison.name_b)])
     tables = [(heading, table(with_players(frame, paths, files, clips) if "item_id" in frame and clips else frame))
               for heading, frame in comparison.shown_tables()]
-    return render(COMPARE_PAGE + ".j2", title=f"{Path(comparison.name_b).name} vs {Path(comparison.name_a).name}",
+    return render(COMPARE_PAGE + ".j2", title=f"{Path(comparison.name_a).name} vs {Path(comparison.name_b).name}",
                   comparison=comparison, deltas=table(comparison.metric_deltas), tests=comparison.extra_summary(),
                   tables=tables, clips=clips,
                   figures=[(figure_title(name), png_data_uri(png)) for name, png in comparison.figures().items()])

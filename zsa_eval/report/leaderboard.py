@@ -392,11 +392,17 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
     return shown_board(board).to_markdown(index=False, floatfmt=".4f") + "\n"
 
 
+DETAIL_COLUMNS = ("source", "family", "weights", "prompts", "engine", "precision", "selection", "n_classes", "chance",
+                  "clips/s", "date", "identity", "status")  # the page shows them after the scores
+
+
 def leaderboard_page(board: pd.DataFrame, results_dir: Path, every_run: bool, by_dataset: pd.DataFrame | None) -> str:
-    """leaderboard.html: the board as leaderboard.md shows it, sortable, each run (first column) linked to its
-    report.html where it has one; the heat maps and the by-dataset table, when the board has them (`by_dataset`)."""
+    """leaderboard.html: the board as leaderboard.md shows it, sortable: each row's dataset, model, template and
+    scores first, then its run directory (linked to its report.html where it has one) and the details; the heat maps
+    and the by-dataset table, when the board has them (`by_dataset`)."""
     shown = shown_board(board)
-    shown = shown[["run_dir", *shown.columns.drop("run_dir")]]
+    details = [name for name in ("run_dir", *DETAIL_COLUMNS) if name in shown]
+    shown = shown[[*shown.columns.drop(details), *details]]  # what a row is and scores first; the linked run after
     reports = [f"{run_dir}/{REPORT_FILE}" if (results_dir / run_dir / REPORT_FILE).is_file() else None
                for run_dir in shown["run_dir"]]
     figures = [(figure_title(name), png_data_uri((results_dir / name).read_bytes()))

@@ -116,7 +116,7 @@ class Comparison:
     def markdown(self) -> str:
         bootstrap = self.bootstrap
         return "\n".join([
-            f"# {self.name_b} vs {self.name_a}", "",
+            f"# {self.name_a} vs {self.name_b}", "",
             "A = " + self.name_a, "B = " + self.name_b, "",
             f"Compared on the {self.n_common} {self.unit} both runs evaluated (A evaluated {self.n_a}, "
             f"B {self.n_b}).", "",
