@@ -536,10 +536,12 @@ def test_joined_labels_without_a_delimiter_are_refused_naming_it(cells, delimite
 
 
 def test_a_multilabel_folder_without_its_delimiter_is_one_line_exit_2(monkeypatch, capsys, tiny_model_dir, tmp_path):
+    folder = tmp_path / "data"  # the run directory is outside the dataset's folder
+    folder.mkdir()
     for index, name in enumerate(["talk.wav", "song.wav"]):
-        sf.write(tmp_path / name, tone(300.0 * (index + 1), seconds=0.2), 16000)
-    (tmp_path / "metadata.csv").write_text('file_name,labels\ntalk.wav,"speech,human voice"\nsong.wav,music\n')
-    code, out, err = run_cli(monkeypatch, capsys, "dataset=audiofolder", f"dataset.path={tmp_path}",
+        sf.write(folder / name, tone(300.0 * (index + 1), seconds=0.2), 16000)
+    (folder / "metadata.csv").write_text('file_name,labels\ntalk.wav,"speech,human voice"\nsong.wav,music\n')
+    code, out, err = run_cli(monkeypatch, capsys, "dataset=audiofolder", f"dataset.path={folder}",
                              "dataset.label_column=labels", "dataset.task=multilabel", "model=tiny_random",
                              f"output_dir={tmp_path / 'run'}")
     assert code == 2 and err.count("\n") == 1 and "'dataset.label_delimiter=\",\"'" in err

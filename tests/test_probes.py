@@ -321,15 +321,18 @@ def test_a_multilabel_dataset_gets_a_one_vs_rest_probe(tiny_model_dir, tmp_path,
 
     from conftest import tone
 
+    folder = tmp_path / "data"  # the run directory is outside the dataset's folder
+    folder.mkdir()
+
     sets = ["bell;chime", "alarm;beep", "speech", "bell", "alarm;chime", "speech;beep"]
     rows = ["file_name,tags,fold"]
     for index in range(18):
         labels = sets[index % len(sets)]
-        sf.write(tmp_path / f"c{index}.wav", tone(200.0 * (1 + sets.index(labels)) * (1 + 0.02 * index), 16000, 0.3),
+        sf.write(folder / f"c{index}.wav", tone(200.0 * (1 + sets.index(labels)) * (1 + 0.02 * index), 16000, 0.3),
                  16000)
         rows.append(f"c{index}.wav,{labels},{index // 6 + 1}")
-    (tmp_path / "metadata.csv").write_text("\n".join(rows) + "\n")
-    common = ["dataset=audiofolder", f"dataset.path={tmp_path}", "dataset.label_column=tags", "dataset.task=multilabel",
+    (folder / "metadata.csv").write_text("\n".join(rows) + "\n")
+    common = ["dataset=audiofolder", f"dataset.path={folder}", "dataset.label_column=tags", "dataset.task=multilabel",
               'dataset.label_delimiter=";"', "dataset.fold_column=fold", "model=tiny_random"]
     code, stdout, stderr = run_cli(monkeypatch, capsys, *common, "protocol=linear_probe",
                                    f"output_dir={tmp_path / 'probe'}")

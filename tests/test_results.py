@@ -83,11 +83,13 @@ def test_classes_matching_no_item_are_named_and_leave_no_run_directory(tiny_mode
 
 
 def test_a_single_label_folder_of_joined_names_warns(tiny_model_dir, tmp_path, capsys):
+    folder = tmp_path / "data"  # the run directory is outside the dataset's folder
+    folder.mkdir()
     for index, name in enumerate(["talk.wav", "song.wav", "bell.wav"]):
-        sf.write(tmp_path / name, tone(300.0 * (index + 1), seconds=0.2), 16000)
-    (tmp_path / "metadata.csv").write_text('file_name,label\ntalk.wav,"speech,human voice"\nsong.wav,music\n'
-                                           'bell.wav,"speech,human voice"\n')
-    metrics = run(compose_config("dataset=audiofolder", f"dataset.path={tmp_path}", "model=tiny_random",
+        sf.write(folder / name, tone(300.0 * (index + 1), seconds=0.2), 16000)
+    (folder / "metadata.csv").write_text('file_name,label\ntalk.wav,"speech,human voice"\nsong.wav,music\n'
+                                         'bell.wav,"speech,human voice"\n')
+    metrics = run(compose_config("dataset=audiofolder", f"dataset.path={folder}", "model=tiny_random",
                                  f"output_dir={tmp_path / 'run'}"))
     assert metrics["labels"] == ["music", "speech,human voice"]
     assert capsys.readouterr().err.strip() == (
