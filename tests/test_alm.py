@@ -307,6 +307,11 @@ def test_what_other_tasks_and_families_refuse(tiny_alm_dirs, tiny_model_dir, esc
          "is multi-label: its metrics rank every label of every clip"),
         (["dataset=esc50_folder", f"dataset.path={esc50_folder}", "model=tiny_random", "+model.scoring=generate"],
          "model.scoring=generate needs an audio language model"),
+        (["dataset=esc50_folder", f"dataset.path={esc50_folder}", "model=qwen2_audio_tiny_random",
+          "protocol=linear_probe"], "protocol=linear_probe trains on audio embeddings, and qwen2_audio models give "
+         "none (they score labels by their answers): use protocol=zeroshot"),
+        (["dataset=esc50_folder", f"dataset.path={esc50_folder}", "model=audioflamingo3_tiny_random",
+          "protocol=few_shot"], "protocol=few_shot trains on audio embeddings, and audioflamingo3 models give none"),
     ]
     for overrides, message in cases:
         code, _, stderr = run_cli(monkeypatch, capsys, *overrides, f"output_dir={tmp_path / 'run'}")

@@ -41,6 +41,7 @@ from threadpoolctl import threadpool_limits
 from zsa_eval.data import AudioDataset, candidate_labels
 from zsa_eval.errors import UserError
 from zsa_eval.families import Family
+from zsa_eval.models import LoadedModel
 from zsa_eval.tasks import Evaluated, LoggedBatch, MetricSpec, RunContext, Task, TaskResults, embedding_batches
 from zsa_eval.tasks.labels import EMBEDDINGS_DIR, classes_without_items
 
@@ -279,6 +280,13 @@ class ProbeTask(Task):
         if cfg.engine != "embed":
             raise UserError(f"protocol={cfg.protocol.name} trains on the audio embeddings, which only engine=embed "
                             "gives (the pipeline engine exposes none): use engine=embed")
+
+    def check_model(self, cfg: DictConfig, loaded: LoadedModel) -> None:
+        """An audio language model scores labels by its answers and gives no audio embedding to train on."""
+        if loaded.family.kind == "scoring":
+            raise UserError(f"protocol={cfg.protocol.name} trains on audio embeddings, and {loaded.family.name} "
+                            "models give none (they score labels by their answers): use protocol=zeroshot with "
+                            "this model, or an embedding model (model=clap, model=pe_av_small, ...) for a probe")
 
     def prompts(self, cfg: DictConfig) -> list[str] | None:
         """A probe embeds no label."""
