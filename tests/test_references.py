@@ -157,6 +157,19 @@ def test_a_protocol_differs_by_folds_selections_limit_and_prompts():
         "zsa-eval cannot reproduce it: another copy"]
 
 
+def test_a_protocol_differs_by_data_other_than_the_figures_own():
+    """A dataset whose config names the data its figures counted (references_data): a run on another copy, or on
+    another revision, is another protocol; hub_id@revision, or the hub id alone where no revision is pinned."""
+    catalog = {"hub_id": "ashraq/esc50", "revision": "e3e2a63", "references_data": "ashraq/esc50@e3e2a63"}
+    assert protocol_differences(reference(), run_protocol(catalog, None, [PROMPT])) == []
+    for changed, here in (({"hub_id": "/data/esc50_copy"}, "/data/esc50_copy@e3e2a63"),
+                          ({"revision": None}, "ashraq/esc50")):
+        assert protocol_differences(reference(), run_protocol(catalog | changed, None, [PROMPT])) == [
+            f"the data of ashraq/esc50@e3e2a63 there, of {here} here (zsa-eval cannot tell that another copy holds "
+            "the same clips)"]
+    assert protocol_differences(reference(), run_protocol({"path": "/data/mine"}, None, [PROMPT])) == []  # not named
+
+
 def test_run_references_keep_the_runs_checkpoint_and_metrics_with_difference_and_interval_flag():
     metrics = {"accuracy": 0.5, "accuracy_ci95": [0.375, 0.625], "macro_f1": 0.25}
     references = [reference(id="inside", value=0.625), reference(id="outside", value=0.75, folds=[1]),

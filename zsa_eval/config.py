@@ -127,6 +127,7 @@ class DatasetConfig:
     label_names: Optional[Dict[str, str]] = key(required=False)  # a label as stored -> the name to use
     prompts: Optional[List[str]] = key(required=False)  # the recommended prompts (template=auto takes them)
     references: Optional[List[Any]] = key(required=False)  # published figures, each checked as a ReferenceConfig
+    references_data: Optional[str] = key(required=False)  # the data they were measured on: hub_id@revision (or path)
 
 
 @dataclass

@@ -67,7 +67,8 @@ def loader_config(node: DictConfig) -> DictConfig:
     """A dataset or model config as its loader takes it: without the prompts and instruction it recommends
     (template=auto reads the prompts, every template the dataset's instruction) and the published figures
     (zsa_eval.report.references reads those)."""
-    return OmegaConf.masked_copy(node, [key for key in node if key not in (*RECOMMENDED_KEYS, "references")])
+    return OmegaConf.masked_copy(node, [key for key in node
+                                        if key not in (*RECOMMENDED_KEYS, "references", "references_data")])
 
 
 def run_identity(resolved: dict) -> dict:

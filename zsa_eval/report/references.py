@@ -2,8 +2,8 @@
 zsa_eval.config.checked_references) give each figure with its checkpoint, metric, source and protocol. A run shows
 those of its own checkpoint whose metric it reports (metrics.json `references`): the difference, and whether the
 published value lies inside the run's 95% interval. A reference's protocol is the run's own when zsa-eval can
-reproduce it (no `unsupported`) and the run scores the same clips (the same folds; no subset, class list or limit)
-with the same prompts. Task-agnostic: a metric is a metrics.json key, its interval `<metric>_ci95`."""
+reproduce it (no `unsupported`) and the run scores the same clips (the data its config's `references_data` names;
+the same folds; no subset, class list or limit) with the same prompts. Task-agnostic: a metric is a metrics.json key, its interval `<metric>_ci95`."""
 
 from __future__ import annotations
 
@@ -17,10 +17,20 @@ from zsa_eval.errors import UserError
 ALL_CLIPS = "all clips"
 
 
+def data_source(dataset: Mapping) -> str:
+    """Where a run's clips come from, as `references_data` names it: hub_id@revision (hub_id alone without a
+    pinned revision), or a local folder's path."""
+    if dataset.get("hub_id"):
+        return f"{dataset['hub_id']}@{dataset['revision']}" if dataset.get("revision") else str(dataset["hub_id"])
+    return str(dataset.get("path"))
+
+
 def run_protocol(dataset: Mapping, limit: int | None, prompts: Sequence[str] | None) -> dict:
-    """What a run's protocol is made of, in the terms references state theirs: folds (null: all), the other clip
-    selections, and the prompts (None for a task that embeds no label)."""
-    return {"folds": dataset.get("folds"), "subset": dataset.get("subset"), "classes": dataset.get("classes"),
+    """What a run's protocol is made of, in the terms references state theirs: the data (and the data the dataset's
+    figures were measured on, when its config names it), folds (null: all), the other clip selections, and the
+    prompts (None for a task that embeds no label)."""
+    return {"data": data_source(dataset), "references_data": dataset.get("references_data"),
+            "folds": dataset.get("folds"), "subset": dataset.get("subset"), "classes": dataset.get("classes"),
             "limit": limit, "prompts": list(prompts) if prompts is not None else None}
 
 
@@ -33,6 +43,9 @@ def protocol_differences(reference: Mapping, protocol: Mapping) -> list[str]:
     if reference.get("unsupported"):
         return [f"zsa-eval cannot reproduce it: {reference['unsupported']}"]
     differences = []
+    if protocol.get("references_data") and protocol["data"] != protocol["references_data"]:
+        differences.append(f"the data of {protocol['references_data']} there, of {protocol['data']} here (zsa-eval "
+                           "cannot tell that another copy holds the same clips)")
     if folds_text(reference.get("folds")) != folds_text(protocol["folds"]):
         differences.append(f"{folds_text(reference.get('folds'))} there, {folds_text(protocol['folds'])} here")
     differences += [f"{key}={shown(protocol[key])} here" for key in ("subset", "classes", "limit")
