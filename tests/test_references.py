@@ -315,6 +315,8 @@ def test_reference_choices_the_run_cannot_honour_are_one_line_before_any_work(mo
     refusals = {
         ("reference=own", "dataset.folds=[1]"): "reference=own: this run does not follow its protocol (all clips "
                                                 "there, folds [1] here); drop the overrides that change it",
+        ("reference=own", "template=plain"): "reference=own prompts as its published figure did (['This is a sound "
+                                             "of {}.']), so template=plain would not be used: drop template=plain",
         ("reference=theirs",): "reference=theirs was measured on laion/clap-htsat-unfused, but this run's model is "
                                f"{tiny_model_dir}; drop the model override",
         ("gate.reference=true", "limit=4"): f"gate.reference=true, but dataset=tiny_refs has no published figure for "

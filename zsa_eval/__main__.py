@@ -80,6 +80,15 @@ def check_suite_in_sweep() -> None:
         fail(f"suite={suite} is a sweep over {swept or 'several runs'}: run it with -m ({multirun_command()})")
 
 
+def check_reference_template(cfg: DictConfig) -> None:
+    """reference=<id> prompts as its published figure did: a template chosen beside it would be replaced unseen."""
+    template = HydraConfig.get().runtime.choices.get("template")
+    if cfg.reference is not None and template != "auto":
+        raise UserError(f"reference={cfg.reference} prompts as its published figure did "
+                        f"({list(cfg.template.prompts)}), so template={template} would not be used: drop "
+                        f"template={template}, or drop reference= to run your own prompts")
+
+
 def quiet_libraries(progress: bool, verbose: bool) -> None:
     """Libraries' progress bars ("Generating train split", downloads) follow `progress`, their warnings and info
     messages `verbose`: through the environment for libraries not loaded yet (the usual case: this runs before
@@ -141,6 +150,7 @@ def evaluate(cfg: DictConfig) -> None:
     from zsa_eval.run import format_summary, run
 
     try:
+        check_reference_template(cfg)
         with ctrl_c_recorded():
             metrics = run(cfg)
         if metrics is not None:  # None: a data-parallel worker rank; rank 0 reports

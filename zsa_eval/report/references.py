@@ -3,7 +3,8 @@ zsa_eval.config.checked_references) give each figure with its checkpoint, metric
 those of its own checkpoint whose metric it reports (metrics.json `references`): the difference, and whether the
 published value lies inside the run's 95% interval. A reference's protocol is the run's own when zsa-eval can
 reproduce it (no `unsupported`) and the run scores the same clips (the data its config's `references_data` names;
-the same folds; no subset, class list or limit) with the same prompts. Task-agnostic: a metric is a metrics.json key, its interval `<metric>_ci95`."""
+the same folds; no subset, class list or limit) with the same prompts. Task-agnostic: a metric is a metrics.json
+key, its interval `<metric>_ci95`."""
 
 from __future__ import annotations
 
