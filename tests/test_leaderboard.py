@@ -219,3 +219,17 @@ def test_a_row_of_an_early_run_falls_back_on_what_its_metrics_hold():
     assert (tagging["family"], tagging["n_classes"], tagging.get("chance_accuracy"), tagging["chance_map"]) == \
         ("pe_audio", 9, None, 0.1)  # a tagging row has no accuracy chance: its main score is mAP
     assert (row["main_score"], row["chance"], tagging["main_score"], tagging["chance"]) == ("accuracy", 0.25, "map", 0.1)
+
+
+def test_rows_of_an_audio_language_model_name_its_scoring_mode():
+    """Likelihood and generate runs of one model differ only in the identity's family settings: the family column
+    tells them apart."""
+    base = {"dataset": "esc50", "model": "qwen2_audio", "template": "auto", "prompts": ["{}"], "labels": ["a", "b"],
+            "accuracy": 0.5, "n_evaluated": 4, "engine": "embed", "precision": "bf16",
+            "started_at": "2026-11-29T00:00:00"}
+    rows = [run_row({**base, "identity": {"family": "qwen2_audio", "family_settings": settings}}, name)
+            for name, settings in (("likelihood", {"scoring": "likelihood"}),
+                                   ("generate", {"scoring": "generate", "max_new_tokens": 8}))]
+    assert [row["family"] for row in rows] == ["qwen2_audio (likelihood)", "qwen2_audio (generate)"]
+    assert run_row({**base, "identity": {"family": "pe_audio", "family_settings": {"max_seconds": 30}}}, "pe")[
+        "family"] == "pe_audio"

@@ -138,6 +138,14 @@ def engine_label(identity: dict, metrics: dict) -> str:
     return f"{engine}, long_audio={long_audio['policy']} {settings}"
 
 
+def family_label(identity: dict) -> str:
+    """The model family, with an audio language model's scoring mode (runs apart only by it are told apart):
+    `qwen2_audio (generate)`."""
+    scoring = identity.get("family_settings", {}).get("scoring")
+    family = identity.get("family", "clap")
+    return f"{family} ({scoring})" if scoring else family
+
+
 def run_row(metrics: dict, run_dir: str) -> dict:
     """One leaderboard row of a run: its identity's labels, its declared metrics with their intervals; kept for
     the board's own use: `identity_fields` (the identity dict), `declared` (the metric declarations),
@@ -151,7 +159,7 @@ def run_row(metrics: dict, run_dir: str) -> dict:
     row = {
         "dataset": metrics["dataset"], "task": metrics.get("task", CLASSIFICATION),
         "protocol": metrics.get("protocol_label") or metrics.get("protocol") or ZEROSHOT, "source": "",
-        "model": metrics["model"], "family": identity.get("family", "clap"), "weights": "",
+        "model": metrics["model"], "family": family_label(identity), "weights": "",
         "template": metrics.get("template"),
         "prompts": metrics.get("prompts_hash") or (prompts_hash(prompts) if prompts else ""),
         "engine": engine_label(identity, metrics),
