@@ -48,7 +48,8 @@ def summary_facts(metrics: dict) -> list[tuple[str, str]]:
     identity = metrics.get("identity") or {}
     revision = identity.get("model_revision")
     source = identity.get("dataset_source")
-    excluded = f", {metrics['n_excluded']} outside dataset.classes" if metrics.get("n_excluded") else ""
+    excluded = (f", {metrics['n_excluded']} excluded (no label among the classes)"
+                if metrics.get("n_excluded") else "")
     skipped = ", ".join(f"{count} {reason}" for reason, count in (metrics.get("skipped_by_reason") or {}).items())
     facts = [
         ("task", metrics.get("task")),

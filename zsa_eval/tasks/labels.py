@@ -210,7 +210,8 @@ class LabelTask(Task):
 
     def summary_line(self, metrics: dict, wall_s: float) -> str:
         skipped = f", {metrics['n_skipped']} skipped (see errors.csv)" if metrics["n_skipped"] else ""
-        excluded = f", {metrics['n_excluded']} outside dataset.classes" if metrics["n_excluded"] else ""
+        excluded = (f", {metrics['n_excluded']} excluded (no label among the classes)"
+                    if metrics["n_excluded"] else "")
         unmatched = (f", {metrics['n_unmatched']} answers matched no class (unmatched.csv)"
                      if metrics.get("n_unmatched") else "")
         speed = (f"{metrics['encoded_clips_per_s']} clips/s encoded" if metrics["encoded_clips_per_s"] is not None
