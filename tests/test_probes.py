@@ -425,3 +425,16 @@ def test_settings_the_dataset_cannot_meet_are_one_line_and_exit_2(overrides, mes
     assert code == 2 and stderr.count("\n") == 1
     assert stderr == f"zsa-eval: error: {message}\n"
     assert not (tmp_path / "run").exists()
+
+
+def test_a_comparison_names_the_few_shot_draw_it_pairs():
+    """predictions.csv of a few-shot run holds its first draw's answers: a comparison says that is what it pairs."""
+    from pathlib import Path
+
+    from zsa_eval.tasks.comparing import legend
+
+    few_shot = {"model": "clap", "template": None, "protocol_label": "few_shot 8-shot x10 logistic_regression",
+                "repeats": 10}
+    assert legend("B", Path("runs/b"), few_shot) == ("B: clap | few_shot 8-shot x10 logistic_regression, compared on "
+                                                    "draw 1 of 10 (the run's headline averages them) (b)")
+    assert legend("A", Path("runs/a"), {**few_shot, "repeats": 1}).endswith("logistic_regression (a)")

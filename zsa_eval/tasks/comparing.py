@@ -17,11 +17,13 @@ DELTA_COLUMNS = ["metric", "a", "b", "delta", "delta_ci95_low", "delta_ci95_high
 
 
 def legend(letter: str, run_dir: Path, metrics: dict) -> str:
-    """Letter, model, template, prompts hash, a probe's protocol and run directory name: two runs of one model and
-    template differ."""
+    """Letter, model, template, prompts hash, a probe's protocol (a few-shot run's: which of its draws is compared)
+    and run directory name: two runs of one model and template differ."""
     prompts = f" #{metrics['prompts_hash']}" if metrics.get("prompts_hash") else ""
     template = metrics.get("template", "?")
     protocol = metrics.get("protocol_label")
+    if protocol and (metrics.get("repeats") or 1) > 1:  # few-shot: predictions.csv holds the first draw's answers
+        protocol += f", compared on draw 1 of {metrics['repeats']} (the run's headline averages them)"
     setting = f"{template}{prompts} | {protocol}" if template and protocol else protocol or f"{template}{prompts}"
     return f"{letter}: {metrics.get('model', '?')} | {setting} ({run_dir.name})"
 
