@@ -67,7 +67,7 @@ def linear_probe(dataset: AudioDataset, features: np.ndarray, *overrides: str):
     task = LinearProbeTask(settings)
     sides = task.sides(dataset)
     targets = class_indices(dataset.items, dataset.class_names)
-    scores, rows = task.probe(features, targets, len(CLASSES), sides.test_fold, sides, dataset.items, settings,
+    scores, rows = task.probe(features, targets, dataset.class_names, sides.test_fold, sides, dataset.items, settings,
                               Training())
     return targets, scores, rows
 
@@ -438,3 +438,18 @@ def test_a_comparison_names_the_few_shot_draw_it_pairs():
     assert legend("B", Path("runs/b"), few_shot) == ("B: clap | few_shot 8-shot x10 logistic_regression, compared on "
                                                     "draw 1 of 10 (the run's headline averages them) (b)")
     assert legend("A", Path("runs/a"), {**few_shot, "repeats": 1}).endswith("logistic_regression (a)")
+
+
+def test_classes_a_training_side_lacks_are_named(capsys):
+    """Single-label labels or multi-label label-set columns: a class with no training clip where it is tested is
+    recorded by test fold and named in a warning."""
+    training = Training()
+    training.note_untrained(1, np.array([0, 0, 2]), ["bell", "dog", "rain"])
+    training.note_untrained(2, np.array([[1, 0, 1], [1, 0, 0]]), ["bell", "dog", "rain"])
+    training.note_untrained(3, np.array([0, 1, 2]), ["bell", "dog", "rain"])
+    assert training.untrained == {"dog": [1, 2]}
+    training.warn(max_iter=100)
+    assert capsys.readouterr().err == (
+        "zsa-eval: warning: 1 class(es) had no training clip where they were tested: 'dog' (test fold 1, 2); the probe "
+        "learned nothing of them, and their test clips count in the metrics (metrics.json "
+        "classes_without_training_clips)\n")

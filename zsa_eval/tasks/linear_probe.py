@@ -63,7 +63,7 @@ class LinearProbeTask(ProbeTask):
         test_fold = sides.test_fold[evaluated.positions]
         features = clip_features(context.loaded.family, evaluated.audio)
         training = Training()
-        scores, rows = self.probe(features, self.targets(evaluated.items, class_names), len(class_names), test_fold,
+        scores, rows = self.probe(features, self.targets(evaluated.items, class_names), class_names, test_fold,
                                   sides, evaluated.items, cfg.protocol, training)
         training.warn(cfg.protocol.max_iter)
         tested = pd.notna(test_fold)
@@ -72,14 +72,19 @@ class LinearProbeTask(ProbeTask):
         kept = self.kept_files(context, evaluated, features)
         metrics = (measured.metrics | self.run_fields(context, sides, tested)
                    | {"per_fold": fold_spread(per_fold, self.main_score), "chosen_c": [row["c"] for row in rows],
+                      "classes_without_training_clips": {name: [str(fold) for fold in folds]
+                                                         for name, folds in training.untrained.items()},
                       "score_kind": self.score_kind, "score_kind_description": self.score_description})
         return TaskResults(metrics, measured.tables | {"per_fold": per_fold} | kept.tables, measured.figures,
                            kept.arrays, measured.parquet)
 
-    def probe(self, features: np.ndarray, targets: np.ndarray, n_classes: int, test_fold: np.ndarray, sides: Sides,
-              items: pd.DataFrame, protocol: DictConfig, training: Training) -> tuple[np.ndarray, list[dict]]:
+    def probe(self, features: np.ndarray, targets: np.ndarray, class_names: list[str], test_fold: np.ndarray,
+              sides: Sides, items: pd.DataFrame, protocol: DictConfig,
+              training: Training) -> tuple[np.ndarray, list[dict]]:
         """Every test clip's scores from the classifier trained without its fold (training clips' rows stay 0),
-        and a per_fold.csv row per fold (fold, n, main score, n_train, c)."""
+        and a per_fold.csv row per fold (fold, n, main score, n_train, c); `training` notes the classes a training
+        side lacks."""
+        n_classes = len(class_names)
         scores = np.zeros((len(items), n_classes))
         official = items["fold"].to_numpy(dtype=object)
         rows = []
@@ -88,6 +93,7 @@ class LinearProbeTask(ProbeTask):
             if len(np.unique(targets[train], axis=0)) < 2:
                 raise UserError(f"the training side of test fold {fold} holds clips of one class (or label set) only: "
                                 "a probe needs two or more; select more classes or folds")
+            training.note_untrained(fold, targets[train], class_names)
             splits = (inner_splits(targets[train], official[train], protocol.inner_folds, protocol.seed,
                                    self.stratified) if len(protocol.c_grid) > 1 else [])
             model, c = training(fit_with_chosen_c, self.model(protocol), features[train], targets[train],

@@ -194,6 +194,7 @@ class Training:
     def __init__(self):
         self.fits = 0
         self.not_converged = 0
+        self.untrained: dict[str, list] = {}  # a class without a training clip -> the test folds it was unseen in
 
     def __call__(self, fit: Callable, *args):
         with threadpool_limits(1), warnings.catch_warnings(record=True) as caught:
@@ -203,10 +204,24 @@ class Training:
         self.not_converged += any(issubclass(warning.category, ConvergenceWarning) for warning in caught)
         return result
 
+    def note_untrained(self, fold, targets: np.ndarray, class_names: list[str]) -> None:
+        """Record the classes of which a training side holds no clip (labels, or label-set columns): the probe
+        learns nothing of them, and a multi-label one still ranks its test clips for them (by a constant)."""
+        present = (targets.any(axis=0) if targets.ndim == 2
+                   else np.isin(np.arange(len(class_names)), targets))
+        for index in np.flatnonzero(~present):
+            self.untrained.setdefault(class_names[index], []).append(fold)
+
     def warn(self, max_iter: int) -> None:
         if self.not_converged:
             print(f"zsa-eval: warning: logistic regression stopped at protocol.max_iter={max_iter} before converging "
                   f"in {self.not_converged} of {self.fits} trainings; raise protocol.max_iter", file=sys.stderr)
+        if self.untrained:
+            shown = ", ".join(f"{name!r} (test fold {', '.join(map(str, folds))})"
+                              for name, folds in list(self.untrained.items())[:5])
+            print(f"zsa-eval: warning: {len(self.untrained)} class(es) had no training clip where they were tested: "
+                  f"{shown}{' ...' if len(self.untrained) > 5 else ''}; the probe learned nothing of them, and their "
+                  "test clips count in the metrics (metrics.json classes_without_training_clips)", file=sys.stderr)
 
 
 def class_columns(classes: np.ndarray, scores: np.ndarray, n_classes: int) -> np.ndarray:
