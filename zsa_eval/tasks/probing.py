@@ -41,6 +41,7 @@ from threadpoolctl import threadpool_limits
 from zsa_eval.data import AudioDataset, candidate_labels
 from zsa_eval.errors import UserError
 from zsa_eval.families import Family
+from zsa_eval.long_audio import summary_note
 from zsa_eval.models import LoadedModel
 from zsa_eval.tasks import Evaluated, LoggedBatch, MetricSpec, RunContext, Task, TaskResults, embedding_batches
 from zsa_eval.tasks.labels import EMBEDDINGS_DIR, classes_without_items
@@ -380,6 +381,7 @@ class ProbeTask(Task):
                  else "nothing encoded")
         return (f"{metrics['dataset']} | {metrics['model']} | {metrics['protocol_label']} on "
                 f"{metrics['split']['description']}: {self.headline(metrics)}, tested on {metrics['n_tested']} of "
-                f"{metrics['n_evaluated']} clips ({metrics['n_items']} selected){skipped} in {wall_s:.1f} s "
+                f"{metrics['n_evaluated']} clips ({metrics['n_items']} selected){skipped}"
+                f"{summary_note(metrics.get('long_audio'))} in {wall_s:.1f} s "
                 f"({metrics['scoring_s']:.1f} s embedding, {speed}, {metrics['cache_hits']} from the cache) "
                 f"-> {metrics['output_dir']}")
