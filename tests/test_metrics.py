@@ -8,6 +8,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
 from zsa_eval.stats import bootstrap_indices, percentile_interval
 from zsa_eval.tasks.classification import (
+    classification_results,
     confusion_table,
     per_class_table,
     per_fold_table,
@@ -239,3 +240,20 @@ def test_percentile_interval_takes_the_central_share_by_linear_interpolation():
     assert percentile_interval(values) == pytest.approx([2.5, 97.5])
     assert percentile_interval(values, level=0.9) == pytest.approx([5.0, 95.0])
     assert percentile_interval(np.array([0.0, 1.0])) == pytest.approx([0.025, 0.975])
+
+
+def test_sigmoid_scores_rounded_to_one_rank_by_their_logits():
+    """float32 sigmoids of large logits are all 1.0: the classes rank by the logits (sigmoid keeps their order), so
+    predictions, top-k and every metric are those of the logits, and the scores shown stay the sigmoids."""
+    logits = np.array([[40.0, 45.0, 30.0], [50.0, 20.0, 35.0], [20.0, 25.0, 60.0], [41.0, 42.0, 43.0]])
+    sigmoids = (1 / (1 + np.exp(-logits))).astype(np.float32)
+    assert (sigmoids == 1.0).all()  # without the logits, every class ties
+    items = pd.DataFrame({"item_id": list("abcd"), "path": list("abcd"), "label": ["dog", "cat", "rain", "cat"],
+                          "fold": [1] * 4})
+    results = classification_results(items, CLASSES, sigmoids, "sigmoid", None, seed=0, ranking=logits)
+    predictions = results.tables["predictions"]
+    assert predictions["predicted_label"].tolist() == ["dog", "cat", "rain", "rain"]
+    assert predictions["top2_label"].tolist() == ["cat", "rain", "dog", "dog"]
+    assert (predictions["score"] == 1.0).all() and results.metrics["accuracy"] == 0.75
+    tied = classification_results(items, CLASSES, sigmoids, "sigmoid", None, seed=0)
+    assert tied.tables["predictions"]["predicted_label"].tolist() == ["cat"] * 4  # what ranking by the scores gave

@@ -160,13 +160,14 @@ def confusion_table(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequenc
 
 def predictions_table(
     items: pd.DataFrame, y_true: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str],
-    answered: np.ndarray | None = None,
+    answered: np.ndarray | None = None, ranking: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One row per evaluated item: ids, true and predicted label, its score, then the top-k classes as columns
-    top1_label, top1_score, ..., topK_label, topK_score (k = min(5, classes); scores at full precision). With
-    `answered` (generate mode): only top1, the answer's class, empty where it matched none."""
+    top1_label, top1_score, ..., topK_label, topK_score (k = min(5, classes); scores at full precision; classes
+    ordered by `ranking` where given). With `answered` (generate mode): only top1, the answer's class, empty where
+    it matched none."""
     true_labels = np.asarray(class_names, dtype=object)[y_true]
-    ranked = top_k_columns(probabilities, class_names, None if answered is None else 1)
+    ranked = top_k_columns(probabilities, class_names, None if answered is None else 1, ranking)
     if answered is not None:
         ranked["top1_label"] = np.where(answered, ranked["top1_label"], "")
     return pd.DataFrame({
@@ -200,22 +201,24 @@ def class_indices(items: pd.DataFrame, class_names: Sequence[str]) -> np.ndarray
 
 def classification_results(items: pd.DataFrame, class_names: Sequence[str], probabilities: np.ndarray,
                            score_kind: str, folds: np.ndarray | None, seed: int,
-                           answered: np.ndarray | None = None) -> TaskResults:
+                           answered: np.ndarray | None = None, ranking: np.ndarray | None = None) -> TaskResults:
     """What a single-label run reports of its items' class scores (whatever scored them: the prompts, a probe, or
     an audio language model's matched answers, `answered` saying which matched a class): accuracy and its kin with
     intervals; predictions (`score_kind` says what the scores are), per-class, per-fold (with `folds`, each item's
-    fold) and confusion tables; the confusion matrix figure."""
+    fold) and confusion tables; the confusion matrix figure. Classes are ranked by `ranking` where given: the
+    logits behind sigmoid scores, which keep the order float32 sigmoids round away (every score 1.0)."""
     n_classes = len(class_names)
     y_true = class_indices(items, class_names)
-    y_pred = predicted_classes(probabilities, answered)
+    order = probabilities if ranking is None else ranking
+    y_pred = predicted_classes(order, answered)
     confusion = confusion_table(y_true, y_pred, class_names)
-    predictions = predictions_table(items, y_true, probabilities, class_names, answered)
+    predictions = predictions_table(items, y_true, probabilities, class_names, answered, ranking)
     predictions.insert(predictions.columns.get_loc("score") + 1, "score_kind", score_kind)
     tables = {"predictions": predictions, "per_class": per_class_table(y_true, y_pred, class_names)}
     if folds is not None:
         tables["per_fold"] = per_fold_table(y_true, y_pred, folds)
     tables["confusion_matrix"] = confusion.reset_index()
-    summary = summary_metrics(y_true, probabilities, n_classes, seed=seed, answered=answered)
+    summary = summary_metrics(y_true, order, n_classes, seed=seed, answered=answered)
     return TaskResults(summary | {"chance_accuracy": 1 / n_classes}, tables,
                        {"confusion_matrix.png": confusion_png(confusion)})
 
@@ -248,8 +251,10 @@ class ClassificationTask(LabelTask):
         matrix figure."""
         folds = evaluated.items["fold"].to_numpy() if context.dataset.has_folds else None
         answered = answers_matched(evaluated)
-        measured = classification_results(evaluated.items, context.dataset.class_names, probabilities,
-                                          context.loaded.family.score_kind, folds, context.cfg.seed, answered)
+        score_kind = context.loaded.family.score_kind
+        measured = classification_results(evaluated.items, context.dataset.class_names, probabilities, score_kind,
+                                          folds, context.cfg.seed, answered,
+                                          logits if score_kind == "sigmoid" else None)
         if answered is None:
             return measured
         predictions = measured.tables["predictions"]

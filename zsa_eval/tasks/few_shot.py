@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 from omegaconf import DictConfig
+from scipy.special import expit
 from scipy.stats import t as student_t
 
 from zsa_eval.config import PROBE_CLASSIFIERS
@@ -89,10 +90,12 @@ def text_prototypes(text: torch.Tensor, shot_means: np.ndarray | None, shots: in
 
 
 @torch.inference_mode()
-def family_scores(family: Family, audio: list[torch.Tensor], prototypes: torch.Tensor) -> np.ndarray:
-    """The family's scores (softmax or sigmoid of its logits) of the clips' audio embeddings against class
-    embeddings, as its zero-shot scoring computes them."""
-    return family.scores(family.logits(audio, prototypes)).float().cpu().numpy()
+def family_ranking(family: Family, audio: list[torch.Tensor], prototypes: torch.Tensor) -> np.ndarray:
+    """What ranks the classes of each clip's audio embedding against class embeddings, as the family's zero-shot
+    scoring ranks them: its softmax scores, or for sigmoid scores their logits (float32 sigmoids of large logits
+    round to 1.0 and would tie)."""
+    logits = family.logits(audio, prototypes)
+    return (logits if family.score_kind == "sigmoid" else family.scores(logits)).float().cpu().numpy()
 
 
 def t_interval(values: np.ndarray) -> list[float] | None:
@@ -210,7 +213,8 @@ class FewShotTask(ProbeTask):
     def classify(self, family: Family, features: np.ndarray, targets: np.ndarray, n_classes: int, drawn: np.ndarray,
                  test: np.ndarray, audio: list[torch.Tensor], text: torch.Tensor | None, protocol: DictConfig,
                  training: Training) -> dict[str, np.ndarray]:
-        """Each classifier's scores of the test clips, from one draw of shots."""
+        """Each classifier's scores of the test clips, from one draw of shots (the text prototypes of a sigmoid
+        family: their logits, which rank as the scores do)."""
         scores, means = {}, None
         if protocol.shots:
             model = training(standardized_logistic_regression(protocol.c, protocol.max_iter, protocol.seed).fit,
@@ -220,7 +224,7 @@ class FewShotTask(ProbeTask):
             scores[PROTOTYPE] = cosine_scores(features[test], means)
         if text is not None:
             prototypes = text_prototypes(text, means, protocol.shots, protocol.text_init_weight)
-            scores[TEXT_PROTOTYPE] = family_scores(family, [audio[row] for row in np.flatnonzero(test)], prototypes)
+            scores[TEXT_PROTOTYPE] = family_ranking(family, [audio[row] for row in np.flatnonzero(test)], prototypes)
         return scores
 
     def measure(self, context: RunContext, evaluated: Evaluated, sides, tested: np.ndarray,
@@ -233,7 +237,10 @@ class FewShotTask(ProbeTask):
         items = evaluated.items[tested].reset_index(drop=True)
         per_repeat = per_repeat_table(class_indices(items, class_names), scores, len(class_names))
         classifiers = over_repeats(per_repeat)
-        first = classification_results(items, class_names, scores[headline][0], kinds[headline], None, context.cfg.seed)
+        draw = scores[headline][0]  # what ranks; for sigmoid scores their logits (family_ranking)
+        first = classification_results(items, class_names, expit(draw) if kinds[headline] == "sigmoid" else draw,
+                                       kinds[headline], None, context.cfg.seed,
+                                       ranking=draw if kinds[headline] == "sigmoid" else None)
         kept = self.kept_files(context, evaluated, features)
         metrics = ({key: value for key, value in first.metrics.items() if key != "bootstrap"} | classifiers[headline]
                    | self.run_fields(context, sides, tested)

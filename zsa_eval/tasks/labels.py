@@ -58,11 +58,13 @@ def top_k_indices(scores: np.ndarray, k: int = TOP_K) -> np.ndarray:
     return np.argsort(-scores, axis=1, kind="stable")[:, :k]
 
 
-def top_k_columns(scores: np.ndarray, class_names: Sequence[str], k: int | None = None) -> dict[str, np.ndarray]:
-    """Each item's k best classes and their scores, best first (k = min(5, classes) unless given): top1_label,
+def top_k_columns(scores: np.ndarray, class_names: Sequence[str], k: int | None = None,
+                  ranking: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Each item's k best classes and their scores, best first (k = min(5, classes) unless given; ordered by
+    `ranking` where given, an order-keeping transform of the scores without their rounding): top1_label,
     top1_score, ..., topK_label, topK_score."""
     names = np.asarray(class_names, dtype=object)
-    top = top_k_indices(scores, top_k(len(class_names)) if k is None else k)
+    top = top_k_indices(scores if ranking is None else ranking, top_k(len(class_names)) if k is None else k)
     top_scores = np.take_along_axis(scores, top, axis=1)
     columns = {}
     for rank in range(top.shape[1]):
