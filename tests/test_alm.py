@@ -317,3 +317,20 @@ def test_what_other_tasks_and_families_refuse(tiny_alm_dirs, tiny_model_dir, esc
         code, _, stderr = run_cli(monkeypatch, capsys, *overrides, f"output_dir={tmp_path / 'run'}")
         assert (code, stderr.count("\n")) == (2, 1) and message in stderr, stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_clips_longer_than_what_the_model_hears_are_counted(tiny_alm_dirs, tmp_path):
+    """Qwen2-Audio hears the first 30 s of a clip (the Whisper window), Audio Flamingo 3 up to 600 s: a 35 s clip is
+    counted as longer for the one, not for the other, and heard whole either way (long_audio=native)."""
+    rate = 16000
+    for label, frequency, seconds in (("hum", 150.0, 35.0), ("beep", 2000.0, 2.0)):
+        (tmp_path / "sounds" / label).mkdir(parents=True)
+        t = np.arange(int(rate * seconds)) / rate
+        sf.write(tmp_path / "sounds" / label / "a.wav", (0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32),
+                 rate)
+    heard = {}
+    for model in ("qwen2_audio_tiny_random", "audioflamingo3_tiny_random"):
+        metrics = run(compose_config("dataset=audiofolder", f"dataset.path={tmp_path / 'sounds'}", f"model={model}",
+                                     f"output_dir={tmp_path / model}"))
+        heard[model] = (metrics["long_audio"]["window_s"], metrics["long_audio"]["n_clips_longer"])
+    assert heard == {"qwen2_audio_tiny_random": (30.0, 1), "audioflamingo3_tiny_random": (600.0, 0)}

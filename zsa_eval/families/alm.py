@@ -182,8 +182,19 @@ class Qwen2AudioFamily(AudioLanguageFamily):
     model_types = ("qwen2_audio",)
     model_class = "Qwen2AudioForConditionalGeneration"
 
+    @property
+    def window_seconds(self) -> float:
+        """The Whisper window (30 s): the first 30 s of a longer clip are heard, the rest cut (counted in
+        metrics.json `long_audio`)."""
+        return float(self.feature_extractor.chunk_length)
+
 
 class AudioFlamingo3Family(AudioLanguageFamily):
     name = "audioflamingo3"
     model_types = ("audioflamingo3",)
     model_class = "AudioFlamingo3ForConditionalGeneration"
+
+    @property
+    def window_seconds(self) -> float:
+        """The processor's max_audio_len (600 s), heard as 30 s Whisper windows; the rest of a longer clip is cut."""
+        return float(self.processor.max_audio_len)
