@@ -17,13 +17,14 @@ the protocol) a classification or multilabel dataset is evaluated by a classifie
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import pandas as pd
+import torch
 from omegaconf import DictConfig
 
 from zsa_eval.data import Selection
@@ -32,6 +33,7 @@ from zsa_eval.errors import UserError
 
 if TYPE_CHECKING:
     from zsa_eval.cache import EmbeddingCache
+    from zsa_eval.families import Family
     from zsa_eval.data import AudioDataset
     from zsa_eval.long_audio import LongAudio
     from zsa_eval.models import LoadedModel
@@ -98,6 +100,13 @@ def embedding_batches(context: RunContext, positions: list[int], finished_key: s
                              cfg.featurizer, context.long_audio):
         yield LoggedBatch(batch.indices, [{finished_key: True, **windows} for windows in batch.clip_windows],
                           batch.skipped, batch.cached_rows, [embedding.cpu().numpy() for embedding in batch.audio])
+
+
+def clip_features(family: Family, audio: Sequence[np.ndarray]) -> np.ndarray:
+    """One vector per clip (the family's pooled clip embedding: frames and windows pooled), float64 for
+    scikit-learn."""
+    return np.stack([family.clip_embedding(torch.from_numpy(embedding)).numpy() for embedding in audio]) \
+        .astype(np.float64)
 
 
 @dataclass(frozen=True)

@@ -33,12 +33,11 @@ from zsa_eval.data import AudioDataset, candidate_labels
 from zsa_eval.engine import text_embeddings
 from zsa_eval.errors import UserError
 from zsa_eval.families import Family
-from zsa_eval.tasks import Evaluated, RunContext, TaskResults, classification
+from zsa_eval.tasks import Evaluated, RunContext, TaskResults, classification, clip_features
 from zsa_eval.tasks.classification import (INTERVAL_METRICS, class_indices, classification_results, point_metrics,
                                            top_k_hits)
 from zsa_eval.tasks.labels import check_prompts, interval, top_k
-from zsa_eval.tasks.probing import (ProbeTask, Training, class_columns, clip_features, probe_sides,
-                                    standardized_logistic_regression)
+from zsa_eval.tasks.probing import ProbeTask, Training, class_columns, probe_sides, standardized_logistic_regression
 from zsa_eval.provenance import prompts_hash
 
 LOGISTIC_REGRESSION, PROTOTYPE, TEXT_PROTOTYPE = PROBE_CLASSIFIERS

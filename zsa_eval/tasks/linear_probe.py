@@ -15,12 +15,11 @@ from scipy.special import expit
 from sklearn.pipeline import Pipeline
 
 from zsa_eval.errors import UserError
-from zsa_eval.tasks import Evaluated, RunContext, TaskResults, classification, tagging
+from zsa_eval.tasks import Evaluated, RunContext, TaskResults, classification, clip_features, tagging
 from zsa_eval.tasks.classification import class_indices, classification_results
 from zsa_eval.tasks.labels import scores_table
-from zsa_eval.tasks.probing import (ProbeTask, Sides, Training, class_columns, clip_features, fit_with_chosen_c,
-                                    fold_spread, inner_splits, per_fold_scores, probe_sides,
-                                    standardized_logistic_regression)
+from zsa_eval.tasks.probing import (ProbeTask, Sides, Training, class_columns, fit_with_chosen_c, fold_spread,
+                                    inner_splits, per_fold_scores, probe_sides, standardized_logistic_regression)
 from zsa_eval.tasks.tagging import label_matrix, per_class_table, quiet_nanmean, tagging_results
 
 

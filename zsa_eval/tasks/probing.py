@@ -40,7 +40,6 @@ from threadpoolctl import threadpool_limits
 
 from zsa_eval.data import AudioDataset, candidate_labels
 from zsa_eval.errors import UserError
-from zsa_eval.families import Family
 from zsa_eval.long_audio import summary_note
 from zsa_eval.models import LoadedModel
 from zsa_eval.tasks import Evaluated, LoggedBatch, MetricSpec, RunContext, Task, TaskResults, embedding_batches
@@ -128,12 +127,6 @@ def probe_sides(dataset: AudioDataset, protocol: DictConfig, stratified: bool) -
 
 
 @torch.inference_mode()
-def clip_features(family: Family, audio: Sequence[np.ndarray]) -> np.ndarray:
-    """One vector per clip (the family's pooled clip embedding), float64 for scikit-learn."""
-    return np.stack([family.clip_embedding(torch.from_numpy(embedding)).numpy() for embedding in audio]) \
-        .astype(np.float64)
-
-
 def standardized_logistic_regression(c: float, max_iter: int, seed: int, one_vs_rest: bool = False) -> Pipeline:
     """Logistic regression (lbfgs, L2, inverse strength `c`; one binary classifier per class with `one_vs_rest`)
     on features standardized with the training clips' means and deviations."""

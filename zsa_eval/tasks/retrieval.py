@@ -36,6 +36,7 @@ from zsa_eval.tasks import (
     RunContext,
     Task,
     TaskResults,
+    clip_features,
     embedding_batches,
     worst_first,
 )
@@ -219,10 +220,8 @@ def caption_table(clips: pd.DataFrame) -> pd.DataFrame:
 
 
 @torch.inference_mode()
-def similarity_matrix(context: RunContext, audio: list[np.ndarray], captions: list[str]) -> np.ndarray:
+def similarity_matrix(loaded: LoadedModel, audio: list[np.ndarray], text: torch.Tensor) -> np.ndarray:
     """(clips, captions) logits of the family, from the stored audio embeddings and the captions' embeddings."""
-    loaded = context.loaded
-    text = caption_embeddings(loaded, captions, context.cfg.batch_size)
     audio_tensors = [torch.from_numpy(embedding).to(loaded.device) for embedding in audio]
     return loaded.family.logits(audio_tensors, text).float().cpu().numpy()
 
@@ -290,8 +289,9 @@ class RetrievalTask(Task):
         captions = caption_table(clips)
         if captions.empty:
             raise UserError(f"none of the {len(clips)} evaluated clips has a caption; check dataset.caption_column")
-        retrieval = retrieve(similarity_matrix(context, evaluated.audio, captions["caption"].tolist()),
-                             captions["clip"].to_numpy())
+        with torch.inference_mode():
+            text = caption_embeddings(loaded, captions["caption"].tolist(), cfg.batch_size)
+        retrieval = retrieve(similarity_matrix(loaded, evaluated.audio, text), captions["clip"].to_numpy())
         n_captions = int(dataset.items["captions"].map(len).sum())
         metrics = {
             **retrieval_metrics(retrieval, seed=cfg.seed),
@@ -308,12 +308,8 @@ class RetrievalTask(Task):
                                  f"{dataset.name} | {cfg.model.name}: recall at k")
         tables, arrays = {"ranks": ranks_table(retrieval, clips, captions)}, {}
         if cfg.save_embeddings:
-            with torch.inference_mode():
-                pooled = [loaded.family.clip_embedding(torch.from_numpy(embedding)).numpy()
-                          for embedding in evaluated.audio]
-                text = caption_embeddings(loaded, captions["caption"].tolist(), cfg.batch_size).cpu().numpy()
-            arrays = {f"{EMBEDDINGS_DIR}/audio.npy": np.stack(pooled).astype(np.float32),
-                      f"{EMBEDDINGS_DIR}/text.npy": text.astype(np.float32)}
+            arrays = {f"{EMBEDDINGS_DIR}/audio.npy": clip_features(loaded.family, evaluated.audio).astype(np.float32),
+                      f"{EMBEDDINGS_DIR}/text.npy": text.float().cpu().numpy()}
             tables |= {f"{EMBEDDINGS_DIR}/audio_items": clips[["item_id"]],
                        f"{EMBEDDINGS_DIR}/text_captions": captions[["caption_id", "item_id", "caption"]]}
         provenance = {"captions_fingerprint": short_hash(dataset.items["captions"].map(list).tolist(), 16)}
