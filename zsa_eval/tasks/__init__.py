@@ -164,7 +164,6 @@ class Task(ABC):
     """A kind of evaluation. Subclasses declare their names and metrics and implement the steps below."""
 
     name: ClassVar[str]                   # the dataset config's `task` and metrics.json's
-    shape: ClassVar[str]                  # the items it needs: "label" | "label set" | "captions"
     finished_key: ClassVar[str]           # the progress-log field of a clip it finished
     main_score: ClassVar[str]             # the metric a leaderboard ranks its runs by
     chance_metric: ClassVar[str | None] = None  # the metrics.json key of the main score's chance level

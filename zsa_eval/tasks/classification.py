@@ -225,7 +225,6 @@ def classification_results(items: pd.DataFrame, class_names: Sequence[str], prob
 
 class ClassificationTask(LabelTask):
     name = "classification"
-    shape = "label"
     main_score = "accuracy"
     chance_metric = "chance_accuracy"
     metrics = (MetricSpec("accuracy", "accuracy"), MetricSpec("top_k", "k", interval=False, whole=True),

@@ -263,10 +263,6 @@ class ProbeTask(Task):
         return self.measured_as.name
 
     @property
-    def shape(self) -> str:
-        return self.measured_as.shape
-
-    @property
     def main_score(self) -> str:
         return self.measured_as.main_score
 

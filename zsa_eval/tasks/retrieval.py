@@ -48,7 +48,6 @@ TOP_RETRIEVED = 5
 DIRECTIONS = {"t2a": "text_to_audio", "a2t": "audio_to_text"}
 DIRECTION_METRICS = ("recall_at_1", "recall_at_5", "recall_at_10", "map_at_10", "median_rank", "mean_rank")
 INTERVAL_METRICS = tuple(f"{direction}_{name}" for direction in DIRECTIONS for name in DIRECTION_METRICS)
-MAIN_SCORE = "t2a_recall_at_1"  # what the leaderboard orders retrieval rows by
 
 
 @dataclass(frozen=True)
@@ -234,7 +233,6 @@ def recall_curves(retrieval: Retrieval, n_clips: int, n_captions: int) -> dict[s
 
 class RetrievalTask(Task):
     name = "retrieval"
-    shape = "captions"
     finished_key = "embedded"
     main_score = "t2a_recall_at_1"
     metrics = tuple(MetricSpec(f"{direction}_{name}", f"{direction.upper()} {METRIC_LABELS[name]}",
@@ -401,7 +399,6 @@ def compare_retrieval(run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict
             candidates = metrics_a["n_evaluated" if prefix == "t2a" else "n_captions_evaluated"]
             curves[f"{run.upper()} {direction.replace('_', ' ')}"] = recall_curve(best, min(RECALL_PLOT_MAX_K,
                                                                                          candidates))
-    names = [f"{prefix}_{name}" for prefix in DIRECTIONS for name in DIRECTION_METRICS]
     changes = pd.DataFrame({"direction": both["direction"], "query_id": both["query_id"], "query": both["query_a"],
                             "rank_a": both["rank_a"], "rank_b": both["rank_b"],
                             "change": both["rank_b"] - both["rank_a"]})
@@ -410,5 +407,5 @@ def compare_retrieval(run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict
     return RetrievalComparison(
         str(run_a), str(run_b), legend("A", run_a, metrics_a), legend("B", run_b, metrics_b), len(ranks_a),
         len(ranks_b), len(both), f"queries ({captions} captions, {clips} clips)",
-        paired_deltas(point, samples, names), bootstrap_record(resamples, seed),
+        paired_deltas(point, samples, list(INTERVAL_METRICS)), bootstrap_record(resamples, seed),
         rank_changes=changes.reset_index(drop=True), curves=curves)

@@ -29,7 +29,6 @@ from zsa_eval.tasks import Evaluated, MetricSpec, Mistake, Mistakes, RunContext,
 from zsa_eval.tasks.comparing import Comparison, bootstrap_record, legend, paired_deltas, paired_items
 from zsa_eval.tasks.labels import LabelTask, interval, number, top_k_columns, top_labels_text
 
-INTERVAL_METRICS = ("map", "mauc", "d_prime", "lrap")  # each gets <name>_ci95
 RANKING_CHUNK = 256  # items per block in ranking_precisions (block x classes x classes booleans)
 
 
@@ -221,7 +220,6 @@ def tagging_results(items: pd.DataFrame, class_names: Sequence[str], scores: np.
 
 class TaggingTask(LabelTask):
     name = "multilabel"
-    shape = "label set"
     main_score = "map"
     chance_metric = "chance_map"
     metrics = (MetricSpec("map", "mAP"),)
