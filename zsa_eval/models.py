@@ -11,7 +11,6 @@ import torch
 
 from zsa_eval.errors import UserError
 from zsa_eval.families import ModelFamily
-from zsa_eval.families.registry import FAMILIES
 from zsa_eval.hub import cache_only_unless_reachable, offline_mode
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -78,6 +77,8 @@ def ensure_random_model(name_or_path: str, random_init: str, seed: int) -> None:
 def family_for(name_or_path: str, model_type: str | None, scoring: str | None = None) -> type[ModelFamily]:
     """The family that loads checkpoints of `model_type` (config.json), or one line naming the supported ones;
     model.scoring=generate only for a scoring family (an embedding family writes no answer)."""
+    from zsa_eval.families.registry import FAMILIES  # the families' modules (transformers' audio code) load here
+
     if model_type not in FAMILIES:
         raise UserError(f"model {name_or_path!r} has model_type {model_type!r}, which zsa-eval cannot evaluate; "
                         f"supported model types: {', '.join(sorted(FAMILIES))} (CLAP, PE-Audio and audio language "
