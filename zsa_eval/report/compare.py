@@ -81,17 +81,19 @@ def with_players(frame: pd.DataFrame, paths: dict[str, str], clips: ClipFiles, l
                                   *frame.columns[frame.columns.get_loc("item_id") + 1:]]).assign(clip=players)
 
 
-def comparison_page(comparison: Comparison, out_dir: Path, clips: int) -> str:
+def comparison_page(comparison: Comparison, figures: dict[str, bytes], out_dir: Path, clips: int) -> str:
     """compare.html: the deltas, the task's tests and tables (sortable; those listing items with a player of each
-    of their first `clips` items) and figures; the clips in report_assets/ beside it."""
+    of their first `clips` items) and `figures` (file name -> PNG); the clips in report_assets/ beside it."""
     files = ClipFiles(out_dir)
-    paths = item_paths([Path(comparison.name_a), Path(comparison.name_b)])
+    shown_tables = comparison.shown_tables()
+    playable = clips and any("item_id" in frame for _, frame in shown_tables)
+    paths = item_paths([Path(comparison.name_a), Path(comparison.name_b)]) if playable else {}
     tables = [(heading, table(with_players(frame, paths, files, clips) if "item_id" in frame and clips else frame))
-              for heading, frame in comparison.shown_tables()]
+              for heading, frame in shown_tables]
     return render(COMPARE_PAGE + ".j2", title=f"{Path(comparison.name_a).name} vs {Path(comparison.name_b).name}",
                   comparison=comparison, deltas=table(comparison.metric_deltas), tests=comparison.extra_summary(),
                   tables=tables, clips=clips,
-                  figures=[(figure_title(name), png_data_uri(png)) for name, png in comparison.figures().items()])
+                  figures=[(figure_title(name), png_data_uri(png)) for name, png in figures.items()])
 
 
 def write_comparison(comparison: Comparison, out_dir: Path, clips: int = COMPARE_CLIPS) -> str:
@@ -103,8 +105,9 @@ def write_comparison(comparison: Comparison, out_dir: Path, clips: int = COMPARE
     write_json(comparison.summary(), out_dir / "compare.json")
     for name, frame in comparison.tables().items():
         write_csv(frame, out_dir / f"{name}.csv")
-    for name, png in comparison.figures().items():
+    figures = comparison.figures()  # drawn once: the PNG files and the page's inline copies
+    for name, png in figures.items():
         atomic_write(out_dir / name, png)
     remove_page(out_dir / COMPARE_PAGE)
-    atomic_write(out_dir / COMPARE_PAGE, comparison_page(comparison, out_dir, clips))
+    atomic_write(out_dir / COMPARE_PAGE, comparison_page(comparison, figures, out_dir, clips))
     return markdown
