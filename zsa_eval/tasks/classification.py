@@ -30,7 +30,7 @@ from sklearn.metrics import (
 from zsa_eval.data import AudioDataset, joined_labels_hint
 from zsa_eval.errors import UserError
 from zsa_eval.plots import confusion_png, recall_bars_png
-from zsa_eval.stats import BOOTSTRAP_LEVEL, bootstrap_indices, percentile_interval
+from zsa_eval.stats import bootstrap_indices, percentile_interval
 from zsa_eval.tasks import Evaluated, MetricSpec, Mistake, Mistakes, RunContext, TaskResults, worst_first
 from zsa_eval.tasks.comparing import Comparison, bootstrap_record, legend, paired_deltas, paired_items
 from zsa_eval.tasks.labels import (
@@ -123,7 +123,7 @@ def summary_metrics(
         "macro_f1": point["macro_f1"],
         "n_classes_with_support": int(len(np.unique(y_true))),
         **{f"{name}_ci95": percentile_interval(values) for name, values in samples.items()},
-        "bootstrap": {"resamples": resamples, "seed": seed, "level": BOOTSTRAP_LEVEL},
+        "bootstrap": bootstrap_record(resamples, seed),
     }
 
 

@@ -26,7 +26,7 @@ from zsa_eval.long_audio import summary_note
 from zsa_eval.models import LoadedModel
 from zsa_eval.plots import recall_at_k_png
 from zsa_eval.provenance import short_hash
-from zsa_eval.stats import BOOTSTRAP_LEVEL, bootstrap_indices, percentile_interval
+from zsa_eval.stats import bootstrap_indices, percentile_interval
 from zsa_eval.tasks import (
     Evaluated,
     LoggedBatch,
@@ -152,7 +152,7 @@ def retrieval_metrics(retrieval: Retrieval, resamples: int = 1000, seed: int = 0
     """metrics.json's retrieval figures: `t2a_*` and `a2t_*` with intervals, and how they were bootstrapped."""
     return {**direction_metrics(retrieval.t2a, "t2a", resamples, seed),
             **direction_metrics(retrieval.a2t, "a2t", resamples, seed),
-            "bootstrap": {"resamples": resamples, "seed": seed, "level": BOOTSTRAP_LEVEL, "over": "queries"}}
+            "bootstrap": bootstrap_record(resamples, seed) | {"over": "queries"}}
 
 
 def recall_curve(best_ranks: np.ndarray, max_k: int) -> np.ndarray:

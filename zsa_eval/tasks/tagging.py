@@ -24,7 +24,7 @@ from sklearn.metrics import average_precision_score, label_ranking_average_preci
 from zsa_eval.data import LABEL_SET_SEPARATOR
 from zsa_eval.errors import UserError
 from zsa_eval.plots import ap_bars_png, recall_bars_png
-from zsa_eval.stats import BOOTSTRAP_LEVEL, bootstrap_indices, percentile_interval
+from zsa_eval.stats import bootstrap_indices, percentile_interval
 from zsa_eval.tasks import Evaluated, MetricSpec, Mistake, Mistakes, RunContext, TaskResults, worst_first
 from zsa_eval.tasks.comparing import Comparison, bootstrap_record, legend, paired_deltas, paired_items
 from zsa_eval.tasks.labels import LabelTask, interval, number, top_k_columns, top_labels_text
@@ -172,7 +172,7 @@ def summary_metrics(y_true: np.ndarray, scores: np.ndarray, per_class: pd.DataFr
         "n_classes_auc": int(per_class["auc"].notna().sum()),
         "chance_map": float(per_class.loc[counted, "support"].mean() / len(y_true)),
         "label_cardinality": float(y_true.sum(axis=1).mean()),
-        "bootstrap": {"resamples": resamples, "seed": seed, "level": BOOTSTRAP_LEVEL},
+        "bootstrap": bootstrap_record(resamples, seed),
     }
 
 
