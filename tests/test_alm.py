@@ -16,7 +16,9 @@ from conftest import compose_config, run_cli
 from zsa_eval.answers import Match, filled_instruction, match_answer, normalized
 from zsa_eval.data import Selection
 from zsa_eval.engine import score_clips
+from zsa_eval.errors import UserError
 from zsa_eval.families.alm import AudioLanguageFamily
+from zsa_eval.long_audio import long_audio_policy
 from zsa_eval.models import load_model
 from zsa_eval.report.compare import compare_runs
 from zsa_eval.run import run
@@ -285,6 +287,8 @@ def captions_folder(root: Path) -> Path:
     (["template.instruction=null"], "an audio language model needs an instruction"),
     (["engine=pipeline"], "engine=pipeline cannot run"),
     (["save_embeddings=true"], "have no audio or text embeddings; drop save_embeddings=true"),
+    (["long_audio=windows"], "long_audio=windows: qwen2_audio models hear each clip whole (up to their own limit) "
+     "and score it; they have no embedding to pool over windows: use long_audio=native"),
 ])
 def test_bad_settings_are_one_line_and_exit_2(tiny_alm_dirs, esc50_folder, tmp_path, monkeypatch, capsys,
                                               overrides, message):
@@ -334,3 +338,13 @@ def test_clips_longer_than_what_the_model_hears_are_counted(tiny_alm_dirs, tmp_p
                                      f"output_dir={tmp_path / model}"))
         heard[model] = (metrics["long_audio"]["window_s"], metrics["long_audio"]["n_clips_longer"])
     assert heard == {"qwen2_audio_tiny_random": (30.0, 1), "audioflamingo3_tiny_random": (600.0, 0)}
+
+
+def test_the_engine_refuses_windows_for_an_audio_language_model(tiny_alm_dirs, esc50_folder):
+    """Called as a library, the engine refuses a policy the family cannot hear rather than scoring a first window."""
+    loaded = load_alm(tiny_alm_dirs, "qwen2_audio")
+    windows = long_audio_policy({"name": "windows"}, loaded.family.window_seconds, loaded.sampling_rate, "qwen2_audio")
+    path = str(next((esc50_folder / "audio").iterdir()))
+    with pytest.raises(UserError, match="long_audio=windows: qwen2_audio models hear each clip whole"):
+        next(score_clips(loaded, Selection([path], [0]), ["a"], LABELS[:3], ["{}"], "embed", 1, 0, 0, progress=False,
+                         long_audio=windows, instruction=INSTRUCTION))

@@ -34,7 +34,7 @@ from zsa_eval.cache import EmbeddingCache, clip_key
 from zsa_eval.errors import BadAudio, UserError
 from zsa_eval.families import Family, Inputs, ModelFamily, ScoringFamily
 from zsa_eval.interrupts import stop_if_interrupted
-from zsa_eval.long_audio import LongAudio, check_engine_policy, long_audio_policy
+from zsa_eval.long_audio import LongAudio, check_engine_policy, check_family_policy, long_audio_policy
 from zsa_eval.models import LoadedModel
 
 
@@ -366,6 +366,7 @@ def score_clips(
     check_engine_family(engine, loaded.family, loaded.name_or_path)
     long_audio = native_unless(long_audio, loaded)
     check_engine_policy(engine, long_audio.policy)
+    check_family_policy(loaded.family, long_audio.policy)
     if loaded.family.kind == "scoring":
         prepare = loaded.family.preparer(filled_instruction(instruction, candidate_labels))
         dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed, long_audio, prepare)

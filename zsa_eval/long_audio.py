@@ -19,8 +19,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from zsa_eval.errors import UserError
+
+if TYPE_CHECKING:
+    from zsa_eval.families import ModelFamily
 
 POLICIES = ("native", "windows", "center")
 POLICY_KEYS = {"native": (), "center": ("window_s",), "windows": ("window_s", "hop_s", "max_windows")}  # what each takes
@@ -31,6 +35,14 @@ def check_engine_policy(engine: str, policy: str) -> None:
     if engine == "pipeline" and policy != "native":
         raise UserError(f"long_audio={policy} needs engine=embed: transformers' pipeline hears each clip as the "
                         "model's feature extractor takes it (long_audio=native)")
+
+
+def check_family_policy(family: ModelFamily, policy: str) -> None:
+    """A scoring family (an audio language model) scores each clip as its processor takes it: it hears only
+    `native`, having no embedding to pool over windows."""
+    if family.kind == "scoring" and policy != "native":
+        raise UserError(f"long_audio={policy}: {family.name} models hear each clip whole (up to their own limit) and "
+                        "score it; they have no embedding to pool over windows: use long_audio=native")
 
 
 @dataclass(frozen=True)

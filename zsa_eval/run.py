@@ -21,7 +21,7 @@ from zsa_eval.data import AudioDataset, limit_items
 from zsa_eval.distributed import Ranks, ranks_from_env
 from zsa_eval.engine import check_engine_family
 from zsa_eval.errors import GateFailed, UserError
-from zsa_eval.long_audio import LongAudio, long_audio_policy
+from zsa_eval.long_audio import LongAudio, check_family_policy, long_audio_policy
 from zsa_eval.models import LoadedModel, resolve_device
 from zsa_eval.processing import ProcessedItems, log_batches, process_items
 from zsa_eval.provenance import environment, files_fingerprint, identity_hash, items_fingerprint
@@ -174,6 +174,7 @@ def run(cfg: DictConfig) -> dict | None:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     loaded = load_scorer(cfg, device)  # before the run directory exists: a model that fails leaves none
     task.check_model(cfg, loaded)
+    check_family_policy(loaded.family, cfg.long_audio.name)
     long_audio = long_audio_policy(cfg.long_audio, loaded.family.window_seconds, loaded.sampling_rate, cfg.model.name)
     cache = audio_cache(cfg, loaded, long_audio, device)
     identity = task.identity(common_identity(cfg, dataset, loaded, long_audio), cfg)

@@ -101,14 +101,10 @@ class LabelTask(Task):
             check_instruction(cfg.template.get("instruction"), cfg.model.get("scoring"))
 
     def check_model(self, cfg: DictConfig, loaded: LoadedModel) -> None:
-        """A scoring family (an audio language model) needs an instruction, hears each clip whole and has no
-        embeddings to save."""
+        """A scoring family (an audio language model) needs an instruction and has no embeddings to save (that it
+        hears each clip whole is zsa_eval.long_audio.check_family_policy's)."""
         if loaded.family.kind != "scoring":
             return
-        if cfg.long_audio.name != "native":
-            raise UserError(f"long_audio={cfg.long_audio.name}: {loaded.family.name} models hear each clip whole (up to "
-                            "their own limit) and score it; they have no embedding to pool over windows: use "
-                            "long_audio=native")
         check_instruction(cfg.template.get("instruction"), loaded.family.scoring)
         if cfg.save_embeddings:
             raise UserError(f"save_embeddings=true: {loaded.family.name} models are scored by their answers and have "
