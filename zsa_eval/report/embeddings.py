@@ -14,7 +14,7 @@ import numpy as np
 
 from zsa_eval.report import atomic_write
 
-EMBEDDINGS_DIR = "embeddings"
+EMBEDDINGS_DIR = "embeddings"  # a run directory's embeddings: the tasks' saved ones (save_embeddings) and the resume parts
 
 
 def parts_dir(output_dir: Path) -> Path:

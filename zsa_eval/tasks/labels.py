@@ -21,11 +21,11 @@ from zsa_eval.errors import UserError
 from zsa_eval.long_audio import summary_note
 from zsa_eval.models import LoadedModel
 from zsa_eval.provenance import prompts_hash
+from zsa_eval.report.embeddings import EMBEDDINGS_DIR
 from zsa_eval.tasks import Evaluated, LoggedBatch, RunContext, Task, TaskResults
 
 TOP_K = 5
 SCORE_COLUMNS = {"softmax": "prob", "sigmoid": "sigmoid", "answer": "answer"}  # scores.parquet prefix per score kind
-EMBEDDINGS_DIR = "embeddings"
 SHOWN_TOP = 3  # report.html shows each mistake's best three classes
 
 

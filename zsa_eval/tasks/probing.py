@@ -42,8 +42,9 @@ from zsa_eval.data import AudioDataset, candidate_labels
 from zsa_eval.errors import UserError
 from zsa_eval.long_audio import summary_note
 from zsa_eval.models import LoadedModel
+from zsa_eval.report.embeddings import EMBEDDINGS_DIR
 from zsa_eval.tasks import Evaluated, LoggedBatch, MetricSpec, RunContext, Task, TaskResults, embedding_batches
-from zsa_eval.tasks.labels import EMBEDDINGS_DIR, classes_without_items
+from zsa_eval.tasks.labels import classes_without_items
 
 SPLIT_FOLD = "test"  # the test fold of a dataset without folds (its training side has none)
 NOT_IN_IDENTITY = ("folder",)  # protocol keys that do not change results

@@ -26,6 +26,7 @@ from zsa_eval.long_audio import summary_note
 from zsa_eval.models import LoadedModel
 from zsa_eval.plots import recall_at_k_png
 from zsa_eval.provenance import short_hash
+from zsa_eval.report.embeddings import EMBEDDINGS_DIR
 from zsa_eval.stats import bootstrap_indices, percentile_interval
 from zsa_eval.tasks import (
     Evaluated,
@@ -202,7 +203,6 @@ def retrieval_summary(metrics: dict, wall_s: float) -> str:
 
 
 RECALL_PLOT_MAX_K = 50
-EMBEDDINGS_DIR = "embeddings"
 SIMILARITY = "the family's audio-text logits (CLAP: cosine similarity times the logit scale; PE-Audio: scaled dot " \
              "product plus bias), ranked highest first"
 METRIC_LABELS = {"recall_at_1": "R@1", "recall_at_5": "R@5", "recall_at_10": "R@10", "map_at_10": "mAP@10",
