@@ -149,12 +149,16 @@ def evaluate(cfg: DictConfig) -> None:
     from zsa_eval.report.references import reference_lines
     from zsa_eval.run import format_summary, run
 
+    def summary(metrics: dict) -> str:
+        """The run's summary line, then a line per published figure of its checkpoint."""
+        return "\n".join([format_summary(metrics, time.perf_counter() - started), *reference_lines(metrics)])
+
     try:
         check_reference_template(cfg)
         with ctrl_c_recorded():
             metrics = run(cfg)
         if metrics is not None:  # None: a data-parallel worker rank; rank 0 reports
-            print("\n".join([format_summary(metrics, time.perf_counter() - started), *reference_lines(metrics)]))
+            print(summary(metrics))
             note = leaderboard_note(metrics)
             if note:
                 print(note)
@@ -163,8 +167,7 @@ def evaluate(cfg: DictConfig) -> None:
         if cfg.debug and not isinstance(error, FinishedButFailed):
             raise
         if isinstance(error, FinishedButFailed):  # its results are written: summarize them, then say why it failed
-            print("\n".join([format_summary(error.metrics, time.perf_counter() - started),
-                             *reference_lines(error.metrics)]))
+            print(summary(error.metrics))
         code, message = (GATE_EXIT if isinstance(error, GateFailed) else USER_ERROR_EXIT), str(error)
     except RunInterrupted as interruption:  # the exit passes through Hydra's launcher: a sweep stops here too
         fail(interruption_line(interruption), INTERRUPTED_EXIT)
