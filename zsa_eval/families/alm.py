@@ -142,11 +142,12 @@ class AudioLanguageFamily(ScoringFamily):
         lengths = torch.tensor([len(answer) for answer in answers], device=self.device)
         totals = first[torch.tensor([answer[0] for answer in answers], device=self.device)]
         if width > 0:
-            fed = torch.zeros((count, width), dtype=torch.long, device=self.device)
+            fed = torch.zeros((count, width), dtype=torch.long)  # filled on the host, then moved in one copy each
             targets = torch.zeros_like(fed)
             for row, answer in enumerate(answers):
                 fed[row, :len(answer) - 1] = torch.tensor(answer[:-1])
                 targets[row, :len(answer) - 1] = torch.tensor(answer[1:])
+            fed, targets = fed.to(self.device), targets.to(self.device)
             real = torch.arange(width, device=self.device)[None] < (lengths - 1)[:, None]
             cache = copy.deepcopy(prompt_cache)
             cache.batch_repeat_interleave(count)
