@@ -211,8 +211,8 @@ def time_probe(repeats: int) -> dict:
     timings, cpu = [], []
     for _ in range(repeats):
         start, start_cpu = time.perf_counter(), time.process_time()
-        scores, rows = task.probe(features, task.targets(items, dataset.class_names), classes, sides.test_fold, sides,
-                                  items, protocol, Training())
+        scores, rows = task.probe(features, task.targets(items, dataset.class_names), dataset.class_names,
+                                  sides.test_fold, sides, items, protocol, Training())
         timings.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     return {**PROBE_SHAPE, "separation": SEPARATION, "c_grid": list(protocol.c_grid),

@@ -453,3 +453,20 @@ def test_classes_a_training_side_lacks_are_named(capsys):
         "zsa-eval: warning: 1 class(es) had no training clip where they were tested: 'dog' (test fold 1, 2); the probe "
         "learned nothing of them, and their test clips count in the metrics (metrics.json "
         "classes_without_training_clips)\n")
+
+
+@pytest.mark.slow
+def test_the_probe_benchmark_runs_and_writes_its_figures(tmp_path):
+    """scripts/benchmark.py --probe drives LinearProbeTask.probe directly: it keeps up with the task's signature."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "probe.json"
+    done = subprocess.run([sys.executable, "scripts/benchmark.py", "--probe", "--probe-repeats", "1", "--out", str(out)],
+                          cwd=root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(out.read_text())
+    assert (figures["clips"], figures["classes"], figures["folds"], len(figures["chosen_c"])) == (2000, 50, 5, 5)
+    assert figures["seconds"] > 0 and 0.5 < figures["accuracy"] <= 1.0
