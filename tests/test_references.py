@@ -198,6 +198,45 @@ def test_the_reference_gate_bounds_only_figures_of_the_runs_protocol_at_max_drop
         "accuracy 0.5000 is 0.2500 below the published 0.7500 of reference own, more than gate.max_drop=0.125"]
 
 
+FEW_SHOT = {"name": "few_shot", "shots": 1, "repeats": 2, "text_init": True}  # a probe run's protocol, as a figure
+
+
+def test_figures_count_only_for_runs_of_the_protocol_they_were_measured_under():
+    """A zero-shot figure is no figure of a probe run (not listed, not gated, not its leaderboard reference), and a
+    probe figure counts only for probe runs with its settings."""
+    zero_shot, probe = reference(id="zero-shot"), reference(id="probe", evaluation=FEW_SHOT, prompts=None)
+    metrics = {"accuracy": 0.5, "accuracy_ci95": [0.25, 0.75]}
+    few_shot_run = run_protocol({}, None, None, FEW_SHOT | {"seed": 0})
+    rows = run_references([zero_shot, probe], "ckpt", metrics, few_shot_run)
+    assert [(row["id"], row["same_protocol"]) for row in rows] == [("probe", True)]
+    assert reference_failures(rows, 0.0) == []  # measured equals published
+    assert reference_failures(run_references([probe | {"value": 0.75}], "ckpt", metrics, few_shot_run), 0.0) == [
+        "accuracy 0.5000 is 0.2500 below the published 0.7500 of reference probe, more than gate.max_drop=0.0"]
+    other_shots = run_protocol({}, None, None, FEW_SHOT | {"shots": 4})
+    assert protocol_differences(probe, other_shots) == ["protocol.shots=1 there, 4 here"]
+    assert protocol_differences(zero_shot, few_shot_run) == [
+        "a protocol=zeroshot figure there, a protocol=few_shot run here"]
+    zero_shot_rows = run_references([zero_shot, probe], "ckpt", metrics, run_protocol({}, None, [PROMPT]))
+    assert [row["id"] for row in zero_shot_rows] == ["zero-shot"]
+    # rows written before figures declared their protocol read as zero-shot: never a probe run's reference
+    old_row = {key: value for key, value in zero_shot_rows[0].items() if key != "evaluation"}
+    assert nearest_reference([old_row], "accuracy", "few_shot") is None
+    assert nearest_reference([old_row], "accuracy", None)["id"] == "zero-shot"
+
+
+def test_a_figures_protocol_is_checked_like_the_runs():
+    [checked] = checked_references({"name": "d", "references": [reference()]})
+    assert checked["evaluation"] == {"name": "zeroshot"}
+    with pytest.raises(UserError, match=r"^dataset=d reference r: evaluation.name=probe is not valid: evaluation.name "
+                                        r"takes one of zeroshot, linear_probe, few_shot"):
+        checked_references({"name": "d", "references": [reference(evaluation={"name": "probe"})]})
+    with pytest.raises(UserError, match=r"^dataset=d reference r: evaluation.shots is not a setting of "
+                                        r"protocol=linear_probe \(it takes split_fraction, seed, max_iter, c_grid, "):
+        checked_references({"name": "d", "references": [reference(evaluation={"name": "linear_probe", "shots": 8})]})
+    [probe] = checked_references({"name": "d", "references": [reference(prompts=None, evaluation=FEW_SHOT)]})
+    assert probe["evaluation"] == FEW_SHOT  # a probe figure needs no prompts
+
+
 def write_metrics(path: Path, references: list[dict], accuracy: float = 0.5) -> None:
     path.mkdir(parents=True)
     path.joinpath("metrics.json").write_text(json.dumps({
@@ -326,6 +365,37 @@ def test_reference_choices_the_run_cannot_honour_are_one_line_before_any_work(mo
         code, _, stderr = run_tiny(monkeypatch, capsys, conf, tmp_path / "run", *arguments)
         assert code == 2 and message in stderr and stderr.count("\n") == 1, stderr
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_probe_run_never_counts_as_a_zero_shot_figures_measurement(monkeypatch, capsys, tmp_path, tiny_model_dir):
+    """reference= and gate.reference refuse a probe run of a zero-shot figure, naming the figure's protocol; a probe
+    run lists only figures of its own protocol, and the reproducibility page and leaderboard take nothing else."""
+    checkpoint = str(tiny_model_dir)
+    conf = write_dataset(tmp_path / "conf", [reference(id="own", checkpoint=checkpoint, value=0.0),
+                                             reference(id="probe", checkpoint=checkpoint, value=0.0, prompts=None,
+                                                       evaluation={"name": "few_shot", "shots": 1})])
+    write_job(conf, "own")
+    probe = ("protocol=few_shot", "protocol.shots=1", "protocol.repeats=2", "protocol.text_init=true")
+    code, _, stderr = run_tiny(monkeypatch, capsys, conf, tmp_path / "results" / "refused", "reference=own", *probe)
+    assert code == 2 and stderr == ("zsa-eval: error: reference=own: this run does not follow its protocol (a "
+                                    "protocol=zeroshot figure there, a protocol=few_shot run here); drop the overrides "
+                                    "that change it\n")
+    code, _, stderr = run_tiny(monkeypatch, capsys, conf, tmp_path / "results" / "gated", "gate.reference=true",
+                               *probe[:-1], "protocol.shots=2")
+    assert code == 2 and "has no published figure for" in stderr and "(protocol=few_shot (" in stderr
+    assert "probe (protocol.shots=1 there, 2 here)" in stderr
+    code, stdout, stderr = run_tiny(monkeypatch, capsys, conf, tmp_path / "results" / "few", "gate.reference=true",
+                                    "gate.max_drop=1", *probe)
+    assert code == 0, stderr
+    metrics = json.loads((tmp_path / "results" / "few" / "metrics.json").read_text())
+    assert [(row["id"], row["same_protocol"]) for row in metrics["references"]] == [("probe", True)]
+    assert [line.split(" (")[0] for line in stdout.splitlines()[1:]] == ["reference probe"]
+    board = pd.read_csv(tmp_path / "results" / "leaderboard.csv")
+    assert board["published_reference"].tolist() == ["probe"]
+    assert report_main(["reproducibility", str(tmp_path / "results"), "--config-dir", str(conf)]) == 0
+    page = (tmp_path / "results" / "reproducibility.md").read_text()
+    assert re.search(r"\| own \| .* \| not run \|", page) and "`few`" in page
 
 
 @pytest.mark.slow

@@ -149,6 +149,8 @@ class ReferenceConfig:
     prompts: Optional[List[str]] = key(required=False)
     unsupported: Optional[str] = key(required=False)  # why zsa-eval cannot reproduce the protocol
     note: Optional[str] = key(required=False)  # what the source leaves unclear
+    evaluation: Optional[Dict[str, Any]] = key(required=False)  # the run protocol measured: {name: zeroshot} (the
+    # default) or a probe with the settings that define its figure, e.g. {name: few_shot, shots: 8, repeats: 10}
 
 
 @dataclass
@@ -479,6 +481,25 @@ def check_long_audio(result: dict) -> None:
     check_engine_policy(result["engine"], policy)
 
 
+ZEROSHOT_PROTOCOL = "zeroshot"
+
+
+def checked_evaluation(evaluation: dict | None, where: str) -> dict:
+    """A reference's `evaluation` (the run protocol its figure was measured under): a protocol's name and any of
+    that protocol's settings; none given is zero-shot."""
+    evaluation = {"name": ZEROSHOT_PROTOCOL} if evaluation is None else dict(evaluation)
+    name = evaluation.get("name")
+    if name not in PROTOCOL_SCHEMAS:
+        raise UserError(f"{where}: evaluation.name={shown(name)} is not valid: evaluation.name takes one of "
+                        f"{', '.join(PROTOCOL_SCHEMAS)} (the protocol the figure was measured under)")
+    settings = [item.name for item in fields(PROTOCOL_SCHEMAS[name]) if item.name not in ("name", "folder")]
+    stray = [key for key in evaluation if key != "name" and key not in settings]
+    if stray:
+        raise UserError(f"{where}: evaluation.{stray[0]} is not a setting of protocol={name}"
+                        + (f" (it takes {', '.join(settings)})" if settings else " (it has none)"))
+    return evaluation
+
+
 def checked_references(dataset: dict) -> list[dict] | None:
     """The dataset's `references:`, each entry typed and checked against ReferenceConfig: ids unique, an interval
     of two ordered bounds, and a reproducible classification figure names its prompts."""
@@ -506,11 +527,12 @@ def checked_references(dataset: dict) -> list[dict] | None:
         if reference["id"] in seen:
             raise UserError(f"{where}: the id is used twice in dataset={name}; give each reference its own id")
         seen.add(reference["id"])
+        reference["evaluation"] = checked_evaluation(reference.get("evaluation"), where)
         interval = reference.get("interval")
         if interval is not None and (len(interval) != 2 or interval[0] > interval[1]):
             raise UserError(f"{where}: interval={shown(interval)} is not valid: interval takes [low, high]")
         if (dataset.get("task", "classification") != "retrieval" and reference.get("unsupported") is None
-                and not reference.get("prompts")):
+                and not reference.get("prompts") and reference["evaluation"]["name"] == ZEROSHOT_PROTOCOL):
             raise UserError(f"{where}: name the prompts it was measured with (`prompts: [...]`), or say why "
                             "zsa-eval cannot reproduce it (`unsupported: ...`)")
         checked_entries.append(reference)

@@ -183,7 +183,7 @@ def run_row(metrics: dict, run_dir: str) -> dict:
     }
     if declared.get("chance_metric"):
         row[declared["chance_metric"]] = row["chance"]
-    published = nearest_reference(metrics.get("references"), declared.get("main_score"))
+    published = nearest_reference(metrics.get("references"), declared.get("main_score"), metrics.get("protocol"))
     row |= dict(zip(PUBLISHED_COLUMNS, (published["id"], published["value"], published["difference"])
                     if published else (None, None, None)))
     for spec in specs:

@@ -16,6 +16,7 @@ from zsa_eval.config import shown
 from zsa_eval.errors import UserError
 
 ALL_CLIPS = "all clips"
+ZEROSHOT = "zeroshot"  # the run protocol of a figure that declares none
 
 
 def data_source(dataset: Mapping) -> str:
@@ -26,13 +27,43 @@ def data_source(dataset: Mapping) -> str:
     return str(dataset.get("path"))
 
 
-def run_protocol(dataset: Mapping, limit: int | None, prompts: Sequence[str] | None) -> dict:
-    """What a run's protocol is made of, in the terms references state theirs: the data (and the data the dataset's
-    figures were measured on, when its config names it), folds (null: all), the other clip selections, and the
-    prompts (None for a task that embeds no label)."""
-    return {"data": data_source(dataset), "references_data": dataset.get("references_data"),
-            "folds": dataset.get("folds"), "subset": dataset.get("subset"), "classes": dataset.get("classes"),
-            "limit": limit, "prompts": list(prompts) if prompts is not None else None}
+def run_protocol(dataset: Mapping, limit: int | None, prompts: Sequence[str] | None,
+                 evaluation: Mapping | None = None) -> dict:
+    """What a run's protocol is made of, in the terms references state theirs: how it evaluates (`evaluation`: the
+    run protocol's name and settings; None: zero-shot), the data (and the data the dataset's figures were measured
+    on, when its config names it), folds (null: all), the other clip selections, and the prompts (None for a task
+    that embeds no label)."""
+    return {"evaluation": dict(evaluation or {"name": ZEROSHOT}), "data": data_source(dataset),
+            "references_data": dataset.get("references_data"), "folds": dataset.get("folds"),
+            "subset": dataset.get("subset"), "classes": dataset.get("classes"), "limit": limit,
+            "prompts": list(prompts) if prompts is not None else None}
+
+
+def evaluation_of(row: Mapping) -> dict:
+    """A reference's run protocol (a reference or metrics.json row written before figures declared one: zero-shot)."""
+    return dict(row.get("evaluation") or {"name": ZEROSHOT})
+
+
+def of_protocol(row: Mapping, protocol_name: str | None) -> bool:
+    """Whether a reference (or a metrics.json reference row) was measured under the run protocol `protocol_name`
+    (None: zero-shot, as runs written before protocols)."""
+    return evaluation_of(row)["name"] == (protocol_name or ZEROSHOT)
+
+
+def evaluation_text(evaluation: Mapping) -> str:
+    """`a zero-shot figure`, `protocol=few_shot (shots=8, repeats=10)`."""
+    settings = ", ".join(f"{key}={shown(value)}" for key, value in evaluation.items() if key != "name")
+    return f"protocol={evaluation['name']}" + (f" ({settings})" if settings else "")
+
+
+def evaluation_differences(reference: Mapping, protocol: Mapping) -> list[str]:
+    """How the run's protocol differs from the one the figure was measured under: another protocol, or other values
+    of the settings the figure names."""
+    theirs, ours = evaluation_of(reference), evaluation_of(protocol)
+    if theirs["name"] != ours["name"]:
+        return [f"a {evaluation_text(theirs)} figure there, a protocol={ours['name']} run here"]
+    return [f"protocol.{key}={shown(value)} there, {shown(ours.get(key))} here" for key, value in theirs.items()
+            if key != "name" and ours.get(key) != value]
 
 
 def folds_text(folds: Sequence[int] | None) -> str:
@@ -43,7 +74,9 @@ def protocol_differences(reference: Mapping, protocol: Mapping) -> list[str]:
     """How a run's protocol differs from a reference's, each difference in words (none: the run's own protocol)."""
     if reference.get("unsupported"):
         return [f"zsa-eval cannot reproduce it: {reference['unsupported']}"]
-    differences = []
+    differences = evaluation_differences(reference, protocol)
+    if evaluation_of(reference)["name"] != evaluation_of(protocol)["name"]:
+        return differences  # another protocol altogether: its prompts or folds are beside the point
     if protocol.get("references_data") and protocol["data"] != protocol["references_data"]:
         differences.append(f"the data of {protocol['references_data']} there, of {protocol['data']} here (zsa-eval "
                            "cannot tell that another copy holds the same clips)")
@@ -60,11 +93,13 @@ def run_references(references: Sequence[Mapping] | None, checkpoint: str, metric
                    protocol: Mapping) -> list[dict]:
     """metrics.json `references`: the published figures for this run's checkpoint whose metric it reports, each
     with the measured value and its interval, the difference (measured - published), whether the published value
-    lies inside the interval, and whether the run followed the figure's protocol (else how it differs)."""
+    lies inside the interval, and whether the run followed the figure's protocol (else how it differs). A figure
+    of another run protocol (a zero-shot figure beside a probe run) measures something else: it is left out."""
     rows = []
     for reference in references or []:
         metric = reference["metric"]
-        if reference["checkpoint"] != checkpoint or metrics.get(metric) is None:
+        if (reference["checkpoint"] != checkpoint or metrics.get(metric) is None
+                or not of_protocol(reference, evaluation_of(protocol)["name"])):
             continue
         measured, interval = float(metrics[metric]), metrics.get(f"{metric}_ci95")
         differences = protocol_differences(reference, protocol)
@@ -110,10 +145,11 @@ def reference_lines(metrics: Mapping) -> list[str]:
     return [reference_line(row) for row in metrics.get("references") or []]
 
 
-def nearest_reference(references: Sequence[Mapping] | None, metric: str | None) -> Mapping | None:
+def nearest_reference(references: Sequence[Mapping] | None, metric: str | None,
+                      protocol_name: str | None = None) -> Mapping | None:
     """The published figure a leaderboard shows beside a run's `metric`: one of the run's own protocol, else the one
-    nearest the measured value."""
-    candidates = [row for row in references or [] if row["metric"] == metric]
+    nearest the measured value; only figures of the run's run protocol (`protocol_name`, metrics.json `protocol`)."""
+    candidates = [row for row in references or [] if row["metric"] == metric and of_protocol(row, protocol_name)]
     return min(candidates, key=lambda row: (not row["same_protocol"], abs(row["difference"]))) if candidates else None
 
 
@@ -123,12 +159,17 @@ def references_of(cfg: DictConfig) -> list[dict]:
     return OmegaConf.to_container(references) if references is not None else []
 
 
+def evaluation_of_run(protocol: DictConfig) -> dict:
+    """A run's protocol as references state theirs: its name and its result-determining settings."""
+    return {key: value for key, value in OmegaConf.to_container(protocol).items() if key != "folder"}
+
+
 def check_references(cfg: DictConfig, prompts: Sequence[str] | None, metric_names: Sequence[str]) -> dict:
     """Before a run: each reference names a metric its task reports; reference=<id> names one of the dataset's
     figures, for this run's checkpoint, whose protocol the run follows; gate.reference=true has a figure of the run's
     protocol to bound. Returns the run's protocol."""
     references, name = references_of(cfg), cfg.dataset.name
-    protocol = run_protocol(cfg.dataset, cfg.limit, prompts)
+    protocol = run_protocol(cfg.dataset, cfg.limit, prompts, evaluation_of_run(cfg.protocol))
     for reference in references:
         if reference["metric"] not in metric_names:
             raise UserError(f"dataset={name} reference {reference['id']}: metric {reference['metric']!r} is not one "
@@ -141,7 +182,8 @@ def check_references(cfg: DictConfig, prompts: Sequence[str] | None, metric_name
         own = [f"{reference['id']} ({'; '.join(protocol_differences(reference, protocol))})"
                for reference in references if reference["checkpoint"] == checkpoint]
         raise UserError(f"gate.reference=true, but dataset={name} has no published figure for {checkpoint} under "
-                        f"this run's protocol ({folds_text(protocol['folds'])}, prompts {protocol['prompts']}); "
+                        f"this run's protocol ({evaluation_text(protocol['evaluation'])}, "
+                        f"{folds_text(protocol['folds'])}, prompts {protocol['prompts']}); "
                         + (f"its figures for this checkpoint: {', '.join(own)}" if own else
                            "it has none for this checkpoint") + "; drop gate.reference or run a reference's protocol")
     return protocol
