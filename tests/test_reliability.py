@@ -17,6 +17,7 @@ import pytest
 import soundfile as sf
 
 from conftest import class_clip, noise, run_cli, tone
+from zsa_eval.errors import UserError
 from zsa_eval.report import ProgressLog
 from zsa_eval.report.skips import skip_rate_lower_bound, too_many_skips
 
@@ -270,6 +271,20 @@ def test_output_dir_of_another_config_needs_overwrite(monkeypatch, capsys, tiny_
     assert run_cli(monkeypatch, capsys, *common, "resume=true", "batch_size=3")[0] == 0
     assert run_cli(monkeypatch, capsys, *common, "template=plain", "overwrite=true")[0] == 0
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["template"] == "plain"
+    code, _, stderr = run_cli(monkeypatch, capsys, *common, "resume=true", "overwrite=true")
+    assert "resume=true continues the run in output_dir and overwrite=true replaces it: choose one" in \
+        one_line(code, stderr)
+    elsewhere = tmp_path / "elsewhere"
+    code, _, stderr = run_cli(monkeypatch, capsys, *common[:-1], f"output_dir={elsewhere}", "resume=true")
+    assert f"resume=true, but output_dir '{elsewhere}' holds no run to resume" in one_line(code, stderr)
+    assert not elsewhere.exists()
+    mine = tmp_path / "mine"  # a folder of the user's that looks like a run's
+    (mine / "report_assets").mkdir(parents=True)
+    for name in ("metrics.json", "predictions.csv", "report.html", "config.yaml", "report_assets/clip-000000.flac"):
+        (mine / name).write_text("the user's")
+    code, _, stderr = run_cli(monkeypatch, capsys, *common[:-1], f"output_dir={mine}", "overwrite=true")
+    assert f"output_dir '{mine}' holds no zsa-eval run (5 such files" in one_line(code, stderr)
+    assert all(path.read_text() == "the user's" for path in mine.rglob("*") if path.is_file())
 
 
 @pytest.mark.slow
@@ -418,6 +433,9 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(many_clips, uninterrup
     process = stalling_process(many_clips, out)
     finished = BATCHES_BEFORE_STALL * BATCH_SIZE
     wait_for_progress(out, finished, process)
+    with pytest.raises(UserError, match=rf"output_dir '{out}' is being written by another zsa-eval run \(process "
+                                        rf"{process.pid}\)"):  # a second writer, following the advice to resume
+        resume_in_process(many_clips, out)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
@@ -491,6 +509,55 @@ def test_ctrl_c_while_a_clip_is_decoded_stops_cleanly(many_clips, uninterrupted,
     assert first_unfinished not in finished
     if num_workers == 0:  # clips are decoded in order, between the batches
         assert finished == list(range(first_unfinished))
+    resume_in_process(many_clips, out)
+    assert comparable(out) == uninterrupted
+
+
+# The command line, with a Ctrl-C sent to the process when the run reaches a moment outside the batches (argv[1]):
+# `imports` (before the run's imports), `model` (the model's load) or `results` (drawing the confusion matrix, while
+# the results are written).
+CTRL_C_AT_CLI = """
+import os, signal, sys
+import zsa_eval.__main__ as entry
+moment = sys.argv.pop(1)
+
+def ctrl_c_before(function):
+    def wrapped(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return function(*args, **kwargs)
+    return wrapped
+
+if moment == "imports":
+    entry.quiet_libraries = ctrl_c_before(entry.quiet_libraries)
+elif moment == "model":
+    import zsa_eval.run
+    zsa_eval.run.load_scorer = ctrl_c_before(zsa_eval.run.load_scorer)
+else:
+    import zsa_eval.tasks.classification as classification
+    classification.confusion_png = ctrl_c_before(classification.confusion_png)
+sys.argv[0] = "zsa-eval"
+entry.main()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["imports", "model", "results"])
+def test_ctrl_c_outside_the_batches_is_one_line_and_exit_130(many_clips, uninterrupted, tmp_path, moment):
+    """Before the run has a directory nothing was written; while results are written, the run resumes to the same
+    results as an uninterrupted one."""
+    out = tmp_path / "run"
+    process = cli_process(CTRL_C_AT_CLI, [moment, *run_arguments(many_clips, out)])
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    if moment != "results":
+        assert lines[0] == "zsa-eval: interrupted before the run started: nothing was written" and not out.exists()
+        return
+    assert lines[0] == (f"zsa-eval: interrupted before the results were written ({N_CLIPS} of {N_CLIPS} items "
+                        f"finished); what was finished is kept in {out}; resume with the same arguments plus "
+                        f"output_dir={out} resume=true")
+    assert not (out / "metrics.json").exists()
     resume_in_process(many_clips, out)
     assert comparable(out) == uninterrupted
 

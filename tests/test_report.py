@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from zsa_eval.errors import UserError
-from zsa_eval.report import PROGRESS_FILE, ProgressLog, atomic_write, open_run_dir, write_json
+from zsa_eval.report import (MANIFEST_FILE, PROGRESS_FILE, ProgressLog, atomic_write, open_run_dir, run_lock,
+                             write_json, write_run_file)
 from zsa_eval.plots import confusion_png
 
 
@@ -59,27 +60,70 @@ def test_progress_log_keeps_whole_lines_only(tmp_path):
     ProgressLog(tmp_path, "-rank1").append([{"index": 1, "item_id": "b", "probabilities": [0.5, 0.5]}])
     assert sorted(log.read()) == [0, 1, 2]  # parts of other processes are merged
     log.compact(log.read())
-    assert [path.name for path in tmp_path.iterdir()] == [PROGRESS_FILE]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [MANIFEST_FILE, PROGRESS_FILE]
 
 
 def test_run_dir_refuses_other_runs_and_foreign_files(tmp_path):
     identity = {"model": {"name": "tiny"}, "template": {"name": "plain"}}
     open_run_dir(tmp_path / "run", identity, resume=False, overwrite=False)
-    (tmp_path / "run" / "metrics.json").write_text("{}")
+    write_run_file(tmp_path / "run", "metrics.json", "{}")
+    write_run_file(tmp_path / "run", "report_assets/clip-000001.flac", b"fLaC")
     with pytest.raises(UserError, match="already holds this run: resume=true"):
         open_run_dir(tmp_path / "run", identity, resume=False, overwrite=False)
     open_run_dir(tmp_path / "run", identity, resume=True, overwrite=False)
     other = {"model": {"name": "tiny"}, "template": {"name": "ensemble"}}
     with pytest.raises(UserError, match=r"another config \(differs in: template.name\)"):
         open_run_dir(tmp_path / "run", other, resume=True, overwrite=False)
-    open_run_dir(tmp_path / "run", other, resume=False, overwrite=True)
-    assert not (tmp_path / "run" / "metrics.json").exists()
-    (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    with pytest.raises(UserError, match="holds no zsa-eval run"):
-        open_run_dir(tmp_path / "mine", identity, resume=False, overwrite=False)
-    open_run_dir(tmp_path / "mine", identity, resume=False, overwrite=True)
-    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    open_run_dir(tmp_path / "run", other, resume=False, overwrite=True)  # removes exactly what the run wrote
+    assert sorted(path.relative_to(tmp_path / "run").as_posix() for path in (tmp_path / "run").rglob("*")) == [
+        ".zsa-eval-files", "run.json"]
+    assert json.loads((tmp_path / "run" / "run.json").read_text()) == other
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_overwrite_never_removes_a_file_zsa_eval_did_not_write(tmp_path, overwrite):
+    """A user's folder holding what looks like results (metrics.json, report_assets/) is refused, overwrite or not,
+    and left as it was; so is a run directory where the user put a file of their own."""
+    mine = tmp_path / "mine"
+    for name in ("metrics.json", "report.html", "embeddings/notes.txt", "report_assets/clip-000001.flac"):
+        (mine / name).parent.mkdir(parents=True, exist_ok=True)
+        (mine / name).write_text(f"the user's {name}")
+    before = {path: path.read_bytes() for path in mine.rglob("*") if path.is_file()}
+    with pytest.raises(UserError, match=r"output_dir '.*mine' holds no zsa-eval run \(4 such files, e.g. "
+                                        r"'embeddings/notes.txt'\): choose an empty output_dir"):
+        open_run_dir(mine, {"seed": 0}, resume=False, overwrite=overwrite)
+    assert {path: path.read_bytes() for path in mine.rglob("*") if path.is_file()} == before
+    run = tmp_path / "run"
+    open_run_dir(run, {"seed": 0}, resume=False, overwrite=False)
+    write_run_file(run, "metrics.json", "{}")
+    (run / "embeddings").mkdir()
+    (run / "embeddings" / "mine.npy").write_text("keep me")
+    with pytest.raises(UserError, match=r"holds files zsa-eval did not write \(1 such files, e.g. "
+                                        r"'embeddings/mine.npy'\)"):
+        open_run_dir(run, {"seed": 1}, resume=False, overwrite=True)
+    assert (run / "embeddings" / "mine.npy").read_text() == "keep me" and (run / "metrics.json").exists()
+
+
+def test_resume_needs_a_run_and_excludes_overwrite(tmp_path):
+    with pytest.raises(UserError, match=r"resume=true, but output_dir '.*nowhere' holds no run to resume: check "
+                                        r"output_dir=\.\.\., or drop resume=true"):
+        open_run_dir(tmp_path / "nowhere", {"seed": 0}, resume=True, overwrite=False)
+    with pytest.raises(UserError, match="resume=true continues the run in output_dir and overwrite=true replaces it: "
+                                        "choose one"):
+        open_run_dir(tmp_path / "run", {"seed": 0}, resume=True, overwrite=True)
+
+
+def test_a_run_directory_has_one_writer_at_a_time(tmp_path):
+    """The lock names its holder's process id; it is released when the holder leaves (or dies: the kernel's)."""
+    import os
+
+    with run_lock(tmp_path / "run"):
+        with pytest.raises(UserError, match=rf"output_dir '.*run' is being written by another zsa-eval run \(process "
+                                            rf"{os.getpid()}\): wait for it to finish"):
+            with run_lock(tmp_path / "run"):
+                pass
+    with run_lock(tmp_path / "run"):  # free again
+        pass
 
 
 def test_a_long_heatmap_title_stays_inside_the_figure(monkeypatch):

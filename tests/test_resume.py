@@ -2,6 +2,7 @@
 setting that changes results is refused; settings that cannot change results are allowed."""
 
 import json
+from contextlib import ExitStack
 
 import numpy as np
 import pytest
@@ -55,9 +56,9 @@ def test_open_run_returns_the_finished_positions(tmp_path):
     identity = {"seed": 0}
     open_run_dir(tmp_path, identity, resume=False, overwrite=False)
     ProgressLog(tmp_path).append([record(0, "a.wav"), record(2, "c.wav")])
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["progress.jsonl", "run.json"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".zsa-eval-files", "progress.jsonl", "run.json"]
     cfg = OmegaConf.create({"resume": True, "overwrite": False})
-    assert open_run(tmp_path, identity, cfg, ["a.wav", "b.wav", "c.wav"], Ranks()) == {0, 2}
+    assert open_run(tmp_path, identity, cfg, ["a.wav", "b.wav", "c.wav"], Ranks(), ExitStack()) == {0, 2}
 
 
 def test_a_run_keeping_embeddings_redoes_items_whose_embedding_is_gone(tmp_path):
@@ -70,8 +71,8 @@ def test_a_run_keeping_embeddings_redoes_items_whose_embedding_is_gone(tmp_path)
     store_embedding_part(tmp_path, [2], [np.ones(4)])  # a.wav's part was removed (a finished run removes them all)
     cfg = OmegaConf.create({"resume": True, "overwrite": False})
     items = ["a.wav", "b.wav", "c.wav"]
-    assert open_run(tmp_path, identity, cfg, items, Ranks(), keeps_embeddings=True) == {1, 2}  # a skip stays done
-    assert open_run(tmp_path, identity, cfg, items, Ranks()) == {0, 1, 2}
+    assert open_run(tmp_path, identity, cfg, items, Ranks(), ExitStack(), keeps_embeddings=True) == {1, 2}  # a skip stays done
+    assert open_run(tmp_path, identity, cfg, items, Ranks(), ExitStack()) == {0, 1, 2}
 
 
 @pytest.mark.parametrize("item_ids", [["a.wav", "b.wav", "x.wav"], ["c.wav", "b.wav", "a.wav"], ["a.wav", "b.wav"]])
@@ -82,7 +83,7 @@ def test_a_changed_dataset_is_refused(tmp_path, item_ids):
     ProgressLog(tmp_path).append([record(0, "a.wav"), record(2, "c.wav")])
     cfg = OmegaConf.create({"resume": True, "overwrite": False})
     with pytest.raises(UserError, match="the dataset changed since the interrupted run .*use overwrite=true"):
-        open_run(tmp_path, identity, cfg, item_ids, Ranks())
+        open_run(tmp_path, identity, cfg, item_ids, Ranks(), ExitStack())
 
 
 def test_compacting_merges_parts_and_drops_a_torn_tail(tmp_path):
@@ -91,7 +92,7 @@ def test_compacting_merges_parts_and_drops_a_torn_tail(tmp_path):
     with open(tmp_path / "progress.rank1.jsonl", "a") as file:
         file.write('{"index": 2, "item_')
     check_and_compact(ProgressLog(tmp_path), ["a.wav", "b.wav", "c.wav"])
-    assert [path.name for path in tmp_path.iterdir()] == ["progress.jsonl"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".zsa-eval-files", "progress.jsonl"]
     assert [json.loads(line) for line in (tmp_path / "progress.jsonl").read_text().splitlines()] == [
         record(0, "a.wav"), record(1, "b.wav")]
 

@@ -33,6 +33,7 @@ USER_ERROR_EXIT = 2
 GATE_EXIT = 3
 INTERRUPTED_EXIT = 130
 FAILED_JOBS_FILE = "failed_jobs.jsonl"
+NOTHING_WRITTEN = "interrupted before the run started: nothing was written"
 
 
 def fail(message: str, code: int = USER_ERROR_EXIT) -> NoReturn:
@@ -78,6 +79,18 @@ def check_suite_in_sweep() -> None:
     if suite and not in_sweep():
         swept = " and ".join(f"{key}s" for key in hydra_config.sweeper.params or {})
         fail(f"suite={suite} is a sweep over {swept or 'several runs'}: run it with -m ({multirun_command()})")
+
+
+def start_unstarted_sweep_job(cfg: DictConfig) -> DictConfig:
+    """A sweep resumed (resume=true) whose job never started has nothing to resume: that job starts now, and says
+    so (a single run with nothing to resume is refused: its output_dir is likely mistyped)."""
+    if not (cfg.resume and in_sweep()) or (Path(cfg.output_dir) / "run.json").is_file():
+        return cfg
+    print(f"zsa-eval: job {HydraConfig.get().job.num}: nothing to resume in {cfg.output_dir}; starting it",
+          file=sys.stderr)
+    cfg = cfg.copy()
+    cfg.resume = False
+    return cfg
 
 
 def check_reference_template(cfg: DictConfig) -> None:
@@ -155,8 +168,12 @@ def evaluate(cfg: DictConfig) -> None:
 
     try:
         check_reference_template(cfg)
+        cfg = start_unstarted_sweep_job(cfg)
         with ctrl_c_recorded():
-            metrics = run(cfg)
+            try:
+                metrics = run(cfg)
+            except KeyboardInterrupt:  # before the run had its directory (the model's load, say)
+                raise RunInterrupted(NOTHING_WRITTEN, None) from None
         if metrics is not None:  # None: a data-parallel worker rank; rank 0 reports
             print(summary(metrics))
             note = leaderboard_note(metrics)
@@ -276,6 +293,10 @@ def main() -> None:
         if debug:
             raise
         fail(one_line(error, sys.argv[1:]))
+    except KeyboardInterrupt:  # before a run started (imports, config, model load): nothing to resume
+        if debug:
+            raise
+        fail(NOTHING_WRITTEN, INTERRUPTED_EXIT)
     except BrokenPipeError:  # `zsa-eval --help | head`: the reader left; stop quietly, as other CLI tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)

@@ -16,10 +16,12 @@ class BadAudio(Exception):
 
 class RunInterrupted(Exception):
     """Ctrl-C during a run: what finished is kept (`kept` says how much and where); the message says how to resume
-    this run (a sweep's entry point says how to resume the sweep instead)."""
+    this run (a sweep's entry point says how to resume the sweep instead), or, before the run had a directory
+    (`output_dir` None), that nothing was written."""
 
-    def __init__(self, kept: str, output_dir: str):
-        super().__init__(f"{kept}; resume with the same arguments plus output_dir={output_dir} resume=true")
+    def __init__(self, kept: str, output_dir: str | None):
+        super().__init__(f"{kept}; resume with the same arguments plus output_dir={output_dir} resume=true"
+                         if output_dir is not None else kept)
         self.kept = kept
 
 

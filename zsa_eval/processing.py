@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from omegaconf import DictConfig
 from zsa_eval.distributed import Ranks, agree, main_rank_value, process_group, shard
 from zsa_eval.errors import RunInterrupted, UserError
 from zsa_eval.interrupts import stop_if_interrupted
-from zsa_eval.report import ProgressLog, open_run_dir
+from zsa_eval.report import ProgressLog, check_own_files, check_resumable, open_run_dir, run_lock
 from zsa_eval.report.embeddings import store_embedding_part, stored_positions
 from zsa_eval.tasks import RunContext, Task
 
@@ -32,13 +33,16 @@ def check_and_compact(log: ProgressLog, item_ids: list[str]) -> None:
 
 
 def open_run(output_dir: Path, identity: dict, cfg: DictConfig, item_ids: list[str], ranks: Ranks,
-             keeps_embeddings: bool = False) -> set[int]:
-    """Rank 0 creates or reopens the run directory; every rank learns which items are already done: logged, and,
-    for a run that keeps its audio embeddings (`keeps_embeddings`), with its embedding still stored (a finished
-    run removed them) or skipped."""
+             held: ExitStack, keeps_embeddings: bool = False) -> set[int]:
+    """Rank 0 locks (for as long as `held` lasts: the whole run), creates or reopens the run directory; every rank
+    learns which items are already done: logged, and, for a run that keeps its audio embeddings
+    (`keeps_embeddings`), with its embedding still stored (a finished run removed them) or skipped."""
     failure = None
     if ranks.is_main:
         try:
+            check_resumable(output_dir, cfg.resume, cfg.overwrite)  # before the lock makes the directory ...
+            check_own_files(output_dir)  # ... or puts its file in a folder that is refused
+            held.enter_context(run_lock(output_dir))
             open_run_dir(output_dir, identity, cfg.resume, cfg.overwrite)
             check_and_compact(ProgressLog(output_dir), item_ids)
         except UserError as error:
@@ -72,13 +76,14 @@ class ProcessedItems:
 
 def process_items(cfg: DictConfig, ranks: Ranks, device: torch.device, identity: dict, item_ids: list[str],
                   output_dir: Path, work: Callable[[ProgressLog, list[int]], None],
-                  keeps_embeddings: bool) -> ProcessedItems | None:
-    """Open (or reopen) the run directory, then let every process `work` on its share of the unfinished items,
-    logging outcomes to its progress log (and storing their audio embeddings, when `keeps_embeddings`); a UserError
-    on any process stops them all. Returns None on the processes other than rank 0 (which writes the results)."""
+                  keeps_embeddings: bool, held: ExitStack) -> ProcessedItems | None:
+    """Open (or reopen) the run directory, locked by rank 0 for as long as `held` lasts, then let every process
+    `work` on its share of the unfinished items, logging outcomes to its progress log (and storing their audio
+    embeddings, when `keeps_embeddings`); a UserError on any process stops them all. Returns None on the processes
+    other than rank 0 (which writes the results)."""
     with process_group(ranks, device.type):
         output_dir = Path(main_rank_value(ranks, str(output_dir)))
-        done = open_run(output_dir, identity, cfg, item_ids, ranks, keeps_embeddings)
+        done = open_run(output_dir, identity, cfg, item_ids, ranks, held, keeps_embeddings)
         remaining = [index for index in range(len(item_ids)) if index not in done]
         start, failure = time.perf_counter(), None
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,12 +21,14 @@ from zsa_eval.config import checked
 from zsa_eval.data import AudioDataset, limit_items
 from zsa_eval.distributed import Ranks, ranks_from_env
 from zsa_eval.engine import check_engine_family
-from zsa_eval.errors import GateFailed, UserError
+from zsa_eval.errors import GateFailed, RunInterrupted, UserError
+from zsa_eval.interrupts import stop_if_interrupted
 from zsa_eval.long_audio import LongAudio, check_family_policy, long_audio_policy
 from zsa_eval.models import LoadedModel, resolve_device
 from zsa_eval.processing import ProcessedItems, log_batches, process_items
 from zsa_eval.provenance import environment, files_fingerprint, identity_hash, items_fingerprint
-from zsa_eval.report import write_json, write_run
+from zsa_eval.report import (METRICS_FILE, RUN_FILE, ProgressLog, check_resumable, json_text, write_run,
+                             write_run_file)
 from zsa_eval.report.embeddings import read_embedding_parts, remove_embedding_parts
 from zsa_eval.report.gate import check_baseline_dataset, gate_failures, read_baseline, reference_failures
 from zsa_eval.report.leaderboard import leaderboard_of, update_leaderboard
@@ -163,6 +166,7 @@ def run(cfg: DictConfig) -> dict | None:
     share of the items; rank 0 writes the results and returns the metrics, the other ranks return None."""
     started_at, start = datetime.now(timezone.utc), time.perf_counter()
     cfg = checked(cfg)
+    check_resumable(Path(cfg.output_dir), cfg.resume, cfg.overwrite)
     task = task_for(cfg)
     ranks = ranks_from_env()
     prompts = task.prompts(cfg)
@@ -184,11 +188,33 @@ def run(cfg: DictConfig) -> dict | None:
         print(f"zsa-eval: warning: {warning}", file=sys.stderr)
     context = RunContext(cfg, dataset, loaded, cache, prompts, resolve_num_workers(cfg.num_workers, device),
                          cfg.progress and ranks.is_main, long_audio)
-    work = process_items(cfg, ranks, device, run_identity(resolved), dataset.items["item_id"].tolist(),
-                         Path(cfg.output_dir), lambda log, todo: log_batches(task, context, log, todo),
-                         task.keeps_embeddings(cfg))
-    if work is None:
-        return None
+    with ExitStack() as held:  # the run directory's lock, held until its results are written
+        try:
+            work = process_items(cfg, ranks, device, run_identity(resolved), dataset.items["item_id"].tolist(),
+                                 Path(cfg.output_dir), lambda log, todo: log_batches(task, context, log, todo),
+                                 task.keeps_embeddings(cfg), held)
+            if work is None:
+                return None
+            return finish_run(task, context, ranks, work, identity, protocol, baseline, resolved, started_at, start)
+        except KeyboardInterrupt:  # outside the batches (which say how far they got): opening, or writing results
+            raise interrupted_outside_batches(Path(cfg.output_dir), len(dataset)) from None
+
+
+def interrupted_outside_batches(output_dir: Path, n_items: int) -> RunInterrupted:
+    """Ctrl-C while the run directory was opened or the results were written: resumable once the directory holds
+    the run (run.json), else nothing was written."""
+    if not (output_dir / RUN_FILE).is_file():
+        return RunInterrupted(f"interrupted before the run started: nothing was written to {output_dir}", None)
+    finished = len(ProgressLog(output_dir).read())
+    return RunInterrupted(f"interrupted before the results were written ({finished} of {n_items} items finished); "
+                          f"what was finished is kept in {output_dir}", str(output_dir))
+
+
+def finish_run(task: Task, context: RunContext, ranks: Ranks, work: ProcessedItems, identity: dict, protocol: dict,
+               baseline: dict | None, resolved: dict, started_at: datetime, start: float) -> dict:
+    """Rank 0, every item processed: measure what was evaluated, then write the run's files (metrics.json last),
+    its report and the leaderboard; a failed gate or too many skips raise after everything is written."""
+    cfg, dataset, loaded, long_audio = context.cfg, context.dataset, context.loaded, context.long_audio
     output_dir = work.output_dir
     records, cache_hits, encoded = work.outcomes(task.finished_key)
     errors = write_skips(dataset.items, dataset.ignored_files, records, output_dir)
@@ -218,7 +244,7 @@ def run(cfg: DictConfig) -> dict | None:
         "long_audio": long_audio.counts(evaluated.records),
         "identity": identity,
         "identity_hash": identity_hash(identity),
-        "provenance": {**environment(device), **results.provenance,
+        "provenance": {**environment(loaded.device), **results.provenance,
                        "files_fingerprint": files_fingerprint(dataset.items["path"].tolist())},
         **run_facts(context, ranks, work, started_at, start, cache_hits, encoded),
         "references": references,
@@ -231,7 +257,8 @@ def run(cfg: DictConfig) -> dict | None:
     remove_embedding_parts(output_dir)
     metrics["report"] = report_run(output_dir, metrics, results, lambda: task.mistakes(context, evaluated, results),
                                    dataset.clips, cfg.report, cfg.debug)
-    write_json(metrics, output_dir / "metrics.json")
+    stop_if_interrupted()  # a Ctrl-C swallowed while the report decoded a clip again
+    write_run_file(output_dir, METRICS_FILE, json_text(metrics))
     update_leaderboard(metrics)
     check_skip_fraction(metrics, cfg.max_skip_fraction, output_dir)
     if failures:

@@ -4,11 +4,14 @@ The report layer reads what each run declares in its metrics.json and knows no t
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
-import shutil
+import re
 import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +42,12 @@ def write_csv(frame: pd.DataFrame, path: Path, index: bool = False) -> None:
     atomic_write(path, frame.to_csv(index=index))
 
 
+def json_text(payload: dict) -> str:
+    return json.dumps(payload, indent=2, default=str) + "\n"
+
+
 def write_json(payload: dict, path: Path) -> None:
-    atomic_write(path, json.dumps(payload, indent=2, default=str) + "\n")
+    atomic_write(path, json_text(payload))
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -51,13 +58,9 @@ def npy_bytes(array: np.ndarray) -> bytes:
 
 
 RUN_FILE = "run.json"
+METRICS_FILE = "metrics.json"
 PROGRESS_FILE = "progress.jsonl"
 PROGRESS_PARTS = "progress*.jsonl"
-RESULT_FILES = ("metrics.json", "per_class.csv", "per_fold.csv", "predictions.csv", "confusion_matrix.csv",
-                "confusion_matrix.png", "config.yaml", "errors.csv", "excluded.csv", "ignored_files.csv",
-                "scores.parquet", "ranks.csv", "recall_at_k.png", "per_class_ap.png", "per_repeat.csv", "report.html",
-                RUN_FILE)
-RESULT_FOLDERS = ("embeddings", "report_assets")
 
 
 class ProgressLog:
@@ -70,10 +73,14 @@ class ProgressLog:
     def __init__(self, directory: Path, part: str = ""):
         self.directory = directory
         self.path = directory / f"progress{part}.jsonl"
+        self.recorded = False
 
     def append(self, records: list[dict]) -> None:
         if not records:
             return
+        if not self.recorded:
+            record_files(self.directory, [self.path.name])
+            self.recorded = True
         with open(self.path, "a", encoding="utf-8") as file:
             file.write("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
             file.flush()
@@ -94,7 +101,7 @@ class ProgressLog:
         """Rewrite all parts as one log of whole records (drops torn tails before anyone appends again)."""
         merged = "".join(json.dumps(records[index], ensure_ascii=False) + "\n" for index in sorted(records))
         if merged:
-            atomic_write(self.directory / PROGRESS_FILE, merged)
+            write_run_file(self.directory, PROGRESS_FILE, merged)
         for part in self.directory.glob(PROGRESS_PARTS):
             if part.name != PROGRESS_FILE or not merged:
                 part.unlink()
@@ -112,11 +119,61 @@ def changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
     return keys
 
 
-def open_run_dir(output_dir: Path, identity: dict, resume: bool, overwrite: bool) -> None:
-    """Create or reopen `output_dir` for the run `identity` (the settings that determine its results).
+MANIFEST_FILE = ".zsa-eval-files"  # every file a run wrote in its directory, one relative path per line
+LOCK_FILE = ".zsa-eval.lock"  # held (flock) by the process writing the run; holds its process id
+# atomic_write's temporary files and ensure_writable's probes, left behind by a kill
+TEMPORARY = re.compile(r"^(\..+\.[0-9a-f]{12}\.tmp|\.write-test-[0-9a-f]{8})$")
+OWN_FILES = (MANIFEST_FILE, LOCK_FILE)
 
-    A directory holding another run, or files of its own, is refused unless `overwrite` (which removes only
-    zsa-eval's files); one holding this run needs `resume` to continue or `overwrite` to start again."""
+
+def record_files(output_dir: Path, names: Sequence[str]) -> None:
+    """Add `names` (paths relative to the run directory) to the run's record of the files it wrote: what
+    overwrite=true may remove. Appended in one write (processes of one run record side by side)."""
+    if names:
+        with open(output_dir / MANIFEST_FILE, "a", encoding="utf-8") as file:
+            file.write("".join(f"{name}\n" for name in names))
+
+
+def recorded_files(output_dir: Path) -> set[str]:
+    """The files the runs in `output_dir` recorded that they wrote (relative paths)."""
+    try:
+        return set((output_dir / MANIFEST_FILE).read_text(encoding="utf-8").splitlines())
+    except FileNotFoundError:
+        return set()
+
+
+def write_run_file(output_dir: Path, name: str, payload: str | bytes) -> None:
+    """Write the run's file `name` (relative to `output_dir`, folders made as needed) atomically, and record it."""
+    (output_dir / name).parent.mkdir(parents=True, exist_ok=True)
+    record_files(output_dir, [name])
+    atomic_write(output_dir / name, payload)
+
+
+def foreign_files(output_dir: Path) -> list[str]:
+    """The files in `output_dir` (at any depth) that no run recorded writing, but zsa-eval's own bookkeeping."""
+    recorded = recorded_files(output_dir)
+    return sorted(name for path in output_dir.rglob("*") if path.is_file()
+                  and (name := path.relative_to(output_dir).as_posix()) not in recorded
+                  and name not in OWN_FILES and not TEMPORARY.match(path.name))
+
+
+def remove_recorded(output_dir: Path, chosen: Callable[[str], bool] = lambda name: True) -> None:
+    """Remove the files the run recorded writing (those `chosen` names), then the folders they leave empty."""
+    recorded = recorded_files(output_dir)
+    removed = [name for name in recorded if chosen(name)]
+    for name in removed:
+        (output_dir / name).unlink(missing_ok=True)
+    for path in sorted(output_dir.rglob("*"), key=lambda path: len(path.parts), reverse=True):
+        if path.is_file() and TEMPORARY.match(path.name):
+            path.unlink(missing_ok=True)
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+    kept = sorted(recorded - set(removed))
+    atomic_write(output_dir / MANIFEST_FILE, "".join(f"{name}\n" for name in kept))
+
+
+def ensure_writable(output_dir: Path) -> None:
+    """Create `output_dir` if needed, and check that files can be written there."""
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         probe = output_dir / f".write-test-{uuid.uuid4().hex[:8]}"
@@ -125,25 +182,70 @@ def open_run_dir(output_dir: Path, identity: dict, resume: bool, overwrite: bool
     except OSError as error:
         raise UserError(f"cannot write to output_dir {str(output_dir)!r} ({error.strerror or error}); "
                         "choose a writable output_dir=...") from error
-    if overwrite:
-        for path in [*(output_dir / name for name in RESULT_FILES), *output_dir.glob(PROGRESS_PARTS)]:
-            path.unlink(missing_ok=True)
-        for folder in RESULT_FOLDERS:
-            shutil.rmtree(output_dir / folder, ignore_errors=True)
-    elif any(output_dir.iterdir()):
-        run_file = output_dir / RUN_FILE
-        if not run_file.is_file():
-            raise UserError(f"output_dir {str(output_dir)!r} is not empty and holds no zsa-eval run: choose an empty "
-                            "output_dir, or overwrite=true to write there anyway")
-        previous = json.loads(run_file.read_text())
-        if previous != identity:
+
+
+@contextmanager
+def run_lock(output_dir: Path) -> Iterator[None]:
+    """Hold the run directory for this process while the block runs: a second writer is refused in one line naming
+    the holder. The lock is the kernel's (flock), so a killed holder leaves none behind."""
+    ensure_writable(output_dir)
+    descriptor = os.open(output_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(descriptor, 32).decode(errors="replace").strip() or "unknown"
+            raise UserError(f"output_dir {str(output_dir)!r} is being written by another zsa-eval run (process "
+                            f"{holder}): wait for it to finish (then resume=true, if it was interrupted), or choose "
+                            "another output_dir") from None
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def check_own_files(output_dir: Path) -> None:
+    """Refuse a directory (if there is one) holding files that no zsa-eval run recorded writing."""
+    foreign = foreign_files(output_dir) if output_dir.is_dir() else []
+    if foreign:
+        what = "holds no zsa-eval run" if not (output_dir / RUN_FILE).is_file() else "holds files zsa-eval did not write"
+        raise UserError(f"output_dir {str(output_dir)!r} {what} ({len(foreign)} such files, e.g. {foreign[0]!r}): "
+                        "choose an empty output_dir (zsa-eval never removes files it did not write)")
+
+
+def check_resumable(output_dir: Path, resume: bool, overwrite: bool) -> None:
+    """resume=true needs a run in output_dir to continue; resume and overwrite exclude each other (checked before
+    anything is loaded or written)."""
+    if resume and overwrite:
+        raise UserError("resume=true continues the run in output_dir and overwrite=true replaces it: choose one")
+    if resume and not (output_dir / RUN_FILE).is_file():
+        raise UserError(f"resume=true, but output_dir {str(output_dir)!r} holds no run to resume: check "
+                        "output_dir=..., or drop resume=true to start a new run there")
+
+
+def open_run_dir(output_dir: Path, identity: dict, resume: bool, overwrite: bool) -> None:
+    """Create or reopen `output_dir` for the run `identity` (the settings that determine its results).
+
+    A directory holding files zsa-eval did not write is refused; one holding another run needs `overwrite` (which
+    removes exactly the files the earlier run recorded writing); one holding this run needs `resume` to continue or
+    `overwrite` to start again. `resume` needs a run to continue; `resume` and `overwrite` exclude each other."""
+    check_resumable(output_dir, resume, overwrite)
+    ensure_writable(output_dir)
+    run_file = output_dir / RUN_FILE
+    if any(path.name not in OWN_FILES for path in output_dir.iterdir()):
+        check_own_files(output_dir)
+        previous = json.loads(run_file.read_text()) if run_file.is_file() else None
+        if overwrite:
+            remove_recorded(output_dir)
+        elif previous is not None and previous != identity:
             differences = ", ".join(changed_keys(previous, identity)) or "unknown"
             raise UserError(f"output_dir {str(output_dir)!r} holds a run of another config (differs in: "
                             f"{differences}); use another output_dir, or overwrite=true to replace it")
-        if not resume:
+        elif not resume:
             raise UserError(f"output_dir {str(output_dir)!r} already holds this run: resume=true to continue it "
                             "(or re-finish it), overwrite=true to start again")
-    write_json(identity, output_dir / RUN_FILE)
+    write_run_file(output_dir, RUN_FILE, json.dumps(identity, indent=2, default=str) + "\n")
 
 
 def write_run(output_dir: Path, metrics: dict, results, config_yaml: str) -> None:
@@ -155,6 +257,5 @@ def write_run(output_dir: Path, metrics: dict, results, config_yaml: str) -> Non
              **{name: table.to_parquet(index=False) for name, table in results.parquet.items()},
              "config.yaml": config_yaml}
     for name, payload in files.items():
-        (output_dir / name).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(output_dir / name, payload)
-    write_json(metrics, output_dir / "metrics.json")
+        write_run_file(output_dir, name, payload)
+    write_run_file(output_dir, METRICS_FILE, json_text(metrics))

@@ -6,30 +6,30 @@ written."""
 from __future__ import annotations
 
 import io
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from zsa_eval.report import atomic_write
+from zsa_eval.report import remove_recorded, write_run_file
 
 EMBEDDINGS_DIR = "embeddings"  # a run directory's embeddings: the tasks' saved ones (save_embeddings) and the resume parts
 
 
+PARTS = "parts"
+
+
 def parts_dir(output_dir: Path) -> Path:
-    return output_dir / EMBEDDINGS_DIR / "parts"
+    return output_dir / EMBEDDINGS_DIR / PARTS
 
 
 def store_embedding_part(output_dir: Path, positions: list[int], embeddings: Sequence[np.ndarray]) -> None:
     """One batch's audio embeddings, with the dataset positions of its rows (one array per clip, so that
     frame-level embeddings of unequal length fit too)."""
-    folder = parts_dir(output_dir)
-    folder.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.savez(buffer, positions=np.asarray(positions, dtype=np.int64),
              **{f"clip{row}": np.asarray(embedding, dtype=np.float32) for row, embedding in enumerate(embeddings)})
-    atomic_write(folder / f"{positions[0]:09d}.npz", buffer.getvalue())
+    write_run_file(output_dir, f"{EMBEDDINGS_DIR}/{PARTS}/{positions[0]:09d}.npz", buffer.getvalue())
 
 
 def read_embedding_parts(output_dir: Path) -> dict[int, np.ndarray]:
@@ -53,8 +53,5 @@ def stored_positions(output_dir: Path) -> set[int]:
 
 def remove_embedding_parts(output_dir: Path) -> None:
     """Once a run's final files are written its per-batch parts are no longer needed (a later resume=true re-embeds
-    what it needs, from the cache when it can)."""
-    shutil.rmtree(parts_dir(output_dir), ignore_errors=True)
-    folder = output_dir / EMBEDDINGS_DIR
-    if folder.is_dir() and not any(folder.iterdir()):  # nothing else asked for (save_embeddings=false)
-        folder.rmdir()
+    what it needs, from the cache when it can); the folders they leave empty go with them."""
+    remove_recorded(output_dir, lambda name: name.startswith(f"{EMBEDDINGS_DIR}/{PARTS}/"))

@@ -9,7 +9,7 @@ import base64
 import io
 import math
 import numbers
-import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -107,13 +107,22 @@ def render(template: str, **context) -> str:
     return environment().get_template(template).render(**context)
 
 
+def write_beside(page_dir: Path) -> Callable[[str, bytes], None]:
+    """A writer of files relative to `page_dir` (folders made as needed)."""
+    def write(name: str, payload: bytes) -> None:
+        (page_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(page_dir / name, payload)
+    return write
+
+
 class ClipFiles:
     """Clips decoded again (zsa_eval.audio, as the run decoded them) and written once each, mono at 16 kHz and at
-    most 30 s, as FLAC into `page_dir/report_assets/`; a clip that cannot be decoded again keeps its reason."""
+    most 30 s, as FLAC into `page_dir/report_assets/` (`write_file`: how a file relative to `page_dir` is written,
+    e.g. recorded as a run's); a clip that cannot be decoded again keeps its reason."""
 
-    def __init__(self, page_dir: Path):
+    def __init__(self, page_dir: Path, write_file: Callable[[str, bytes], None] | None = None):
         self.page_dir = page_dir
-        self.folder = page_dir / ASSETS_DIR
+        self.write_file = write_file or write_beside(page_dir)
         self.written: dict[str, Clip] = {}
 
     def clip(self, key: str, label: str, source: AudioSource) -> Clip:
@@ -130,9 +139,9 @@ class ClipFiles:
             return Clip(key, problem=f"could not be decoded again ({error})")
         buffer = io.BytesIO()
         sf.write(buffer, np.clip(samples, -1.0, 1.0), CLIP_RATE, format="FLAC", subtype="PCM_16")
-        self.folder.mkdir(exist_ok=True)
-        atomic_write(self.folder / f"{key}.flac", buffer.getvalue())
-        return Clip(key, f"{ASSETS_DIR}/{key}.flac")
+        name = f"{ASSETS_DIR}/{key}.flac"
+        self.write_file(name, buffer.getvalue())
+        return Clip(key, name)
 
     @property
     def undecodable(self) -> list[str]:
@@ -140,7 +149,15 @@ class ClipFiles:
         return [key for key, clip in self.written.items() if clip.problem]
 
 
+CLIP_FILES = "clip-*.flac"  # the names ClipFiles' callers give clips
+
+
 def remove_page(page: Path) -> None:
-    """Remove a page and its assets folder (before it is written again, or when writing it failed)."""
+    """Remove a page and the clips written beside it (before it is written again, or when writing it failed): only
+    files named as zsa-eval names them, and their folder if that leaves it empty."""
     page.unlink(missing_ok=True)
-    shutil.rmtree(page.parent / ASSETS_DIR, ignore_errors=True)
+    folder = page.parent / ASSETS_DIR
+    for clip in folder.glob(CLIP_FILES):
+        clip.unlink()
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from zsa_eval.audio import AudioSource
-from zsa_eval.report import atomic_write
-from zsa_eval.report.html import ClipFiles, Table, cell, figure_title, png_data_uri, remove_page, render, shown, table
+from zsa_eval.report import remove_recorded, write_run_file
+from zsa_eval.report.html import ASSETS_DIR, ClipFiles, Table, cell, figure_title, png_data_uri, render, shown, table
 
 if TYPE_CHECKING:
     from zsa_eval.tasks import Mistakes, TaskResults
@@ -98,7 +98,7 @@ def skipped_items(output_dir: Path) -> pd.DataFrame:
 def write_report(output_dir: Path, metrics: dict, results: TaskResults, mistakes: Mistakes | None,
                  sources: Sequence[AudioSource]) -> dict:
     """report.html and its clips in report_assets/; returns metrics.json's `report`."""
-    clips = ClipFiles(output_dir)
+    clips = ClipFiles(output_dir, lambda name, payload: write_run_file(output_dir, name, payload))
     mistake_table, undecodable = (mistakes_table(mistakes, clips, sources) if mistakes and mistakes.items
                                   else (None, []))
     skips = skipped_items(output_dir)
@@ -116,9 +116,14 @@ def write_report(output_dir: Path, metrics: dict, results: TaskResults, mistakes
         files=sorted(path.name for path in output_dir.iterdir() if path.is_file() and not path.name.startswith(".")
                      and path.name != REPORT_FILE),
     )
-    atomic_write(output_dir / REPORT_FILE, page)
+    write_run_file(output_dir, REPORT_FILE, page)
     return {"written": True, "file": REPORT_FILE, "mistakes": len(mistakes.items) if mistakes else 0,
             "clips": len(clips.written) - len(clips.undecodable), "undecodable_clips": len(clips.undecodable)}
+
+
+def remove_report(output_dir: Path) -> None:
+    """Remove the run's report.html and its clips (those the run recorded writing: never a user's file)."""
+    remove_recorded(output_dir, lambda name: name == REPORT_FILE or name.startswith(f"{ASSETS_DIR}/"))
 
 
 def report_run(output_dir: Path, metrics: dict, results: TaskResults, mistakes: Callable[[], Mistakes | None],
@@ -126,13 +131,13 @@ def report_run(output_dir: Path, metrics: dict, results: TaskResults, mistakes: 
     """Write the run's report (`enabled`: the `report` setting) in place of any earlier one; returns metrics.json's
     `report`. A report that fails is removed, a warning says so (with the traceback when `debug`), and the run's
     other results stand."""
-    remove_page(output_dir / REPORT_FILE)
+    remove_report(output_dir)
     if not enabled:
         return {"written": False, "reason": "report=false"}
     try:
         return write_report(output_dir, metrics, results, mistakes(), sources)
     except Exception as error:  # whatever went wrong, a report must never cost the run its results
-        remove_page(output_dir / REPORT_FILE)
+        remove_report(output_dir)
         if debug:
             traceback.print_exc()
         problem = f"{type(error).__name__}: {error}"

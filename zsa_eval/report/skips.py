@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from zsa_eval.errors import TooManySkips
-from zsa_eval.report import write_csv
+from zsa_eval.report import write_run_file
 
 
 def skipped_table(items: pd.DataFrame, records: dict[int, dict]) -> pd.DataFrame:
@@ -24,8 +24,8 @@ def write_skips(items: pd.DataFrame, ignored_files: pd.DataFrame, records: dict[
     """errors.csv (the items that could not be evaluated) and ignored_files.csv (a folder's files that are not
     items); returns the skipped items."""
     errors = skipped_table(items, records)
-    write_csv(errors, output_dir / "errors.csv")
-    write_csv(ignored_files, output_dir / "ignored_files.csv")
+    write_run_file(output_dir, "errors.csv", errors.to_csv(index=False))
+    write_run_file(output_dir, "ignored_files.csv", ignored_files.to_csv(index=False))
     return errors
 
 
