@@ -482,7 +482,16 @@ def test_a_local_folder_with_label_sets_in_its_metadata_is_multilabel(tmp_path):
     assert dataset.items["labels"].tolist() == [("bell", "chime"), ("alarm", "beep", "chime"), ("speech",)]
 
 
-def test_summary_intervals_take_each_resamples_mean_over_its_classes():
+def centred(samples: np.ndarray, estimate: float, low: float = -np.inf, high: float = np.inf) -> list[float]:
+    """The percentile interval moved by the samples' median bias, within [low, high] (an independent copy)."""
+    q_low, median, q_high = np.percentile(samples, [2.5, 50, 97.5])
+    return [max(estimate - (median - q_low), low), min(estimate + (q_high - median), high)]
+
+
+def test_summary_intervals_average_the_estimates_classes_and_correct_the_median_bias():
+    """A class that a resample draws no clip of counts at its measured value (each resample's mean covers the
+    estimate's classes); the class means' intervals are moved by their resamples' median bias; LRAP's is the
+    percentile interval."""
     rng = np.random.default_rng(4)
     y_true = (rng.random((30, 4)) < 0.35).astype(int)
     y_true[:, 3] = 0
@@ -492,21 +501,43 @@ def test_summary_intervals_take_each_resamples_mean_over_its_classes():
     metrics = summary_metrics(y_true, scores, per_class, resamples=200, seed=5)
     counts = resample_counts(30, 200, 5)
     ap, auc = map(np.array, zip(*(resampled_ap_auc(y_true[:, c], scores[:, c], counts) for c in range(4))))
-    assert np.isnan(ap[3]).any()  # resamples without class 3's clip leave it out of their mean
-    map_samples, mauc_samples = np.nanmean(ap, axis=0), np.nanmean(auc, axis=0)
+    assert np.isnan(ap[3]).any()  # resamples without class 3's clip have no AP of it ...
+    ap = np.where(np.isnan(ap), per_class["ap"].to_numpy()[:, None], ap)  # ... and count its measured one
+    auc = np.where(np.isnan(auc), per_class["auc"].to_numpy()[:, None], auc)
+    map_samples, mauc_samples = ap.mean(axis=0), auc.mean(axis=0)
     # LRAP of a resample: scikit-learn's LRAP of the clips repeated as often as they were drawn
     lrap_samples = [label_ranking_average_precision_score(np.repeat(y_true, draws, axis=0),
                                                           np.repeat(scores, draws, axis=0))
                     for draws in counts.T.astype(int)]
-    assert metrics["map_ci95"] == pytest.approx(list(np.percentile(map_samples, [2.5, 97.5])))
-    assert metrics["mauc_ci95"] == pytest.approx(list(np.percentile(mauc_samples, [2.5, 97.5])))
+    assert metrics["map_ci95"] == pytest.approx(centred(map_samples, metrics["map"], 0, 1))
+    assert metrics["mauc_ci95"] == pytest.approx(centred(mauc_samples, metrics["mauc"], 0, 1))
     assert metrics["d_prime_ci95"] == pytest.approx(
-        list(np.percentile(sqrt(2) * np.array([NormalDist().inv_cdf(v) for v in mauc_samples]), [2.5, 97.5])))
+        centred(sqrt(2) * np.array([NormalDist().inv_cdf(v) for v in mauc_samples]), metrics["d_prime"]))
     assert metrics["lrap_ci95"] == pytest.approx(list(np.percentile(lrap_samples, [2.5, 97.5])), abs=1e-6)
     assert metrics["n_classes_counted"] == 4 and metrics["bootstrap"] == {"resamples": 200, "seed": 5, "level": 0.95}
     default = summary_metrics(y_true, scores, per_class)
     assert default["bootstrap"] == {"resamples": 1000, "seed": 0, "level": 0.95}
     assert summary_metrics(y_true, scores, per_class) == default
+
+
+def test_every_interval_holds_its_estimate_when_rare_classes_are_missing_from_resamples():
+    """15 classes of one clip each, each ranked last (AP 1/20), and one common, well-ranked class: resamples miss
+    most of the rare classes and, drawing a clip twice, lift its precision; a mean over the classes a resample drew
+    put the interval at [0.131, 0.192], above the estimate 0.109."""
+    n_clips, rare = 20, 15
+    y_true = np.zeros((n_clips, rare + 1), dtype=bool)
+    scores = np.random.default_rng(0).normal(size=(n_clips, rare + 1))
+    for column in range(rare):
+        y_true[column, column] = True
+        scores[column, column] = -10.0
+    y_true[:, rare] = np.arange(n_clips) % 2 == 0
+    scores[:, rare] += 3 * y_true[:, rare]
+    metrics = summary_metrics(y_true, scores, per_class_table(y_true, scores, [str(c) for c in range(rare + 1)]))
+    for name in ("map", "mauc", "d_prime", "lrap"):
+        low, high = metrics[f"{name}_ci95"]
+        assert low <= metrics[name] <= high, (name, metrics[name], low, high)
+    common = average_precision_score(y_true[:, rare], scores[:, rare])
+    assert metrics["map"] == pytest.approx((rare / n_clips + common) / (rare + 1))
 
 
 def test_auc_needs_clips_and_non_clips_and_the_table_stays_quiet():

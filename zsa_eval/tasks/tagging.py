@@ -24,7 +24,7 @@ from sklearn.metrics import average_precision_score, label_ranking_average_preci
 from zsa_eval.data import LABEL_SET_SEPARATOR
 from zsa_eval.errors import UserError
 from zsa_eval.plots import ap_bars_png, recall_bars_png
-from zsa_eval.stats import bootstrap_indices, percentile_interval
+from zsa_eval.stats import bootstrap_indices, median_centred_interval, percentile_interval
 from zsa_eval.tasks import Evaluated, MetricSpec, Mistake, Mistakes, RunContext, TaskResults, worst_first
 from zsa_eval.tasks.comparing import Comparison, bootstrap_record, legend, paired_deltas, paired_items
 from zsa_eval.tasks.labels import LabelTask, interval, number, top_k_columns, top_labels_text
@@ -147,17 +147,49 @@ def finite_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
+def with_measured_where_undefined(samples: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """(resamples, classes) per-class values with each value a resample cannot define (it drew none of the class's
+    clips, or for AUC none of its non-clips) replaced by the class's value measured on every clip: each resample's
+    mean then covers the same classes as the estimate's (a resample's mean over only the classes it drew would shift
+    with which rare classes it missed, and could leave the estimate outside the interval)."""
+    return np.where(np.isnan(samples), measured[None, :], samples)
+
+
+def resampled_class_means(y_true: np.ndarray, scores: np.ndarray, per_class: pd.DataFrame,
+                          counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """mAP and mAUC on every resample (`counts`: each clip's draws per resample), over the classes the estimates
+    cover (with_measured_where_undefined)."""
+    resampled = [resampled_ap_auc(y_true[:, column], scores[:, column], counts) for column in range(y_true.shape[1])]
+    ap = with_measured_where_undefined(np.stack([ap for ap, _ in resampled], axis=1), per_class["ap"].to_numpy())
+    auc = with_measured_where_undefined(np.stack([auc for _, auc in resampled], axis=1), per_class["auc"].to_numpy())
+    return quiet_nanmean(ap, axis=1), quiet_nanmean(auc, axis=1)
+
+
+CLASS_MEANS = {"map": (0.0, 1.0), "mauc": (0.0, 1.0), "d_prime": (-np.inf, np.inf)}  # means over classes: ranges
+
+
+def bootstrap_interval(name: str, samples: np.ndarray, estimate: float) -> list[float] | None:
+    """A metric's 95% interval from its finite resampled values (None when it has none, or no estimate): for the
+    means over classes, whose resamples are biased (a clip drawn twice lifts its own precision), the percentile
+    interval moved by the median bias, which holds the estimate (zsa_eval.stats.median_centred_interval); for
+    LRAP, a mean over clips, the percentile interval."""
+    finite = samples[np.isfinite(samples)]
+    if not len(finite) or not np.isfinite(estimate):
+        return None
+    if name in CLASS_MEANS:
+        return median_centred_interval(finite, float(estimate), bounds=CLASS_MEANS[name])
+    return percentile_interval(finite)
+
+
 def summary_metrics(y_true: np.ndarray, scores: np.ndarray, per_class: pd.DataFrame, resamples: int = 1000,
                     seed: int = 0) -> dict:
     """mAP (macro over the classes with at least one clip), mAUC (over the classes with clips and non-clips),
-    d-prime of the mAUC, LRAP, each with a 95% percentile bootstrap interval (a resample's means cover the classes
-    it has clips of), and micro mAP (every item-class pair one ranking; no interval). Undefined values are null."""
+    d-prime of the mAUC, LRAP, each with a 95% bootstrap interval that holds the estimate (bootstrap_interval; each
+    resample's means cover the same classes as the estimates: a class the resample drew no clip of counts at its
+    measured value), and micro mAP (every item-class pair one ranking; no interval). Undefined values are null."""
     counts = resample_counts(len(y_true), resamples, seed)
-    resampled = [resampled_ap_auc(y_true[:, column], scores[:, column], counts) for column in range(y_true.shape[1])]
-    ap_samples = np.stack([ap for ap, _ in resampled], axis=1)
-    auc_samples = np.stack([auc for _, auc in resampled], axis=1)
-    mauc_samples = quiet_nanmean(auc_samples, axis=1)
-    samples = {"map": quiet_nanmean(ap_samples, axis=1), "mauc": mauc_samples, "d_prime": d_prime(mauc_samples),
+    map_samples, mauc_samples = resampled_class_means(y_true, scores, per_class, counts)
+    samples = {"map": map_samples, "mauc": mauc_samples, "d_prime": d_prime(mauc_samples),
                "lrap": ranking_precisions(y_true, scores) @ counts / len(y_true)}
     counted = per_class["support"] > 0
     mauc = quiet_nanmean(per_class["auc"].to_numpy())
@@ -165,8 +197,7 @@ def summary_metrics(y_true: np.ndarray, scores: np.ndarray, per_class: pd.DataFr
              "lrap": label_ranking_average_precision_score(y_true, scores)}
     return {
         **{name: finite_or_none(value) for name, value in point.items()},
-        **{f"{name}_ci95": percentile_interval(values[np.isfinite(values)]) if np.isfinite(values).any() else None
-           for name, values in samples.items()},
+        **{f"{name}_ci95": bootstrap_interval(name, samples[name], point[name]) for name in point},
         "micro_map": float(average_precision_score(y_true.ravel(), scores.ravel())),
         "n_classes_counted": int(counted.sum()),
         "n_classes_auc": int(per_class["auc"].notna().sum()),
@@ -309,9 +340,8 @@ def tagging_metrics(y_true: np.ndarray, logits: np.ndarray, counts: np.ndarray) 
     per_class = per_class_table(y_true, logits, [str(column) for column in range(y_true.shape[1])])
     point = {"map": quiet_nanmean(per_class["ap"].to_numpy()), "mauc": quiet_nanmean(per_class["auc"].to_numpy()),
              "lrap": label_ranking_average_precision_score(y_true, logits)}
-    resampled = [resampled_ap_auc(y_true[:, column], logits[:, column], counts) for column in range(y_true.shape[1])]
-    samples = {"map": quiet_nanmean(np.stack([ap for ap, _ in resampled], axis=1), axis=1),
-               "mauc": quiet_nanmean(np.stack([auc for _, auc in resampled], axis=1), axis=1),
+    map_samples, mauc_samples = resampled_class_means(y_true, logits, per_class, counts)
+    samples = {"map": map_samples, "mauc": mauc_samples,
                "lrap": ranking_precisions(y_true, logits) @ counts / len(y_true)}
     return point, samples
 
