@@ -8,6 +8,7 @@
     python scripts/benchmark.py --clip-seconds 30 --clips 16 --engines "" --startup-runs 0 --long-audio native,windows
                                                      # the embed engine on 30 s clips under each long_audio policy
     python scripts/benchmark.py --probe              # the 5-fold linear probe alone, no model (probe.json)
+    python scripts/benchmark.py --long-clips         # peak RSS of a 5-min and a 50-min clip, long_audio=windows
     python scripts/benchmark.py --family qwen2_audio --clips 20  # tiny audio language model: both modes, 10/50 labels
 
 Uses a random-weight model (built once under the cache dir, no Hub needed) of the full laion/clap-htsat-fused
@@ -265,6 +266,52 @@ def benchmark_scoring(args) -> None:
     print(f"-> {args.out}")
 
 
+def measure_long_clip(args, dataset_dir: Path, model_dir: Path, output_dir: Path) -> dict:
+    """One run of a single long clip under long_audio=windows in this (fresh) process: its windows, the scoring
+    time and the process's peak RSS."""
+    metrics = run(run_config(args, dataset_dir, model_dir, output_dir, "long_audio=windows", "cache=false",
+                             "report=false", "dataset.classes=[dog,rooster]"))  # a second candidate, no clip
+    return {"windows": metrics["long_audio"]["n_windows_encoded"], "scoring_s": metrics["scoring_s"],
+            "peak_rss_mb": round(peak_rss_mb()["self"], 1)}
+
+
+def benchmark_long_clips(args) -> None:
+    """Peak RSS of one clip of each length in --long-clip-seconds under long_audio=windows (each in a fresh process,
+    so that each peak is its own), beside a 5 s clip's: what the windows add to the model and the decoded clip."""
+    random_kind, folder, _, _ = FAMILIES[args.family]
+    model_dir = args.cache_dir / "models" / folder
+    if not (model_dir / "config.json").is_file():
+        build_random_model(random_kind, model_dir)
+    runs_dir = Path(tempfile.mkdtemp(prefix="zsa-eval-benchmark-"))
+    measured = []
+    for seconds in (CLIP_SECONDS, *map(float, args.long_clip_seconds.split(","))):
+        dataset_dir = write_clips(args.cache_dir / "datasets" / f"benchmark_1x{seconds:g}s", 1, seconds)
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh:
+            result = fresh.submit(measure_long_clip, args, dataset_dir, model_dir,
+                                  runs_dir / f"clip_{seconds:g}s").result()
+        decoded_mb = seconds * loaded_rate(model_dir) * 4 / 2 ** 20  # the clip decoded: float32 at the model's rate
+        measured.append({"clip_seconds": seconds, "decoded_clip_mb": round(decoded_mb, 1), **result})
+    shutil.rmtree(runs_dir)
+    result = {"family": args.family, "model": folder, "long_audio": "windows", "batch_size": args.batch_size,
+              "device": args.device, "precision": args.precision, "runs": measured,
+              "platform": platform.platform(), "versions": package_versions()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(result, args.out)
+    print(f"\n{args.family} ({folder}), long_audio=windows, one clip per run, batch {args.batch_size}, {args.device}")
+    print(f"{'clip':>10}{'windows':>9}{'scoring s':>11}{'decoded MiB':>13}{'peak RSS MiB':>14}")
+    for row in measured:
+        print(f"{row['clip_seconds']:>9g}s{row['windows']:>9}{row['scoring_s']:>11.1f}{row['decoded_clip_mb']:>13.0f}"
+              f"{row['peak_rss_mb']:>14.0f}")
+    print(f"-> {args.out}")
+
+
+def loaded_rate(model_dir: Path) -> int:
+    """The sampling rate of a saved model's feature extractor."""
+    from transformers import AutoFeatureExtractor
+
+    return int(AutoFeatureExtractor.from_pretrained(model_dir).sampling_rate)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--family", choices=sorted(FAMILIES | SCORING_FAMILIES), default="clap")
@@ -286,7 +333,14 @@ def main() -> None:
     parser.add_argument("--probe-repeats", type=int, default=3, help="--probe: time this many probes, keep the best")
     parser.add_argument("--out", type=Path, default=None, help="default: results/benchmark/benchmark.json "
                         "(--probe: results/benchmark/probe.json; an audio language model: results/benchmark/<family>.json)")
+    parser.add_argument("--long-clips", action="store_true", help="peak RSS of one long clip per run under "
+                        "long_audio=windows (results/benchmark/long_clips.json)")
+    parser.add_argument("--long-clip-seconds", default="300,3000", help="--long-clips: the clip lengths, comma-separated")
     args = parser.parse_args()
+    if args.long_clips:
+        args.out = args.out or Path("results/benchmark/long_clips.json")
+        benchmark_long_clips(args)
+        return
     if args.family in SCORING_FAMILIES:
         args.out = args.out or Path(f"results/benchmark/{args.family}.json")
         benchmark_scoring(args)

@@ -172,6 +172,28 @@ def test_batch_size_workers_and_featurizer_do_not_change_pooled_embeddings(tiny_
         np.testing.assert_allclose(torch.stack(audio).numpy(), torch.stack(reference).numpy(), atol=1e-5, rtol=0)
 
 
+def test_a_long_clips_windows_are_prepared_a_chunk_at_a_time(tiny_model, long_clip, monkeypatch):
+    """The inputs held at once do not grow with the clip: its windows are prepared `batch_size` at a time, each
+    chunk encoded before the next is prepared (one-window clips are prepared in the DataLoader, as before)."""
+    family = tiny_model.family
+    events = []
+    preparer, embed = family.preparer, family.embed_audio
+
+    def counting_preparer(device):
+        prepare = preparer(device)
+        return lambda waveform, seed: events.append("prepare") or prepare(waveform, seed)
+
+    monkeypatch.setattr(family, "preparer", counting_preparer)
+    monkeypatch.setattr(family, "embed_audio", lambda inputs: events.append(len(inputs["is_longer"])) or embed(inputs))
+    (pooled,), (record,) = embedded(tiny_model, [long_clip], policy(tiny_model, window_s=2.0), batch_size=3)
+    assert record["windows"] == 18
+    assert events == (["prepare"] * 3 + [3]) * 6
+    monkeypatch.setattr(family, "preparer", preparer)
+    monkeypatch.setattr(family, "embed_audio", embed)
+    np.testing.assert_allclose(pooled.numpy(), embedded(tiny_model, [long_clip], policy(tiny_model, window_s=2.0),
+                                                        batch_size=18)[0][0].numpy(), atol=1e-5, rtol=0)
+
+
 @pytest.fixture(scope="module")
 def pe_dirs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("pe_models")
@@ -363,6 +385,9 @@ CONFIG_MISTAKES = [
      "between windows would go unheard; use long_audio.hop_s=10 or less"),
     (["long_audio=center", "long_audio.window_s=30"], "long_audio.window_s=30 is longer than the 10 s model "
      "tiny_random hears at once"),
+    (["long_audio=windows", "long_audio.window_s=0.001"], "long_audio.window_s=0.001 is shorter than one 0.02133 s "
+     "frame of model tiny_random's features; use long_audio.window_s=0.02133 or more"),
+    (["long_audio=windows", "long_audio.hop_s=0.01"], "long_audio.hop_s=0.01 is shorter than one 0.02133 s frame"),
 ]
 
 

@@ -64,9 +64,11 @@ def clip_seed(seed: int, item_id: str) -> int:
 
 
 class ClipDataset(Dataset):
-    """Prepares one item in a worker: a cached embedding, or, split into windows by `long_audio`, each window's
-    model inputs when given a CPU `prepare` (a family's preparer), or else the waveform and its windows (prepared
-    later on the device, or by the pipeline). Items that cannot be read or decoded come back as skip records."""
+    """Prepares one item in a worker: a cached embedding, or the model inputs of a clip heard as one span when given
+    a CPU `prepare` (a family's preparer), or else the waveform and how `long_audio` splits it into windows
+    (prepared later, a chunk of windows at a time, so that the inputs held at once do not grow with the clip's
+    length: on the device, in the main process, or by the pipeline). Items that cannot be read or decoded come back
+    as skip records."""
 
     def __init__(self, clips: Sequence[AudioSource], item_ids: Sequence[str], sampling_rate: int, seed: int,
                  long_audio: LongAudio, prepare: Callable[[np.ndarray, int], Inputs] | None = None,
@@ -101,7 +103,7 @@ class ClipDataset(Dataset):
         except BadAudio as error:
             return {"index": index, "error": (error.reason, error.detail)}
         clip = {"index": index, "seed": seed, "cache_key": key, "windowing": self.long_audio.split(len(waveform))}
-        if self.prepare is None:
+        if self.prepare is None or len(clip["windowing"].spans) > 1:  # windows: prepared chunk by chunk, later
             return clip | {"waveform": waveform}
         return clip | {"inputs": [self.prepare(waveform[start:stop], seed)
                                   for start, stop in clip["windowing"].spans]}
@@ -145,23 +147,24 @@ class AudioBatch:
     clip_windows: list[dict]
 
 
-def window_inputs(clip: dict, number: int, device_prepare: Callable[[np.ndarray, int], Inputs] | None) -> Inputs:
-    """The model inputs of window `number` of a clip sample: prepared in the worker, or now on the device."""
+def window_inputs(clip: dict, number: int, prepare: Callable[[np.ndarray, int], Inputs]) -> Inputs:
+    """The model inputs of window `number` of a clip sample: prepared in the worker, or now by `prepare`."""
     if "inputs" in clip:
         return clip["inputs"][number]
     start, stop = clip["windowing"].spans[number]
-    return device_prepare(clip["waveform"][start:stop], clip["seed"])
+    return prepare(clip["waveform"][start:stop], clip["seed"])
 
 
 def encode_windows(family: Family, clips: Sequence[dict], batch_size: int,
-                   device_prepare: Callable[[np.ndarray, int], Inputs] | None) -> list[torch.Tensor]:
-    """One embedding per clip sample: its windows through the encoder `batch_size` windows at a time (across
-    clips), then pooled by the family (a clip of one window is that window's embedding)."""
+                   prepare: Callable[[np.ndarray, int], Inputs]) -> list[torch.Tensor]:
+    """One embedding per clip sample: its windows prepared (those not prepared in a worker, by `prepare`) and
+    encoded `batch_size` windows at a time (across clips), then pooled by the family (a clip of one window is that
+    window's embedding)."""
     slots = [(row, number) for row, clip in enumerate(clips) for number in range(len(clip["windowing"].spans))]
     windows: list[list[torch.Tensor]] = [[] for _ in clips]
     for first in range(0, len(slots), batch_size):
         chunk = slots[first:first + batch_size]
-        inputs = family.collate([window_inputs(clips[row], number, device_prepare) for row, number in chunk])
+        inputs = family.collate([window_inputs(clips[row], number, prepare) for row, number in chunk])
         for (row, _), embedding in zip(chunk, family.embed_audio(inputs)):
             windows[row].append(embedding)
     return [embeddings[0] if len(embeddings) == 1 else family.pool_windows(embeddings, clip["windowing"].weights)
@@ -173,15 +176,15 @@ def audio_batches(
     family: Family,
     loader: DataLoader,
     cache: EmbeddingCache | None,
-    device_prepare: Callable[[np.ndarray, int], Inputs] | None,
+    prepare: Callable[[np.ndarray, int], Inputs],
     batch_size: int,
 ) -> Iterator[AudioBatch]:
-    """Audio embeddings of each loader batch's clips, from the cache or the encoder (`batch_size` windows at a time;
-    new ones are stored in the cache)."""
+    """Audio embeddings of each loader batch's clips, from the cache or the encoder (`batch_size` windows at a time,
+    those the workers did not prepare prepared by `prepare`; new ones are stored in the cache)."""
     for batch in loader:
         clips: list[dict] = batch["clips"]
         encoded = iter(encode_windows(family, [clip for clip in clips if "embedding" not in clip], batch_size,
-                                      device_prepare))
+                                      prepare))
         audio = []
         for clip in clips:
             if "embedding" in clip:
@@ -200,11 +203,11 @@ def embed_batches(
     loader: DataLoader,
     classifier: torch.Tensor,
     cache: EmbeddingCache | None,
-    device_prepare: Callable[[np.ndarray, int], Inputs] | None,
+    prepare: Callable[[np.ndarray, int], Inputs],
     batch_size: int,
 ) -> Iterator[BatchScores]:
     """Audio embeddings (from the cache or the encoder), then the family's logits and scores."""
-    for batch in audio_batches(family, loader, cache, device_prepare, batch_size):
+    for batch in audio_batches(family, loader, cache, prepare, batch_size):
         if not batch.audio:
             yield BatchScores(batch.indices, np.zeros((0, classifier.shape[0]), np.float32), batch.skipped)
             continue
@@ -224,19 +227,20 @@ def native_unless(long_audio: LongAudio | None, loaded: LoadedModel) -> LongAudi
 
 def embed_loader(loaded: LoadedModel, clips: Sequence[AudioSource], item_ids: Sequence[str], batch_size: int,
                  num_workers: int, seed: int, cache: EmbeddingCache | None, featurizer: str, long_audio: LongAudio,
-                 ) -> tuple[DataLoader, Callable[[np.ndarray, int], Inputs] | None]:
-    """The embed engine's DataLoader (`batch_size` clips at a time, split into windows by `long_audio`) and, when
-    clips are prepared on the model's device, its preparer.
+                 ) -> tuple[DataLoader, Callable[[np.ndarray, int], Inputs]]:
+    """The embed engine's DataLoader (`batch_size` clips at a time, split into windows by `long_audio`) and the
+    preparer of the windows the main process prepares (all of them on the device; else a clip's windows when it
+    has several).
 
     `featurizer`: `workers` prepares clips (the family's featurization) on CPU in the DataLoader workers, `device`
     on the model's device in the main process (best on GPU, where CPU featurization would be the bottleneck);
     `auto` picks `device` on CUDA and `workers` otherwise."""
     family = loaded.family
     on_device = featurizer == "device" or (featurizer == "auto" and loaded.device.type == "cuda")
-    device_prepare = family.preparer(loaded.device) if on_device else None
-    worker_prepare = None if on_device else family.preparer(torch.device("cpu"))
-    dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed, long_audio, worker_prepare, cache)
-    return clip_loader(dataset, batch_size, num_workers), device_prepare
+    prepare = family.preparer(loaded.device if on_device else torch.device("cpu"))
+    dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed, long_audio, None if on_device else prepare,
+                          cache)
+    return clip_loader(dataset, batch_size, num_workers), prepare
 
 
 def embed_clips(loaded: LoadedModel, clips: Sequence[AudioSource], item_ids: Sequence[str], batch_size: int,
@@ -245,9 +249,9 @@ def embed_clips(loaded: LoadedModel, clips: Sequence[AudioSource], item_ids: Seq
     """Stream every clip through the audio encoder (or the cache), batch by batch: the embeddings, no scores
     (retrieval compares them with caption embeddings once every clip is done). `long_audio`: how long clips are
     heard (None: native)."""
-    loader, device_prepare = embed_loader(loaded, clips, item_ids, batch_size, num_workers, seed, cache, featurizer,
-                                          native_unless(long_audio, loaded))
-    yield from with_progress(audio_batches(loaded.family, loader, cache, device_prepare, batch_size), len(clips),
+    loader, prepare = embed_loader(loaded, clips, item_ids, batch_size, num_workers, seed, cache, featurizer,
+                                   native_unless(long_audio, loaded))
+    yield from with_progress(audio_batches(loaded.family, loader, cache, prepare, batch_size), len(clips),
                              f"embed {loaded.name}", progress)
 
 
@@ -373,10 +377,10 @@ def score_clips(
         batches = scoring_batches(loaded.family, clip_loader(dataset, batch_size, num_workers), candidate_labels,
                                   prompts)
     elif engine == "embed":
-        loader, device_prepare = embed_loader(loaded, clips, item_ids, batch_size, num_workers, seed, cache,
-                                              featurizer, long_audio)
+        loader, prepare = embed_loader(loaded, clips, item_ids, batch_size, num_workers, seed, cache, featurizer,
+                                       long_audio)
         batches = embed_batches(loaded.family, loader, text_embeddings(loaded, candidate_labels, prompts), cache,
-                                device_prepare, batch_size)
+                                prepare, batch_size)
     else:
         dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed, long_audio)
         batches = pipeline_batches(loaded, clip_loader(dataset, batch_size, num_workers), candidate_labels,

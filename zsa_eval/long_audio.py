@@ -117,10 +117,20 @@ class LongAudio:
         }
 
 
+def check_at_least_a_frame(name: str, seconds: float, frame_s: float | None, model_name: str) -> None:
+    """A window or hop shorter than the model's featurizer frame (`frame_s`: its FFT window, or its feature hop)
+    would encode windows of almost no audio, by the hundreds of thousands."""
+    if frame_s is not None and seconds < frame_s:
+        raise UserError(f"long_audio.{name}={seconds:g} is shorter than one {frame_s:.4g} s frame of model "
+                        f"{model_name}'s features; use long_audio.{name}={frame_s:.4g} or more (null: the model's "
+                        "window)")
+
+
 def long_audio_policy(settings: Mapping, family_window_s: float | None, sampling_rate: int,
-                      model_name: str) -> LongAudio:
+                      model_name: str, frame_s: float | None = None) -> LongAudio:
     """The checked config group `long_audio` resolved for a model whose window is `family_window_s` (None: it has
-    none); a window or hop that cannot work is one line naming the fix."""
+    none) and whose features are made of `frame_s` frames (None: not known); a window or hop that cannot work is
+    one line naming the fix."""
     policy = settings["name"]
     if policy == "native":
         return LongAudio(policy, sampling_rate, samples_of(family_window_s, sampling_rate))
@@ -132,6 +142,7 @@ def long_audio_policy(settings: Mapping, family_window_s: float | None, sampling
         raise UserError(f"long_audio.window_s={window_s:g} is longer than the {family_window_s:g} s model "
                         f"{model_name} hears at once; use long_audio.window_s={family_window_s:g} or less "
                         "(null: the model's own)")
+    check_at_least_a_frame("window_s", window_s, frame_s, model_name)
     window = samples_of(window_s, sampling_rate)
     if policy == "center":
         return LongAudio(policy, sampling_rate, window)
@@ -139,6 +150,7 @@ def long_audio_policy(settings: Mapping, family_window_s: float | None, sampling
     if hop_s > window_s:
         raise UserError(f"long_audio.hop_s={hop_s:g} is longer than the {window_s:g} s window: the audio between "
                         f"windows would go unheard; use long_audio.hop_s={window_s:g} or less (null: the window)")
+    check_at_least_a_frame("hop_s", hop_s, frame_s, model_name)
     hop = samples_of(hop_s, sampling_rate)
     if hop < 1:
         raise UserError(f"long_audio.hop_s={hop_s:g} is shorter than one sample at {sampling_rate} Hz; use a hop of "

@@ -179,7 +179,8 @@ def run(cfg: DictConfig) -> dict | None:
     loaded = load_scorer(cfg, device)  # before the run directory exists: a model that fails leaves none
     task.check_model(cfg, loaded)
     check_family_policy(loaded.family, cfg.long_audio.name)
-    long_audio = long_audio_policy(cfg.long_audio, loaded.family.window_seconds, loaded.sampling_rate, cfg.model.name)
+    long_audio = long_audio_policy(cfg.long_audio, loaded.family.window_seconds, loaded.sampling_rate, cfg.model.name,
+                                   loaded.family.frame_seconds)
     cache = audio_cache(cfg, loaded, long_audio, device)
     identity = task.identity(common_identity(cfg, dataset, loaded, long_audio), cfg)
     check_baseline_dataset(baseline, cfg.gate.baseline, identity)

@@ -53,6 +53,12 @@ class ModelFamily(ABC):
         """The longest audio the model takes in at once (long_audio's window); None: no window of its own."""
         return None
 
+    @property
+    def frame_seconds(self) -> float | None:
+        """The shortest audio the featurizer turns into a frame (long_audio's floor for a window and a hop); None:
+        not known."""
+        return None
+
     def embedding_settings(self) -> dict:
         """The family's settings that shape an audio embedding (part of the cache key)."""
         return {}

@@ -43,6 +43,11 @@ class ClapFamily(Family):
         """The feature extractor's `max_length_s` (10 s): longer clips are fused or cropped, shorter ones padded."""
         return self.feature_extractor.nb_max_samples / self.sampling_rate
 
+    @property
+    def frame_seconds(self) -> float:
+        """One FFT window of the log-mel features (1024 samples at 48 kHz: 21 ms)."""
+        return self.feature_extractor.fft_window_size / self.sampling_rate
+
     def preparer(self, device: torch.device) -> Callable[[np.ndarray, int], Inputs]:
         """Featurize each clip alone, as the pipeline does: a batch of short clips would get one random clip marked
         `is_longer`, and long clips get fusion crops seeded per clip (see zsa_eval/featurize.py)."""

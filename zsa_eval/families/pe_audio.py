@@ -113,6 +113,11 @@ class PeAudioFamily(Family):
         """`model.max_seconds`: the preparer cuts a clip (or window) to its first max_seconds."""
         return self.max_seconds
 
+    @property
+    def frame_seconds(self) -> float:
+        """One frame of the codec's features (the feature extractor's hop: 1920 samples at 48 kHz, 40 ms)."""
+        return self.feature_extractor.hop_length / self.sampling_rate
+
     def embedding_settings(self) -> dict:
         return {"max_seconds": self.max_seconds}
 
