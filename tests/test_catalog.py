@@ -176,6 +176,15 @@ def test_every_catalog_hub_config_pins_a_revision_unless_its_file_says_why_not()
     assert checked(compose_config("dataset=esc50", "dataset.revision=null")).dataset.revision is None
 
 
+def test_every_pinned_revision_says_whose_pin_it_is():
+    """A pin's comment names the mteb version that pins it, or the published figures it is the data of (ESC-50 and
+    UrbanSound8K: the copies MTEB's published results read, which mteb itself has since replaced)."""
+    for path in hub_config_files():
+        if path.stem not in UNPINNED:
+            meaning = meanings(path)["revision"]
+            assert re.search(r"mteb \d+\.\d+\.\d+|of MTEB's published figures", meaning), (path.stem, meaning)
+
+
 @pytest.mark.parametrize("name", sorted(CATALOG))
 def test_catalog_config_runs_on_its_hub_schema(name, tiny_model_dir, hub_unreachable, tmp_path):
     copy = CATALOG[name]

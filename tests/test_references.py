@@ -20,8 +20,8 @@ from zsa_eval.errors import UserError
 from zsa_eval.report.__main__ import main as report_main
 from zsa_eval.report.gate import reference_failures
 from zsa_eval.report.leaderboard import collect_runs, leaderboard, leaderboard_markdown
-from zsa_eval.report.references import (nearest_reference, protocol_differences, reference_lines, run_protocol,
-                                        run_references)
+from zsa_eval.report.references import (figure_digits, nearest_reference, protocol_differences, published_text,
+                                        reference_line, reference_lines, run_protocol, run_references)
 from zsa_eval.report.reproducibility import catalog_references, reproducibility_page
 from zsa_eval.tasks.registry import TASKS
 
@@ -68,7 +68,8 @@ def catalog_models() -> dict[str, str]:
 
 def test_every_catalog_reference_is_well_formed_for_a_catalog_checkpoint_and_a_metric_its_task_reports():
     catalog = catalog_references([CONF])
-    assert {entry.dataset for entry in catalog} == {"esc50", "us8k", "gtzan", "clotho", "audiocaps"}
+    assert {entry.dataset for entry in catalog} == {"esc50", "us8k", "gtzan", "ravdess", "speech_commands", "clotho",
+                                                   "audiocaps"}
     ids = [entry.reference["id"] for entry in catalog]
     assert len(ids) == len(set(ids)), "ids are unique across datasets (conf/reference/<id>.yaml names them)"
     models = catalog_models()
@@ -78,6 +79,26 @@ def test_every_catalog_reference_is_well_formed_for_a_catalog_checkpoint_and_a_m
         task = OmegaConf.load(CONF / "dataset" / f"{entry.dataset}.yaml").get("task", "classification")
         assert metric in {spec.name for spec in TASKS[task].metrics}, entry.reference["id"]
         assert entry.reference["source"] and entry.reference["protocol"]
+
+
+READ_AT = {  # each source repository at the commit its figures were read at: on its main branch, the figures current
+    "embeddings-benchmark/results": "5b3fda73f26c7d6cb393215292ccedf072b19c74",  # "add all MAEB results (#413)"
+    "LAION-AI/CLAP": "319cc38752db57fc59acb0b44b9591a20d9c5dff",  # the GTZAN figures on the usual test set
+    "facebookresearch/perception_models": "3e352cca660658d4b5c90f42a7808b11469e4c66",
+}
+
+
+def test_every_figure_cites_its_repository_at_the_commit_it_was_read_at():
+    """One commit per source repository, on its main branch: not a pull request's merge ref, not a commit the
+    repository does not hold, not a README whose figure its authors later withdrew (GTZAN 0.73 before 319cc38)."""
+    cited = {repository: 0 for repository in READ_AT}
+    for entry in catalog_references([CONF]):
+        source = entry.reference["source"]
+        for repository, commit in READ_AT.items():
+            if source.startswith(repository):
+                assert re.findall(r"@ ([0-9a-f]{40})\b", source) == [commit], entry.reference["id"]
+                cited[repository] += 1
+    assert all(cited.values()), cited
 
 
 def test_each_reproducible_figure_has_a_job_that_sets_its_dataset_checkpoint_and_protocol():
@@ -188,6 +209,27 @@ def test_run_references_keep_the_runs_checkpoint_and_metrics_with_difference_and
         reference_lines({"references": rows})[1]
     assert nearest_reference(rows, "accuracy")["id"] == "inside"  # the run's own protocol before a nearer value
     assert nearest_reference(rows[1:], "accuracy")["id"] == "outside" and nearest_reference(rows, "map") is None
+
+
+def test_a_printed_figure_has_the_digits_to_read_its_verdict_off_the_line():
+    """A published 0.01799 beside an interval from 0.018003 printed "published 0.0180 ... [0.0180, 0.0315] ...
+    outside": the published value, and each bound it differs from, print apart; a value entered with more decimals
+    than four prints all of them, and every number of the line takes the same decimals."""
+    rows = run_references([reference(value=0.01799)], "ckpt", {"accuracy": 0.0245, "accuracy_ci95": [0.018003, 0.0315]},
+                          run_protocol({}, None, [PROMPT]))
+    assert "accuracy published 0.01799, measured 0.02450 [0.01800, 0.03150], difference +0.00651, published value " \
+           "outside the run's 95% interval" in reference_lines({"references": rows})[0]
+    for value, bound in ((0.5, 0.5000001), (0.25, 0.2499999999), (0.1, 0.1 + 2 ** -55), (0.375, 0.375)):
+        row = {"value": value, "measured_ci95": [min(value, bound), max(value, bound)]}
+        digits = figure_digits(row)
+        assert (f"{value:.{digits}f}" == f"{bound:.{digits}f}") == (value == bound), (value, bound, digits)
+    assert figure_digits({"value": 0.375, "measured_ci95": [0.375, 0.625]}) == 4  # an equal bound prints equal
+    assert published_text(reference(value=0.744141)) == "0.744141"  # as entered, on the page too
+    assert published_text(reference(value=0.9155, stderr=0.0062)) == "0.9155 ± 0.0062 (s.e.)"
+    assert published_text(reference(value=0.5, interval=[0.49999, 0.6])) == "0.50000 [0.49999, 0.60000]"
+    [six] = run_references([reference(value=0.744141)], "ckpt", {"accuracy": 0.75, "accuracy_ci95": [0.5, 0.875]},
+                           run_protocol({}, None, [PROMPT]))
+    assert "published 0.744141, measured 0.750000 [0.500000, 0.875000], difference +0.005859," in reference_line(six)
 
 
 def test_the_reference_gate_bounds_only_figures_of_the_runs_protocol_at_max_drop():

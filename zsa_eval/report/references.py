@@ -9,6 +9,7 @@ key, its interval `<metric>_ci95`."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -110,20 +111,45 @@ def run_references(references: Sequence[Mapping] | None, checkpoint: str, metric
     return rows
 
 
-def published_text(reference: Mapping) -> str:
-    """A published value with its standard error or interval, as published."""
-    text = f"{reference['value']:.4f}"
+FIGURE_DIGITS = 4  # the fewest decimals a published figure and its measurement print with
+
+
+def written_decimals(value: float) -> int:
+    """The decimals a value was written with, as its shortest repr shows them: 0.01799 -> 5, 0.9 -> 1, 1e-05 -> 5."""
+    return max(0, -int(Decimal(repr(float(value))).as_tuple().exponent))
+
+
+def figure_digits(row: Mapping) -> int:
+    """Decimals to print a figure with (its published value, standard error and interval, and the run's value,
+    interval and difference beside it): at least FIGURE_DIGITS, every decimal the published value was entered with,
+    and more until the published value prints unlike each bound of the run's interval and of its own published
+    interval that differs from it, so that "inside" or "outside" can be read off the printed numbers."""
+    value = float(row["value"])
+    digits = max(FIGURE_DIGITS, written_decimals(value))
+    bounds = [float(bound) for key in ("interval", "measured_ci95") for bound in row.get(key) or []]
+    for bound in bounds:
+        while bound != value and f"{bound:.{digits}f}" == f"{value:.{digits}f}":
+            digits += 1
+    return digits
+
+
+def published_text(reference: Mapping, digits: int | None = None) -> str:
+    """A published value with its standard error or interval, as published, with `digits` decimals (None: as
+    figure_digits chooses for the reference alone)."""
+    digits = figure_digits(reference) if digits is None else digits
+    text = f"{reference['value']:.{digits}f}"
     if reference.get("stderr") is not None:
-        text += f" ± {reference['stderr']:.4f} (s.e.)"
+        text += f" ± {reference['stderr']:.{digits}f} (s.e.)"
     if reference.get("interval"):
-        text += f" [{reference['interval'][0]:.4f}, {reference['interval'][1]:.4f}]"
+        text += f" [{reference['interval'][0]:.{digits}f}, {reference['interval'][1]:.{digits}f}]"
     return text
 
 
-def measured_text(value: float | None, interval: Sequence[float] | None) -> str:
+def measured_text(value: float | None, interval: Sequence[float] | None, digits: int = FIGURE_DIGITS) -> str:
+    """A measured value and its 95% interval with `digits` decimals (figure_digits of the row they stand beside)."""
     if value is None:
         return "not run"
-    return f"{value:.4f}" + (f" [{interval[0]:.4f}, {interval[1]:.4f}]" if interval else "")
+    return f"{value:.{digits}f}" + (f" [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]" if interval else "")
 
 
 def inside_text(inside: bool | None) -> str:
@@ -131,13 +157,15 @@ def inside_text(inside: bool | None) -> str:
 
 
 def reference_line(row: Mapping) -> str:
-    """One published figure beside the run's measurement, for the lines after its summary line."""
+    """One published figure beside the run's measurement, for the lines after its summary line; every number with
+    the row's figure_digits, so the published value and the interval's bounds print apart wherever they differ."""
+    digits = figure_digits(row)
     protocol = "the same protocol" if row["same_protocol"] else \
         f"another protocol: {'; '.join(row['protocol_differences'])}"
     return (f"reference {row['id']} ({row['protocol']}; {row['weights']} weights): {row['metric']} published "
-            f"{published_text(row)}, measured {measured_text(row['measured'], row['measured_ci95'])}, difference "
-            f"{row['difference']:+.4f}, published value {inside_text(row['inside_interval'])} the run's 95% "
-            f"interval; {protocol}")
+            f"{published_text(row, digits)}, measured {measured_text(row['measured'], row['measured_ci95'], digits)}, "
+            f"difference {row['difference']:+.{digits}f}, published value {inside_text(row['inside_interval'])} the "
+            f"run's 95% interval; {protocol}")
 
 
 def reference_lines(metrics: Mapping) -> list[str]:
