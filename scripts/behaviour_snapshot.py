@@ -61,12 +61,12 @@ def write_datasets(data: Path) -> None:
     esc50 = data / "esc50"
     (esc50 / "audio").mkdir(parents=True)
     (esc50 / "meta").mkdir()
-    rows = ["filename,fold,category,esc10"]
+    rows = ["filename,fold,category,esc10,src_file"]
     for index in range(20):
         category = ("dog", "rain", "siren", "chirping_birds")[index % 4]
         name = f"{index % 5 + 1}-{index:03d}-A-{index % 4}.wav"
         sf.write(esc50 / "audio" / name, sound(index), RATE)
-        rows.append(f"{name},{index % 5 + 1},{category},{index % 2 == 0}")
+        rows.append(f"{name},{index % 5 + 1},{category},{index % 2 == 0},{index}")
     (esc50 / "audio" / "5-019-A-3.wav").write_bytes(b"not audio")  # the last clip is broken: a skip
     (esc50 / "meta" / "esc50.csv").write_text("\n".join(rows) + "\n")
     tags = data / "tags"

@@ -98,7 +98,8 @@ def peak_rss_mb() -> dict[str, float]:
 def write_clips(root: Path, n_clips: int, seconds: float, n_labels: int = len(ESC50_CATEGORIES)) -> Path:
     """N clips of `seconds` at 44.1 kHz (noise bursts and tones) in the ESC-50 folder layout, labelled in turn with
     the first `n_labels` ESC-50 categories, written once."""
-    if (root / "meta" / "esc50.csv").is_file() and len(pd.read_csv(root / "meta" / "esc50.csv")) == n_clips:
+    meta = root / "meta" / "esc50.csv"
+    if meta.is_file() and len(pd.read_csv(meta)) == n_clips and "src_file" in pd.read_csv(meta, nrows=0).columns:
         return root
     (root / "audio").mkdir(parents=True, exist_ok=True)
     (root / "meta").mkdir(exist_ok=True)
@@ -112,7 +113,7 @@ def write_clips(root: Path, n_clips: int, seconds: float, n_labels: int = len(ES
         filename = f"{index % 5 + 1}-{index:05d}-A-{target}.wav"
         sf.write(root / "audio" / filename, wave.astype(np.float32), SOURCE_RATE)
         rows.append({"filename": filename, "fold": index % 5 + 1, "target": target,
-                     "category": ESC50_CATEGORIES[target], "esc10": False})
+                     "category": ESC50_CATEGORIES[target], "esc10": False, "src_file": index})
     pd.DataFrame(rows).to_csv(root / "meta" / "esc50.csv", index=False)
     return root
 

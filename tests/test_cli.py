@@ -134,6 +134,15 @@ def one_line_error(code: int, stderr: str) -> str:
                                                 "min_accuracy, baseline, max_drop"),
     (["dataset=synthetic", "dataset.pth=/data"], "unknown key dataset.pth: did you mean dataset.path?"),
     (["dataset=synthetic", "+dataset.pth=/data"], "unknown key dataset.pth: did you mean dataset.path?"),
+    # a key of another family's models: said at once, not "add it with +" (which would be refused after the load)
+    (["dataset=synthetic", "model.scoring=generate"], "model.scoring is a setting of audio language models, and this "
+                                                      "model file is not one: choose one (model=qwen2_audio,"),
+    (["dataset=synthetic", "model.max_seconds=5"], "model.max_seconds is a setting of PE-Audio models"),
+    (["dataset=audiofolder", "dataset.path=/"], "dataset.path=/ is the root of the file system: point it at the "
+                                                "folder that holds the dataset's audio"),
+    # resume and overwrite
+    (["dataset=synthetic", "resume=true", "overwrite=true"], "resume=true continues the run in output_dir and "
+                                                             "overwrite=true replaces it: choose one"),
     # Hydra's own advice is kept whole
     (["dataset=synthetic", "template=sound_of,plain"], "3. To sweep over it, add --multirun to your command line"),
 ])

@@ -37,7 +37,10 @@ def test_esc50_folder_items_and_classes(esc50_folder):
     dataset = esc50(esc50_folder)
     assert len(dataset) == 12
     assert dataset.class_names == sorted(CLASS_SOUNDS)
-    assert list(dataset.items.columns) == ["item_id", "path", "label", "fold"]
+    assert list(dataset.items.columns) == ["item_id", "path", "label", "fold", "group"]
+    assert dataset.items["group"].isna().all()  # no dataset.group_column
+    grouped = esc50(esc50_folder, group_column="src_file")
+    assert grouped.items["group"].tolist() == [str(int(name.split("-")[1])) for name in grouped.items["item_id"]]
     assert dataset.has_folds and set(dataset.items["fold"]) == {1, 2}
     assert dataset.clips[0] == str(esc50_folder / "audio" / dataset.items["item_id"][0])
     assert load_clip(dataset.clips[0], 48000).size == 48000

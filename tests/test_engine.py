@@ -1,9 +1,12 @@
 import numpy as np
 import pytest
+import torch
 
 from conftest import noise, reference_features, tone
+from zsa_eval.audio import int16_round_trip, load_clip
 from zsa_eval.cache import EmbeddingCache, model_fingerprint
 from zsa_eval.engine import BatchScores, ClipDataset, score_clips
+from zsa_eval.families.clap import pooled
 from zsa_eval.featurize import ClapFeaturizer
 from zsa_eval.long_audio import LongAudio
 from zsa_eval.models import load_model
@@ -11,6 +14,7 @@ from zsa_eval.random_models import build_random_clap
 
 LABELS = ["dog", "chirping birds", "vacuum cleaner", "rain"]
 PROMPT = ["This is a sound of {}."]
+CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +49,55 @@ def test_scores_differ_across_labels_and_clips(tiny_model, clips):
     assert len({tuple(row.round(6)) for row in probabilities}) == len(clips)
 
 
-def test_embed_and_pipeline_engines_agree(tiny_model, clips):
-    embed_indices, embed = scores(tiny_model, clips, "embed", batch_size=3)
-    pipeline_indices, pipeline = scores(tiny_model, clips, "pipeline", batch_size=3)
+@pytest.fixture(scope="module")
+def transformers_fusion(tiny_model_dir):
+    """The tiny (fused) model hearing short clips as transformers does: through the fusion branch."""
+    return load_model("tiny_random", str(tiny_model_dir), torch.device("cpu"), "fp32",
+                      short_clip_fusion="transformers")
+
+
+def test_embed_and_pipeline_engines_agree(transformers_fusion, clips):
+    embed_indices, embed = scores(transformers_fusion, clips, "embed", batch_size=3)
+    pipeline_indices, pipeline = scores(transformers_fusion, clips, "pipeline", batch_size=3)
     assert embed_indices == pipeline_indices == list(range(len(clips)))
     np.testing.assert_allclose(embed, pipeline, atol=1e-5, rtol=0)
     assert (embed.argmax(axis=1) == pipeline.argmax(axis=1)).all()
+
+
+def test_int16_round_trip_quantizes_each_clip_as_laion_clap_loads_it(tiny_model, tiny_model_dir, clips):
+    """model.int16_roundtrip: the clip clipped to [-1, 1], truncated to int16 steps of 1/32767, then featurized; the
+    setting is in the family's settings (identity) and its embedding settings (cache key)."""
+    rounded = load_model("tiny_random", str(tiny_model_dir), CPU, "fp32", int16_roundtrip=True)
+    waveform = 4 * load_clip(clips[0], tiny_model.sampling_rate)  # peaks past 1: clipped
+    quantized = (np.clip(waveform, -1, 1) * 32767).astype(np.int16).astype(np.float32) / 32767
+    assert np.abs(quantized - waveform).max() > 0.2 and np.abs(int16_round_trip(waveform) - quantized).max() == 0
+
+    def embedded(loaded, samples):
+        family = loaded.family
+        return family.embed_audio(family.collate([family.preparer(CPU)(samples, 0)]))[0].numpy()
+
+    np.testing.assert_array_equal(embedded(rounded, waveform), embedded(tiny_model, quantized))
+    assert rounded.family.settings() == {"short_clip_fusion": "laion", "int16_roundtrip": True}
+    assert tiny_model.family.embedding_settings() == {"short_clip_fusion": "laion"}
+
+
+def test_laion_fusion_hears_short_clips_without_the_fusion_branch(tiny_model, transformers_fusion, clips):
+    """A fused checkpoint's default (short_clip_fusion=laion, as laion_clap evaluates) runs a clip no longer than 10 s
+    through the global view alone: the model's own forward with is_longer=False; the 11 s clip is fused as before."""
+    laion, fused = scores(tiny_model, clips)[1], scores(transformers_fusion, clips)[1]
+    assert tiny_model.family.short_clip_fusion == "laion" and transformers_fusion.family.short_clip_fusion == \
+        "transformers"
+    assert np.abs(laion[:-1] - fused[:-1]).max() > 1e-3  # another computation for the short clips ...
+    np.testing.assert_allclose(laion[-1], fused[-1], atol=1e-6, rtol=0)  # ... the same for the long one
+    extractor, model = tiny_model.feature_extractor, tiny_model.model
+    waveform = load_clip(clips[0], tiny_model.sampling_rate)
+    features = extractor([waveform], sampling_rate=tiny_model.sampling_rate, return_tensors="pt")
+    with torch.inference_mode():
+        audio = model.get_audio_features(input_features=features["input_features"],
+                                         is_longer=torch.tensor([[False]]))
+    own = tiny_model.family.embed_audio(tiny_model.family.collate([tiny_model.family.preparer(CPU)(waveform, 0)]))[0]
+    np.testing.assert_allclose(own.numpy(), torch.nn.functional.normalize(pooled(audio), dim=-1)[0].numpy(),
+                               atol=1e-6, rtol=0)
 
 
 @pytest.mark.slow

@@ -68,6 +68,17 @@ def test_corner_case_uses_the_whole_mel(extractors):
     assert all(torch.equal(features[0], channel) for channel in features[1:])
 
 
+@pytest.mark.parametrize("clip, fused", [("sine_1s", False), ("0.05s", False), ("exactly_10s", False),
+                                         ("10s_plus_100", False), ("noise_14s", True)])
+def test_laion_fusion_marks_only_clips_it_crops_as_longer(extractors, clip, fused):
+    """short_clip_fusion=laion: the features are the extractor's, and only a clip cropped into fusion views is
+    `is_longer` (laion_clap's evaluation marks neither a short clip nor one longer by less than a hop)."""
+    features, longer = ClapFeaturizer(extractors["fusion"], torch.device("cpu"), "laion")(CLIPS[clip], 7)
+    expected, _ = reference_features(extractors["fusion"], CLIPS[clip], 7)
+    np.testing.assert_allclose(features.numpy(), expected, rtol=0, atol=1e-4)
+    assert longer is fused
+
+
 @pytest.mark.parametrize("mode", ["fusion", "rand_trunc"])
 def test_random_crops_follow_the_seed(extractors, mode):
     featurizer = ClapFeaturizer(extractors[mode], torch.device("cpu"))

@@ -350,7 +350,7 @@ def test_a_run_shows_its_figures_with_the_difference_and_the_interval_flag(monke
            f"outside the run's 95% interval; the same protocol" in lines[0]
     assert lines[1].endswith("another protocol: folds [1] there, all clips here")
 
-    middle = (low + high) / 2  # a published value inside this run's interval, and a gate that it passes
+    middle = round((low + high) / 2, 4)  # a published value inside this run's interval, and a gate that it passes
     write_dataset(conf, [reference(id="middle", checkpoint=checkpoint, value=middle)])
     code, stdout, stderr = run_tiny(monkeypatch, capsys, conf, tmp_path / "results" / "second", "gate.reference=true",
                                     f"gate.max_drop={max(middle - measured, 0) + 0.01}")

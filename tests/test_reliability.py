@@ -86,7 +86,7 @@ def write_bad_esc50(root: Path, good_per_class: int = 2) -> dict[str, str | None
     sf.write(root / "audio" / OFF_LABEL, tone(900.0), 44100)
     rows.append((OFF_LABEL, "helicopter"))
     expected[OFF_LABEL] = EXCLUDED
-    pd.DataFrame([{"filename": name, "fold": i % 2 + 1, "category": category, "esc10": True}
+    pd.DataFrame([{"filename": name, "fold": i % 2 + 1, "category": category, "esc10": True, "src_file": i}
                   for i, (name, category) in enumerate(rows)]).to_csv(root / "meta" / "esc50.csv", index=False)
     return expected
 
@@ -296,7 +296,7 @@ def test_hostile_label_names_never_escape_output_dir(monkeypatch, capsys, tiny_m
     rows = []
     for index, label in enumerate(labels):
         sf.write(root / "audio" / f"{index}.wav", tone(200.0 * (index + 1)), 44100)
-        rows.append({"filename": f"{index}.wav", "fold": 1, "category": label})
+        rows.append({"filename": f"{index}.wav", "fold": 1, "category": label, "src_file": index})
     pd.DataFrame(rows).to_csv(root / "meta" / "esc50.csv", index=False)
     before = {path for path in tmp_path.rglob("*")}
     out = tmp_path / "out" / "run"
@@ -364,7 +364,8 @@ def write_many_clips(root: Path, n_clips: int) -> Path:
     for index in range(n_clips):
         category = CLASSES[index % 3]
         sf.write(root / "audio" / f"{index:04d}.wav", class_clip(category, index % 7)[:11025], 44100)
-        rows.append({"filename": f"{index:04d}.wav", "fold": index % 5 + 1, "category": category})
+        rows.append({"filename": f"{index:04d}.wav", "fold": index % 5 + 1, "category": category,
+                     "src_file": index})
     pd.DataFrame(rows).to_csv(root / "meta" / "esc50.csv", index=False)
     return root
 

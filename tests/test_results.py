@@ -71,6 +71,17 @@ def test_class_selection_is_no_error_and_empty_classes_warn(tiny_model_dir, tmp_
 
 
 
+def test_a_limit_at_or_above_the_item_count_is_no_selection(tiny_model_dir, tmp_path):
+    """limit=40 or limit=1000 on 40 clips evaluates every clip: the unlimited run's identity (one leaderboard row)."""
+    hashes = {}
+    for limit in ("null", "40", "1000", "39"):
+        metrics = run(compose_config("dataset=synthetic", "model=tiny_random", f"limit={limit}",
+                                     f"output_dir={tmp_path / limit}"))
+        hashes[limit] = metrics["identity_hash"]
+        assert metrics["identity"]["selection"]["limit"] == (39 if limit == "39" else None)
+    assert hashes["40"] == hashes["1000"] == hashes["null"] != hashes["39"]
+
+
 def test_classes_matching_no_item_are_named_and_leave_no_run_directory(tiny_model_dir, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(UserError) as refused:
@@ -79,6 +90,10 @@ def test_classes_matching_no_item_are_named_and_leave_no_run_directory(tiny_mode
     assert str(refused.value) == ("none of the 40 items of dataset synthetic carries a class of dataset.classes="
                                   "[nothing,else]; the classes present are: clicks, high_beep, low_hum, rising_chirp, "
                                   "white_noise")
+    with pytest.raises(UserError) as refused:  # one such class: said the same way (not "a single class")
+        run(compose_config("dataset=synthetic", "model=tiny_random", "dataset.classes=[cat]", f"output_dir={out}"))
+    assert str(refused.value).startswith("none of the 40 items of dataset synthetic carries a class of "
+                                         "dataset.classes=[cat]; the classes present are: clicks,")
     assert not out.exists()
 
 

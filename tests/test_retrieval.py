@@ -140,6 +140,8 @@ def reference_logits(cfg, folder) -> np.ndarray:
             if loaded.family.name == "clap":
                 features, is_longer = reference_features(loaded.feature_extractor, waveform,
                                                          clip_seed(0, f"clip{clip}.wav"))
+                if loaded.family.short_clip_fusion == "laion":  # laion_clap's evaluation fuses no clip of <= 10 s
+                    is_longer = is_longer and len(waveform) > loaded.feature_extractor.nb_max_samples
                 output = loaded.model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"],
                                       input_features=torch.from_numpy(features)[None],
                                       is_longer=torch.tensor([[is_longer]]))

@@ -100,3 +100,9 @@ def load_clip(source: AudioSource, target_rate: int) -> np.ndarray:
     """Decode a clip and return it mono, at `target_rate`, as float32."""
     samples, source_rate = decode(source)
     return resample(check_waveform(to_mono(samples)), source_rate, target_rate)
+
+
+def int16_round_trip(samples: np.ndarray) -> np.ndarray:
+    """Samples quantized as laion_clap's file loader quantizes them: clipped to [-1, 1], scaled by 32767 and truncated
+    to int16, scaled back (float32)."""
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16).astype(np.float32) / np.float32(32767.0)

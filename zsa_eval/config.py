@@ -119,6 +119,7 @@ class DatasetConfig:
     label_column: str = key(required=False)  # required by the classification tasks (check_dataset_task)
     label_delimiter: Optional[str] = key(required=False)  # task multilabel: labels joined in one string
     fold_column: Optional[str] = key(required=False)
+    group_column: Optional[str] = key(required=False)  # each item's recording: a probe keeps a recording's clips together
     subset_column: Optional[str] = key(required=False)
     folds: Optional[List[int]] = key(required=False)
     subset: Optional[str] = key(required=False)
@@ -205,6 +206,8 @@ class ModelConfig:
     scoring: str = key(one_of("likelihood", "generate"), required=False)  # audio language models
     max_new_tokens: int = key(at_least(1), required=False)
     label_batch_size: int = key(at_least(1), required=False)
+    short_clip_fusion: str = key(one_of("auto", "laion", "transformers"), required=False)  # fused CLAP
+    int16_roundtrip: bool = key(required=False)  # CLAP: quantize clips as laion_clap's loader does
     prompts: Optional[List[str]] = key(required=False)  # the answer form template=auto prefers for this model
 
 
@@ -341,6 +344,13 @@ def known_keys(parent: str) -> list[str]:
 
 
 CLASS_SELECTION_KEYS = ("classes", "folds", "subset")  # what a retrieval dataset (clips and captions) lacks
+PE_AUDIO = ("PE-Audio models", "model=pe_av_small, pe_av_base, pe_av_large, pe_a_frame_base, pe_tiny_random")
+AUDIO_LANGUAGE_MODELS = ("audio language models", "model=qwen2_audio, audioflamingo3, qwen2_audio_tiny_random, "
+                         "audioflamingo3_tiny_random")
+CLAP = ("CLAP models", "model=clap, clap_unfused, clap_larger_general, ..., tiny_random")
+FAMILY_KEYS = {"max_seconds": PE_AUDIO, "frame_pooling": PE_AUDIO, "scoring": AUDIO_LANGUAGE_MODELS,  # model keys
+               "max_new_tokens": AUDIO_LANGUAGE_MODELS, "label_batch_size": AUDIO_LANGUAGE_MODELS,  # of one family
+               "short_clip_fusion": CLAP, "int16_roundtrip": CLAP}
 
 
 def no_classes_in_retrieval(name: str, key: str) -> UserError:
@@ -364,6 +374,10 @@ def unknown_key(path: str, known: list[str] | None = None, where: str = "",
         return UserError(f"protocol.{name} is a setting of protocol={' and of protocol='.join(owners)}, not of the "
                          f"chosen protocol: choose {'that' if len(owners) == 1 else 'one of those'}, or drop "
                          f"protocol.{name}")
+    if parent == "model" and name in FAMILY_KEYS:
+        family, presets = FAMILY_KEYS[name]
+        return UserError(f"{path} is a setting of {family}, and this model file is not one: choose one ({presets}), "
+                         f"or with model=auto and such a checkpoint add it as +{path}=VALUE")
     if name in known:  # the schema has it, but the chosen group file does not set it: add it with `+`
         return UserError(f"{path} is not set by this {parent} file: add it with +{path}=VALUE")
     close = difflib.get_close_matches(name, known, n=1)
@@ -470,6 +484,21 @@ def long_audio_key_elsewhere(name: str) -> UserError:
                      f"policy (e.g. long_audio={policies[0]} long_audio.{name}=...) or drop long_audio.{name}")
 
 
+def check_pipeline_model(result: dict) -> None:
+    """transformers' pipeline featurizes with ClapFeatureExtractor: short clips through fusion, no int16 round
+    trip."""
+    model = result["model"]
+    if result["engine"] != "pipeline":
+        return
+    if model.get("short_clip_fusion") == "laion":
+        raise UserError("engine=pipeline hears a fused checkpoint's short clips through its fusion branch, as "
+                        "transformers' feature extractor marks them: use model.short_clip_fusion=transformers (or "
+                        "auto) with it, or engine=embed for laion's way")
+    if model.get("int16_roundtrip"):
+        raise UserError("engine=pipeline feeds each clip to transformers' feature extractor as decoded: drop "
+                        "model.int16_roundtrip=true, or use engine=embed")
+
+
 def check_long_audio(result: dict) -> None:
     """Each policy takes only its own keys; transformers' pipeline hears every clip its own way (native)."""
     long_audio = result["long_audio"]
@@ -546,6 +575,9 @@ def check_output_outside_data(config: dict) -> None:
     if not data_path:
         return
     data_folder = Path(data_path).expanduser().resolve()
+    if data_folder == data_folder.parent:
+        raise UserError(f"dataset.path={data_path} is the root of the file system: point it at the folder that holds "
+                        "the dataset's audio (dataset.path=/data/my_sounds)")
     output_dir = Path(config["output_dir"]).expanduser().resolve()
     if output_dir == data_folder or data_folder in output_dir.parents:
         raise UserError(f"output_dir={config['output_dir']} is inside dataset.path={data_path}: the run's files (its "
@@ -590,6 +622,7 @@ def checked(cfg: DictConfig) -> DictConfig:
         result["dataset"]["references"] = checked_references(result["dataset"])
     check_dataset_task(result["dataset"])
     check_long_audio(result)
+    check_pipeline_model(result)
     check_protocol(result["protocol"])
     check_output_outside_data(result)
     return OmegaConf.create(result)

@@ -16,11 +16,18 @@ from transformers.audio_utils import window_function
 FRAMES_PER_BLOCK = 128
 
 
-class ClapFeaturizer:
-    """Featurizes one clip at a time like `ClapFeatureExtractor`, on `device`."""
+LAION, TRANSFORMERS = "laion", "transformers"  # how a fused checkpoint hears a clip no longer than its window
 
-    def __init__(self, feature_extractor, device: torch.device):
+
+class ClapFeaturizer:
+    """Featurizes one clip at a time like `ClapFeatureExtractor`, on `device`. For a fused checkpoint,
+    `short_clip_fusion` says whether a clip no longer than the window goes through the fusion branch: `transformers`
+    marks it `is_longer` as the extractor marks a batch of one; `laion` does not, as laion_clap's evaluation runs it
+    (and a clip longer by less than a hop, whose four views are the whole mel, is not either)."""
+
+    def __init__(self, feature_extractor, device: torch.device, short_clip_fusion: str = TRANSFORMERS):
         self.device = device
+        self.fuses_short_clips = short_clip_fusion == TRANSFORMERS
         self.truncation: str = feature_extractor.truncation
         self.padding: str = feature_extractor.padding
         self.max_length: int = feature_extractor.nb_max_samples
@@ -81,7 +88,7 @@ class ClapFeaturizer:
             mel = self.log_mel(waveform, "htk")
             chunk_frames = max_length // self.hop_length + 1
             if chunk_frames == mel.shape[0]:  # longer by less than a hop: the whole mel, four times
-                return mel.expand(4, *mel.shape), True
+                return mel.expand(4, *mel.shape), self.fuses_short_clips
             return self._random_mel_fusion(mel, chunk_frames), True
         raise NotImplementedError(f"data_truncating {self.truncation} not implemented")
 
@@ -93,9 +100,10 @@ class ClapFeaturizer:
         padded[: copies * length].view(copies, length).copy_(waveform.expand(copies, length))
         padded = padded[:max_length]
         if self.truncation == "fusion":
-            # The extractor marks a random clip of the batch `is_longer` when none is: alone, always this one.
+            # The extractor marks a random clip of the batch `is_longer` when none is: alone, always this one;
+            # laion_clap's evaluation marks none (its model then takes the global view alone).
             mel = self.log_mel(padded, "htk")
-            return mel.expand(4, *mel.shape), True
+            return mel.expand(4, *mel.shape), self.fuses_short_clips
         return self.log_mel(padded, "slaney")[None], False
 
     @staticmethod

@@ -132,11 +132,14 @@ def load_model(
     scoring: str | None = None,
     max_new_tokens: int | None = None,
     label_batch_size: int | None = None,
+    short_clip_fusion: str | None = None,
+    int16_roundtrip: bool = False,
 ) -> LoadedModel:
     """Load processor and model (eval mode) on `device` in `precision`, through the family its config.json names.
     `max_seconds` and `frame_pooling` are PE-Audio settings (zsa_eval/families/pe_audio.py); `scoring`,
-    `max_new_tokens` and `label_batch_size` audio language model settings (zsa_eval/families/alm.py); other families
-    ignore them."""
+    `max_new_tokens` and `label_batch_size` audio language model settings (zsa_eval/families/alm.py);
+    `short_clip_fusion` and `int16_roundtrip` CLAP settings (zsa_eval/families/clap.py); other families ignore
+    them."""
     from transformers import PretrainedConfig
     from transformers.utils import logging as transformers_logging
 
@@ -149,7 +152,8 @@ def load_model(
         ensure_random_model(name_or_path, random_init, random_init_seed)
     options = {"revision": revision, "trust_remote_code": trust_remote_code}
     settings = {"max_seconds": max_seconds, "frame_pooling": frame_pooling, "scoring": scoring,
-                "max_new_tokens": max_new_tokens, "label_batch_size": label_batch_size}
+                "max_new_tokens": max_new_tokens, "label_batch_size": label_batch_size,
+                "short_clip_fusion": short_clip_fusion, "int16_roundtrip": int16_roundtrip}
     try:
         with cache_only_unless_reachable() as online:
             options["local_files_only"] = not online

@@ -84,8 +84,12 @@ def run_identity(resolved: dict) -> dict:
 
 
 def load_scorer(cfg: DictConfig, device: torch.device) -> LoadedModel:
-    """The model on its device, if the engine can run its family."""
-    loaded = build(loader_config(cfg.model), device=device, precision=cfg.precision)
+    """The model on its device, if the engine can run its family (the pipeline hears a fused CLAP's short clips as
+    transformers does: its short_clip_fusion is that)."""
+    node = loader_config(cfg.model)
+    if cfg.engine == "pipeline" and node.get("short_clip_fusion") == "auto":
+        node.short_clip_fusion = "transformers"
+    loaded = build(node, device=device, precision=cfg.precision)
     check_engine_family(cfg.engine, loaded.family, str(cfg.model.name_or_path))
     return loaded
 
@@ -158,6 +162,16 @@ def evaluated_items(task: Task, context: RunContext, records: dict[int, dict], o
                      [stored[position] for position in positions] if stored is not None else None)
 
 
+def without_idle_limit(cfg: DictConfig, n_items: int) -> DictConfig:
+    """`limit` at or above the item count selects every item: it is no selection (the run is the unlimited one:
+    the same identity, leaderboard row and published figures)."""
+    if cfg.limit is None or cfg.limit < n_items:
+        return cfg
+    cfg = cfg.copy()
+    cfg.limit = None
+    return cfg
+
+
 def run(cfg: DictConfig) -> dict | None:
     """Evaluate cfg.model on cfg.dataset for its task; write the run directory; return metrics.json's content.
 
@@ -171,10 +185,12 @@ def run(cfg: DictConfig) -> dict | None:
     ranks = ranks_from_env()
     prompts = task.prompts(cfg)
     task.check(cfg)
-    protocol = check_references(cfg, prompts, [spec.name for spec in task.metrics])
     baseline = read_baseline(cfg.gate.baseline)
     device = resolve_device(cfg.device, ranks.local_rank if ranks.distributed else None)
-    dataset = limit_items(build(loader_config(cfg.dataset)), cfg.limit, cfg.limit_mode, cfg.seed)
+    dataset = build(loader_config(cfg.dataset))
+    cfg = without_idle_limit(cfg, len(dataset))
+    protocol = check_references(cfg, prompts, [spec.name for spec in task.metrics])
+    dataset = limit_items(dataset, cfg.limit, cfg.limit_mode, cfg.seed)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     loaded = load_scorer(cfg, device)  # before the run directory exists: a model that fails leaves none
     task.check_model(cfg, loaded)

@@ -149,7 +149,8 @@ def load_hub_dataset(
     label_column = selection.get("label_column") if task != RETRIEVAL else None
     keys = {"audio_column": audio_column, "id_column": id_column, "label_column": label_column,
             "caption_column": caption_column if task == RETRIEVAL else None,
-            "fold_column": selection.get("fold_column"), "subset_column": selection.get("subset_column")}
+            "fold_column": selection.get("fold_column"), "subset_column": selection.get("subset_column"),
+            "group_column": selection.get("group_column") if task != RETRIEVAL else None}
     for key, column in keys.items():
         if column:
             require_column(columns, column, f"dataset.{key}")

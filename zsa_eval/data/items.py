@@ -37,7 +37,8 @@ class Selection(Sequence):
 
 @dataclass(frozen=True)
 class AudioDataset:
-    """Items to evaluate (table: item_id, path, label, fold; task multilabel adds `labels`, each item's tuple of
+    """Items to evaluate (table: item_id, path, label, fold, group (the item's recording, or NA); task multilabel
+    adds `labels`, each item's tuple of
     class names, and `label` is that set joined by "|"), their class names, lazily read audio, the items left out
     because no label of theirs is a candidate (table: item_id, path, label), and the files of a local folder that
     are not items (table: path, reason)."""
@@ -122,6 +123,7 @@ def build_dataset(
     *,
     label_column: str,
     fold_column: str | None = None,
+    group_column: str | None = None,
     subset_column: str | None = None,
     folds: Sequence[int] | None = None,
     subset: str | None = None,
@@ -133,8 +135,13 @@ def build_dataset(
     """Validate the metadata `table` (one row per item, with its id and path), name its labels (`label_names`
     renames a stored label, e.g. a code, a number or a capitalized name), apply the fold/subset selection and fix
     the class names (before any `limit`): `classes` when given, else every label present. Task multilabel reads a
-    label set per item (a list column, or a string split at `label_delimiter`)."""
+    label set per item (a list column, or a string split at `label_delimiter`). `group_column` names each item's
+    recording (the items' `group`: clips cut from one recording)."""
     require_column(table, label_column, "dataset.label_column")
+    if group_column and group_column not in table.columns:
+        raise UserError(f"column {group_column!r} (dataset.group_column: each clip's recording) not found; set "
+                        f"dataset.group_column to one of {sorted(map(str, table.columns))}, or to null when no two "
+                        "clips share a recording")
     if label_delimiter is not None and task != MULTILABEL:
         raise UserError(f"dataset.label_delimiter={label_delimiter!r} splits label sets, which only task: multilabel "
                         "has: set dataset.task=multilabel, or drop dataset.label_delimiter")
@@ -158,6 +165,8 @@ def build_dataset(
             "path": table["_path"].astype(str).to_numpy(),
             "label": named_labels(table[label_column], label_names).to_numpy() if task != MULTILABEL else "",
             "fold": (table[fold_column] if fold_column else pd.Series(pd.NA, index=table.index)).to_numpy(),
+            "group": (table[group_column].astype(str) if group_column
+                      else pd.Series(pd.NA, index=table.index, dtype=object)).to_numpy(),
         }
     )
     if items.empty:
@@ -169,12 +178,12 @@ def build_dataset(
     else:
         class_names = [str(label) for label in classes] if classes is not None else sorted(items["label"].unique())
         has_candidate = items["label"].isin(class_names)
-    if len(set(class_names)) < 2:
-        raise UserError(f"dataset {name} has a single class {class_names}: zero-shot classification needs at "
-                        "least two candidate labels (check dataset.label_column, dataset.classes or the folds)")
     candidate = has_candidate.to_numpy()
     if not candidate.any():
         raise no_item_of_classes(name, class_names, items, task)
+    if len(set(class_names)) < 2:
+        raise UserError(f"dataset {name} has a single class {class_names}: zero-shot classification needs at "
+                        "least two candidate labels (check dataset.label_column, dataset.classes or the folds)")
     clips = clips_for_rows(table.index[candidate].tolist())
     excluded = items.loc[~candidate, ["item_id", "path", "label"]].reset_index(drop=True)
     return AudioDataset(name, class_names, items[candidate].reset_index(drop=True), clips, excluded, task=task)

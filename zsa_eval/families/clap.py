@@ -1,5 +1,10 @@
 """CLAP (LAION, transformers' ClapModel): log-mel features per clip, fused or not; cosine similarity times the
-audio logit scale; softmax over the candidate labels."""
+audio logit scale; softmax over the candidate labels.
+
+A fused checkpoint hears a clip no longer than its 10 s window as laion_clap's evaluation does by default
+(`short_clip_fusion=laion`: the global view alone, no fusion branch), or as transformers' feature extractor and
+pipeline do (`transformers`: the clip marked `is_longer`, its four identical views fused); longer clips are fused
+either way. `int16_roundtrip` quantizes each clip as laion_clap's file loader does, before its features."""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ import torch
 
 from zsa_eval.errors import UserError
 from zsa_eval.families import Family, Inputs, weighted_mean
-from zsa_eval.featurize import ClapFeaturizer
+from zsa_eval.audio import int16_round_trip
+from zsa_eval.featurize import LAION, TRANSFORMERS, ClapFeaturizer
 
 
 def pooled(output) -> torch.Tensor:
@@ -25,6 +31,16 @@ class ClapFamily(Family):
     score_description = "softmax over the candidate labels of the audio-text logits"
     pipeline_supported = True
 
+    def __init__(self, model: torch.nn.Module, feature_extractor, tokenizer, device: torch.device,
+                 dtype: torch.dtype, short_clip_fusion: str | None = None, int16_roundtrip: bool = False):
+        """`short_clip_fusion` (fused checkpoints): `laion` (also for None or auto) or `transformers`, see
+        zsa_eval.featurize.ClapFeaturizer; `int16_roundtrip`: quantize each clip as laion_clap's loader does."""
+        super().__init__(model, feature_extractor, tokenizer, device, dtype)
+        self.fused = feature_extractor.truncation == "fusion"
+        self.short_clip_fusion = (short_clip_fusion if short_clip_fusion in (LAION, TRANSFORMERS) else LAION) \
+            if self.fused else None
+        self.int16_roundtrip = bool(int16_roundtrip)
+
     @classmethod
     def from_pretrained(cls, name_or_path: str, options: dict, device: torch.device, dtype: torch.dtype,
                         settings: dict) -> tuple[Family, object]:
@@ -36,7 +52,14 @@ class ClapFamily(Family):
         if not all(hasattr(model, method) for method in ("get_text_features", "get_audio_features")):
             raise UserError(f"model {name_or_path!r} ({type(model).__name__}) is not a CLAP-style audio-text model; "
                             "choose a model with get_text_features and get_audio_features (model=clap, ...)")
-        return cls(model, processor.feature_extractor, processor.tokenizer, device, dtype), processor
+        return cls(model, processor.feature_extractor, processor.tokenizer, device, dtype,
+                   settings.get("short_clip_fusion"), settings.get("int16_roundtrip") or False), processor
+
+    def embedding_settings(self) -> dict:
+        """How a fused checkpoint hears short clips, and the int16 round trip when on (the cache key and identity of
+        an unfused checkpoint without it are as before these settings)."""
+        return ({"short_clip_fusion": self.short_clip_fusion} if self.fused else {}) \
+            | ({"int16_roundtrip": True} if self.int16_roundtrip else {})
 
     @property
     def window_seconds(self) -> float:
@@ -51,10 +74,10 @@ class ClapFamily(Family):
     def preparer(self, device: torch.device) -> Callable[[np.ndarray, int], Inputs]:
         """Featurize each clip alone, as the pipeline does: a batch of short clips would get one random clip marked
         `is_longer`, and long clips get fusion crops seeded per clip (see zsa_eval/featurize.py)."""
-        featurize = ClapFeaturizer(self.feature_extractor, device)
+        featurize = ClapFeaturizer(self.feature_extractor, device, self.short_clip_fusion or TRANSFORMERS)
 
         def prepare(waveform: np.ndarray, seed: int) -> Inputs:
-            features, is_longer = featurize(waveform, seed)
+            features, is_longer = featurize(int16_round_trip(waveform) if self.int16_roundtrip else waveform, seed)
             return {"input_features": features, "is_longer": torch.tensor([is_longer], device=device)}
         return prepare
 
