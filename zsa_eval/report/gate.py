@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from zsa_eval.errors import UserError
+from zsa_eval.report.references import figure_digits
 
 
 def read_baseline(baseline: str | None) -> dict | None:
@@ -60,6 +61,7 @@ def gate_failures(
 
 def reference_failures(references: list[dict], max_drop: float) -> list[str]:
     """The published figures of the run's own protocol its measurement falls below by more than `max_drop`."""
-    return [f"{row['metric']} {row['measured']:.4f} is {row['value'] - row['measured']:.4f} below the published "
-            f"{row['value']:.4f} of reference {row['id']}, more than gate.max_drop={max_drop}"
-            for row in references if row["same_protocol"] and row["value"] - row["measured"] > max_drop]
+    return [f"{row['metric']} {row['measured']:.{digits}f} is {row['value'] - row['measured']:.{digits}f} below the "
+            f"published {row['value']:.{digits}f} of reference {row['id']}, more than gate.max_drop={max_drop}"
+            for row in references if row["same_protocol"] and row["value"] - row["measured"] > max_drop
+            for digits in [figure_digits(row)]]

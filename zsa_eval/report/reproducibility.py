@@ -13,8 +13,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from zsa_eval.config import checked_references
-from zsa_eval.report.references import (ZEROSHOT, evaluation_of, evaluation_text, measured_text, of_protocol,
-                                        published_text)
+from zsa_eval.report.references import (ZEROSHOT, evaluation_of, evaluation_text, figure_digits, measured_text,
+                                        of_protocol, published_text)
 
 REFERENCE_GROUP = "reference"
 COMPLETE = "complete"
@@ -84,11 +84,12 @@ INSIDE_CELLS = {True: "yes", False: "no", None: "no CI"}
 
 def table_row(entry: CatalogReference, run: dict | None) -> str:
     reference = entry.reference
-    cells = [reference["id"], reference["checkpoint"], reference["metric"], published_text(reference)]
+    digits = figure_digits(run or reference)  # a measured row: enough to read its verdict off the numbers
+    cells = [reference["id"], reference["checkpoint"], reference["metric"], published_text(reference, digits)]
     if run is None:
         cells += ["not run", "", "", ""]
     else:
-        cells += [measured_text(run["measured"], run["measured_ci95"]), f"{run['difference']:+.4f}",
+        cells += [measured_text(run["measured"], run["measured_ci95"], digits), f"{run['difference']:+.{digits}f}",
                   INSIDE_CELLS[run["inside_interval"]], f"`{run['run_dir']}`"]
     cells.append(f"`reference={reference['id']}`" if entry.skip_reason is None else "skipped")
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
@@ -145,4 +146,5 @@ def skip_lines(config_dirs: list[Path]) -> list[str]:
     skipped = [entry for entry in catalog_references(config_dirs) if entry.skip_reason]
     return [f"zsa-eval: suite: {len(skipped)} published figures are not run:"] + [
         f"  {entry.reference['id']} ({entry.reference['checkpoint']}, {entry.reference['metric']} "
-        f"{entry.reference['value']:.4f}): {entry.skip_reason}" for entry in skipped] if skipped else []
+        f"{published_text({'value': entry.reference['value']})}): {entry.skip_reason}" for entry in skipped] \
+        if skipped else []
