@@ -4,7 +4,8 @@
 #                 format in the tests; Debian's freedesktop and ALSA sounds are real recordings the tests read
 #   chromium-headless-shell - a real browser for the tests that open report.html and leaderboard.html (they are
 #                 skipped without it; zsa-eval itself never needs it)
-#   torch       - pinned first, so pip does not pick an unrelated build; torchcodec 0.13 pairs with torch 2.13
+#   torch       - pinned first, so pip does not pick an unrelated build; torchcodec 0.13 pairs with torch 2.13;
+#                 CPU wheels from PyTorch's CPU index where there is no GPU to use (scripts/choose_torch.py)
 #   zsa-eval    - this package, editable (for development: edits take effect without reinstalling), with its
 #                 test extras; `pip install .` or the wheel (see README) installs it as a plain package
 set -euo pipefail
@@ -20,6 +21,9 @@ if ! command -v ffmpeg >/dev/null 2>&1 || [ ! -d /usr/share/sounds/freedesktop ]
     --no-install-recommends ffmpeg sound-theme-freedesktop alsa-utils chromium-headless-shell >/dev/null
 fi
 
-python -m pip install -q "torch==2.13.0"
+# torch: CPU wheels on a GitHub-hosted CPU runner or with ZSA_EVAL_TORCH=cpu, the default index's build otherwise
+# (scripts/choose_torch.py detects which, and says why)
+torch_index="$(python scripts/choose_torch.py)"
+python -m pip install -q $torch_index "torch==2.13.0"
 python -m pip install -q -e ".[test]"
 python -c "import torchcodec.decoders, zsa_eval; print('zsa-eval installed:', zsa_eval.__version__)"
