@@ -13,6 +13,7 @@ import torch
 from scipy.special import softmax
 
 from conftest import compose_config, run_cli
+from test_html_report import column, page_tables
 from zsa_eval.answers import Match, filled_instruction, match_answer, normalized
 from zsa_eval.data import Selection
 from zsa_eval.engine import score_clips
@@ -22,6 +23,7 @@ from zsa_eval.long_audio import long_audio_policy
 from zsa_eval.models import load_model
 from zsa_eval.report.compare import compare_runs
 from zsa_eval.run import run
+from zsa_eval.tasks.classification import answer_mistakes
 
 MODEL_TYPES = ("qwen2_audio", "audioflamingo3")
 LABELS = ["chirping birds", "dog", "vacuum cleaner", "sea waves", "a"]
@@ -182,6 +184,15 @@ def test_generate_mode_matches_answers_and_counts_the_unmatched_as_wrong(tiny_al
     assert confusion.loc["chirping_birds", "dog"] == 1
     scores = pd.read_parquet(out / "scores.parquet")
     assert scores.filter(like="answer:").sum(axis=1).tolist() == [float(bool(label)) for _, label in PLANNED_ANSWERS]
+    # report.html: the wrong answers with their text and what they matched, those that named a class first
+    wrong = predictions[~predictions["correct"]].assign(named=lambda frame: frame["match"] == "none")
+    expected = wrong.sort_values("named", kind="stable")
+    mistakes = page_tables((out / "report.html").read_text())["mistakes-table"]
+    assert mistakes["columns"] == ["#", "item", "clip", "true label", "answer", "matched", "match"]
+    assert column(mistakes, "item") == expected["item_id"].tolist()
+    assert column(mistakes, "answer") == ["I hear a dog", "birds", "dog and vacuum cleaner", "(empty)", "silence"]
+    assert column(mistakes, "matched") == ["dog", "(no match)", "(no match)", "(no match)", "(no match)"]
+    assert column(mistakes, "match") == ["fuzzy", "none", "none", "none", "none"]
 
     likelihood = run(compose_config("dataset=esc50_folder", f"dataset.path={esc50_folder}",
                                     "model=qwen2_audio_tiny_random", f"output_dir={tmp_path / 'likelihood'}"))
@@ -190,6 +201,26 @@ def test_generate_mode_matches_answers_and_counts_the_unmatched_as_wrong(tiny_al
     assert deltas.loc["accuracy", "delta"] == pytest.approx(likelihood["accuracy"] - metrics["accuracy"])
     assert comparison.mcnemar["a_only_correct"] + comparison.mcnemar["b_only_correct"] == len(comparison.changed[
         comparison.changed["correct_a"] != comparison.changed["correct_b"]])
+
+
+def test_generate_mode_mistakes_show_the_answers_those_naming_a_class_first():
+    """The wrong answers, not scores (every unmatched answer scores 0): each with its text and the class it matched
+    or none; the model's confusions (exact, then fuzzy matches) before answers that named no class, in item order,
+    at most `per_class` of one true label."""
+    predictions = pd.DataFrame({
+        "item_id": ["1", "2", "3", "4", "5", "6"], "true_label": ["dog", "dog", "dog", "cat", "cat", "cat"],
+        "predicted_label": ["", "cat", "dog", "", "dog", "dog"], "correct": [False, False, True, False, False, False],
+        "answer": ["", "a cat", "dog", "meow?", "dog", "dogs"], "match": ["none", "fuzzy", "exact", "none", "exact",
+                                                                        "fuzzy"]})
+    found = answer_mistakes(predictions, [10, 11, 12, 13, 14, 15], per_class=2, total=4)
+    assert [(mistake.title, mistake.clips[0][1]) for mistake in found.items] == [("5", 14), ("2", 11), ("6", 15),
+                                                                                  ("1", 10)]
+    assert [mistake.fields for mistake in found.items] == [
+        {"true label": "cat", "answer": "dog", "matched": "dog", "match": "exact"},
+        {"true label": "dog", "answer": "a cat", "matched": "cat", "match": "fuzzy"},
+        {"true label": "cat", "answer": "dogs", "matched": "dog", "match": "fuzzy"},
+        {"true label": "dog", "answer": "(empty)", "matched": "(no match)", "match": "none"}]
+    assert found.description.startswith("4 of the 5 wrong answers (3 named another class, 2 matched no class;")
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,7 +23,7 @@ from test_multilabel import FSD_SETS, write_fsd50k_schema
 from test_sweeps import png_shape, write_run
 from zsa_eval.report.__main__ import main as report_main
 from zsa_eval.report.html import CLIP_RATE
-from zsa_eval.report.run_report import write_report
+from zsa_eval.report.run_report import metric_rows, write_report
 from zsa_eval.run import run
 from zsa_eval.tasks import Mistake, Mistakes
 from zsa_eval.tasks.classification import confident_mistakes
@@ -175,6 +176,95 @@ def test_a_report_shows_markup_in_names_and_captions_as_text_and_names_clips_it_
     assert column(mistakes, "clip")[1].startswith("clip: could not be decoded again")
 
 
+def spec(name: str, label: str, **declared) -> dict:
+    return {"name": name, "label": label, "higher_is_better": True, "interval": True, "shown": True, "whole": False,
+            **declared}
+
+
+def test_metric_cards_name_top_k_by_its_k_and_show_ranks_as_whole_numbers():
+    """k is a count, not a measurement: no card of its own, its value in the top-k card's label; a median rank (a
+    whole number) is shown as one, a mean rank with its decimals."""
+    top_k = {"accuracy": 0.5, "accuracy_ci95": [0.4, 0.6], "top_k": 5, "top_k_accuracy": 0.75,
+             "top_k_accuracy_ci95": [0.625, 0.875], "main_score": "accuracy",
+             "leaderboard_metrics": [spec("accuracy", "accuracy"), spec("top_k", "k", interval=False, whole=True),
+                                     spec("top_k_accuracy", "top-k")]}
+    assert [(row["name"], row["label"], row["value"], row["interval"]) for row in metric_rows(top_k)] == [
+        ("accuracy", "accuracy", "0.5000", "[0.4000, 0.6000]"),
+        ("top_k_accuracy", "top-5", "0.7500", "[0.6250, 0.8750]")]
+    ranks = {"t2a_median_rank": 10.0, "t2a_median_rank_ci95": [2.0, 18.5], "t2a_mean_rank": 8.1666,
+             "t2a_mean_rank_ci95": [2.6667, 15.0],
+             "leaderboard_metrics": [spec("t2a_median_rank", "T2A median rank", higher_is_better=False, whole=True),
+                                     spec("t2a_mean_rank", "T2A mean rank", higher_is_better=False)]}
+    assert [(row["label"], row["value"], row["interval"], row["better"]) for row in metric_rows(ranks)] == [
+        ("T2A median rank", "10", "[2, 18.5]", "lower"), ("T2A mean rank", "8.1666", "[2.6667, 15.0000]", "lower")]
+
+
+def test_the_leaderboard_page_shows_what_groups_its_rows_and_links_each_report_by_the_model(tmp_path):
+    """Rows of one dataset from two sources are grouped by source: the page shows it beside the dataset (not among
+    the details off to the right), the report link beside the model, and the board over the whole window."""
+    for name, source, accuracy in (("x1", "/data/x", 0.2250), ("y1", "/data/y", 0.8125), ("x2", "/data/x", 0.5)):
+        identity = {"dataset": "d", "dataset_source": source, "model_name_or_path": name, "template": "t"}
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps({
+            "dataset": "d", "model": name, "template": "t", "accuracy": accuracy, "accuracy_ci95": [0.1, 0.9],
+            "n_evaluated": 8, "started_at": "2026-01-01T00:00:00", "identity": identity, "status": "complete"}))
+    (tmp_path / "y1" / "report.html").write_text("<html></html>")
+    assert report_main(["leaderboard", str(tmp_path)]) == 0
+    page = (tmp_path / "leaderboard.html").read_text()
+    board = page_tables(page)["leaderboard-table"]
+    assert board["columns"][:4] == ["dataset", "source", "model", "report"]
+    assert list(zip(column(board, "source"), column(board, "accuracy [95% CI]"))) == [
+        ("/data/x", "0.5000 [0.1000, 0.9000]"), ("/data/x", "0.2250 [0.1000, 0.9000]"),
+        ("/data/y", "0.8125 [0.1000, 0.9000]")]
+    assert column(board, "report") == ["(none)", "(none)", "report"]
+    assert re.findall(r'<a href="([^"]+)">([^<]+)</a>', page) == [("y1/report.html", "report")]
+    assert '<main class="wide">' in page
+
+
+def test_compare_is_named_after_its_runs_and_says_its_test_in_words(tmp_path, monkeypatch, capsys):
+    labels = ["cat", "dog"]
+    runs = []
+    for name, model, predicted in (("20261201-101010-000001", "clap", "cat"),
+                                   ("20261201-101011-000002", "pe_audio", "dog")):
+        run_dir = write_run(tmp_path / name, labels, [("1", "cat", predicted), ("2", "dog", "dog")])
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        (run_dir / "metrics.json").write_text(json.dumps(metrics | {"dataset": "esc50", "model": model,
+                                                                    "template": "sound_of"}))
+        runs.append(run_dir)
+    monkeypatch.setenv("ZSA_EVAL_RESULTS", str(tmp_path / "results"))
+    assert report_main(["compare", *map(str, runs), "--resamples", "20"]) == 0
+    assert capsys.readouterr().out.startswith("# clap sound_of vs pe_audio sound_of on esc50\n")
+    [folder] = (tmp_path / "results" / "compare").iterdir()
+    assert re.fullmatch(r"clap_sound_of__vs__pe_audio_sound_of__on__esc50-[0-9a-f]{6}", folder.name)
+    page = (folder / "compare.html").read_text()
+    assert "<title>clap sound_of vs pe_audio sound_of on esc50</title>" in page
+    tests = re.search(r'<section id="tests">(.*?)</section>', page, re.S).group(1)
+    assert "p_value" not in tests and "a_only_correct" not in tests and html.unescape(tests).count("<li>") == 1
+    assert "A alone got 1 of the common items right, B alone 0; with equal accuracies these would split evenly" in tests
+    assert "p = 1, not significant at 0.05." in tests
+
+
+def test_compare_and_leaderboard_exit_as_they_would_when_their_reader_stops_early(tmp_path):
+    """`compare A B | head`: the reader closes the pipe before the result is printed; the files are written, the
+    command exits 0 and says nothing of a broken pipe."""
+    labels = ["cat", "dog"]
+    run_a = write_run(tmp_path / "a", labels, [("1", "cat", "cat"), ("2", "dog", "cat")])
+    run_b = write_run(tmp_path / "b", labels, [("1", "cat", "dog"), ("2", "dog", "dog")])
+    for arguments in (["compare", str(run_a), str(run_b), "--out", str(tmp_path / "out"), "--resamples", "20"],
+                      ["leaderboard", str(tmp_path / "board")]):
+        if arguments[0] == "leaderboard":
+            (tmp_path / "board" / "run").mkdir(parents=True)
+            (tmp_path / "board" / "run" / "metrics.json").write_text(json.dumps(
+                {"dataset": "d", "model": "m", "template": "t", "accuracy": 0.5, "n_evaluated": 2,
+                 "started_at": "2026-01-01T00:00:00"}))
+        reader_gone = subprocess.Popen([sys.executable, "-m", "zsa_eval.report", *arguments], stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
+        reader_gone.stdout.close()
+        errors = reader_gone.stderr.read()
+        assert reader_gone.wait(timeout=120) == 0 and "Traceback" not in errors and "BrokenPipe" not in errors
+    assert (tmp_path / "out" / "compare.md").is_file() and (tmp_path / "board" / "leaderboard.md").is_file()
+
+
 @pytest.fixture(scope="module")
 def classification_results(tmp_path_factory, tiny_model_dir) -> Path:
     """A results directory holding a run of the tiny model on a folder of 3 classes x 3 clips, one class named with
@@ -210,9 +300,9 @@ def test_a_run_writes_a_report_of_its_metrics_and_its_most_confident_mistakes(cl
     assert column(mistakes, "item") == expected["item_id"].tolist()
     assert column(mistakes, "true label") == expected["true_label"].tolist()
     assert column(mistakes, "score (softmax)") == expected["score"].map("{:.4f}".format).tolist()
-    assert column(mistakes, "top 3") == [f"{row.top1_label} {row.top1_score:.4f} · {row.top2_label} "
-                                         f"{row.top2_score:.4f} · {row.top3_label} {row.top3_score:.4f}"
-                                         for row in expected.itertuples()]
+    assert column(mistakes, "top 3") == [f"{row.top1_label} {row.top1_score:.4f}\n{row.top2_label} "
+                                         f"{row.top2_score:.4f}\n{row.top3_label} {row.top3_score:.4f}"
+                                         for row in expected.itertuples()]  # one a line
     assert page.count("<script") == OUR_SCRIPTS and html.escape(HOSTILE_CLASS) in page
     sources = column(mistakes, "clip", "audio")
     assert len(sources) == len(expected) and sorted(path.name for path in (run_dir / "report_assets").iterdir()) \
@@ -231,11 +321,12 @@ def test_the_leaderboard_page_links_each_run_to_its_report(classification_result
     page = (classification_results / "leaderboard.html").read_text()
     board = pd.read_csv(classification_results / "leaderboard.csv")
     links = re.findall(r'<a href="([^"]+)">([^<]+)</a>', page)
-    assert links == [("run/report.html", "run")]  # the run without a report is named, not linked
+    assert links == [("run/report.html", "report")]  # the run without a report has none to link
     shown = page_tables(page)["leaderboard-table"]
     assert column(shown, "run_dir") == board["run_dir"].tolist() and set(board["run_dir"]) == {"run", "no_report"}
-    # what a row is and how it scores before the details, so a page of ordinary width shows the scores
-    assert shown["columns"][:2] == ["dataset", "model"]
+    assert column(shown, "report") == ["report" if run_dir == "run" else "(none)" for run_dir in board["run_dir"]]
+    # what a row is, its report and how it scores before the details, so a page of ordinary width shows the scores
+    assert shown["columns"][:3] == ["dataset", "model", "report"]
     assert shown["columns"].index("accuracy [95% CI]") < shown["columns"].index("run_dir") < shown["columns"].index(
         "engine")
     assert column(shown, "accuracy [95% CI]") == [
@@ -312,8 +403,16 @@ def test_a_retrieval_report_lists_the_worst_ranked_captions_with_the_clip_they_r
     assert column(mistakes, "caption") == expected["query"].tolist()  # the markup as text
     assert column(mistakes, "its clip's rank") == expected["rank"].astype(str).tolist()
     clip_file = {f"clip{clip}.wav": f"report_assets/clip-{clip:06d}.flac" for clip in range(4)}  # dataset order
-    assert column(mistakes, "its clip", "audio") == [clip_file[clip] for clip in expected["clip"]]
-    assert column(mistakes, "retrieved first", "audio") == [clip_file[clip] for clip in expected["top1"]]
+    # each column headed once: the players apart from the ids of the clips they play
+    assert mistakes["columns"] == ["#", "item", "its clip (listen)", "retrieved first (listen)", "caption", "its clip",
+                                   "its clip's rank", "retrieved first"]
+    assert column(mistakes, "its clip (listen)", "audio") == [clip_file[clip] for clip in expected["clip"]]
+    assert column(mistakes, "retrieved first (listen)", "audio") == [clip_file[clip] for clip in expected["top1"]]
+    assert column(mistakes, "its clip") == expected["clip"].tolist()
+    metrics = json.loads((out / "metrics.json").read_text())
+    for direction in ("t2a", "a2t"):  # a median rank is a whole number: shown as one
+        value, _ = metric_card(page, f"{direction}_median_rank")
+        assert value == str(int(metrics[f"{direction}_median_rank"]))
     assert page.count("<script") == OUR_SCRIPTS
 
 
@@ -385,9 +484,18 @@ BROWSER_CHECK = """
   const metrics = Object.fromEntries([...document.querySelectorAll("[data-metric]")].map(
     (card) => [card.dataset.metric, card.querySelector(".value").textContent.trim()]));
   const links = [...document.querySelectorAll("main a[href]")].map((link) => link.getAttribute("href"));
+  const layout = {
+    window: window.innerWidth, main: document.querySelector("main").getBoundingClientRect().width,
+    linksOffScreen: [...document.querySelectorAll("main table a[href]")]
+      .filter((link) => link.getBoundingClientRect().right > window.innerWidth).map((link) => link.getAttribute("href")),
+    tablesScrolling: [...document.querySelectorAll(".scroll")].filter((box) => box.scrollWidth > box.clientWidth + 1)
+      .map((box) => box.querySelector("table").id),
+    images: [...document.querySelectorAll("figure img")].map(
+      (image) => [image.naturalWidth, Math.round(image.getBoundingClientRect().width - 2)]),  // less its border
+  };
   const found = document.createElement("pre");
   found.id = "browser-check";
-  found.textContent = JSON.stringify({sorted, audio, metrics, links});
+  found.textContent = JSON.stringify({sorted, audio, metrics, links, layout});
   document.body.append(found);
 })();
 </script>
@@ -404,15 +512,17 @@ def chromium(page: Path, profile: Path, *flags: str) -> str:
     return finished.stdout
 
 
-def browser_check(page: Path, table: str, column: str, profile: Path) -> dict:
-    """What the page shows in the browser once its scripts ran: `column` of table `table` as laid out, then sorted
-    by a click and by a second; each player's clip loaded and decoded (or not); the metric cards; the links."""
+def browser_check(page: Path, table: str, column: str, profile: Path, window: str = "1280,1600") -> dict:
+    """What the page shows in the browser (`window`: its width and height) once its scripts ran: `column` of table
+    `table` as laid out, then sorted by a click and by a second; each player's clip loaded and decoded (or not); the
+    metric cards; the links; the layout (the window's and the page's width, table links beyond the window's right
+    edge, tables that scroll sideways, each figure's own and shown width)."""
     checked = page.with_name("browser_check.html")
     checked.write_text(page.read_text().replace("</body>", BROWSER_CHECK % {"table": json.dumps(table),
                                                                            "column": json.dumps(column)}
                                                 + "</body>"))
     try:
-        dom = chromium(checked, profile, "--virtual-time-budget=20000", "--dump-dom")
+        dom = chromium(checked, profile, "--virtual-time-budget=20000", f"--window-size={window}", "--dump-dom")
     finally:
         checked.unlink()
     found = re.search(r'<pre id="browser-check">(.*?)</pre>', dom, re.S)
@@ -442,13 +552,14 @@ def test_report_and_leaderboard_in_a_real_browser(classification_results, tmp_pa
         assert player["decoded"] and (run_dir / player["src"]).is_file()
         assert player["duration"] == pytest.approx(len(sf.read(run_dir / player["src"])[0]) / CLIP_RATE, abs=0.05)
     assert all((run_dir / link).exists() for link in report["links"] if not link.startswith("http"))
+    assert report["layout"]["tablesScrolling"] == []  # the mistakes' best classes, one a line, fit the page
 
     board = browser_check(classification_results / "leaderboard.html", "leaderboard-table", "accuracy [95% CI]",
                           tmp_path / "profile")
     cells = board["sorted"]["before"]
     assert board["sorted"]["ascending"] == sorted(cells, key=leading_number)
     assert board["sorted"]["descending"] == sorted(cells, key=leading_number, reverse=True)
-    assert "run/report.html" in board["links"]
+    assert "run/report.html" in board["links"] and board["layout"]["linksOffScreen"] == []
     assert all((classification_results / link).is_file() for link in board["links"])
 
     for page, shot in ((run_dir / "report.html", tmp_path / "report.png"),
@@ -456,3 +567,31 @@ def test_report_and_leaderboard_in_a_real_browser(classification_results, tmp_pa
         chromium(page, tmp_path / "profile", "--window-size=1280,1600", f"--screenshot={shot}")
         height, width, _ = png_shape(shot)
         assert (height, width) == (1600, 1280)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None,
+                    reason="no Chromium: scripts/install.sh installs Debian's chromium-headless-shell")
+def test_a_wide_leaderboard_uses_the_window_and_draws_its_figures_at_their_own_size(tmp_path):
+    """A suite's board: 12 datasets x 4 models. In a 2600 px window the board spans the window and every report link
+    is on screen; in a narrow one the by-dataset figure scrolls rather than shrink its labels."""
+    results = tmp_path / "results"
+    for model in ("clap_htsat_unfused", "clap_htsat_fused", "larger_clap_general", "pe_audio_small_16khz"):
+        for number in range(12):
+            dataset = f"dataset_with_a_long_name_{number:02d}"
+            identity = {"family": "clap", "model_name_or_path": model, "dataset": dataset, "template": "sound_of"}
+            run_dir = results / dataset / model / "sound_of" / "20261201-101010-000001"
+            run_dir.mkdir(parents=True)
+            (run_dir / "report.html").write_text("<html></html>")
+            (run_dir / "metrics.json").write_text(json.dumps({
+                "dataset": dataset, "model": model, "template": "sound_of", "prompts": ["This is a sound of {}."],
+                "accuracy": 0.5 + number / 50, "accuracy_ci95": [0.4, 0.7], "n_evaluated": 400,
+                "started_at": "2026-12-01T10:10:10", "identity": identity, "status": "complete"}))
+    assert report_main(["leaderboard", str(results)]) == 0
+    wide = browser_check(results / "leaderboard.html", "leaderboard-table", "accuracy [95% CI]", tmp_path / "profile",
+                         window="2600,1400")["layout"]
+    assert wide["main"] >= wide["window"] - 20 and wide["linksOffScreen"] == []
+    narrow = browser_check(results / "leaderboard.html", "leaderboard-table", "accuracy [95% CI]",
+                           tmp_path / "profile")["layout"]
+    assert len(narrow["images"]) == 2 and max(width for width, _ in narrow["images"]) > narrow["window"]
+    assert all(shown == natural for natural, shown in narrow["images"])  # at their own size: labels as drawn

@@ -6,7 +6,8 @@ import json
 import pandas as pd
 
 from zsa_eval.report import changed_keys, short_hash
-from zsa_eval.report.across_models import heatmap_grids
+from zsa_eval.report.__main__ import main as report_main
+from zsa_eval.report.across_models import by_dataset, heatmap_grids
 from zsa_eval.report.leaderboard import (
     collect_runs,
     derived_identity,
@@ -233,3 +234,99 @@ def test_rows_of_an_audio_language_model_name_its_scoring_mode():
     assert [row["family"] for row in rows] == ["qwen2_audio (likelihood)", "qwen2_audio (generate)"]
     assert run_row({**base, "identity": {"family": "pe_audio", "family_settings": {"max_seconds": 30}}}, "pe")[
         "family"] == "pe_audio"
+
+
+def test_probe_rows_count_their_tested_clips_and_say_which_interval_they_carry():
+    """A probe's `n` is the clips it tested (not those it embedded); a few-shot row's t-interval over its draws is
+    marked `t[...]` and named in the interval column, which is shown once some row's interval is not a bootstrap."""
+    zero_shot = metrics(0.3, "2026-01-01T00:00:00", {"dataset": "d", "model": "m"}, n_evaluated=40,
+                        bootstrap={"resamples": 1000, "seed": 0, "level": 0.95})
+    probe = {"n_evaluated": 40, "n_tested": 8, "protocol": "linear_probe", "protocol_label": "linear_probe",
+             "bootstrap": {"resamples": 1000, "seed": 0, "level": 0.95}}
+    few_shot = {"n_evaluated": 40, "n_tested": 8, "protocol": "few_shot", "protocol_label": "few_shot 2-shot x3",
+                "repeats": 3}
+    board = board_of(zero_shot, metrics(0.9, "2026-01-01T00:00:00", {"dataset": "d", "probe": 1}, **probe),
+                     metrics(0.8, "2026-01-01T00:00:00", {"dataset": "d", "probe": 2}, **few_shot))
+    assert list(zip(board["protocol"], board["n"], board["interval"])) == [
+        ("zeroshot", 40, "bootstrap over 40 clips"), ("few_shot 2-shot x3", 8, "t over 3 draws on 8 tested clips"),
+        ("linear_probe", 8, "bootstrap over 8 tested clips")]
+    lines = leaderboard_markdown(board).splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    rows = [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")))) for line in lines[2:]]
+    assert [row["accuracy [95% CI]"] for row in rows] == ["0.3000 [0.2000, 0.4000]", "0.8000 t[0.7000, 0.9000]",
+                                                          "0.9000 [0.8000, 1.0000]"]
+    assert [row["interval"] for row in rows] == board["interval"].tolist() and [row["n"] for row in rows] == \
+        ["40", "8", "8"]
+    assert "interval" not in leaderboard_markdown(board_of(zero_shot))  # bootstrap everywhere: nothing to tell apart
+
+
+def write_metrics(run_dir, run: dict) -> None:
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.json").write_text(json.dumps(run))
+
+
+def test_a_folder_without_runs_is_one_line_exit_2_and_nothing_written(tmp_path, capsys):
+    empty, unrelated = tmp_path / "empty", tmp_path / "unrelated"
+    empty.mkdir()
+    write_metrics(unrelated / "training", {"loss": 0.25, "epoch": 3})  # someone else's metrics.json
+    (unrelated / "notes.txt").write_text("mine")
+    for folder in (empty, unrelated):
+        before = sorted(path.relative_to(folder) for path in folder.rglob("*"))
+        for every_run in ([], ["--all"]):
+            assert report_main(["leaderboard", str(folder), *every_run]) == 2
+            out, err = capsys.readouterr()
+            assert out == "" and err == f"zsa-eval: error: {folder} holds no zsa-eval run (a run directory holds the " \
+                "metrics.json of a finished run): no leaderboard written; pass the results directory your runs " \
+                "write into (results_dir)\n"
+            assert sorted(path.relative_to(folder) for path in folder.rglob("*")) == before  # not even a lock file
+    failed = tmp_path / "failed"
+    write_metrics(failed / "run", metrics(0.5, "2026-01-01T00:00:00", status="too_many_skips"))
+    assert report_main(["leaderboard", str(failed)]) == 2
+    assert "holds 1 zsa-eval run(s), none complete (--all lists every run)" in capsys.readouterr().err
+    assert report_main(["leaderboard", str(failed), "--all"]) == 0
+
+
+def test_all_writes_its_own_files_beside_the_leaderboard(tmp_path, capsys):
+    write_metrics(tmp_path / "good", metrics(0.5, "2026-01-01T00:00:00"))
+    write_metrics(tmp_path / "bad", metrics(0.9, "2026-01-02T00:00:00", {"dataset": "d", "x": 1},
+                                            status="too_many_skips"))
+    assert report_main(["leaderboard", str(tmp_path)]) == 0
+    board = {path.name: path.read_bytes() for path in tmp_path.glob("leaderboard*")}
+    assert report_main(["leaderboard", str(tmp_path), "--all"]) == 0
+    capsys.readouterr()
+    every = {path.name: path.read_bytes() for path in tmp_path.glob("leaderboard*") if path.name not in board}
+    assert sorted(every) == ["leaderboard_all.csv", "leaderboard_all.html", "leaderboard_all.json",
+                             "leaderboard_all.md"]
+    assert {path.name: path.read_bytes() for path in tmp_path.glob("leaderboard*") if path.name in board} == board
+    assert pd.read_csv(tmp_path / "leaderboard_all.csv")["status"].tolist() == ["too_many_skips", "complete"]
+
+
+def zero_shot_run(model: str, dataset: str, accuracy: float, **identity) -> dict:
+    identity = {"family": "clap", "model_name_or_path": model, "dataset": dataset, "template": "t"} | identity
+    return metrics(accuracy, "2026-01-01T00:00:00", identity, model=model, prompts=["{}"])
+
+
+def test_by_dataset_ranks_means_over_more_datasets_first():
+    """A mean over 5 datasets and one over 1 are not ranked against each other: rows whose mean covers more datasets
+    come first, then the best mean among equal counts."""
+    datasets = ["a", "b", "c", "d", "e"]
+    board = board_of(*(zero_shot_run("wide", name, accuracy) for name, accuracy in
+                       zip(datasets, [0.1, 0.2, 0.3, 0.4, 0.425])),
+                     zero_shot_run("narrow", "a", 0.9), zero_shot_run("other", "a", 0.2),
+                     zero_shot_run("pair", "a", 0.1), zero_shot_run("pair", "b", 0.2))
+    table, _ = by_dataset(board)
+    assert list(zip(table["model"], table["accuracy datasets"], table["mean accuracy"].round(4))) == [
+        ("wide", 5, 0.285), ("pair", 2, 0.15), ("narrow", 1, 0.9), ("other", 1, 0.2)]
+
+
+def test_the_views_across_models_name_an_audio_language_models_scoring_mode():
+    """Likelihood and generate runs of one model and template: their cells are told apart by the scoring mode, not by
+    an identity hash."""
+    runs = [zero_shot_run("qwen2_audio", "esc50", accuracy, family="qwen2_audio",
+                          family_settings={"scoring": scoring})
+            for accuracy, scoring in ((0.5, "likelihood"), (0.25, "generate"))]
+    board = board_of(*runs)
+    [grid] = heatmap_grids(board).values()
+    assert sorted(grid.index) == ["qwen2_audio (generate)", "qwen2_audio (likelihood)"]
+    table, _ = by_dataset(board)
+    assert table["model"].tolist() == ["qwen2_audio (likelihood)", "qwen2_audio (generate)"]

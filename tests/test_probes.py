@@ -198,6 +198,34 @@ def test_heat_map_and_by_dataset_table_hold_zero_shot_rows_only(tmp_path):
     assert by_dataset["d accuracy"].tolist() == [0.3]
 
 
+def test_a_probes_mistakes_are_its_tested_clips_at_their_dataset_positions():
+    """A probe's predictions.csv holds its tested clips only: each mistake plays the clip at its own dataset position,
+    with the true label's score from scores.parquet."""
+    from types import SimpleNamespace
+
+    from zsa_eval.tasks import Evaluated, TaskResults
+    from zsa_eval.tasks.classification import classification_results
+    from zsa_eval.tasks.labels import scores_table
+
+    items = pd.DataFrame({"item_id": [f"c{index}" for index in range(6)], "path": "", "label": ["a", "b"] * 3,
+                          "fold": pd.NA})
+    tested = items.iloc[[1, 4, 5]].reset_index(drop=True)  # c1 (b), c4 (a), c5 (b): the test side of a split
+    scores = np.array([[0.9, 0.1], [0.3, 0.7], [0.4, 0.6]])  # c1 and c4 wrong, c1 the more confident
+    measured = classification_results(tested, ["a", "b"], scores, "softmax", None, 0)
+    results = TaskResults(measured.metrics, measured.tables, parquet={
+        "scores.parquet": scores_table(tested, ["a", "b"], "softmax", scores, None)})
+    context = SimpleNamespace(cfg=SimpleNamespace(report_mistakes=100, report_mistakes_per_class=5),
+                              dataset=SimpleNamespace(class_names=["a", "b"]))
+    evaluated = Evaluated([10, 11, 12, 13, 14, 15], items, [], None)
+    found = LinearProbeTask(protocol("linear_probe")).mistakes(context, evaluated, results)
+    assert [(mistake.title, mistake.clips) for mistake in found.items] == [("c1", (("clip", 11),)),
+                                                                           ("c4", (("clip", 14),))]
+    assert [mistake.fields["true label's score"] for mistake in found.items] == pytest.approx([0.1, 0.3])
+    assert [mistake.fields["predicted"] for mistake in found.items] == ["a", "b"]
+    assert found.description.startswith("The 2 most confident of the 2 wrong predictions") and \
+        "its 3 tested clips" in found.description
+
+
 def test_protocol_group_sets_the_default_folder_and_probe_keys():
     assert "/linear_probe/" in compose_config("protocol=linear_probe").output_dir
     assert "/sound_of/" in compose_config("template=sound_of").output_dir  # zero-shot: the template's folder
@@ -313,6 +341,56 @@ def test_a_dataset_without_folds_is_split_and_says_so(tiny_model_dir, audiofolde
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["split"]["kind"] == "seeded split" and metrics["n_tested"] == 3
     assert len(pd.read_csv(tmp_path / "run" / "predictions.csv")) == 3
+
+
+@pytest.mark.slow
+def test_probe_pages_say_what_was_tested_and_which_interval_each_figure_carries(tiny_model_dir, tmp_path, monkeypatch,
+                                                                                capsys):
+    """Without folds a probe tests 8 of the 40 clips: report.html says it is a probe, what it tested, and which
+    interval its figures carry (few-shot: a t-interval over its draws), and plays its mistakes; the leaderboard counts
+    the tested clips and tells the two kinds of interval apart."""
+    import html
+
+    from test_html_report import column, page_tables
+
+    common = ["dataset=synthetic", "dataset.fold_column=null", "model=tiny_random", f"results_dir={tmp_path}",
+              f"cache_dir={tmp_path / 'cache'}"]
+    runs = {"few_shot": ["protocol=few_shot", "protocol.shots=2", "protocol.repeats=3"],
+            "linear_probe": ["protocol=linear_probe"]}
+    for name, overrides in runs.items():
+        code, _, stderr = run_cli(monkeypatch, capsys, *common, *overrides, f"output_dir={tmp_path / name}")
+        assert code == 0, stderr
+    intervals = {"few_shot": "Intervals: 95% t-intervals of the mean over 3 draws of shots, every draw tested on the "
+                             "same 8 clips",
+                 "linear_probe": "Intervals: 95% bootstrap intervals over the 8 tested clips, 1000 resamples."}
+    for name in runs:
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        predictions = pd.read_csv(tmp_path / name / "predictions.csv", keep_default_na=False)
+        page = html.unescape((tmp_path / name / "report.html").read_text())
+        assert (metrics["n_evaluated"], metrics["n_tested"], len(predictions)) == (40, 8, 8)
+        metrics_section = page.split("<h2>Run</h2>")[0]
+        assert intervals[name] in metrics_section
+        assert ("bootstrap" in metrics_section) == (name == "linear_probe")
+        assert f"<dt>protocol</dt><dd>{metrics['protocol_label']}: a classifier trained on the clips' audio " \
+               "embeddings (not zero-shot)</dd>" in page
+        assert "<dt>items</dt><dd>40 of 40 evaluated (embedded), 8 of them tested: the metrics cover those, 0 skipped" \
+               in page
+        assert "8 clips tested, 32 for training only</dd>" in page
+        wrong = predictions[~predictions["correct"].astype(bool)].sort_values("score", ascending=False, kind="stable")
+        assert len(wrong) > 0 and metrics["report"]["mistakes"] == metrics["report"]["clips"] == len(wrong)
+        mistakes = page_tables(page)["mistakes-table"]
+        assert column(mistakes, "item") == wrong["item_id"].tolist()
+    assert column(mistakes, "true label's score")  # the linear probe's, from its scores.parquet
+    board = pd.read_csv(tmp_path / "leaderboard.csv").set_index("protocol")
+    few_shot = "few_shot 2-shot x3 logistic_regression"
+    assert board.loc[[few_shot, "linear_probe"], "n"].tolist() == [8, 8]  # tested, not embedded
+    assert board.loc[few_shot, "interval"] == "t over 3 draws on 8 tested clips"
+    assert board.loc["linear_probe", "interval"] == "bootstrap over 8 tested clips"
+    shown = {line.split("|")[2].strip(): line for line in (tmp_path / "leaderboard.md").read_text().splitlines()[2:]}
+    assert f" {board.loc[few_shot, 'accuracy']:.4f} t[" in shown[few_shot]
+    assert f" {board.loc['linear_probe', 'accuracy']:.4f} [" in shown["linear_probe"]
+    lead = html.unescape((tmp_path / "leaderboard.html").read_text())
+    assert "marked <code>t[...]</code>, a t-interval of the mean over its draws of shots" in lead
 
 
 @pytest.mark.slow

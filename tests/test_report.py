@@ -140,3 +140,34 @@ def test_a_long_heatmap_title_stays_inside_the_figure(monkeypatch):
     inside = figure.bbox
     extent = panel_title.get_window_extent()
     assert inside.x0 <= extent.x0 and extent.x1 <= inside.x1
+
+
+def test_the_recall_chart_keeps_its_legend_below_the_bars(monkeypatch):
+    """The two runs' names (long: model, template, run directory) are a legend under the axes, never over a bar."""
+    from zsa_eval import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "png_bytes", lambda figure: drawn.append(figure) or b"")
+    per_class = pd.DataFrame({"label": ["cat", "dog", "rain"], "recall_a": [1.0, 1.0, 1.0],
+                              "recall_b": [1.0, 0.5, 1.0]})
+    plots.recall_bars_png(per_class, "A: clap | sound_of #1234abcd (20261201-101010-000001)",
+                          "B: clap | linear_probe (20261201-101011-000002)")
+    figure = drawn[0]
+    figure.canvas.draw()
+    [axes] = figure.axes
+    [legend] = figure.legends
+    assert axes.get_legend() is None
+    assert legend.get_window_extent().y1 <= axes.get_window_extent().y0  # below the axes
+    assert figure.bbox.x0 <= legend.get_window_extent().x0 and legend.get_window_extent().x1 <= figure.bbox.x1
+
+
+def test_reproducibility_out_writes_the_page_and_prints_none_of_it(tmp_path, capsys):
+    from zsa_eval.report.__main__ import main as report_main
+
+    (tmp_path / "results").mkdir()
+    assert report_main(["reproducibility", str(tmp_path / "results"), "--out", str(tmp_path / "page.md")]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"zsa-eval: reproducibility page written to {tmp_path / 'page.md'}\n"
+    assert (tmp_path / "page.md").read_text().startswith("#")
+    assert report_main(["reproducibility", str(tmp_path / "results")]) == 0  # no --out: printed too
+    assert capsys.readouterr().out == (tmp_path / "results" / "reproducibility.md").read_text()

@@ -57,7 +57,8 @@ def test_multirun_writes_a_sorted_leaderboard_and_heatmap(sweep):
     board = pd.read_csv(results / "leaderboard.csv", keep_default_na=False)
     assert list(board.columns) == [  # the columns the runs' task declares (synthetic: 5 classes, so no top-5)
         "dataset", "task", "protocol", "source", "model", "family", "weights", "template", "prompts", "engine",
-        "precision", "selection", "n_classes", "main_score", "chance_accuracy", "accuracy", "accuracy_ci95_low", "accuracy_ci95_high",
+        "precision", "selection", "n_classes", "main_score", "interval", "chance_accuracy", "accuracy",
+        "accuracy_ci95_low", "accuracy_ci95_high",
         "balanced_accuracy", "balanced_accuracy_ci95_low", "balanced_accuracy_ci95_high", "macro_f1",
         "macro_f1_ci95_low", "macro_f1_ci95_high", "n", "encoded_clips_per_s", "date", "run_dir", "identity"]
     assert (board["task"] == "classification").all() and (board["main_score"] == "accuracy").all()
@@ -66,6 +67,7 @@ def test_multirun_writes_a_sorted_leaderboard_and_heatmap(sweep):
     assert sorted(zip(board["model"], board["template"])) == [
         ("tiny_other", "plain"), ("tiny_other", "sound_of"), ("tiny_random", "plain"), ("tiny_random", "sound_of")]
     assert board["accuracy"].is_monotonic_decreasing and (board["n"] == 40).all()
+    assert (board["interval"] == "bootstrap over 40 clips").all()
     [sweep_dir] = (results / "sweeps").iterdir()  # each job's directory: the sweep's stamp and the job's number
     jobs = itertools.product(["tiny_random", "tiny_other"], ["sound_of", "plain"])  # in Hydra's order
     assert sorted(board["run_dir"]) == sorted(f"synthetic/{model}/{template}/{sweep_dir.name}-{number}"

@@ -81,17 +81,18 @@ def accuracy_heatmap_png(grids: dict[str, pd.DataFrame]) -> bytes:
 
 
 def recall_bars_png(per_class: pd.DataFrame, name_a: str, name_b: str, metric: str = "recall") -> bytes:
-    """A per-class metric of two runs side by side (`per_class`: label, <metric>_a, <metric>_b; recall, or AP)."""
+    """A per-class metric of two runs side by side (`per_class`: label, <metric>_a, <metric>_b; recall, or AP), the
+    legend under the figure, outside the bars."""
     positions = np.arange(len(per_class))
-    figure, axes = pyplot().subplots(figsize=(max(6.0, 0.35 * len(per_class) + 2), 4.5), layout="constrained")
+    figure, axes = pyplot().subplots(figsize=(max(6.0, 0.35 * len(per_class) + 2), 5.0), layout="constrained")
     axes.bar(positions - 0.2, per_class[f"{metric}_a"], width=0.4, label=name_a)
     axes.bar(positions + 0.2, per_class[f"{metric}_b"], width=0.4, label=name_b)
     axes.set_xticks(positions, per_class["label"], rotation=90, fontsize=8 if len(per_class) > 20 else 10)
-    axes.set_ylim(0, 1.4)
-    axes.set_yticks(np.linspace(0, 1, 6))
+    axes.set_xlim(-0.6, len(per_class) - 0.4)
+    axes.set_ylim(0, 1.02)
     axes.set_ylabel(metric)
     axes.set_title(f"Per-class {metric}")
-    axes.legend(loc="upper center")
+    figure.legend(loc="outside lower center")
     return png_bytes(figure)
 
 

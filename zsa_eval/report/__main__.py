@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -11,8 +12,17 @@ from zsa_eval.config import CONFIG_DIR
 from zsa_eval.errors import UserError
 from zsa_eval.report import atomic_write
 from zsa_eval.report.compare import COMPARE_CLIPS, compare_runs, comparison_dir, write_comparison
-from zsa_eval.report.leaderboard import leaderboard_markdown, write_leaderboard
+from zsa_eval.report.leaderboard import leaderboard_markdown, rebuild_leaderboard
 from zsa_eval.report.reproducibility import reproducibility_page
+
+
+def printed(text: str) -> None:
+    """Print a command's result on stdout; a reader that stops early (`| head`) is no error: the files are written
+    before, so the rest goes nowhere and the command exits as it would have."""
+    try:
+        print(text, end="", flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python flushes stdout again at exit
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
                                  help="a config directory of your own (its dataset/ and reference/ files), as for "
                                       "zsa-eval --config-dir; may be given more than once")
     reproducibility.add_argument("--out", type=Path, default=None,
-                                 help="where the page goes (default: reproducibility.md in the results directory)")
+                                 help="where the page goes (default: reproducibility.md in the results directory, "
+                                      "and printed)")
     arguments = parser.parse_args(argv)
     try:
         if arguments.command == "reproducibility":
@@ -49,18 +60,19 @@ def main(argv: list[str] | None = None) -> int:
                                         str(arguments.results_dir))
             out = arguments.out or arguments.results_dir / "reproducibility.md"
             atomic_write(out, page)
-            print(page, end="")
+            if arguments.out is None:
+                printed(page)
             print(f"zsa-eval: reproducibility page written to {out}", file=sys.stderr)
         elif arguments.command == "leaderboard":
             if not arguments.results_dir.is_dir():
                 raise UserError(f"{arguments.results_dir} is not a directory; pass the results directory")
-            print(leaderboard_markdown(write_leaderboard(arguments.results_dir, arguments.every_run)), end="")
+            printed(leaderboard_markdown(rebuild_leaderboard(arguments.results_dir, arguments.every_run)))
         else:
             if arguments.clips < 0:
                 raise UserError(f"--clips {arguments.clips} is below 0; pass --clips 0 for no players, or more")
             comparison = compare_runs(arguments.run_a, arguments.run_b, arguments.resamples, arguments.seed)
             out = arguments.out or comparison_dir(arguments.run_a, arguments.run_b)
-            print(write_comparison(comparison, out, arguments.clips), end="")
+            printed(write_comparison(comparison, out, arguments.clips))
             print(f"zsa-eval: comparison written to {out}", file=sys.stderr)
     except UserError as error:
         print(f"zsa-eval: error: {error}", file=sys.stderr)

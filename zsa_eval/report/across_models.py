@@ -18,12 +18,19 @@ def main_label(row) -> str:
     return next((spec["label"] for spec in row.declared if spec["name"] == row.main_score), str(row.main_score))
 
 
+def model_label(row) -> str:
+    """A board row's model as the views across models name it: its config name, its weights where they tell rows
+    apart, and an audio language model's scoring mode: `qwen2_audio (generate)`."""
+    scoring = (row.identity_fields.get("family_settings") or {}).get("scoring")
+    return " ".join([row.model, *(f"({part})" for part in (row.weights, scoring) if part)])
+
+
 def row_labels(rows: pd.DataFrame, varying_names: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """Each row's model label (its weights, and the given columns where they vary among `rows`) and template label
+    """Each row's model label (model_label, and the given columns where they vary among `rows`) and template label
     (template #prompts hash), as the heat map and the by-dataset table show them."""
     varying = [name for name in varying_names if rows[name].nunique() > 1]
-    models = [" | ".join([f"{row.model} ({row.weights})" if row.weights else row.model,
-                          *(str(getattr(row, name)) for name in varying)]) for row in rows.itertuples()]
+    models = [" | ".join([model_label(row), *(str(getattr(row, name)) for name in varying)])
+              for row in rows.itertuples()]
     templates = [f"{row.template} #{row.prompts}" if row.prompts else str(row.template) for row in rows.itertuples()]
     return models, templates
 
@@ -88,8 +95,10 @@ def by_dataset(board: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     #prompts, one column per dataset and selection (and source when one is shown), holding the main score, then
     the mean over those datasets, for each kind of main score in turn (by the name of the task declaring it:
     accuracy for single-label datasets, then mAP for multi-label ones). Each cell is one identity's run. A mean
-    counts each dataset once (see dataset_means); `<metric> datasets` says how many. Rows: best first by the first
-    kind's mean (rows without one after), then by the next. Returns the table and each column's metric."""
+    counts each dataset once (see dataset_means); `<metric> datasets` says how many. Rows: by the first kind, those
+    whose mean covers the most datasets first (a mean over fewer datasets is not ranked against it), best mean first
+    among equal counts, rows without one after; then by the next kind alike. Returns the table and each
+    column's metric."""
     cells = by_dataset_cells(board)
     table = pd.DataFrame(index=pd.MultiIndex.from_frame(cells[["model", "template"]].drop_duplicates()))
     metrics = []
@@ -102,8 +111,8 @@ def by_dataset(board: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         table[f"mean {metric}"] = means["mean"]
         table[f"{metric} datasets"] = means["count"].fillna(0).astype(int)
         metrics += [metric] * (scores.shape[1] + 1)
-    means = [f"mean {metric}" for metric in kinds]
-    table = table.sort_values(means, ascending=False, na_position="last", kind="stable") if means else table
+    ranking = [column for metric in kinds for column in (f"{metric} datasets", f"mean {metric}")]
+    table = table.sort_values(ranking, ascending=False, na_position="last", kind="stable") if ranking else table
     return table.reset_index(), metrics
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -40,12 +41,48 @@ def compare_runs(run_a: Path, run_b: Path, resamples: int = 1000, seed: int = 0)
     return task_named(task_a).compare(run_a, metrics_a, run_b, metrics_b, resamples, seed)
 
 
+def run_name(run_dir: Path) -> tuple[str, str]:
+    """What a run is, in a few words (a comparison's name): its dataset, and its model with its template or a probe's
+    protocol; its directory's name for a run whose metrics.json names none of them."""
+    metrics = run_metrics(run_dir)
+    setting = metrics.get("protocol_label") or metrics.get("template")
+    return str(metrics.get("dataset") or ""), \
+        " ".join(str(part) for part in (metrics.get("model"), setting) if part) or run_dir.name
+
+
+def pair_names(run_a: Path, run_b: Path) -> tuple[str, str, str]:
+    """The runs' names (run_name), each with its run directory's name when both read alike, and their common
+    dataset ("" when they name two, each then in its run's name)."""
+    (dataset_a, name_a), (dataset_b, name_b) = run_name(run_a), run_name(run_b)
+    if dataset_a != dataset_b:
+        name_a, name_b = (" ".join(filter(None, parts)) for parts in ((dataset_a, name_a), (dataset_b, name_b)))
+    if name_a == name_b:
+        name_a, name_b = f"{name_a} ({run_a.name})", f"{name_b} ({run_b.name})"
+    return name_a, name_b, dataset_a if dataset_a == dataset_b else ""
+
+
+def pair_title(run_a: Path, run_b: Path) -> str:
+    """`A vs B`, each run by its name: "clap sound_of vs clap linear_probe on esc50"."""
+    name_a, name_b, dataset = pair_names(run_a, run_b)
+    return f"{name_a} vs {name_b}" + (f" on {dataset}" if dataset else "")
+
+
+NAME_CHARACTERS = 60  # of each run's part of a comparison folder's name
+
+
+def folder_part(name: str) -> str:
+    """A run's name as part of a folder name: runs of characters other than letters, digits, `.` and `-` as `_`."""
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", name).strip("_")[:NAME_CHARACTERS]
+
+
 def comparison_dir(run_a: Path, run_b: Path) -> Path:
-    """A comparison's default folder, its own for each pair of runs: `<results>/compare/<A>__vs__<B>-<hash>`
-    (`<results>`: $ZSA_EVAL_RESULTS or results; the hash of both runs' full paths tells apart runs whose
-    directories share a name)."""
+    """A comparison's default folder, its own for each pair of runs and named after them: `<results>/compare/<A>__vs__
+    <B>__on__<dataset>-<hash>` (`<results>`: $ZSA_EVAL_RESULTS or results; A, B and the dataset: pair_names; the hash
+    of both runs' full paths tells apart pairs of runs that read alike)."""
     pair = short_hash([str(run_a.resolve()), str(run_b.resolve())], 6)
-    return Path(os.environ.get("ZSA_EVAL_RESULTS", "results")) / "compare" / f"{run_a.name}__vs__{run_b.name}-{pair}"
+    name_a, name_b, dataset = pair_names(run_a, run_b)
+    name = f"{folder_part(name_a)}__vs__{folder_part(name_b)}" + (f"__on__{folder_part(dataset)}" if dataset else "")
+    return Path(os.environ.get("ZSA_EVAL_RESULTS", "results")) / "compare" / f"{name}-{pair}"
 
 
 COMPARE_PAGE = "compare.html"
@@ -90,8 +127,8 @@ def comparison_page(comparison: Comparison, figures: dict[str, bytes], out_dir: 
     paths = item_paths([Path(comparison.name_a), Path(comparison.name_b)]) if playable else {}
     tables = [(heading, table(with_players(frame, paths, files, clips) if "item_id" in frame and clips else frame))
               for heading, frame in shown_tables]
-    return render(COMPARE_PAGE + ".j2", title=f"{Path(comparison.name_a).name} vs {Path(comparison.name_b).name}",
-                  comparison=comparison, deltas=table(comparison.metric_deltas), tests=comparison.extra_summary(),
+    return render(COMPARE_PAGE + ".j2", title=pair_title(Path(comparison.name_a), Path(comparison.name_b)),
+                  comparison=comparison, deltas=table(comparison.metric_deltas), tests=comparison.tests(),
                   tables=tables, clips=clips,
                   figures=[(figure_title(name), png_data_uri(png)) for name, png in figures.items()])
 
@@ -100,7 +137,7 @@ def write_comparison(comparison: Comparison, out_dir: Path, clips: int = COMPARE
     """compare.md, compare.json, the comparison's tables (CSV) and figures (PNG), and compare.html (its clips:
     report_assets/) in `out_dir`; returns the Markdown."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    markdown = comparison.markdown()
+    markdown = comparison.markdown(pair_title(Path(comparison.name_a), Path(comparison.name_b)))
     atomic_write(out_dir / "compare.md", markdown)
     write_json(comparison.summary(), out_dir / "compare.json")
     for name, frame in comparison.tables().items():

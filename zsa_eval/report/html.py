@@ -64,6 +64,60 @@ def shown(value: object) -> str:
     return str(value)
 
 
+def family_label(identity: dict) -> str:
+    """The model family, with an audio language model's scoring mode (runs apart only by it are told apart):
+    `qwen2_audio (generate)`."""
+    scoring = identity.get("family_settings", {}).get("scoring")
+    family = identity.get("family", "clap")
+    return f"{family} ({scoring})" if scoring else family
+
+
+def tested_count(metrics: dict) -> int | None:
+    """The items a run's metrics cover: a probe's tested clips (`n_tested`), else every evaluated item."""
+    return metrics.get("n_tested", metrics.get("n_evaluated"))
+
+
+BOOTSTRAP_KIND, T_KIND = "bootstrap", "t"  # how interval_kind begins: a bootstrap interval, a t-interval over draws
+
+
+def is_over_draws(metrics: dict) -> bool:
+    """Whether a run's `<metric>_ci95` are t-intervals of a mean over draws of shots (a few-shot run), not bootstrap
+    intervals over its items."""
+    return "bootstrap" not in metrics and bool(metrics.get("repeats"))
+
+
+def bootstrap_units(metrics: dict) -> str:
+    """What a run's metrics cover (a bootstrap resamples them): `40 clips`, a probe's `8 tested clips`, or a retrieval
+    run's queries of each direction (`30 + 6 queries`: text to audio + audio to text)."""
+    if "t2a_n_queries" in metrics:
+        return f"{metrics['t2a_n_queries']} + {metrics.get('a2t_n_queries')} queries"
+    return f"{tested_count(metrics)} {'tested ' if 'n_tested' in metrics else ''}clips"
+
+
+def interval_kind(metrics: dict) -> str:
+    """Which interval a run's metrics carry, in a few words (the leaderboard's `interval` column): `t over 3 draws on 8
+    tested clips` (a few-shot run, the same clips every draw; one draw: `none (1 draw on ...)`), else `bootstrap over
+    40 clips` (a probe's tested clips, or a retrieval run's queries)."""
+    clips = bootstrap_units(metrics)
+    if is_over_draws(metrics):
+        return f"{T_KIND} over {metrics['repeats']} draws on {clips}" if metrics["repeats"] > 1 \
+            else f"none (1 draw on {clips})"
+    return f"{BOOTSTRAP_KIND} over {clips}"
+
+
+def interval_description(metrics: dict) -> str:
+    """Which interval a run's metrics carry, in a sentence (a report's metrics heading)."""
+    if is_over_draws(metrics):
+        if metrics["repeats"] < 2:
+            return "no intervals: one draw of shots"
+        return (f"95% t-intervals of the mean over {metrics['repeats']} draws of shots, every draw tested on the same "
+                f"{tested_count(metrics)} clips: how much a figure moves with other shots, not with other test clips")
+    resamples = (metrics.get("bootstrap") or {}).get("resamples")
+    directions = " (text to audio + audio to text)" if "t2a_n_queries" in metrics else ""
+    return (f"95% bootstrap intervals over the {bootstrap_units(metrics)}{directions}"
+            + (f", {resamples} resamples" if resamples else ""))
+
+
 def cell(value: object) -> Cell:
     """A plain value's cell (a Cell or a Clip as it is)."""
     if isinstance(value, Cell):

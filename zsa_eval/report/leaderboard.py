@@ -16,17 +16,19 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock
 
+from zsa_eval.errors import UserError
 from zsa_eval.plots import accuracy_heatmap_png
 from zsa_eval.provenance import identity_hash, prompts_hash, short_hash
 from zsa_eval.report import atomic_write, write_csv, write_json
 from zsa_eval.report.across_models import heatmap_grids, write_by_dataset
 from zsa_eval.report.references import nearest_reference
-from zsa_eval.report.html import figure_title, png_data_uri, render, table
+from zsa_eval.report.html import (BOOTSTRAP_KIND, T_KIND, family_label, figure_title, interval_kind, png_data_uri,
+                                  render, table, tested_count)
 from zsa_eval.report.run_report import REPORT_FILE
 
 __all__ = ["identity_hash", "prompts_hash"]
 LEADING_COLUMNS = ["dataset", "task", "protocol", "source", "model", "family", "weights", "template", "prompts",
-                   "engine", "precision", "selection", "n_classes", "main_score"]
+                   "engine", "precision", "selection", "n_classes", "main_score", "interval"]
 TRAILING_COLUMNS = ["n", "encoded_clips_per_s", "date", "run_dir", "identity", "status"]
 PUBLISHED_COLUMNS = ["published_reference", "published", "published_difference"]  # only when a run has one
 INTERNAL_COLUMNS = ["finished_at", "identity_fields", "main_value", "higher_is_better", "declared", "chance",
@@ -138,14 +140,6 @@ def engine_label(identity: dict, metrics: dict) -> str:
     return f"{engine}, long_audio={long_audio['policy']} {settings}"
 
 
-def family_label(identity: dict) -> str:
-    """The model family, with an audio language model's scoring mode (runs apart only by it are told apart):
-    `qwen2_audio (generate)`."""
-    scoring = identity.get("family_settings", {}).get("scoring")
-    family = identity.get("family", "clap")
-    return f"{family} ({scoring})" if scoring else family
-
-
 def run_row(metrics: dict, run_dir: str) -> dict:
     """One leaderboard row of a run: its identity's labels, its declared metrics with their intervals; kept for
     the board's own use: `identity_fields` (the identity dict), `declared` (the metric declarations),
@@ -169,7 +163,8 @@ def run_row(metrics: dict, run_dir: str) -> dict:
         "main_score": declared.get("main_score"),
         "chance": chance_level(metrics, declared, n_classes),
         "chance_metric": declared.get("chance_metric"),
-        "n": metrics["n_evaluated"],
+        "interval": interval_kind(metrics),
+        "n": tested_count(metrics),
         "encoded_clips_per_s": metrics.get("encoded_clips_per_s", metrics.get("clips_per_s")),
         "date": metrics["started_at"],
         "finished_at": metrics.get("finished_at") or metrics["started_at"],
@@ -334,13 +329,20 @@ def leaderboard(runs: pd.DataFrame, every_run: bool = False) -> pd.DataFrame:
     return board if every_run else board.drop(columns="status")
 
 
-def interval_cell(value: float | None, low: float | None, high: float | None) -> str:
-    """`value [low, high]`; empty for a metric the row's task does not have."""
+def interval_cell(value: float | None, low: float | None, high: float | None, marker: str = "") -> str:
+    """`value [low, high]` (`marker` before the bracket: which interval it is, where a column mixes kinds); empty for
+    a metric the row's task does not have."""
     if value is None or pd.isna(value):
         return ""
     if low is None or high is None or pd.isna(low) or pd.isna(high):
         return f"{value:.4f}"
-    return f"{value:.4f} [{low:.4f}, {high:.4f}]"
+    return f"{value:.4f} {marker}[{low:.4f}, {high:.4f}]"
+
+
+def interval_marker(kind: str) -> str:
+    """A metric cell's mark of its interval kind (the `interval` column): `t` for a t-interval over draws of shots,
+    nothing for a bootstrap interval."""
+    return T_KIND if kind.startswith(f"{T_KIND} ") else ""
 
 
 NOTHING_ENCODED = "-"  # clips/s of a run that encoded nothing (every clip from the cache or an interrupted run)
@@ -359,24 +361,27 @@ def metric_cells(board: pd.DataFrame, spec: dict) -> list[str]:
     if spec["whole"]:
         cells = board[name].map(whole_or_empty)
     elif spec["interval"]:
-        cells = pd.Series([interval_cell(*values) for values in
-                           zip(board[name], board[f"{name}_ci95_low"], board[f"{name}_ci95_high"])], index=board.index)
+        cells = pd.Series([interval_cell(*values, interval_marker(kind)) for *values, kind in
+                           zip(board[name], board[f"{name}_ci95_low"], board[f"{name}_ci95_high"], board["interval"])],
+                          index=board.index)
     else:
         cells = board[name].map(lambda value: "" if pd.isna(value) else f"{value:.4f}")
     return [cell if declared else "" for cell, declared in zip(cells, declares)]
 
 
 def shown_board(board: pd.DataFrame) -> pd.DataFrame:
-    """The board for reading: each shown metric with its 95% interval (the other declared metrics are in the CSV);
-    the task and protocol columns when tasks or protocols are mixed; source and weights only when some row has one;
-    template, prompts, class count and chance only when some row has a template (runs that fill prompts with class
-    labels)."""
+    """The board for reading: each shown metric with its 95% interval (the other declared metrics are in the CSV),
+    a t-interval over draws of shots marked `t[...]`, and the `interval` column saying which each row carries when
+    some row's is not a bootstrap interval; the task and protocol columns when tasks or protocols are mixed; source
+    and weights only when some row has one; template, prompts, class count and chance only when some row has a
+    template (runs that fill prompts with class labels)."""
     shown = pd.DataFrame({name: board[name] for name in
                           ("dataset", "task", "protocol", "source", "model", "family", "weights", "template", "prompts",
                            "engine", "precision", "selection")})
     shown["template"] = board["template"].fillna("")
     shown["n_classes"] = board["n_classes"].map(whole_or_empty)
     shown["chance"] = board["chance"].map(lambda value: "" if value is None or pd.isna(value) else f"{value:.4f}")
+    shown["interval"] = board["interval"]
     for spec in metric_specs(board):
         if spec["shown"]:
             shown[f"{spec['label']} [95% CI]" if spec["interval"] else spec["label"]] = metric_cells(board, spec)
@@ -392,6 +397,7 @@ def shown_board(board: pd.DataFrame) -> pd.DataFrame:
     hidden = [name for name in ("source", "weights") if not shown[name].astype(bool).any()]
     hidden += [] if shown["template"].astype(bool).any() else ["template", "prompts", "n_classes", "chance"]
     hidden += [name for name in ("task", "protocol") if board[name].nunique() < 2]
+    hidden += [] if (~board["interval"].str.startswith(BOOTSTRAP_KIND)).any() else ["interval"]
     return shown.drop(columns=hidden)
 
 
@@ -400,23 +406,30 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
     return shown_board(board).to_markdown(index=False, floatfmt=".4f") + "\n"
 
 
-DETAIL_COLUMNS = ("source", "family", "weights", "prompts", "engine", "precision", "selection", "n_classes", "chance",
-                  "clips/s", "date", "identity", "status")  # the page shows them after the scores
+DETAIL_COLUMNS = ("weights", "prompts", "engine", "precision", "selection", "n_classes", "chance", "clips/s", "date",
+                  "identity", "status")  # the page shows them after the scores (the source before: rows group by it)
+
+
+REPORT_COLUMN = "report"  # the page's link to each run's report.html, beside its model
+NO_REPORT = "(none)"  # the report column of a run without one (report=false, or a report that failed)
 
 
 def leaderboard_page(board: pd.DataFrame, results_dir: Path, every_run: bool, by_dataset: pd.DataFrame | None) -> str:
-    """leaderboard.html: the board as leaderboard.md shows it, sortable: each row's dataset, model, template and
-    scores first, then its run directory (linked to its report.html where it has one) and the details; the heat maps
+    """leaderboard.html: the board as leaderboard.md shows it, sortable: each row's dataset, model, a link to its
+    report.html where it has one, template and scores first, then its run directory and the details; the heat maps
     and the by-dataset table, when the board has them (`by_dataset`)."""
     shown = shown_board(board)
     details = [name for name in ("run_dir", *DETAIL_COLUMNS) if name in shown]
-    shown = shown[[*shown.columns.drop(details), *details]]  # what a row is and scores first; the linked run after
+    shown = shown[[*shown.columns.drop(details), *details]]  # what a row is and scores first; the details after
     reports = [f"{run_dir}/{REPORT_FILE}" if (results_dir / run_dir / REPORT_FILE).is_file() else None
                for run_dir in shown["run_dir"]]
+    shown.insert(shown.columns.get_loc("model") + 1, REPORT_COLUMN,
+                 [REPORT_COLUMN if report else NO_REPORT for report in reports])
     figures = [(figure_title(name), png_data_uri((results_dir / name).read_bytes()))
                for name in ("leaderboard_heatmap.png", "leaderboard_by_dataset.png") if by_dataset is not None]
     return render("leaderboard.html.j2", title=f"zsa-eval leaderboard: {results_dir.name}",
-                  every_run=every_run, board=table(shown, {"run_dir": reports}), n_runs=len(board),
+                  every_run=every_run, board=table(shown, {REPORT_COLUMN: reports}), n_runs=len(board),
+                  over_draws=any(map(interval_marker, board["interval"])),
                   n_reports=sum(map(bool, reports)), figures=figures,
                   by_dataset=table(by_dataset) if by_dataset is not None else None)
 
@@ -451,6 +464,19 @@ def write_leaderboard(results_dir: Path, every_run: bool = False) -> pd.DataFram
             by_dataset = write_by_dataset(templated, results_dir)
         atomic_write(results_dir / f"{stem}.html", leaderboard_page(board, results_dir, every_run, by_dataset))
     return board
+
+
+def rebuild_leaderboard(results_dir: Path, every_run: bool = False) -> pd.DataFrame:
+    """`python -m zsa_eval.report leaderboard`: write_leaderboard, refused in one line, writing nothing, where no run
+    below `results_dir` would be on the board (an empty or unrelated folder; without `every_run`, runs none of which
+    completed)."""
+    runs = collect_runs(results_dir)
+    if leaderboard(runs, every_run).empty:
+        found = (f"{len(runs)} zsa-eval run(s), none complete (--all lists every run)" if len(runs)
+                 else "no zsa-eval run (a run directory holds the metrics.json of a finished run)")
+        raise UserError(f"{results_dir} holds {found}: no leaderboard written; pass the results directory your runs "
+                        "write into (results_dir)")
+    return write_leaderboard(results_dir, every_run)
 
 
 def leaderboard_of(output_dir: Path, results_dir: Path) -> str | None:

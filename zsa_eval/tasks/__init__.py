@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 class MetricSpec:
     """A metric a run reports (its value at `name` in metrics.json, its 95% interval at `<name>_ci95` when
     `interval`), the column title a leaderboard gives it, and which way is better. `shown`: in leaderboard.md too,
-    not only in its CSV and JSON; `whole`: a count, shown as a whole number."""
+    not only in its CSV and JSON; `whole`: a whole number (a count such as top-k's k, or a median rank), shown as
+    one."""
 
     name: str
     label: str

@@ -34,9 +34,12 @@ from zsa_eval.stats import bootstrap_indices, percentile_interval
 from zsa_eval.tasks import Evaluated, MetricSpec, Mistake, Mistakes, RunContext, TaskResults, worst_first
 from zsa_eval.tasks.comparing import Comparison, bootstrap_record, legend, paired_deltas, paired_items
 from zsa_eval.tasks.labels import (
+    SCORE_COLUMNS,
     TOP_K,
     LabelTask,
     interval,
+    predicted_positions,
+    recorded_scores,
     top_k,
     top_k_columns,
     top_k_indices,
@@ -266,21 +269,31 @@ class ClassificationTask(LabelTask):
                            measured.tables | {"unmatched": unmatched}, measured.figures)
 
     def mistakes(self, context: RunContext, evaluated: Evaluated, results: TaskResults) -> Mistakes:
-        """The most confident wrong predictions, each with the true label's score and the best three classes."""
-        cfg, class_names = context.cfg, context.dataset.class_names
+        """The wrong predictions of predictions.csv (a probe's: its tested clips): the most confident first, each with
+        the true label's score (from scores.parquet, where the run writes it) and the best three classes; in
+        generate mode the wrong answers (answer_mistakes)."""
+        cfg = context.cfg
         predictions = results.tables["predictions"]
+        positions = predicted_positions(evaluated, predictions)
+        if "answer" in predictions:
+            return answer_mistakes(predictions, positions, cfg.report_mistakes_per_class, cfg.report_mistakes)
+        scores = recorded_scores(results, predictions["item_id"], context.dataset.class_names,
+                                 [SCORE_COLUMNS["softmax"], SCORE_COLUMNS["sigmoid"]])
+        column = {name: index for index, name in enumerate(context.dataset.class_names)}
         chosen = confident_mistakes(predictions, cfg.report_mistakes_per_class, cfg.report_mistakes)
-        column = {name: index for index, name in enumerate(class_names)}
-        kind = context.loaded.family.score_kind
-        items = [Mistake(row["item_id"], (("clip", evaluated.positions[index]),),
+        items = [Mistake(row["item_id"], (("clip", positions[index]),),
                          {"true label": row["true_label"], "predicted": row["predicted_label"],
-                          f"score ({kind})": row["score"],
-                          "true label's score": evaluated.records[index]["probabilities"][column[row["true_label"]]],
-                          "top 3": top_labels_text(row)})
+                          f"score ({row['score_kind']})": row["score"],
+                          **({"true label's score": scores[index, column[row["true_label"]]]}
+                             if scores is not None else {}),
+                          "top 3": top_labels_text(row, separator="\n")})
                  for index, row in chosen.iterrows()]
-        return Mistakes(f"The {len(items)} most confident of the {int((~predictions['correct']).sum())} wrong "
-                        f"predictions (at most {cfg.report_mistakes_per_class} per true label, {cfg.report_mistakes} "
-                        "in all), most confident first.", items)
+        wrong = int((~predictions["correct"]).sum())
+        if not wrong:
+            return Mistakes(f"Every one of the {len(predictions)} predictions is right.", items)
+        return Mistakes(f"The {len(items)} most confident of the {wrong} wrong predictions (at most "
+                        f"{cfg.report_mistakes_per_class} per true label, {cfg.report_mistakes} in all), most confident "
+                        "first.", items)
 
     def headline(self, metrics: dict) -> str:
         top = (f"top-{metrics['top_k']} {metrics['top_k_accuracy']:.4f}, "
@@ -294,6 +307,27 @@ class ClassificationTask(LabelTask):
 
 
 TASK = ClassificationTask()
+
+
+ANSWER_ORDER = {"exact": 0, "fuzzy": 1, "none": 2}  # wrong answers that named a class first, then those naming none
+
+
+def answer_mistakes(predictions: pd.DataFrame, positions: list[int], per_class: int, total: int) -> Mistakes:
+    """Generate mode's wrong answers, each with its text and the class it matched or none: first the answers that
+    named another class (matched exactly, then fuzzily: the model's confusions), then those that named none, each in
+    dataset order; at most `per_class` of one true label and `total` in all."""
+    wrong = predictions[~predictions["correct"].astype(bool)]
+    chosen = worst_first(wrong.assign(priority=-wrong["match"].map(ANSWER_ORDER)), "priority", "true_label", per_class,
+                         total)
+    items = [Mistake(row["item_id"], (("clip", positions[index]),),
+                     {"true label": row["true_label"], "answer": row["answer"] or "(empty)",
+                      "matched": row["predicted_label"] or NO_MATCH, "match": row["match"]})
+             for index, row in chosen.iterrows()]
+    named = int((wrong["match"] != "none").sum())
+    return Mistakes(f"{len(items)} of the {len(wrong)} wrong answers ({named} named another class, "
+                    f"{len(wrong) - named} matched no class; at most {per_class} per true label, {total} in all): "
+                    "first those that named another class (matched exactly, then fuzzily), then those that matched "
+                    "none, each in dataset order.", items)
 
 
 def answers_matched(evaluated: Evaluated) -> np.ndarray | None:
@@ -376,6 +410,14 @@ class ClassificationComparison(Comparison):
 
     def extra_summary(self) -> dict:
         return {"mcnemar": self.mcnemar, "n_changed": len(self.changed)}
+
+    def tests(self) -> list[str]:
+        """McNemar's test in words."""
+        test = self.mcnemar
+        significance = "significant" if test["significant"] else "not significant"
+        return [f"Exact McNemar test of the accuracy difference: A alone got {test['a_only_correct']} of the common "
+                f"items right, B alone {test['b_only_correct']}; with equal accuracies these would split evenly (a "
+                f"two-sided binomial test): p = {test['p_value']:.4g}, {significance} at {test['alpha']}."]
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"changed_predictions": self.changed}

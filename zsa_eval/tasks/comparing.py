@@ -107,6 +107,10 @@ class Comparison:
         """compare.json's task-specific fields."""
         return {}
 
+    def tests(self) -> list[str]:
+        """The task's tests of the difference, a sentence each (compare.html)."""
+        return []
+
     def tables(self) -> dict[str, pd.DataFrame]:
         """CSV files (name without .csv -> table)."""
         return {}
@@ -115,10 +119,11 @@ class Comparison:
         """PNG files (file name -> bytes)."""
         return {}
 
-    def markdown(self) -> str:
+    def markdown(self, title: str | None = None) -> str:
+        """compare.md, headed `title` (default: the two run directories)."""
         bootstrap = self.bootstrap
         return "\n".join([
-            f"# {self.name_a} vs {self.name_b}", "",
+            f"# {title or f'{self.name_a} vs {self.name_b}'}", "",
             "A = " + self.name_a, "B = " + self.name_b, "",
             f"Compared on the {self.n_common} {self.unit} both runs evaluated (A evaluated {self.n_a}, "
             f"B {self.n_b}).", "",

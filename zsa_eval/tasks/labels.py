@@ -25,7 +25,8 @@ from zsa_eval.report.embeddings import EMBEDDINGS_DIR
 from zsa_eval.tasks import Evaluated, LoggedBatch, RunContext, Task, TaskResults
 
 TOP_K = 5
-SCORE_COLUMNS = {"softmax": "prob", "sigmoid": "sigmoid", "answer": "answer"}  # scores.parquet prefix per score kind
+SCORE_COLUMNS = {"softmax": "prob", "sigmoid": "sigmoid", "answer": "answer",  # scores.parquet prefix per score kind
+                 "cosine": "cosine"}
 SHOWN_TOP = 3  # report.html shows each mistake's best three classes
 
 
@@ -73,9 +74,10 @@ def top_k_columns(scores: np.ndarray, class_names: Sequence[str], k: int | None 
     return columns
 
 
-def top_labels_text(row: pd.Series, n: int = SHOWN_TOP) -> str:
-    """A predictions row's best `n` classes and their scores, for reading: "dog 0.4120 · cat 0.3010 · bird 0.1000"."""
-    return " · ".join(f"{row[f'top{rank}_label']} {row[f'top{rank}_score']:.4f}" for rank in range(1, n + 1)
+def top_labels_text(row: pd.Series, n: int = SHOWN_TOP, separator: str = " · ") -> str:
+    """A predictions row's best `n` classes and their scores, for reading: "dog 0.4120 · cat 0.3010 · bird 0.1000"
+    (one a line with `separator` "\\n")."""
+    return separator.join(f"{row[f'top{rank}_label']} {row[f'top{rank}_score']:.4f}" for rank in range(1, n + 1)
                       if f"top{rank}_label" in row)
 
 
@@ -234,6 +236,26 @@ def scores_table(items: pd.DataFrame, class_names: list[str], score_kind: str, p
     if logits is not None:
         columns |= {f"logit:{name}": logits[:, column] for column, name in enumerate(class_names)}
     return pd.DataFrame(columns)
+
+
+def predicted_positions(evaluated: Evaluated, predictions: pd.DataFrame) -> list[int]:
+    """The dataset position of each row of predictions.csv (a probe's rows are its tested clips only)."""
+    position_of = dict(zip(evaluated.items["item_id"], evaluated.positions))
+    return [position_of[item_id] for item_id in predictions["item_id"]]
+
+
+def recorded_scores(results: TaskResults, item_ids: pd.Series, class_names: Sequence[str],
+                    prefixes: Sequence[str]) -> np.ndarray | None:
+    """The score matrix of the run's scores.parquet under the first of `prefixes` ("logit", "prob", ...) it holds for
+    every class, rows in the order of `item_ids`; None where the run writes none, or none of those rows."""
+    table = results.parquet.get("scores.parquet")
+    if table is None or table["item_id"].tolist() != list(item_ids):
+        return None
+    for prefix in prefixes:
+        columns = [f"{prefix}:{name}" for name in class_names]
+        if all(column in table for column in columns):
+            return table[columns].to_numpy(dtype=float)
+    return None
 
 
 def interval(bounds: list[float] | None) -> str:

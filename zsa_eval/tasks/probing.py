@@ -43,7 +43,8 @@ from zsa_eval.errors import UserError
 from zsa_eval.long_audio import summary_note
 from zsa_eval.models import LoadedModel
 from zsa_eval.report.embeddings import EMBEDDINGS_DIR
-from zsa_eval.tasks import Evaluated, LoggedBatch, MetricSpec, RunContext, Task, TaskResults, embedding_batches
+from zsa_eval.tasks import (Evaluated, LoggedBatch, MetricSpec, Mistakes, RunContext, Task, TaskResults,
+                            embedding_batches)
 from zsa_eval.tasks.labels import classes_without_items
 
 SPLIT_FOLD = "test"  # the test fold of a dataset without folds (its training side has none)
@@ -353,6 +354,16 @@ class ProbeTask(Task):
         items = evaluated.items[["item_id", "label"]].rename(columns={"label": "true_label"})
         return TaskResults({}, tables | {f"{EMBEDDINGS_DIR}/audio_items": items},
                            arrays={f"{EMBEDDINGS_DIR}/audio.npy": features.astype(np.float32)})
+
+    def mistakes(self, context: RunContext, evaluated: Evaluated, results: TaskResults) -> Mistakes | None:
+        """The tested clips' mistakes as the task the probe measures as names them (few-shot: those of the draw that
+        predictions.csv holds), said to be a probe's."""
+        found = self.measured_as.mistakes(context, evaluated, results)
+        if found is None:
+            return None
+        drawn = results.metrics.get("predictions_from")
+        return Mistakes(f"{found.description} The probe's predictions of its {len(results.tables['predictions'])} "
+                        f"tested clips{f' ({drawn})' if drawn else ''}.", found.items)
 
     def protocol_label(self, metrics: dict) -> str:
         """The protocol and its defining settings in a few words (the leaderboard's `protocol` column)."""

@@ -237,7 +237,7 @@ class RetrievalTask(Task):
     main_score = "t2a_recall_at_1"
     metrics = tuple(MetricSpec(f"{direction}_{name}", f"{direction.upper()} {METRIC_LABELS[name]}",
                                higher_is_better=name not in ("median_rank", "mean_rank"),
-                               shown=name not in ("median_rank", "mean_rank"))
+                               shown=name not in ("median_rank", "mean_rank"), whole=name == "median_rank")
                     for direction in DIRECTIONS for name in DIRECTION_METRICS)
 
     def check(self, cfg: DictConfig) -> None:

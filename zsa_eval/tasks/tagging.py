@@ -27,7 +27,8 @@ from zsa_eval.plots import ap_bars_png, recall_bars_png
 from zsa_eval.stats import bootstrap_indices, median_centred_interval, percentile_interval
 from zsa_eval.tasks import Evaluated, MetricSpec, Mistake, Mistakes, RunContext, TaskResults, worst_first
 from zsa_eval.tasks.comparing import Comparison, bootstrap_record, legend, paired_deltas, paired_items
-from zsa_eval.tasks.labels import LabelTask, interval, number, top_k_columns, top_labels_text
+from zsa_eval.tasks.labels import (LabelTask, interval, number, predicted_positions, recorded_scores, top_k_columns,
+                                  top_labels_text)
 
 RANKING_CHUNK = 256  # items per block in ranking_precisions (block x classes x classes booleans)
 
@@ -276,18 +277,22 @@ class TaggingTask(LabelTask):
         return tagging_results(evaluated.items, context.dataset.class_names, logits, context.cfg.seed,
                                "logits (the family's scaled audio-text similarity, before softmax or sigmoid)")
 
-    def mistakes(self, context: RunContext, evaluated: Evaluated, results: TaskResults) -> Mistakes:
-        """The true labels ranked worst among their clip's classes by its logits, with the clip's true labels and its
-        best three classes."""
+    def mistakes(self, context: RunContext, evaluated: Evaluated, results: TaskResults) -> Mistakes | None:
+        """The true labels ranked worst among their clip's classes by its logits (scores.parquet; a probe's: its tested
+        clips), with the clip's true labels and its best three classes; none for a run without logits."""
         cfg, class_names = context.cfg, context.dataset.class_names
-        logits = np.asarray([record["logits"] for record in evaluated.records], dtype=np.float32)
-        chosen = worst_ranked_labels(label_matrix(evaluated.items["labels"], class_names), logits,
-                                     cfg.report_mistakes_per_class, cfg.report_mistakes)
         predictions = results.tables["predictions"]
-        items = [Mistake(predictions.at[clip, "item_id"], (("clip", evaluated.positions[clip]),),
+        logits = recorded_scores(results, predictions["item_id"], class_names, ["logit"])
+        if logits is None:
+            return None
+        label_sets = evaluated.items.set_index("item_id").loc[predictions["item_id"], "labels"]
+        chosen = worst_ranked_labels(label_matrix(label_sets, class_names), logits, cfg.report_mistakes_per_class,
+                                     cfg.report_mistakes)
+        positions = predicted_positions(evaluated, predictions)
+        items = [Mistake(predictions.at[clip, "item_id"], (("clip", positions[clip]),),
                          {"true label": class_names[label], "its rank": int(rank), "its logit": float(score),
                           "true labels": predictions.at[clip, "true_labels"],
-                          "top 3 (logits)": top_labels_text(predictions.loc[clip])})
+                          "top 3 (logits)": top_labels_text(predictions.loc[clip], separator="\n")})
                  for clip, label, rank, score in chosen.itertuples(index=False)]
         return Mistakes(f"The {len(items)} worst-ranked true labels among the {len(class_names)} classes (a label "
                         "ranked below its clip's count of true labels: a false label outranks it), at most "
