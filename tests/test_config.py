@@ -195,7 +195,7 @@ def write_hub_parquet(root: Path) -> Path:
         buffer = io.BytesIO()
         sf.write(buffer, tone(200.0 * (index + 1), seconds=0.3), 44100, format="WAV")
         rows.append({"audio": {"bytes": buffer.getvalue(), "path": f"{index}.wav"}, "filename": f"{index}.wav",
-                     "category": ["dog", "cat"][index % 2], "fold": 1, "esc10": True})
+                     "category": ["dog", "cat"][index % 2], "fold": 1, "esc10": True, "src_file": 100 + index})
     (root / "data").mkdir(parents=True)
     pd.DataFrame(rows).to_parquet(root / "data" / "train-00000-of-00001.parquet")
     return root

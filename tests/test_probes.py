@@ -27,7 +27,7 @@ from zsa_eval.tasks.classification import class_indices
 from zsa_eval.tasks.few_shot import (FewShotTask, cosine_scores, class_means, draw_shots, over_repeats,
                                      text_prototypes)
 from zsa_eval.tasks.linear_probe import LinearProbeTask
-from zsa_eval.tasks.probing import SPLIT_FOLD, Training, official_folds, seeded_split
+from zsa_eval.tasks.probing import SPLIT_FOLD, Training, inner_splits, official_folds, seeded_split
 from zsa_eval.run import run_identity
 from zsa_eval.tasks.registry import task_for
 
@@ -39,10 +39,13 @@ def protocol(name: str, *overrides: str):
     return checked(compose_config("dataset=synthetic", f"protocol={name}", *overrides)).protocol
 
 
-def dataset_of(labels: list[str], folds: list | None = None, item_ids: list[str] | None = None) -> AudioDataset:
-    """A dataset of items only (no audio): what the test items and their checks read."""
+def dataset_of(labels: list[str], folds: list | None = None, item_ids: list[str] | None = None,
+               groups: list | None = None) -> AudioDataset:
+    """A dataset of items only (no audio): what the test items and their checks read (`groups`: each item's
+    recording, dataset.group_column)."""
     items = pd.DataFrame({"item_id": item_ids or [f"clip{index:03d}" for index in range(len(labels))],
-                          "path": "", "label": labels, "fold": folds if folds is not None else pd.NA})
+                          "path": "", "label": labels, "fold": folds if folds is not None else pd.NA,
+                          "group": groups if groups is not None else pd.NA})
     return AudioDataset("toy", sorted(set(labels)), items, [], pd.DataFrame(columns=["item_id", "path", "label"]))
 
 
@@ -135,6 +138,61 @@ def test_seeded_split_tests_the_same_items_for_a_seed_whatever_their_order():
     assert set(dataset.items["item_id"][other.test_fold == SPLIT_FOLD]) != tested
     assert sides.record == {"kind": "seeded split", "test_fraction": 0.2, "seed": 0, "stratified": True, "n_test": 8,
                             "n_train": 32, "description": "a seeded split (20% of each class tested, seed 0)"}
+
+
+def test_a_recordings_clips_stay_on_one_side_of_every_split():
+    """A dataset that names its items' recordings (dataset.group_column): the seeded split and the inner folds that
+    choose C never put clips of one recording on both sides, and the split still tests about its share of each
+    class."""
+    labels = [name for name in CLASSES for _ in range(20)]
+    groups = [f"{label}-{index // 4}" for index, label in enumerate(labels)]  # 5 recordings of 4 clips per class
+    dataset = dataset_of(labels, groups=groups)
+    sides = seeded_split(dataset, "linear_probe", 0.2, seed=0, stratified=True)
+    tested = sides.test_fold == SPLIT_FOLD
+    assert not set(np.array(groups)[tested]) & set(np.array(groups)[~tested])
+    assert dataset.items[tested]["label"].value_counts().to_dict() == {name: 4 for name in CLASSES}
+    assert sides.record["recordings_kept_whole"] and "recordings kept whole" in sides.record["description"]
+    targets = class_indices(dataset.items, dataset.class_names)
+    for train, held_out in inner_splits(targets, np.full(len(labels), None), 3, 0, True, np.array(groups)):
+        assert not set(np.array(groups)[train]) & set(np.array(groups)[held_out])
+    untied = inner_splits(targets, np.full(len(labels), None), 3, 0, True)
+    assert any(set(np.array(groups)[train]) & set(np.array(groups)[held]) for train, held in untied)  # it mattered
+    unstratified = seeded_split(dataset, "linear_probe", 0.2, seed=0, stratified=False)
+    tested = unstratified.test_fold == SPLIT_FOLD
+    assert not set(np.array(groups)[tested]) & set(np.array(groups)[~tested])
+
+
+def test_a_recording_spanning_official_folds_is_named_in_a_warning():
+    labels, folds = ["a", "b"] * 4, [1, 1, 1, 1, 2, 2, 2, 2]
+    groups = ["r1", "r2", "r3", "r4", "r1", "r5", "r6", "r7"]  # r1 has a clip in fold 1 and one in fold 2
+    task = LinearProbeTask(protocol("linear_probe"))
+    [warning] = task.check_dataset(dataset_of(labels, folds, groups=groups))
+    assert warning.startswith("1 recording(s) of this selection have clips in more than one official fold ('r1' "
+                              "(folds 1, 2)): a probe trained on one of those folds has heard them")
+    assert task.check_dataset(dataset_of(labels, folds, groups=["r1", "r2", "r3", "r4", "r8", "r5", "r6", "r7"])) == []
+    assert task.check_dataset(dataset_of(labels, folds)) == []  # no recordings named: nothing to say
+
+
+def test_identical_draws_have_their_value_as_mean_and_no_spread():
+    """Ten equal accuracies of 17 / 800 summed as floats divide back to 0.021249999999999998 (printed 0.0212, where
+    the zero-shot run of the same predictions prints 0.0213): the mean over identical draws is their value."""
+    values = np.full(10, 17 / 800)
+    assert values.mean() != 17 / 800  # the float trap itself
+    per_repeat = pd.DataFrame({"repeat": range(10), "classifier": "text_prototype",
+                               **{metric: values for metric in ("accuracy", "top_k_accuracy", "balanced_accuracy",
+                                                                "macro_f1")}})
+    summary = over_repeats(per_repeat)["text_prototype"]
+    assert summary["accuracy"] == 17 / 800 and f"{summary['accuracy']:.4f}" == "0.0213"
+    assert summary["accuracy_std"] == 0 and summary["accuracy_ci95"] == [17 / 800, 17 / 800]
+
+
+def test_a_t_interval_stays_within_the_metrics_range():
+    """A mean of accuracies near 1 over few draws: t's symmetric interval would pass 1 (it read [0.7374, 1.0959])."""
+    low, high = over_repeats(pd.DataFrame({"repeat": range(3), "classifier": "prototype",
+                                           **{metric: [1.0, 1.0, 0.75] for metric in (
+                                               "accuracy", "top_k_accuracy", "balanced_accuracy", "macro_f1")}})
+                             )["prototype"]["accuracy_ci95"]
+    assert high == 1.0 and 0 < low < 11 / 12
 
 
 def test_text_prototypes_are_the_text_at_no_shot_and_move_by_k_over_k_plus_w():
@@ -303,6 +361,9 @@ def test_text_initialized_prototypes_at_no_shot_are_the_zero_shot_predictions(mo
     metrics = json.loads((tmp_path / "shots0" / "metrics.json").read_text())
     zero_shot_metrics = json.loads((tmp_path / "zeroshot" / "metrics.json").read_text())
     assert metrics["accuracy"] == zero_shot_metrics["accuracy"] and metrics["classifier"] == "text_prototype"
+    assert metrics["accuracy_std"] == 0 and metrics["accuracy_ci95"] == [metrics["accuracy"]] * 2
+    assert metrics["identical_draws"] is True
+    assert json.loads((tmp_path / "shots1" / "metrics.json").read_text())["identical_draws"] is False
     assert metrics["identity"]["prompts"] == zero_shot_metrics["prompts"]
     assert set(json.loads((tmp_path / "shots1" / "metrics.json").read_text())["classifiers"]) == {
         "logistic_regression", "prototype", "text_prototype"}
@@ -326,8 +387,20 @@ def test_few_shot_reports_every_draw_and_repeats_itself(tiny_model_dir, tmp_path
     assert metrics["accuracy"] == pytest.approx(logistic.mean())
     assert metrics["accuracy_std"] == pytest.approx(logistic.std(ddof=1))
     assert metrics["classifiers"]["logistic_regression"]["accuracy"] == metrics["accuracy"]
-    first_draw = pd.read_csv(tmp_path / "first" / "predictions.csv")["correct"].mean()
-    assert first_draw == pytest.approx(float(logistic.iloc[0]))
+    predictions = pd.read_csv(tmp_path / "first" / "predictions.csv")
+    assert predictions["correct"].mean() == pytest.approx(float(logistic.iloc[0]))
+    scores = pd.read_parquet(tmp_path / "first" / "scores.parquet")  # the first draw's, as a zero-shot run writes
+    assert scores["item_id"].tolist() == predictions["item_id"].tolist()
+    columns = [name for name in scores.columns if name.startswith("prob:")]
+    assert scores[columns].idxmax(axis=1).str[len("prob:"):].tolist() == predictions["predicted_label"].tolist()
+    drawn = pd.read_csv(tmp_path / "first" / "draws.csv")
+    assert list(drawn.columns) == ["repeat", "test_fold", "class", "item_id"]
+    assert len(drawn) == 3 * 2 * 5 * 2  # repeats x test folds x classes x shots
+    assert (drawn.groupby(["repeat", "test_fold", "class"]).size() == 2).all()
+    items = predictions.set_index("item_id")
+    assert (items.loc[drawn["item_id"], "true_label"].to_numpy() == drawn["class"].to_numpy()).all()
+    assert (items.loc[drawn["item_id"], "fold"].to_numpy() != drawn["test_fold"].to_numpy()).all()  # training side
+    assert not drawn[drawn["repeat"] == 0].equals(drawn[drawn["repeat"] == 1])
 
 
 @pytest.mark.slow
@@ -514,7 +587,8 @@ def test_a_comparison_names_the_few_shot_draw_it_pairs():
     few_shot = {"model": "clap", "template": None, "protocol_label": "few_shot 8-shot x10 logistic_regression",
                 "repeats": 10}
     assert legend("B", Path("runs/b"), few_shot) == ("B: clap | few_shot 8-shot x10 logistic_regression, compared on "
-                                                    "draw 1 of 10 (the run's headline averages them) (b)")
+                                                    "its repeat 0 of 10 (predictions.csv; the run's headline averages "
+                                                    "the repeats) (b)")
     assert legend("A", Path("runs/a"), {**few_shot, "repeats": 1}).endswith("logistic_regression (a)")
 
 

@@ -23,7 +23,8 @@ def legend(letter: str, run_dir: Path, metrics: dict) -> str:
     template = metrics.get("template", "?")
     protocol = metrics.get("protocol_label")
     if protocol and (metrics.get("repeats") or 1) > 1:  # few-shot: predictions.csv holds the first draw's answers
-        protocol += f", compared on draw 1 of {metrics['repeats']} (the run's headline averages them)"
+        protocol += (f", compared on its repeat 0 of {metrics['repeats']} (predictions.csv; the run's headline "
+                     "averages the repeats)")
     setting = f"{template}{prompts} | {protocol}" if template and protocol else protocol or f"{template}{prompts}"
     return f"{letter}: {metrics.get('model', '?')} | {setting} ({run_dir.name})"
 

@@ -16,10 +16,16 @@ Classifiers, all reported (`protocol.classifier` picks the headline, what the le
   many shots the text counts as). The family's own logits and scores of the clips against p classify them, so at
   k = 0 (p = t exactly) they are the zero-shot run's, and the first shots show how much the clips beat the prompt.
 
-predictions.csv, per_class.csv and the confusion matrix hold the first draw (repeat 0) of the headline classifier;
-per_repeat.csv every draw of every classifier."""
+predictions.csv, scores.parquet (as a zero-shot run's), per_class.csv and the confusion matrix hold the first draw
+(repeat 0) of the headline classifier; per_repeat.csv the metrics of every draw of every classifier; draws.csv which
+clips each draw took of each class for each test fold (so any draw can be rebuilt without the seeding code). Draws
+that are all identical (text_init with 0 shots) are said so in a warning and `identical_draws`, and their mean,
+spread and interval are exactly their one value, 0 and that value."""
 
 from __future__ import annotations
+
+import sys
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -36,7 +42,7 @@ from zsa_eval.families import Family
 from zsa_eval.tasks import Evaluated, RunContext, TaskResults, classification, clip_features
 from zsa_eval.tasks.classification import (INTERVAL_METRICS, class_indices, classification_results, point_metrics,
                                            top_k_hits)
-from zsa_eval.tasks.labels import check_prompts, interval, top_k
+from zsa_eval.tasks.labels import check_prompts, interval, scores_table, top_k
 from zsa_eval.tasks.probing import ProbeTask, Training, class_columns, probe_sides, standardized_logistic_regression
 from zsa_eval.provenance import prompts_hash
 
@@ -97,12 +103,24 @@ def family_ranking(family: Family, audio: list[torch.Tensor], prototypes: torch.
     return (logits if family.score_kind == "sigmoid" else family.scores(logits)).float().cpu().numpy()
 
 
+def draws_mean(values: np.ndarray) -> float:
+    """The mean over draws; draws that are all equal have their value as mean, exactly (a float sum of ten equal
+    accuracies need not divide back to it, and would print apart from the run that has no draws)."""
+    return float(values[0]) if (values == values[0]).all() else float(values.mean())
+
+
+def draws_std(values: np.ndarray) -> float:
+    """The sample std (ddof=1) over draws; 0 exactly for draws that are all equal."""
+    return 0.0 if (values == values[0]).all() else float(values.std(ddof=1))
+
+
 def t_interval(values: np.ndarray) -> list[float] | None:
-    """The 95% t-interval of the mean of `values` (None for a single value)."""
+    """The 95% t-interval of the mean of `values` (None for a single value), within [0, 1], the range of every
+    metric it bounds (a share of clips or classes: t's symmetric interval of a mean near 1 would pass it)."""
     if len(values) < 2:
         return None
-    half = student_t.ppf(T_LEVEL, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return [float(values.mean() - half), float(values.mean() + half)]
+    mean, half = draws_mean(values), student_t.ppf(T_LEVEL, len(values) - 1) * draws_std(values) / np.sqrt(len(values))
+    return [float(max(mean - half, 0.0)), float(min(mean + half, 1.0))]
 
 
 def over_repeats(per_repeat: pd.DataFrame) -> dict[str, dict]:
@@ -113,10 +131,20 @@ def over_repeats(per_repeat: pd.DataFrame) -> dict[str, dict]:
         summary[name] = {}
         for metric in INTERVAL_METRICS:
             values = rows[metric].to_numpy(dtype=float)
-            summary[name] |= {metric: float(values.mean()),
-                              f"{metric}_std": float(values.std(ddof=1)) if len(values) > 1 else None,
+            summary[name] |= {metric: draws_mean(values),
+                              f"{metric}_std": draws_std(values) if len(values) > 1 else None,
                               f"{metric}_ci95": t_interval(values)}
     return summary
+
+
+def identical_draws_warning(scores: dict[str, np.ndarray], repeats: int) -> str | None:
+    """A warning when every draw of every classifier scored the test clips alike (text_init with 0 shots, say):
+    the repeats measured one classifier `repeats` times, and the spread over them says nothing."""
+    if repeats < 2 or not all((draws == draws[:1]).all() for draws in scores.values()):
+        return None
+    return (f"the {repeats} draws are all identical (their spread is 0): nothing was drawn that differs between "
+            "them (protocol.shots=0?), so the interval over the draws says nothing of the test clips; "
+            "protocol.repeats=1 gives the same figures")
 
 
 def per_repeat_table(y_true: np.ndarray, scores: dict[str, np.ndarray], n_classes: int) -> pd.DataFrame:
@@ -131,8 +159,10 @@ def per_repeat_table(y_true: np.ndarray, scores: dict[str, np.ndarray], n_classe
 
 def with_spread(per_repeat: pd.DataFrame) -> pd.DataFrame:
     """per_repeat.csv: every draw, then per classifier rows `mean` and `std` (ddof=1) of its draws."""
-    spread = [{"repeat": statistic, "classifier": name, **getattr(rows[list(INTERVAL_METRICS)], statistic)()}
-              for name, rows in per_repeat.groupby("classifier", sort=False) for statistic in ("mean", "std")]
+    spread = [{"repeat": label, "classifier": name,
+               **{metric: statistic(rows[metric].to_numpy(dtype=float)) for metric in INTERVAL_METRICS}}
+              for name, rows in per_repeat.groupby("classifier", sort=False)
+              for label, statistic in (("mean", draws_mean), ("std", draws_std))]
     return pd.concat([per_repeat, pd.DataFrame(spread)], ignore_index=True)
 
 
@@ -194,20 +224,22 @@ class FewShotTask(ProbeTask):
                 if protocol.text_init else None)
         scores = {name: np.zeros((protocol.repeats, len(item_ids), n_classes))
                   for name in trained_classifiers(protocol)}
-        training = Training()
+        training, drawn_tables = Training(), []
         for repeat in range(protocol.repeats):
             for index, fold in enumerate(sides.folds):
                 train, test = sides.masks(fold, test_fold, item_ids)
                 drawn = shots_of_fold(targets, train, n_classes, protocol.shots, fold,
                                       np.random.default_rng([protocol.seed, repeat, index]))
+                drawn_tables.append(drawn_table(repeat, fold, drawn, evaluated.items, targets, class_names))
                 fold_scores = self.classify(family, features, targets, n_classes, drawn, test, audio, text, protocol,
                                             training)
                 for name, values in fold_scores.items():
                     scores[name][repeat, test] = values
         training.warn(protocol.max_iter)
         tested = pd.notna(test_fold)
-        return self.measure(context, evaluated, sides, tested, {name: draws[:, tested] for name, draws in
-                                                                scores.items()}, features)
+        measured = self.measure(context, evaluated, sides, tested, {name: draws[:, tested] for name, draws in
+                                                                    scores.items()}, features)
+        return replace(measured, tables=measured.tables | {"draws": pd.concat(drawn_tables, ignore_index=True)})
 
     def classify(self, family: Family, features: np.ndarray, targets: np.ndarray, n_classes: int, drawn: np.ndarray,
                  test: np.ndarray, audio: list[torch.Tensor], text: torch.Tensor | None, protocol: DictConfig,
@@ -236,23 +268,29 @@ class FewShotTask(ProbeTask):
         items = evaluated.items[tested].reset_index(drop=True)
         per_repeat = per_repeat_table(class_indices(items, class_names), scores, len(class_names))
         classifiers = over_repeats(per_repeat)
+        identical = identical_draws_warning(scores, protocol.repeats)
+        if identical:
+            print(f"zsa-eval: warning: {identical}", file=sys.stderr)
         draw = scores[headline][0]  # what ranks; for sigmoid scores their logits (family_ranking)
         first = classification_results(items, class_names, expit(draw) if kinds[headline] == "sigmoid" else draw,
                                        kinds[headline], None, context.cfg.seed,
                                        ranking=draw if kinds[headline] == "sigmoid" else None)
         kept = self.kept_files(context, evaluated, features)
+        first_scores = scores_table(items, class_names, kinds[headline], expit(draw) if kinds[headline] == "sigmoid"
+                                    else draw, draw if kinds[headline] == "sigmoid" else None)
         metrics = ({key: value for key, value in first.metrics.items() if key != "bootstrap"} | classifiers[headline]
                    | self.run_fields(context, sides, tested)
                    | {"shots": protocol.shots, "repeats": protocol.repeats, "classifier": headline,
                       "classifiers": classifiers, "score_kind": kinds[headline],
                       "score_kind_description": SCORE_DESCRIPTIONS[headline],
                       "interval": "95% t-interval of the mean over the repeats (each metric's <name>_ci95)",
-                      "predictions_from": f"repeat 0 of {headline}"})
+                      "predictions_from": f"repeat 0 of {headline}",
+                      "identical_draws": identical is not None})
         if protocol.text_init:
             metrics |= {"template": context.cfg.template.name, "prompts": context.prompts,
                         "prompts_hash": prompts_hash(context.prompts)}
         return TaskResults(metrics, first.tables | {"per_repeat": with_spread(per_repeat)} | kept.tables,
-                           first.figures, kept.arrays)
+                           first.figures, kept.arrays, parquet={"scores.parquet": first_scores})
 
     def protocol_label(self, metrics: dict) -> str:
         """few_shot, its shots, repeats and headline classifier (with text_prototype, its weight)."""
@@ -278,6 +316,16 @@ SCORE_DESCRIPTIONS = {
     PROTOTYPE: "cosine similarity of the clip's embedding to each class's shot prototype",
     TEXT_PROTOTYPE: "the family's scores (softmax or sigmoid of its logits) against the text-initialized prototypes",
 }
+
+
+def drawn_table(repeat: int, fold, drawn: np.ndarray, items: pd.DataFrame, targets: np.ndarray,
+                class_names: list[str]) -> pd.DataFrame:
+    """draws.csv's rows for one draw: the repeat, the test fold it trained for, and each clip drawn (its class and
+    id, in draw order within the class)."""
+    return pd.DataFrame({"repeat": repeat, "test_fold": fold,
+                         "class": np.asarray(class_names, dtype=object)[targets[drawn]],
+                         "item_id": items["item_id"].to_numpy(dtype=object)[drawn]},
+                        columns=["repeat", "test_fold", "class", "item_id"])
 
 
 def shots_of_fold(targets: np.ndarray, train: np.ndarray, n_classes: int, shots: int, fold,

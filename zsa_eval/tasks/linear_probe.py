@@ -19,7 +19,8 @@ from zsa_eval.tasks import Evaluated, RunContext, TaskResults, classification, c
 from zsa_eval.tasks.classification import class_indices, classification_results
 from zsa_eval.tasks.labels import scores_table
 from zsa_eval.tasks.probing import (ProbeTask, Sides, Training, class_columns, fit_with_chosen_c, fold_spread,
-                                    inner_splits, per_fold_scores, probe_sides, standardized_logistic_regression)
+                                    inner_splits, per_fold_scores, probe_sides, recordings,
+                                    standardized_logistic_regression)
 from zsa_eval.tasks.tagging import label_matrix, per_class_table, quiet_nanmean, tagging_results
 
 
@@ -86,6 +87,7 @@ class LinearProbeTask(ProbeTask):
         n_classes = len(class_names)
         scores = np.zeros((len(items), n_classes))
         official = items["fold"].to_numpy(dtype=object)
+        recorded = recordings(items)
         rows = []
         for fold in sides.folds:
             train, test = sides.masks(fold, test_fold, items["item_id"].to_numpy(dtype=object))
@@ -94,7 +96,8 @@ class LinearProbeTask(ProbeTask):
                                 "a probe needs two or more; select more classes or folds")
             training.note_untrained(fold, targets[train], class_names)
             splits = (inner_splits(targets[train], official[train], protocol.inner_folds, protocol.seed,
-                                   self.stratified) if len(protocol.c_grid) > 1 else [])
+                                   self.stratified, None if recorded is None else recorded[train])
+                      if len(protocol.c_grid) > 1 else [])
             model, c = training(fit_with_chosen_c, self.model(protocol), features[train], targets[train],
                                 list(protocol.c_grid), splits, self.score)
             scores[test] = self.test_scores(model, features[test], n_classes)

@@ -32,7 +32,8 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, train_test_split
+from sklearn.model_selection import (GroupKFold, GroupShuffleSplit, KFold, StratifiedGroupKFold, StratifiedKFold,
+                                     train_test_split)
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -97,17 +98,30 @@ def official_folds(dataset: AudioDataset, protocol: str) -> Sides:
                   "description": f"{len(distinct)} official folds"})
 
 
+def recordings(items: pd.DataFrame) -> np.ndarray | None:
+    """Each item's recording (dataset.group_column; an item without one is its own), or None when the dataset names
+    none."""
+    if "group" not in items or items["group"].isna().all():
+        return None
+    return items["group"].where(items["group"].notna(), "item:" + items["item_id"].astype(str)).to_numpy(dtype=str)
+
+
 def seeded_split(dataset: AudioDataset, protocol: str, fraction: float | None, seed: int, stratified: bool) -> Sides:
     """One test fold: `fraction` of each class (of the items, when not `stratified`), drawn with `seed` from the
-    items in item-id order (so the split does not depend on the order a loader lists them in)."""
+    items in item-id order (so the split does not depend on the order a loader lists them in); a dataset that names
+    its items' recordings keeps each recording's clips on one side (about `fraction` tested)."""
     if fraction is None:
         raise UserError(f"dataset={dataset.name} has no folds and protocol.split_fraction is null: set "
                         f"protocol.split_fraction=0.2 (a seeded split, 20% of each class tested), or choose a dataset "
                         f"with folds for protocol={protocol}")
     order = np.argsort(dataset.items["item_id"].to_numpy(dtype=str), kind="stable")
     labels = dataset.items["label"].to_numpy()[order] if stratified else None
+    groups = recordings(dataset.items)
     try:
-        _, tested = train_test_split(order, test_size=fraction, random_state=seed, stratify=labels)
+        if groups is None:
+            _, tested = train_test_split(order, test_size=fraction, random_state=seed, stratify=labels)
+        else:
+            tested = order[grouped_test_rows(labels, groups[order], fraction, seed)]
     except ValueError as error:
         raise UserError(f"protocol.split_fraction={fraction} cannot split the {len(order)} items of dataset="
                         f"{dataset.name} ({str(error).splitlines()[0]}): use more clips of each class, or another "
@@ -115,10 +129,39 @@ def seeded_split(dataset: AudioDataset, protocol: str, fraction: float | None, s
     test_fold = np.full(len(order), None, dtype=object)
     test_fold[tested] = SPLIT_FOLD
     share = "of each class " if stratified else ""
+    kept = {} if groups is None else {"recordings_kept_whole": True}
+    whole = "" if groups is None else ", recordings kept whole"
     return Sides(test_fold, [SPLIT_FOLD],
-                 {"kind": "seeded split", "test_fraction": fraction, "seed": seed, "stratified": stratified,
+                 {"kind": "seeded split", "test_fraction": fraction, "seed": seed, "stratified": stratified, **kept,
                   "n_test": len(tested), "n_train": len(order) - len(tested),
-                  "description": f"a seeded split ({fraction:.0%} {share}tested, seed {seed})"})
+                  "description": f"a seeded split ({fraction:.0%} {share}tested{whole}, seed {seed})"})
+
+
+def grouped_test_rows(labels: np.ndarray | None, groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """The rows of one seeded test side that takes whole groups: a share near `fraction` of the groups, of each
+    class where `labels` are given (the first of round(1 / fraction) stratified group folds)."""
+    if labels is None:
+        splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+        return next(splitter.split(groups, groups=groups))[1]
+    folds = max(2, round(1 / fraction))
+    return next(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(groups, labels, groups))[1]
+
+
+def recordings_across_folds(items: pd.DataFrame) -> list[str]:
+    """Warnings for recordings (dataset.group_column) whose clips lie in more than one official fold: a probe
+    trained on one of those folds has heard the recording when it tests the other."""
+    groups = recordings(items)
+    if groups is None or items["fold"].isna().all():
+        return []
+    folds = pd.DataFrame({"group": groups, "fold": items["fold"].astype(str)}).groupby("group")["fold"].unique()
+    spanning = folds[folds.map(len) > 1]
+    if spanning.empty:
+        return []
+    shown = ", ".join(f"{name!r} (folds {', '.join(sorted(values))})" for name, values in spanning.head(3).items())
+    return [f"{len(spanning)} recording(s) of this selection have clips in more than one official fold ({shown}"
+            f"{', ...' if len(spanning) > 3 else ''}): a probe trained on one of those folds has heard them when it "
+            "tests the other, so its figures are optimistic; fix the folds (dataset.fold_column) or keep a fold "
+            "per recording (dataset.folds)"]
 
 
 def probe_sides(dataset: AudioDataset, protocol: DictConfig, stratified: bool) -> Sides:
@@ -136,20 +179,26 @@ def standardized_logistic_regression(c: float, max_iter: int, seed: int, one_vs_
     return make_pipeline(StandardScaler(), OneVsRestClassifier(regression) if one_vs_rest else regression)
 
 
-def inner_splits(targets: np.ndarray, groups: np.ndarray, n_folds: int, seed: int,
-                 stratified: bool) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The cross-validation inside a training side that chooses C: whole official folds grouped into `n_folds`
-    (or fewer, one fold per group) when it holds two or more, so that clips of one recording never straddle it;
-    else `n_folds` seeded folds, stratified by class (as many as the smallest class allows)."""
+def inner_splits(targets: np.ndarray, groups: np.ndarray, n_folds: int, seed: int, stratified: bool,
+                 recorded: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The cross-validation inside a training side that chooses C: whole official folds (`groups`) grouped into
+    `n_folds` (or fewer, one fold per group) when it holds two or more, so that clips of one recording never
+    straddle it; else `n_folds` seeded folds, stratified by class (as many as the smallest class allows), each
+    recording's clips in one of them when the items' recordings are known (`recorded`)."""
     distinct = pd.unique(groups[pd.notna(groups)]) if groups is not None else []
     if len(distinct) >= 2:
         return list(GroupKFold(n_splits=min(n_folds, len(distinct))).split(targets, groups=groups))
     if not stratified:
+        if recorded is not None:
+            return list(GroupKFold(n_splits=min(n_folds, len(np.unique(recorded)))).split(targets, groups=recorded))
         return list(KFold(n_folds, shuffle=True, random_state=seed).split(targets))
     smallest = int(np.bincount(targets)[np.unique(targets)].min())
     if smallest < 2:
         raise UserError("a class has a single clip on a training side, too few to cross-validate C: give "
                         "protocol.c_grid a single value (no cross-validation), or use more clips of each class")
+    if recorded is not None:
+        return list(StratifiedGroupKFold(min(n_folds, smallest), shuffle=True, random_state=seed)
+                    .split(targets, targets, recorded))
     return list(StratifiedKFold(min(n_folds, smallest), shuffle=True, random_state=seed).split(targets, targets))
 
 
@@ -300,8 +349,11 @@ class ProbeTask(Task):
         return None
 
     def identity(self, base: dict, cfg: DictConfig) -> dict:
-        """The common identity and the protocol with its settings (no template: nothing is prompted)."""
-        return {**base, "protocol": protocol_settings(cfg.protocol)}
+        """The common identity and the protocol with its settings (no template: nothing is prompted), and the
+        recordings column that keeps clips together, when the dataset names one."""
+        group_column = cfg.dataset.get("group_column")
+        return {**base, "protocol": protocol_settings(cfg.protocol),
+                **({"group_column": group_column} if group_column else {})}
 
     def sides(self, dataset: AudioDataset) -> Sides:
         return probe_sides(dataset, self.settings, self.stratified)
@@ -313,10 +365,11 @@ class ProbeTask(Task):
         item_ids = dataset.items["item_id"].to_numpy(dtype=object)
         for fold in sides.folds:
             sides.masks(fold, sides.test_fold, item_ids)
+        warnings = recordings_across_folds(dataset.items) if dataset.has_folds else []
         empty = classes_without_items(dataset)
         if not empty:
-            return []
-        return [f"{len(empty)} of the {len(dataset.class_names)} candidate classes have no clips in this selection "
+            return warnings
+        return warnings + [f"{len(empty)} of the {len(dataset.class_names)} candidate classes have no clips in this selection "
                 f"({', '.join(map(repr, empty[:5]))}{', ...' if len(empty) > 5 else ''}): no probe learns them, so "
                 "they are never predicted (metrics.json: classes_without_items)"]
 
