@@ -246,5 +246,8 @@ def test_the_summary_line_shows_top_k_only_below_the_class_count():
     assert format_summary(CLASSIFICATION_SUMMARY, 12.0) == (
         "esc50 | clap | auto: accuracy 0.9000 [0.8500, 0.9500] (top-5 0.9900, balanced 0.8900, macro F1 0.8800) on "
         "400 of 400 clips in 12.0 s (4.0 s scoring, 100.0 clips/s encoded, 0 from the cache) -> results/run")
+    resumed = format_summary(CLASSIFICATION_SUMMARY | {"resumed_items": 150, "n_items": 1, "n_evaluated": 1}, 12.0)
+    assert resumed.endswith("on 1 of 1 clip in 12.0 s (4.0 s scoring, 100.0 clips/s encoded, 0 from the cache, 150 "
+                            "restored from the interrupted run) -> results/run")
     five = CLASSIFICATION_SUMMARY | {"n_classes": 5, "top_k_accuracy": 1.0}
     assert "(balanced 0.8900, macro F1 0.8800)" in format_summary(five, 12.0) and "top-" not in format_summary(five, 1)

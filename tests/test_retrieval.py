@@ -428,7 +428,7 @@ def test_summary_line_names_both_directions():
     assert retrieval_summary(metrics, 9.0) == (
         "clotho | clap | retrieval: T2A R@1 0.2500 [0.1000, 0.4000] R@5 0.5000 R@10 1.0000 mAP@10 0.4000; "
         "A2T R@1 0.2500 [0.0000, 0.5000] R@5 0.5000 R@10 1.0000 mAP@10 0.4000 on 3 of 4 clips (15 captions), "
-        "1 skipped (see errors.csv) in 9.0 s (2.0 s scoring, 0 from the cache) -> out")
+        "1 skipped (see errors.csv) in 9.0 s (2.0 s scoring, nothing encoded, 0 from the cache) -> out")
     assert "mAP@10 0.4000 on 3 of 4 clips (15 captions) in 9.0 s" in retrieval_summary({**metrics, "n_skipped": 0}, 9.0)
 
 

@@ -134,7 +134,8 @@ def summary_facts(metrics: dict) -> list[tuple[str, str]]:
         ("identity hash", metrics.get("identity_hash")),
         ("started, finished", ", ".join(str(metrics[key]) for key in ("started_at", "finished_at")
                                         if metrics.get(key))),
-        ("elapsed", f"{metrics['elapsed_s']} s" if metrics.get("elapsed_s") is not None else None),
+        ("elapsed", f"{metrics['elapsed_s']} s from the run's start (the summary line's time also counts the "
+                    "process start-up: imports, config)" if metrics.get("elapsed_s") is not None else None),
         ("run directory", metrics.get("output_dir")),
     ]
     return [(name, str(value)) for name, value in facts if value not in (None, "")]

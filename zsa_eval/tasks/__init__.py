@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 from zsa_eval.data import Selection
 from zsa_eval.engine import embed_clips
 from zsa_eval.errors import UserError
+from zsa_eval.long_audio import summary_note
 
 if TYPE_CHECKING:
     from zsa_eval.cache import EmbeddingCache
@@ -152,6 +153,29 @@ class Mistakes:
 
     description: str
     items: list[Mistake]
+
+
+def counted(n: int, noun: str) -> str:
+    """`1 clip`, `40 clips`."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def skipped_note(metrics: dict) -> str:
+    """The summary line's word on skipped items (nothing when none was)."""
+    return f", {metrics['n_skipped']} skipped (see errors.csv)" if metrics["n_skipped"] else ""
+
+
+def timing_note(metrics: dict, wall_s: float, stage: str = "scoring") -> str:
+    """The end of a summary line: how long clips were heard, the wall time since the process started (imports,
+    config and model load included: metrics.json's elapsed_s counts from the run's own start), the time `stage`
+    took, the encoder's speed, what came from the cache and what an interrupted run had finished, and where the
+    results are."""
+    speed = (f"{metrics['encoded_clips_per_s']} clips/s encoded" if metrics.get("encoded_clips_per_s") is not None
+             else "nothing encoded")
+    resumed = (f", {metrics['resumed_items']} restored from the interrupted run" if metrics.get("resumed_items")
+               else "")
+    return (f"{summary_note(metrics.get('long_audio'))} in {wall_s:.1f} s ({metrics['scoring_s']:.1f} s {stage}, "
+            f"{speed}, {metrics['cache_hits']} from the cache{resumed}) -> {metrics['output_dir']}")
 
 
 def worst_first(table: pd.DataFrame, by: str, group: str, per_group: int, total: int) -> pd.DataFrame:

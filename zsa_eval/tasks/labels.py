@@ -18,11 +18,10 @@ from zsa_eval.answers import check_instruction
 from zsa_eval.data import AudioDataset, Selection, candidate_labels
 from zsa_eval.engine import check_engine_settings, score_clips, text_embeddings
 from zsa_eval.errors import UserError
-from zsa_eval.long_audio import summary_note
 from zsa_eval.models import LoadedModel
 from zsa_eval.provenance import prompts_hash
 from zsa_eval.report.embeddings import EMBEDDINGS_DIR
-from zsa_eval.tasks import Evaluated, LoggedBatch, RunContext, Task, TaskResults
+from zsa_eval.tasks import Evaluated, LoggedBatch, RunContext, Task, TaskResults, counted, skipped_note, timing_note
 
 TOP_K = 5
 SCORE_COLUMNS = {"softmax": "prob", "sigmoid": "sigmoid", "answer": "answer",  # scores.parquet prefix per score kind
@@ -209,20 +208,13 @@ class LabelTask(Task):
         """The run's main figures, for the summary line."""
 
     def summary_line(self, metrics: dict, wall_s: float) -> str:
-        skipped = f", {metrics['n_skipped']} skipped (see errors.csv)" if metrics["n_skipped"] else ""
         excluded = (f", {metrics['n_excluded']} excluded (no label among the classes)"
                     if metrics["n_excluded"] else "")
         unmatched = (f", {metrics['n_unmatched']} answers matched no class (unmatched.csv)"
                      if metrics.get("n_unmatched") else "")
-        speed = (f"{metrics['encoded_clips_per_s']} clips/s encoded" if metrics["encoded_clips_per_s"] is not None
-                 else "nothing encoded")
-        return (
-            f"{metrics['dataset']} | {metrics['model']} | {metrics['template']}: {self.headline(metrics)} "
-            f"on {metrics['n_evaluated']} of {metrics['n_items']} clips{skipped}{excluded}{unmatched}"
-            f"{summary_note(metrics.get('long_audio'))} in {wall_s:.1f} s "
-            f"({metrics['scoring_s']:.1f} s scoring, {speed}, {metrics['cache_hits']} from the cache) "
-            f"-> {metrics['output_dir']}"
-        )
+        return (f"{metrics['dataset']} | {metrics['model']} | {metrics['template']}: {self.headline(metrics)} "
+                f"on {metrics['n_evaluated']} of {counted(metrics['n_items'], 'clip')}{skipped_note(metrics)}{excluded}"
+                f"{unmatched}{timing_note(metrics, wall_s)}")
 
 
 def scores_table(items: pd.DataFrame, class_names: list[str], score_kind: str, probabilities: np.ndarray,

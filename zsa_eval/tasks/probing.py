@@ -41,11 +41,10 @@ from threadpoolctl import threadpool_limits
 
 from zsa_eval.data import AudioDataset, candidate_labels
 from zsa_eval.errors import UserError
-from zsa_eval.long_audio import summary_note
 from zsa_eval.models import LoadedModel
 from zsa_eval.report.embeddings import EMBEDDINGS_DIR
-from zsa_eval.tasks import (Evaluated, LoggedBatch, MetricSpec, Mistakes, RunContext, Task, TaskResults,
-                            embedding_batches)
+from zsa_eval.tasks import (Evaluated, LoggedBatch, MetricSpec, Mistakes, RunContext, Task, TaskResults, counted,
+                            embedding_batches, skipped_note, timing_note)
 from zsa_eval.tasks.labels import classes_without_items
 
 SPLIT_FOLD = "test"  # the test fold of a dataset without folds (its training side has none)
@@ -430,12 +429,7 @@ class ProbeTask(Task):
         return self.measured_as.headline(metrics)
 
     def summary_line(self, metrics: dict, wall_s: float) -> str:
-        skipped = f", {metrics['n_skipped']} skipped (see errors.csv)" if metrics["n_skipped"] else ""
-        speed = (f"{metrics['encoded_clips_per_s']} clips/s encoded" if metrics["encoded_clips_per_s"] is not None
-                 else "nothing encoded")
         return (f"{metrics['dataset']} | {metrics['model']} | {metrics['protocol_label']} on "
                 f"{metrics['split']['description']}: {self.headline(metrics)}, tested on {metrics['n_tested']} of "
-                f"{metrics['n_evaluated']} clips ({metrics['n_items']} selected){skipped}"
-                f"{summary_note(metrics.get('long_audio'))} in {wall_s:.1f} s "
-                f"({metrics['scoring_s']:.1f} s embedding, {speed}, {metrics['cache_hits']} from the cache) "
-                f"-> {metrics['output_dir']}")
+                f"{counted(metrics['n_evaluated'], 'clip')} ({metrics['n_items']} selected){skipped_note(metrics)}"
+                f"{timing_note(metrics, wall_s, 'embedding')}")

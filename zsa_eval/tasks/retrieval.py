@@ -22,7 +22,6 @@ from omegaconf import DictConfig
 
 from zsa_eval.engine import caption_embeddings
 from zsa_eval.errors import UserError
-from zsa_eval.long_audio import summary_note
 from zsa_eval.models import LoadedModel
 from zsa_eval.plots import recall_at_k_png
 from zsa_eval.provenance import short_hash
@@ -38,7 +37,10 @@ from zsa_eval.tasks import (
     Task,
     TaskResults,
     clip_features,
+    counted,
     embedding_batches,
+    skipped_note,
+    timing_note,
     worst_first,
 )
 from zsa_eval.tasks.comparing import Comparison, bootstrap_record, legend, paired_deltas
@@ -195,11 +197,10 @@ def retrieval_summary(metrics: dict, wall_s: float) -> str:
                 f"R@5 {metrics[f'{prefix}_recall_at_5']:.4f} R@10 {metrics[f'{prefix}_recall_at_10']:.4f} "
                 f"mAP@10 {metrics[f'{prefix}_map_at_10']:.4f}")
 
-    skipped = f", {metrics['n_skipped']} skipped (see errors.csv)" if metrics["n_skipped"] else ""
     return (f"{metrics['dataset']} | {metrics['model']} | retrieval: {direction('t2a')}; {direction('a2t')} "
-            f"on {metrics['n_evaluated']} of {metrics['n_items']} clips ({metrics['n_captions_evaluated']} captions)"
-            f"{skipped}{summary_note(metrics.get('long_audio'))} in {wall_s:.1f} s ({metrics['scoring_s']:.1f} s scoring, {metrics['cache_hits']} from the "
-            f"cache) -> {metrics['output_dir']}")
+            f"on {metrics['n_evaluated']} of {counted(metrics['n_items'], 'clip')} "
+            f"({counted(metrics['n_captions_evaluated'], 'caption')}){skipped_note(metrics)}"
+            f"{timing_note(metrics, wall_s)}")
 
 
 RECALL_PLOT_MAX_K = 50
