@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from conftest import run_cli
 from zsa_eval.config import checked_references
 from zsa_eval.errors import UserError
+from zsa_eval.laion_checkpoint import LAION_FILES, LAION_HUB_REPO
 from zsa_eval.report.__main__ import main as report_main
 from zsa_eval.report.gate import reference_failures
 from zsa_eval.report.leaderboard import collect_runs, leaderboard, leaderboard_markdown
@@ -57,7 +58,8 @@ def write_job(conf: Path, reference_id: str, dataset: str = "tiny_refs", folds: 
 # --- the catalog -----------------------------------------------------------------------------------------------------
 
 def catalog_models() -> dict[str, str]:
-    """conf/model/: checkpoint (name_or_path) -> option name, for the catalog's hub checkpoints."""
+    """conf/model/: checkpoint (name_or_path) -> option name, for the catalog's checkpoints: hub ids, and LAION's
+    laion_clap .pt files (lukewys/laion_clap/FILE.pt)."""
     models = {}
     for path in (CONF / "model").glob("*.yaml"):
         checkpoint = yaml.safe_load(path.read_text()).get("name_or_path")
@@ -79,6 +81,24 @@ def test_every_catalog_reference_is_well_formed_for_a_catalog_checkpoint_and_a_m
         task = OmegaConf.load(CONF / "dataset" / f"{entry.dataset}.yaml").get("task", "classification")
         assert metric in {spec.name for spec in TASKS[task].metrics}, entry.reference["id"]
         assert entry.reference["source"] and entry.reference["protocol"]
+
+
+def test_a_reproducible_figure_measured_on_a_laion_pt_file_names_that_file():
+    """A figure LAION measured on one of its laion_clap .pt files (its note names the file) is entered for that file,
+    which a conf/model preset loads (lukewys/laion_clap/FILE.pt), so reference=<id> runs the weights it was measured
+    on, not a Hub conversion believed to be theirs."""
+    models = catalog_models()
+    pt_presets = {checkpoint: option for checkpoint, option in models.items() if checkpoint.endswith(".pt")}
+    assert set(pt_presets) == {f"{LAION_HUB_REPO}/{file}" for file in LAION_FILES}
+    measured_on_pt = 0
+    for entry in catalog_references([CONF]):
+        reference = entry.reference
+        named = [file for file in LAION_FILES if file in reference.get("note", "")]
+        if reference.get("unsupported") or reference["weights"] != "original" or not named:
+            continue
+        assert reference["checkpoint"] == f"{LAION_HUB_REPO}/{named[0]}", reference["id"]
+        measured_on_pt += 1
+    assert measured_on_pt == 2  # LAION's README: ESC-50 fold 1, fused and unfused
 
 
 READ_AT = {  # each source repository at the commit its figures were read at: on its main branch, the figures current

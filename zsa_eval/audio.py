@@ -80,11 +80,17 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
     return samples.mean(axis=1, dtype=np.float32) if samples.ndim == 2 else samples.astype(np.float32)
 
 
-def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """Resample a mono signal with soxr's high-quality filter (a no-op when the rates match)."""
+def resample(samples: np.ndarray, source_rate: int, target_rate: int, librosa_length: bool = False) -> np.ndarray:
+    """Resample a mono signal with soxr's high-quality filter (a no-op when the rates match). `librosa_length`: to
+    the length librosa.load gives (ceil(n * target/source) in floating point, zero-padded: 240,001 samples for 5 s
+    at 44.1 kHz) instead of soxr's exact one."""
     if source_rate == target_rate:
         return samples
-    return soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32)
+    resampled = soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32)
+    if not librosa_length:
+        return resampled
+    length = int(np.ceil(len(samples) * (float(target_rate) / source_rate)))
+    return np.pad(resampled, (0, max(0, length - len(resampled))))[:length]
 
 
 def check_waveform(samples: np.ndarray) -> np.ndarray:
@@ -96,10 +102,10 @@ def check_waveform(samples: np.ndarray) -> np.ndarray:
     return samples
 
 
-def load_clip(source: AudioSource, target_rate: int) -> np.ndarray:
-    """Decode a clip and return it mono, at `target_rate`, as float32."""
+def load_clip(source: AudioSource, target_rate: int, librosa_length: bool = False) -> np.ndarray:
+    """Decode a clip and return it mono, at `target_rate`, as float32 (`librosa_length`: see resample)."""
     samples, source_rate = decode(source)
-    return resample(check_waveform(to_mono(samples)), source_rate, target_rate)
+    return resample(check_waveform(to_mono(samples)), source_rate, target_rate, librosa_length)
 
 
 def int16_round_trip(samples: np.ndarray) -> np.ndarray:

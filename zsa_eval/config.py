@@ -208,6 +208,8 @@ class ModelConfig:
     label_batch_size: int = key(at_least(1), required=False)
     short_clip_fusion: str = key(one_of("auto", "laion", "transformers"), required=False)  # fused CLAP
     int16_roundtrip: bool = key(required=False)  # CLAP: quantize clips as laion_clap's loader does
+    laion_loader_length: bool = key(required=False)  # CLAP: resample to librosa.load's length, as laion_clap's loader
+    tokenizer: Optional[str] = key(required=False)  # CLAP, laion_clap .pt files: the text tokenizer (hub id or folder)
     prompts: Optional[List[str]] = key(required=False)  # the answer form template=auto prefers for this model
 
 
@@ -350,7 +352,8 @@ AUDIO_LANGUAGE_MODELS = ("audio language models", "model=qwen2_audio, audioflami
 CLAP = ("CLAP models", "model=clap, clap_unfused, clap_larger_general, ..., tiny_random")
 FAMILY_KEYS = {"max_seconds": PE_AUDIO, "frame_pooling": PE_AUDIO, "scoring": AUDIO_LANGUAGE_MODELS,  # model keys
                "max_new_tokens": AUDIO_LANGUAGE_MODELS, "label_batch_size": AUDIO_LANGUAGE_MODELS,  # of one family
-               "short_clip_fusion": CLAP, "int16_roundtrip": CLAP}
+               "short_clip_fusion": CLAP, "int16_roundtrip": CLAP,
+               "laion_loader_length": CLAP, "tokenizer": CLAP}
 
 
 def no_classes_in_retrieval(name: str, key: str) -> UserError:

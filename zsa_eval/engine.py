@@ -72,13 +72,15 @@ class ClipDataset(Dataset):
 
     def __init__(self, clips: Sequence[AudioSource], item_ids: Sequence[str], sampling_rate: int, seed: int,
                  long_audio: LongAudio, prepare: Callable[[np.ndarray, int], Inputs] | None = None,
-                 cache: EmbeddingCache | None = None):
+                 cache: EmbeddingCache | None = None, decode_options: dict | None = None):
+        """`decode_options`: keyword arguments of load_clip (the family's decode_options)."""
         self.clips = clips
         self.seeds = [clip_seed(seed, item_id) for item_id in item_ids]
         self.sampling_rate = sampling_rate
         self.long_audio = long_audio
         self.prepare = prepare
         self.cache = cache
+        self.decode_options = decode_options or {}
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -99,7 +101,7 @@ class ClipDataset(Dataset):
             if cached is not None:
                 return {"index": index, "embedding": cached.embedding,
                         "windowing": self.long_audio.split(cached.samples)}
-            waveform = load_clip(encoded, self.sampling_rate)
+            waveform = load_clip(encoded, self.sampling_rate, **self.decode_options)
         except BadAudio as error:
             return {"index": index, "error": (error.reason, error.detail)}
         clip = {"index": index, "seed": seed, "cache_key": key, "windowing": self.long_audio.split(len(waveform))}
@@ -239,7 +241,7 @@ def embed_loader(loaded: LoadedModel, clips: Sequence[AudioSource], item_ids: Se
     on_device = featurizer == "device" or (featurizer == "auto" and loaded.device.type == "cuda")
     prepare = family.preparer(loaded.device if on_device else torch.device("cpu"))
     dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed, long_audio, None if on_device else prepare,
-                          cache)
+                          cache, family.decode_options())
     return clip_loader(dataset, batch_size, num_workers), prepare
 
 
@@ -373,7 +375,8 @@ def score_clips(
     check_family_policy(loaded.family, long_audio.policy)
     if loaded.family.kind == "scoring":
         prepare = loaded.family.preparer(filled_instruction(instruction, candidate_labels))
-        dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed, long_audio, prepare)
+        dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed, long_audio, prepare,
+                              decode_options=loaded.family.decode_options())
         batches = scoring_batches(loaded.family, clip_loader(dataset, batch_size, num_workers), candidate_labels,
                                   prompts)
     elif engine == "embed":
@@ -382,7 +385,8 @@ def score_clips(
         batches = embed_batches(loaded.family, loader, text_embeddings(loaded, candidate_labels, prompts), cache,
                                 prepare, batch_size)
     else:
-        dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed, long_audio)
+        dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed, long_audio,
+                              decode_options=loaded.family.decode_options())
         batches = pipeline_batches(loaded, clip_loader(dataset, batch_size, num_workers), candidate_labels,
                                    prompts[0])
     stage = "score" if loaded.family.kind == "scoring" else engine

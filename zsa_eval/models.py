@@ -12,6 +12,7 @@ import torch
 from zsa_eval.errors import UserError
 from zsa_eval.families import ModelFamily
 from zsa_eval.hub import cache_only_unless_reachable, offline_mode
+from zsa_eval.laion_checkpoint import is_laion_checkpoint
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -134,12 +135,15 @@ def load_model(
     label_batch_size: int | None = None,
     short_clip_fusion: str | None = None,
     int16_roundtrip: bool = False,
+    laion_loader_length: bool = False,
+    tokenizer: str | None = None,
 ) -> LoadedModel:
     """Load processor and model (eval mode) on `device` in `precision`, through the family its config.json names.
     `max_seconds` and `frame_pooling` are PE-Audio settings (zsa_eval/families/pe_audio.py); `scoring`,
     `max_new_tokens` and `label_batch_size` audio language model settings (zsa_eval/families/alm.py);
-    `short_clip_fusion` and `int16_roundtrip` CLAP settings (zsa_eval/families/clap.py); other families ignore
-    them."""
+    `short_clip_fusion`, `int16_roundtrip`, `laion_loader_length` and `tokenizer` (a laion_clap `.pt` file's text
+    tokenizer) CLAP settings (zsa_eval/families/clap.py); other families ignore them. A laion_clap `.pt` file (a
+    path, or OWNER/REPO/FILE.pt on the Hub) is a CLAP checkpoint, converted on load."""
     from transformers import PretrainedConfig
     from transformers.utils import logging as transformers_logging
 
@@ -153,12 +157,13 @@ def load_model(
     options = {"revision": revision, "trust_remote_code": trust_remote_code}
     settings = {"max_seconds": max_seconds, "frame_pooling": frame_pooling, "scoring": scoring,
                 "max_new_tokens": max_new_tokens, "label_batch_size": label_batch_size,
-                "short_clip_fusion": short_clip_fusion, "int16_roundtrip": int16_roundtrip}
+                "short_clip_fusion": short_clip_fusion, "int16_roundtrip": int16_roundtrip,
+                "laion_loader_length": laion_loader_length, "tokenizer": tokenizer}
     try:
         with cache_only_unless_reachable() as online:
             options["local_files_only"] = not online
-            config, _ = PretrainedConfig.get_config_dict(name_or_path, **options)
-            model_type = config.get("model_type")
+            model_type = "clap" if is_laion_checkpoint(name_or_path) else \
+                PretrainedConfig.get_config_dict(name_or_path, **options)[0].get("model_type")
             if model_type is None:
                 raise OSError("no config.json with a model_type")
             family, processor = family_for(name_or_path, model_type, scoring).from_pretrained(

@@ -63,6 +63,10 @@ class ModelFamily(ABC):
         """The family's settings that shape an audio embedding (part of the cache key)."""
         return {}
 
+    def decode_options(self) -> dict:
+        """Keyword arguments of zsa_eval.audio.load_clip for this model's clips (how they are resampled)."""
+        return {}
+
     def settings(self) -> dict:
         """All the family's settings that shape a score (recorded in metrics.json)."""
         return self.embedding_settings()

@@ -4,7 +4,11 @@ audio logit scale; softmax over the candidate labels.
 A fused checkpoint hears a clip no longer than its 10 s window as laion_clap's evaluation does by default
 (`short_clip_fusion=laion`: the global view alone, no fusion branch), or as transformers' feature extractor and
 pipeline do (`transformers`: the clip marked `is_longer`, its four identical views fused); longer clips are fused
-either way. `int16_roundtrip` quantizes each clip as laion_clap's file loader does, before its features."""
+either way. `int16_roundtrip` quantizes each clip as laion_clap's file loader does, before its features;
+`laion_loader_length` resamples a clip to the length librosa.load gives it (zsa_eval.audio.resample).
+
+Checkpoints are transformers' (a Hub id or a save_pretrained directory) or LAION's original laion_clap `.pt` files,
+converted on load (zsa_eval/laion_checkpoint.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +21,9 @@ from zsa_eval.errors import UserError
 from zsa_eval.families import Family, Inputs, weighted_mean
 from zsa_eval.audio import int16_round_trip
 from zsa_eval.featurize import LAION, TRANSFORMERS, ClapFeaturizer
+from zsa_eval.laion_checkpoint import is_laion_checkpoint, load_laion_checkpoint
+
+ROBERTA = "roberta-base"  # the tokenizer of laion_clap's text tower, unless model.tokenizer names another
 
 
 def pooled(output) -> torch.Tensor:
@@ -32,34 +39,48 @@ class ClapFamily(Family):
     pipeline_supported = True
 
     def __init__(self, model: torch.nn.Module, feature_extractor, tokenizer, device: torch.device,
-                 dtype: torch.dtype, short_clip_fusion: str | None = None, int16_roundtrip: bool = False):
+                 dtype: torch.dtype, short_clip_fusion: str | None = None, int16_roundtrip: bool = False,
+                 laion_loader_length: bool = False):
         """`short_clip_fusion` (fused checkpoints): `laion` (also for None or auto) or `transformers`, see
-        zsa_eval.featurize.ClapFeaturizer; `int16_roundtrip`: quantize each clip as laion_clap's loader does."""
+        zsa_eval.featurize.ClapFeaturizer; `int16_roundtrip`: quantize each clip as laion_clap's loader does;
+        `laion_loader_length`: resample to the length librosa.load gives."""
         super().__init__(model, feature_extractor, tokenizer, device, dtype)
         self.fused = feature_extractor.truncation == "fusion"
         self.short_clip_fusion = (short_clip_fusion if short_clip_fusion in (LAION, TRANSFORMERS) else LAION) \
             if self.fused else None
         self.int16_roundtrip = bool(int16_roundtrip)
+        self.laion_loader_length = bool(laion_loader_length)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, options: dict, device: torch.device, dtype: torch.dtype,
                         settings: dict) -> tuple[Family, object]:
-        """The family on `device` in `dtype`, and the checkpoint's processor."""
+        """The family on `device` in `dtype`, and the checkpoint's processor (a laion_clap `.pt` file: converted,
+        with roberta-base's tokenizer or `settings["tokenizer"]`)."""
         import transformers
 
-        processor = transformers.AutoProcessor.from_pretrained(name_or_path, **options)
-        model = transformers.AutoModel.from_pretrained(name_or_path, **options)
+        if is_laion_checkpoint(name_or_path):
+            model, processor = load_laion_checkpoint(name_or_path, options.get("revision"),
+                                                     not options.get("local_files_only"),
+                                                     settings.get("tokenizer") or ROBERTA)
+        else:
+            processor = transformers.AutoProcessor.from_pretrained(name_or_path, **options)
+            model = transformers.AutoModel.from_pretrained(name_or_path, **options)
         if not all(hasattr(model, method) for method in ("get_text_features", "get_audio_features")):
             raise UserError(f"model {name_or_path!r} ({type(model).__name__}) is not a CLAP-style audio-text model; "
                             "choose a model with get_text_features and get_audio_features (model=clap, ...)")
         return cls(model, processor.feature_extractor, processor.tokenizer, device, dtype,
-                   settings.get("short_clip_fusion"), settings.get("int16_roundtrip") or False), processor
+                   settings.get("short_clip_fusion"), settings.get("int16_roundtrip") or False,
+                   settings.get("laion_loader_length") or False), processor
 
     def embedding_settings(self) -> dict:
-        """How a fused checkpoint hears short clips, and the int16 round trip when on (the cache key and identity of
-        an unfused checkpoint without it are as before these settings)."""
+        """How a fused checkpoint hears short clips, and the int16 round trip and librosa's length when on (the cache
+        key and identity of an unfused checkpoint without them are as before these settings)."""
         return ({"short_clip_fusion": self.short_clip_fusion} if self.fused else {}) \
-            | ({"int16_roundtrip": True} if self.int16_roundtrip else {})
+            | ({"int16_roundtrip": True} if self.int16_roundtrip else {}) \
+            | ({"laion_loader_length": True} if self.laion_loader_length else {})
+
+    def decode_options(self) -> dict:
+        return {"librosa_length": True} if self.laion_loader_length else {}
 
     @property
     def window_seconds(self) -> float:
