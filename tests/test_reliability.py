@@ -465,13 +465,13 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(many_clips, uninterrupted, 
 
 
 # The command line, with a Ctrl-C sent to the process group (as a terminal sends it) from inside soundfile's cffi read
-# callback while one clip is decoded (the clip whose bytes are those of the file named by argv[1]): Python's own
+# callback while one clip is decoded (the file named by argv[1], decoded from its bytes as a Hub clip is): Python's own
 # KeyboardInterrupt would be swallowed there ("Exception ignored from cffi callback") and the run would go on.
 CTRL_C_IN_DECODING_CLI = """
 import io, os, signal, sys
 from zsa_eval import audio
 from zsa_eval.__main__ import main
-target = open(sys.argv.pop(1), "rb").read()
+target = sys.argv.pop(1)
 decode = audio.decode_with_soundfile
 
 class CtrlCOnRead(io.BytesIO):
@@ -483,8 +483,8 @@ class CtrlCOnRead(io.BytesIO):
             os.killpg(0, signal.SIGINT)
         return super().readinto(buffer)
 
-def decode_with_ctrl_c(source):
-    return decode(CtrlCOnRead(source) if source == target else source)
+def decode_with_ctrl_c(source):  # the file's bytes read through Python: soundfile's cffi callbacks run
+    return decode(CtrlCOnRead(open(source, "rb").read()) if source == target else source)
 
 audio.decode_with_soundfile = decode_with_ctrl_c
 sys.argv[0] = "zsa-eval"

@@ -20,13 +20,13 @@ EMPTY_AUDIO = "empty audio"
 NON_FINITE_AUDIO = "non-finite samples"
 
 
-def read_encoded(source: AudioSource) -> bytes:
-    """The encoded bytes of a clip given as bytes or as a file path."""
+def check_readable(source: AudioSource) -> None:
+    """A clip given as a file path must exist and be readable (a clip given as bytes is)."""
     if isinstance(source, bytes):
-        return source
+        return
     try:
-        with open(source, "rb") as file:
-            return file.read()
+        with open(source, "rb"):
+            pass
     except FileNotFoundError as error:
         raise BadAudio(MISSING_FILE, f"{source} does not exist") from error
     except OSError as error:
@@ -76,8 +76,10 @@ def first_line(error: Exception) -> str:
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
-    """Average the channels of a (frames, channels) array into one channel."""
-    return samples.mean(axis=1, dtype=np.float32) if samples.ndim == 2 else samples.astype(np.float32)
+    """Average the channels of a (frames, channels) array into one channel (a single channel as it is, no copy)."""
+    if samples.ndim == 2 and samples.shape[1] == 1:
+        return samples[:, 0].astype(np.float32, copy=False)
+    return samples.mean(axis=1, dtype=np.float32) if samples.ndim == 2 else samples.astype(np.float32, copy=False)
 
 
 def resample(samples: np.ndarray, source_rate: int, target_rate: int, librosa_length: bool = False) -> np.ndarray:
@@ -86,7 +88,7 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int, librosa_le
     at 44.1 kHz) instead of soxr's exact one."""
     if source_rate == target_rate:
         return samples
-    resampled = soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32)
+    resampled = soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32, copy=False)
     if not librosa_length:
         return resampled
     length = int(np.ceil(len(samples) * (float(target_rate) / source_rate)))
@@ -103,9 +105,13 @@ def check_waveform(samples: np.ndarray) -> np.ndarray:
 
 
 def load_clip(source: AudioSource, target_rate: int, librosa_length: bool = False) -> np.ndarray:
-    """Decode a clip and return it mono, at `target_rate`, as float32 (`librosa_length`: see resample)."""
+    """Decode a clip (bytes, or a file the decoder reads itself: its bytes are never all held besides) and return it
+    mono, at `target_rate`, as float32 (`librosa_length`: see resample); the decoded channels are let go before the
+    resampled copy is made, so a long clip costs about its decoded and its resampled samples at once."""
+    check_readable(source)
     samples, source_rate = decode(source)
-    return resample(check_waveform(to_mono(samples)), source_rate, target_rate, librosa_length)
+    samples = check_waveform(to_mono(samples))  # (frames, channels) let go, unless it is this one's own base
+    return resample(samples, source_rate, target_rate, librosa_length)
 
 
 def int16_round_trip(samples: np.ndarray) -> np.ndarray:

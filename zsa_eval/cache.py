@@ -55,8 +55,20 @@ def model_fingerprint(model: torch.nn.Module, feature_extractor, device: torch.d
     return digest.hexdigest()
 
 
-def clip_key(encoded_audio: bytes, seed: int) -> str:
-    return xxhash.xxh3_128(encoded_audio + seed.to_bytes(8, "little")).hexdigest()
+READ_CHUNK = 1 << 20  # a clip's file is hashed a MiB at a time (its bytes are never all held)
+
+
+def clip_key(source: bytes | str, seed: int) -> str:
+    """Hash of a clip's encoded bytes (given, or read from its file a chunk at a time: the same key) and its seed."""
+    digest = xxhash.xxh3_128()
+    if isinstance(source, bytes):
+        digest.update(source)
+    else:
+        with open(source, "rb") as file:
+            for chunk in iter(lambda: file.read(READ_CHUNK), b""):
+                digest.update(chunk)
+    digest.update(seed.to_bytes(8, "little"))
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

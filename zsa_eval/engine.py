@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from zsa_eval.answers import filled_instruction, match_answer
-from zsa_eval.audio import AudioSource, load_clip, read_encoded
+from zsa_eval.audio import AudioSource, check_readable, load_clip
 from zsa_eval.cache import EmbeddingCache, clip_key
 from zsa_eval.errors import BadAudio, UserError
 from zsa_eval.families import Family, Inputs, ModelFamily, ScoringFamily
@@ -95,13 +95,14 @@ class ClipDataset(Dataset):
         skip record with the clip's `windowing`."""
         seed = self.seeds[index]
         try:
-            encoded = read_encoded(self.clips[index])
-            key = clip_key(encoded, seed) if self.cache else None
+            source = self.clips[index]
+            check_readable(source)
+            key = clip_key(source, seed) if self.cache else None
             cached = self.cache.load(key) if self.cache else None
             if cached is not None:
                 return {"index": index, "embedding": cached.embedding,
                         "windowing": self.long_audio.split(cached.samples)}
-            waveform = load_clip(encoded, self.sampling_rate, **self.decode_options)
+            waveform = load_clip(source, self.sampling_rate, **self.decode_options)
         except BadAudio as error:
             return {"index": index, "error": (error.reason, error.detail)}
         clip = {"index": index, "seed": seed, "cache_key": key, "windowing": self.long_audio.split(len(waveform))}
