@@ -65,7 +65,10 @@ def test_esc50_folder_with_folds(tiny_model_dir, esc50_folder, tmp_path):
 
 @pytest.mark.slow
 def test_audiofolder_pipeline_engine_matches_embed(tiny_model_dir, audiofolder, tmp_path):
-    common = ["dataset=audiofolder", f"dataset.path={audiofolder}", "model=tiny_random", "num_workers=0"]
+    """The embed engine hearing short clips as the pipeline does (transformers' fusion mode; under engine=pipeline
+    auto is that mode) gives its predictions."""
+    common = ["dataset=audiofolder", f"dataset.path={audiofolder}", "model=tiny_random", "num_workers=0",
+              "model.short_clip_fusion=transformers"]
     embed = run(compose_config(*common, f"output_dir={tmp_path / 'embed'}"))
     pipeline = run(compose_config(*common, "engine=pipeline", f"output_dir={tmp_path / 'pipeline'}"))
     assert embed["n_evaluated"] == pipeline["n_evaluated"] == 9
