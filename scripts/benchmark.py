@@ -5,6 +5,7 @@
     python scripts/benchmark.py --rerun              # audio-embedding cache: second template vs first
     python scripts/benchmark.py --engines "" --startup-runs 5    # startup only
     python scripts/benchmark.py --family pe_audio --clips 16     # random PE-Audio of pe-av-small's audio branch
+    python scripts/benchmark.py --family msclap --clips 32       # random MS-CLAP 2023 at msclap's sizes (msclap_2022: 2022)
     python scripts/benchmark.py --clip-seconds 30 --clips 16 --engines "" --startup-runs 0 --long-audio native,windows
                                                      # the embed engine on 30 s clips under each long_audio policy
     python scripts/benchmark.py --probe              # the 5-fold linear probe alone, no model (probe.json)
@@ -12,8 +13,9 @@
     python scripts/benchmark.py --family qwen2_audio --clips 20  # tiny audio language model: both modes, 10/50 labels
 
 Uses a random-weight model (built once under the cache dir, no Hub needed) of the full laion/clap-htsat-fused
-architecture (--family clap) or of pe-av-small's audio branch and text model (--family pe_audio: embed and
-encoder_only only, the pipeline cannot run it), N clips of 5 s (--clip-seconds) at 44.1 kHz in an ESC-50-layout
+architecture (--family clap), of pe-av-small's audio branch and text model (--family pe_audio) or of MS-CLAP at
+msclap's own sizes (--family msclap: 2023, HTSAT and GPT-2; msclap_2022: CNN14 and BERT) (these two: embed and
+encoder_only only, the pipeline cannot run them), N clips of 5 s (--clip-seconds) at 44.1 kHz in an ESC-50-layout
 folder, and 50 candidate labels. `--long-audio` times the embed engine end to end once per long_audio policy (a
 30 s clip is one encoder input under native, three 10 s windows under windows). Prints a table and writes results/benchmark/benchmark.json (or --out). `startup_s` is the wall
 time of a `limit=1` command-line run of that model (a fresh process: imports, config, model load, writing results)
@@ -77,6 +79,8 @@ ENGINES = ("seed_loop", "pipeline", "embed", "encoder_only")
 FAMILIES = {
     "clap": ("full", "clap_full_random", "clap", ENGINES),
     "pe_audio": ("pe_av_small", "pe_av_small_random", "pe_av_small", ("embed", "encoder_only")),
+    "msclap": ("msclap_2023_full", "msclap_2023_full_random", "msclap_2023", ("embed", "encoder_only")),
+    "msclap_2022": ("msclap_2022_full", "msclap_2022_full_random", "msclap_2022", ("embed", "encoder_only")),
 }
 # audio language models -> (random model kind, its folder and preset): timed by scoring mode and label count instead
 SCORING_FAMILIES = {
@@ -135,7 +139,8 @@ def time_startup(args, dataset_dir: Path, model_dir: Path, runs_dir: Path) -> di
     for attempt in range(args.startup_runs):
         output_dir = runs_dir / f"startup_{attempt}"
         command = [sys.executable, "-m", "zsa_eval", "dataset=esc50_folder", f"dataset.path={dataset_dir}",
-                   "model=clap", "model.name=clap_full_random", f"model.name_or_path={model_dir}", "limit=1",
+                   f"model={FAMILIES[args.family][2]}", f"model.name={model_dir.name}",
+                   f"model.name_or_path={model_dir}", "limit=1",
                    "cache=false", f"device={args.device}", f"precision={args.precision}", "progress=false",
                    f"output_dir={output_dir}", f"results_dir={runs_dir}"]
         start = time.perf_counter()

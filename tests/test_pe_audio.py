@@ -259,7 +259,7 @@ def test_unsupported_model_type_names_the_supported_ones(tmp_path):
         load(tmp_path)
     assert str(error.value).count("\n") == 0
     assert "model_type 'bert'" in str(error.value)
-    assert "supported model types: audioflamingo3, clap, pe_audio, pe_audio_video, qwen2_audio" in str(error.value)
+    assert "supported model types: audioflamingo3, clap, msclap, pe_audio, pe_audio_video, qwen2_audio" in str(error.value)
 
 
 def test_cache_serves_frame_embeddings_to_either_pooling(pe_dirs, clips, tmp_path, monkeypatch):

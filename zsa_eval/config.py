@@ -55,7 +55,8 @@ DEVICE = Rule("auto, cpu, cuda or cuda:N", names_values=True,
               accepts=lambda value: re.fullmatch(r"auto|cpu|cuda(:\d+)?", value) is not None)
 ABOVE_ZERO = Rule("above 0", lambda value: value > 0)
 RANDOM_MODEL_KINDS = ("tiny", "full", "pe_tiny", "pe_frame_tiny", "pe_av_small",  # zsa_eval.random_models, kept light
-                      "qwen2_audio_tiny", "audioflamingo3_tiny")
+                      "qwen2_audio_tiny", "audioflamingo3_tiny", "msclap_2022_tiny", "msclap_2023_tiny",
+                      "msclap_2022_full", "msclap_2023_full")
 
 
 def key(rule: Rule | None = None, required: bool = True) -> Any:
@@ -210,6 +211,7 @@ class ModelConfig:
     int16_roundtrip: bool = key(required=False)  # CLAP: quantize clips as laion_clap's loader does
     laion_loader_length: bool = key(required=False)  # CLAP: resample to librosa.load's length, as laion_clap's loader
     tokenizer: Optional[str] = key(required=False)  # CLAP, laion_clap .pt files: the text tokenizer (hub id or folder)
+    weights_file: Optional[str] = key(required=False)  # MS-CLAP: the .pth in name_or_path (a Hub repo or folder)
     prompts: Optional[List[str]] = key(required=False)  # the answer form template=auto prefers for this model
 
 
@@ -350,9 +352,10 @@ PE_AUDIO = ("PE-Audio models", "model=pe_av_small, pe_av_base, pe_av_large, pe_a
 AUDIO_LANGUAGE_MODELS = ("audio language models", "model=qwen2_audio, audioflamingo3, qwen2_audio_tiny_random, "
                          "audioflamingo3_tiny_random")
 CLAP = ("CLAP models", "model=clap, clap_unfused, clap_larger_general, ..., tiny_random")
+MSCLAP = ("MS-CLAP models", "model=msclap_2022, msclap_2023, msclap_2022_tiny_random, msclap_2023_tiny_random")
 FAMILY_KEYS = {"max_seconds": PE_AUDIO, "frame_pooling": PE_AUDIO, "scoring": AUDIO_LANGUAGE_MODELS,  # model keys
                "max_new_tokens": AUDIO_LANGUAGE_MODELS, "label_batch_size": AUDIO_LANGUAGE_MODELS,  # of one family
-               "short_clip_fusion": CLAP, "int16_roundtrip": CLAP,
+               "short_clip_fusion": CLAP, "int16_roundtrip": CLAP, "weights_file": MSCLAP,
                "laion_loader_length": CLAP, "tokenizer": CLAP}
 
 

@@ -82,13 +82,24 @@ def family_for(name_or_path: str, model_type: str | None, scoring: str | None = 
 
     if model_type not in FAMILIES:
         raise UserError(f"model {name_or_path!r} has model_type {model_type!r}, which zsa-eval cannot evaluate; "
-                        f"supported model types: {', '.join(sorted(FAMILIES))} (CLAP, PE-Audio and audio language "
-                        "model checkpoints)")
+                        f"supported model types: {', '.join(sorted(FAMILIES))} (CLAP, PE-Audio, MS-CLAP and audio "
+                        "language model checkpoints)")
     family = FAMILIES[model_type]
     if scoring == "generate" and family.kind != "scoring":
         raise UserError(f"model.scoring=generate needs an audio language model, and {name_or_path!r} is a "
                         f"{family.name} model, which writes no answer; drop model.scoring=generate")
     return family
+
+
+def weights_file_model_type(name_or_path: str, weights_file: str | None) -> str | None:
+    """The model_type of a checkpoint that is a bare weights file, which has no config.json: MS-CLAP's .pth files,
+    named by `model.weights_file` in a Hub repo or folder, or by a path to the file itself; LAION's laion_clap `.pt`
+    files (a path, or OWNER/REPO/FILE.pt on the Hub: CLAP, converted on load)."""
+    if is_laion_checkpoint(name_or_path):
+        return "clap"
+    if weights_file or name_or_path.endswith(".pth") or Path(name_or_path).expanduser().is_file():
+        return "msclap"
+    return None
 
 
 def looks_like_path(name_or_path: str) -> bool:
@@ -135,6 +146,7 @@ def load_model(
     label_batch_size: int | None = None,
     short_clip_fusion: str | None = None,
     int16_roundtrip: bool = False,
+    weights_file: str | None = None,
     laion_loader_length: bool = False,
     tokenizer: str | None = None,
 ) -> LoadedModel:
@@ -142,8 +154,9 @@ def load_model(
     `max_seconds` and `frame_pooling` are PE-Audio settings (zsa_eval/families/pe_audio.py); `scoring`,
     `max_new_tokens` and `label_batch_size` audio language model settings (zsa_eval/families/alm.py);
     `short_clip_fusion`, `int16_roundtrip`, `laion_loader_length` and `tokenizer` (a laion_clap `.pt` file's text
-    tokenizer) CLAP settings (zsa_eval/families/clap.py); other families ignore them. A laion_clap `.pt` file (a
-    path, or OWNER/REPO/FILE.pt on the Hub) is a CLAP checkpoint, converted on load."""
+    tokenizer) CLAP settings (zsa_eval/families/clap.py); `weights_file` an MS-CLAP setting
+    (zsa_eval/families/msclap.py); other families ignore them. A laion_clap `.pt` file (a path, or OWNER/REPO/FILE.pt
+    on the Hub) is a CLAP checkpoint, converted on load; an MS-CLAP `.pth` an MS-CLAP one."""
     from transformers import PretrainedConfig
     from transformers.utils import logging as transformers_logging
 
@@ -158,12 +171,12 @@ def load_model(
     settings = {"max_seconds": max_seconds, "frame_pooling": frame_pooling, "scoring": scoring,
                 "max_new_tokens": max_new_tokens, "label_batch_size": label_batch_size,
                 "short_clip_fusion": short_clip_fusion, "int16_roundtrip": int16_roundtrip,
-                "laion_loader_length": laion_loader_length, "tokenizer": tokenizer}
+                "weights_file": weights_file, "laion_loader_length": laion_loader_length, "tokenizer": tokenizer}
     try:
         with cache_only_unless_reachable() as online:
             options["local_files_only"] = not online
-            model_type = "clap" if is_laion_checkpoint(name_or_path) else \
-                PretrainedConfig.get_config_dict(name_or_path, **options)[0].get("model_type")
+            model_type = weights_file_model_type(name_or_path, weights_file) \
+                or PretrainedConfig.get_config_dict(name_or_path, **options)[0].get("model_type")
             if model_type is None:
                 raise OSError("no config.json with a model_type")
             family, processor = family_for(name_or_path, model_type, scoring).from_pretrained(
