@@ -259,8 +259,9 @@ def test_cache_entries_differ_by_policy(tiny_model_dir, tmp_path):
                                        cfg.model.name)
         folders[name] = audio_cache(cfg, loaded, long_audio, CPU).folder
     assert len(set(folders.values())) == len(settings)
-    plain = model_fingerprint(loaded.model, loaded.feature_extractor, CPU, loaded.family.weight_fingerprint, {})
-    assert folders["native"] == EmbeddingCache(tmp_path / "audio_embeddings", plain).folder  # earlier versions' key
+    plain = model_fingerprint(loaded.model, loaded.feature_extractor, CPU, loaded.family.weight_fingerprint,
+                              loaded.family.embedding_settings())
+    assert folders["native"] == EmbeddingCache(tmp_path / "audio_embeddings", plain).folder  # native adds nothing
 
 
 def write_long_folder(root: Path) -> Path:

@@ -310,7 +310,7 @@ def test_hostile_label_names_never_escape_output_dir(monkeypatch, capsys, tiny_m
                                                      "confusion_matrix.png", "config.yaml", "errors.csv",
                                                      "excluded.csv", "ignored_files.csv", "scores.parquet",
                                                      "run.json", "progress.jsonl", "report.html",
-                                                     "report_assets"}
+                                                     "report_assets", ".zsa-eval-files", ".zsa-eval.lock"}
     assert sorted(pd.read_csv(out / "per_class.csv")["label"]) == sorted(labels)
     assert list(pd.read_csv(out / "confusion_matrix.csv", index_col=0).columns) == sorted(labels)
     code, _, stderr = run_cli(monkeypatch, capsys, "dataset=esc50_folder", f"dataset.path={root}", "model=tiny_random",
