@@ -59,7 +59,7 @@ from zsa_eval.audio import decode, resample, to_mono
 from zsa_eval.engine import audio_embeddings, clip_seed
 from zsa_eval.models import load_model, resolve_device
 from zsa_eval.random_models import build_random_model
-from zsa_eval.report import write_json
+from zsa_eval.store import write_json
 from zsa_eval.provenance import package_versions
 from zsa_eval.run import run
 from zsa_eval.tasks.linear_probe import LinearProbeTask

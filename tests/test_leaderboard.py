@@ -5,7 +5,8 @@ import json
 
 import pandas as pd
 
-from zsa_eval.report import changed_keys, short_hash
+from zsa_eval.provenance import short_hash
+from zsa_eval.store import changed_keys
 from zsa_eval.report.__main__ import main as report_main
 from zsa_eval.report.across_models import by_dataset, heatmap_grids
 from zsa_eval.report.leaderboard import (

@@ -17,7 +17,7 @@ from zsa_eval.tasks.classification import (
     summary_metrics,
 )
 from zsa_eval.tasks.labels import top_k_indices
-from zsa_eval.report import write_csv
+from zsa_eval.store import write_csv
 
 CLASSES = ["cat", "dog", "rain"]
 Y_TRUE = np.array([0, 0, 1, 1, 2, 2])

@@ -20,7 +20,7 @@ from conftest import compose_config, count_encoded_clips, run_cli, run_cli_in_a_
 from zsa_eval.config import checked
 from zsa_eval.data import AudioDataset
 from zsa_eval.errors import UserError
-from zsa_eval.report import open_run_dir
+from zsa_eval.store import open_run_dir
 from zsa_eval.report.compare import compare_runs
 from zsa_eval.report.leaderboard import leaderboard, leaderboard_markdown, run_row, write_leaderboard
 from zsa_eval.tasks.classification import class_indices

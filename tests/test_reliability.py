@@ -18,8 +18,8 @@ import soundfile as sf
 
 from conftest import class_clip, noise, run_cli, tone
 from zsa_eval.errors import UserError
-from zsa_eval.report import ProgressLog
-from zsa_eval.report.skips import skip_rate_lower_bound, too_many_skips
+from zsa_eval.store import ProgressLog
+from zsa_eval.store.skips import skip_rate_lower_bound, too_many_skips
 
 CLASSES = ["chirping_birds", "dog", "vacuum_cleaner"]
 TIMING_KEYS = {"started_at", "finished_at", "scoring_s", "elapsed_s", "encoded_clips_per_s", "resumed_items",

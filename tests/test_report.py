@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from zsa_eval.errors import UserError
-from zsa_eval.report import (MANIFEST_FILE, PROGRESS_FILE, ProgressLog, atomic_write, open_run_dir, run_lock,
+from zsa_eval.store import (MANIFEST_FILE, PROGRESS_FILE, ProgressLog, atomic_write, open_run_dir, run_lock,
                              write_json, write_run_file)
 from zsa_eval.plots import confusion_png
 

@@ -12,7 +12,7 @@ from transformers import ClapModel
 from conftest import compose_config, count_encoded_clips
 from zsa_eval.distributed import Ranks
 from zsa_eval.errors import UserError
-from zsa_eval.report import ProgressLog, changed_keys, open_run_dir
+from zsa_eval.store import ProgressLog, changed_keys, open_run_dir
 from zsa_eval.processing import check_and_compact, open_run
 from zsa_eval.run import run, run_identity
 
@@ -62,7 +62,7 @@ def test_open_run_returns_the_finished_positions(tmp_path):
 
 
 def test_a_run_keeping_embeddings_redoes_items_whose_embedding_is_gone(tmp_path):
-    from zsa_eval.report.embeddings import store_embedding_part
+    from zsa_eval.store.embeddings import store_embedding_part
 
     identity = {"seed": 0}
     open_run_dir(tmp_path, identity, resume=False, overwrite=False)

@@ -17,8 +17,8 @@ from omegaconf import DictConfig
 from zsa_eval.distributed import Ranks, agree, main_rank_value, process_group, shard
 from zsa_eval.errors import RunInterrupted, UserError
 from zsa_eval.interrupts import stop_if_interrupted
-from zsa_eval.report import ProgressLog, check_own_files, check_resumable, open_run_dir, run_lock
-from zsa_eval.report.embeddings import store_embedding_part, stored_positions
+from zsa_eval.store import ProgressLog, check_own_files, check_resumable, open_run_dir, run_lock
+from zsa_eval.store.embeddings import store_embedding_part, stored_positions
 from zsa_eval.tasks import RunContext, Task
 
 

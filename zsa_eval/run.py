@@ -27,14 +27,14 @@ from zsa_eval.long_audio import LongAudio, check_family_policy, long_audio_polic
 from zsa_eval.models import LoadedModel, resolve_device
 from zsa_eval.processing import ProcessedItems, log_batches, process_items
 from zsa_eval.provenance import environment, files_fingerprint, identity_hash, items_fingerprint
-from zsa_eval.report import (METRICS_FILE, RUN_FILE, ProgressLog, check_resumable, json_text, write_run,
+from zsa_eval.store import (METRICS_FILE, RUN_FILE, ProgressLog, check_resumable, json_text, write_run,
                              write_run_file)
-from zsa_eval.report.embeddings import read_embedding_parts, remove_embedding_parts
+from zsa_eval.store.embeddings import read_embedding_parts, remove_embedding_parts
 from zsa_eval.report.gate import check_baseline_dataset, gate_failures, read_baseline, reference_failures
 from zsa_eval.report.leaderboard import leaderboard_of, update_leaderboard
 from zsa_eval.report.references import check_references, references_of, run_references
 from zsa_eval.report.run_report import report_run
-from zsa_eval.report.skips import check_skip_fraction, skip_status, write_skips
+from zsa_eval.store.skips import check_skip_fraction, skip_status, write_skips
 from zsa_eval.tasks import Evaluated, RunContext, Task
 from zsa_eval.tasks.registry import ZEROSHOT, task_for, task_named
 

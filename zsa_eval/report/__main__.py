@@ -10,7 +10,7 @@ from pathlib import Path
 
 from zsa_eval.config import CONFIG_DIR
 from zsa_eval.errors import UserError
-from zsa_eval.report import atomic_write
+from zsa_eval.store import atomic_write
 from zsa_eval.report.compare import COMPARE_CLIPS, compare_runs, comparison_dir, write_comparison
 from zsa_eval.report.leaderboard import leaderboard_markdown, rebuild_leaderboard
 from zsa_eval.report.reproducibility import reproducibility_page

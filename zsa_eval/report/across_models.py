@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from zsa_eval.plots import dataset_heatmap_png
-from zsa_eval.report import atomic_write, write_csv
+from zsa_eval.store import atomic_write, write_csv
 
 
 def main_label(row) -> str:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from zsa_eval.errors import UserError
-from zsa_eval.report import atomic_write, short_hash, write_csv, write_json
+from zsa_eval.provenance import short_hash
+from zsa_eval.store import atomic_write, write_csv, write_json
 from zsa_eval.report.html import Clip, ClipFiles, figure_title, png_data_uri, remove_page, render, table
 from zsa_eval.tasks.registry import task_named
 from zsa_eval.tasks.comparing import Comparison

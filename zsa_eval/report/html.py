@@ -22,7 +22,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from zsa_eval.audio import AudioSource, load_clip
 from zsa_eval.errors import BadAudio
-from zsa_eval.report import atomic_write
+from zsa_eval.store import atomic_write
 
 ASSETS_DIR = "report_assets"
 CLIP_RATE = 16000   # clips are written mono at this rate ...

@@ -19,7 +19,7 @@ from filelock import FileLock
 from zsa_eval.errors import UserError
 from zsa_eval.plots import accuracy_heatmap_png
 from zsa_eval.provenance import identity_hash, prompts_hash, short_hash
-from zsa_eval.report import atomic_write, write_csv, write_json
+from zsa_eval.store import atomic_write, write_csv, write_json
 from zsa_eval.report.across_models import heatmap_grids, write_by_dataset
 from zsa_eval.report.references import nearest_reference
 from zsa_eval.report.html import (BOOTSTRAP_KIND, T_KIND, family_label, figure_title, interval_kind, png_data_uri,

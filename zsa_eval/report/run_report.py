@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from zsa_eval.audio import AudioSource
-from zsa_eval.report import remove_recorded, write_run_file
+from zsa_eval.store import remove_recorded, write_run_file
 from zsa_eval.report.html import (ASSETS_DIR, ClipFiles, Table, cell, family_label, figure_title, interval_description,
                                   png_data_uri, render, shown, table)
 

@@ -20,7 +20,7 @@ from zsa_eval.engine import check_engine_settings, score_clips, text_embeddings
 from zsa_eval.errors import UserError
 from zsa_eval.models import LoadedModel
 from zsa_eval.provenance import prompts_hash
-from zsa_eval.report.embeddings import EMBEDDINGS_DIR
+from zsa_eval.store.embeddings import EMBEDDINGS_DIR
 from zsa_eval.tasks import Evaluated, LoggedBatch, RunContext, Task, TaskResults, counted, skipped_note, timing_note
 
 TOP_K = 5

@@ -42,7 +42,7 @@ from threadpoolctl import threadpool_limits
 from zsa_eval.data import AudioDataset, candidate_labels
 from zsa_eval.errors import UserError
 from zsa_eval.models import LoadedModel
-from zsa_eval.report.embeddings import EMBEDDINGS_DIR
+from zsa_eval.store.embeddings import EMBEDDINGS_DIR
 from zsa_eval.tasks import (Evaluated, LoggedBatch, MetricSpec, Mistakes, RunContext, Task, TaskResults, counted,
                             embedding_batches, skipped_note, timing_note)
 from zsa_eval.tasks.labels import classes_without_items

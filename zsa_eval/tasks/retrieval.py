@@ -25,7 +25,7 @@ from zsa_eval.errors import UserError
 from zsa_eval.models import LoadedModel
 from zsa_eval.plots import recall_at_k_png
 from zsa_eval.provenance import short_hash
-from zsa_eval.report.embeddings import EMBEDDINGS_DIR
+from zsa_eval.store.embeddings import EMBEDDINGS_DIR
 from zsa_eval.stats import bootstrap_indices, percentile_interval
 from zsa_eval.tasks import (
     Evaluated,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from zsa_eval.errors import TooManySkips
-from zsa_eval.report import write_run_file
+from zsa_eval.store import write_run_file
 
 
 def skipped_table(items: pd.DataFrame, records: dict[int, dict]) -> pd.DataFrame:

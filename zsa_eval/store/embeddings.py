@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zsa_eval.report import remove_recorded, write_run_file
+from zsa_eval.store import remove_recorded, write_run_file
 
 EMBEDDINGS_DIR = "embeddings"  # a run directory's embeddings: the tasks' saved ones (save_embeddings) and the resume parts
 
