@@ -139,8 +139,12 @@ def one_line_error(code: int, stderr: str) -> str:
     (["dataset=synthetic", "dataset.pth=/data"], "unknown key dataset.pth: did you mean dataset.path?"),
     (["dataset=synthetic", "+dataset.pth=/data"], "unknown key dataset.pth: did you mean dataset.path?"),
     # a key of another family's models: said at once, not "add it with +" (which would be refused after the load)
-    (["dataset=synthetic", "model.scoring=generate"], "model.scoring is a setting of audio language models, and this "
-                                                      "model file is not one: choose one (model=qwen2_audio,"),
+    (["dataset=synthetic", "model.scoring=generate"], "model.scoring is a setting of audio language models, which "
+                                                      "this model file does not set: choose one of them "
+                                                      "(model=qwen2_audio,"),
+    (["dataset=synthetic", "model=pe_tiny_random", "model.frame_pooling=mean"],
+     "model.frame_pooling is a setting of frame-level PE-Audio models, which this model file does not set: choose one "
+     "of them (model=pe_a_frame_base, pe_frame_tiny_random)"),
     (["dataset=synthetic", "model.max_seconds=5"], "model.max_seconds is a setting of PE-Audio models"),
     (["dataset=audiofolder", "dataset.path=/"], "dataset.path=/ is the root of the file system: point it at the "
                                                 "folder that holds the dataset's audio"),

@@ -251,7 +251,7 @@ def test_long_audio_windows_and_a_probe_run_through_the_cli(monkeypatch, capsys,
 
 @pytest.mark.parametrize("arguments, message", [
     (["model=tiny_random", "model.weights_file=CLAP_weights_2023.pth"],
-     "model.weights_file is a setting of MS-CLAP models, and this model file is not one"),
+     "model.weights_file is a setting of MS-CLAP models, which this model file does not set"),
     (["model=msclap_2022_tiny_random", "engine=pipeline"], "pipeline does not support msclap models"),
 ])
 def test_mistakes_are_one_line(monkeypatch, capsys, tmp_path, arguments, message):

@@ -266,7 +266,7 @@ def test_sequence_of_classlabel_gives_the_feature_names(monkeypatch, capsys, tmp
     assert metrics["n_classes_counted"] == 2
     assert pd.read_csv(out / "predictions.csv")["true_labels"].tolist() == ["Dog", "Dog|Rain", "Rain"]
     assert stderr.strip().splitlines()[-1] == (
-        "zsa-eval: warning: 1 of the 3 candidate classes have no clips in this selection ('Siren'): they stay "
+        "zsa-eval: warning: 1 of the 3 candidate classes has no clips in this selection ('Siren'): they stay "
         "candidates but have no AP (left out of mAP) (metrics.json: classes_without_items)")
 
 

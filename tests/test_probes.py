@@ -140,6 +140,20 @@ def test_seeded_split_tests_the_same_items_for_a_seed_whatever_their_order():
                             "n_train": 32, "description": "a seeded split (20% of each class tested, seed 0)"}
 
 
+def test_a_split_that_tests_no_clip_of_a_class_says_so():
+    """Keeping recordings whole, a class of few recordings can end all on the training side: named in a warning and
+    in the split's record, never silently left out of the figures."""
+    labels = ["a"] * 20 + ["b"] * 20 + ["c"] * 3
+    groups = [f"a{index // 2}" for index in range(20)] + [f"b{index // 2}" for index in range(20)] + ["c0"] * 3
+    dataset = dataset_of(labels, groups=groups)
+    sides = seeded_split(dataset, "linear_probe", 0.2, seed=0, stratified=True)
+    untested = sides.record["classes_not_tested"]
+    assert "c" not in set(dataset.items["label"][sides.test_fold == SPLIT_FOLD]) and untested == ["c"]
+    warnings = LinearProbeTask(protocol("linear_probe")).check_dataset(dataset)
+    assert any(warning.startswith("the seeded split, keeping recordings whole, tests no clip of 1 class ('c')")
+               for warning in warnings)
+
+
 def test_a_recordings_clips_stay_on_one_side_of_every_split():
     """A dataset that names its items' recordings (dataset.group_column): the seeded split and the inner folds that
     choose C never put clips of one recording on both sides, and the split still tests about its share of each
@@ -167,8 +181,9 @@ def test_a_recording_spanning_official_folds_is_named_in_a_warning():
     groups = ["r1", "r2", "r3", "r4", "r1", "r5", "r6", "r7"]  # r1 has a clip in fold 1 and one in fold 2
     task = LinearProbeTask(protocol("linear_probe"))
     [warning] = task.check_dataset(dataset_of(labels, folds, groups=groups))
-    assert warning.startswith("1 recording(s) of this selection have clips in more than one official fold ('r1' "
+    assert warning.startswith("1 recording of this selection has clips in more than one official fold ('r1' "
                               "(folds 1, 2)): a probe trained on one of those folds has heard them")
+    assert "give each recording's clips one fold (dataset.fold_column)" in warning
     assert task.check_dataset(dataset_of(labels, folds, groups=["r1", "r2", "r3", "r4", "r8", "r5", "r6", "r7"])) == []
     assert task.check_dataset(dataset_of(labels, folds)) == []  # no recordings named: nothing to say
 

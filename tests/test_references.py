@@ -198,13 +198,14 @@ def test_a_protocol_differs_by_folds_selections_limit_and_prompts():
         "zsa-eval cannot reproduce it: another copy"]
 
 
-def test_a_protocol_differs_by_data_other_than_the_figures_own():
+def test_a_protocol_differs_by_data_other_than_the_figures_own(tmp_path):
     """A dataset whose config names the data its figures counted (references_data): a run on another copy, or on
-    another revision, is another protocol; hub_id@revision, or the hub id alone where no revision is pinned."""
+    another revision, is another protocol; hub_id@revision, or the hub id alone where no revision is pinned (a local
+    folder has none: the loader reads it as it is)."""
     catalog = {"hub_id": "ashraq/esc50", "revision": "e3e2a63", "references_data": "ashraq/esc50@e3e2a63"}
     assert protocol_differences(reference(), run_protocol(catalog, None, [PROMPT])) == []
-    for changed, here in (({"hub_id": "/data/esc50_copy"}, "/data/esc50_copy@e3e2a63"),
-                          ({"revision": None}, "ashraq/esc50")):
+    for changed, here in (({"hub_id": "someone/esc50_copy"}, "someone/esc50_copy@e3e2a63"),
+                          ({"hub_id": str(tmp_path)}, str(tmp_path)), ({"revision": None}, "ashraq/esc50")):
         assert protocol_differences(reference(), run_protocol(catalog | changed, None, [PROMPT])) == [
             f"the data of ashraq/esc50@e3e2a63 there, of {here} here (zsa-eval cannot tell that another copy holds "
             "the same clips)"]
@@ -276,6 +277,8 @@ def test_figures_count_only_for_runs_of_the_protocol_they_were_measured_under():
         "accuracy 0.5000 is 0.2500 below the published 0.7500 of reference probe, more than gate.max_drop=0.0"]
     other_shots = run_protocol({}, None, None, FEW_SHOT | {"shots": 4})
     assert protocol_differences(probe, other_shots) == ["protocol.shots=1 there, 4 here"]
+    headline = run_protocol({}, None, None, FEW_SHOT | {"classifier": "prototype"})  # a setting the figure leaves out
+    assert protocol_differences(probe, headline) == ["protocol.classifier=auto there (the default), prototype here"]
     assert protocol_differences(zero_shot, few_shot_run) == [
         "a protocol=zeroshot figure there, a protocol=few_shot run here"]
     zero_shot_rows = run_references([zero_shot, probe], "ckpt", metrics, run_protocol({}, None, [PROMPT]))
@@ -436,7 +439,8 @@ def test_a_probe_run_never_counts_as_a_zero_shot_figures_measurement(monkeypatch
     checkpoint = str(tiny_model_dir)
     conf = write_dataset(tmp_path / "conf", [reference(id="own", checkpoint=checkpoint, value=0.0),
                                              reference(id="probe", checkpoint=checkpoint, value=0.0, prompts=None,
-                                                       evaluation={"name": "few_shot", "shots": 1})])
+                                                       evaluation={"name": "few_shot", "shots": 1, "repeats": 2,
+                                                                   "text_init": True})])
     write_job(conf, "own")
     probe = ("protocol=few_shot", "protocol.shots=1", "protocol.repeats=2", "protocol.text_init=true")
     code, _, stderr = run_tiny(monkeypatch, capsys, conf, tmp_path / "results" / "refused", "reference=own", *probe)
@@ -446,7 +450,7 @@ def test_a_probe_run_never_counts_as_a_zero_shot_figures_measurement(monkeypatch
     code, _, stderr = run_tiny(monkeypatch, capsys, conf, tmp_path / "results" / "gated", "gate.reference=true",
                                *probe[:-1], "protocol.shots=2")
     assert code == 2 and "has no published figure for" in stderr and "(protocol=few_shot (" in stderr
-    assert "probe (protocol.shots=1 there, 2 here)" in stderr
+    assert "probe (protocol.shots=1 there, 2 here; protocol.text_init=true there, false here)" in stderr
     code, stdout, stderr = run_tiny(monkeypatch, capsys, conf, tmp_path / "results" / "few", "gate.reference=true",
                                     "gate.max_drop=1", *probe)
     assert code == 0, stderr

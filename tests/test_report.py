@@ -98,10 +98,22 @@ def test_overwrite_never_removes_a_file_zsa_eval_did_not_write(tmp_path, overwri
     write_run_file(run, "metrics.json", "{}")
     (run / "embeddings").mkdir()
     (run / "embeddings" / "mine.npy").write_text("keep me")
-    with pytest.raises(UserError, match=r"holds files zsa-eval did not write \(1 such files, e.g. "
+    with pytest.raises(UserError, match=r"holds files zsa-eval did not write \(1 such file, e.g. "
                                         r"'embeddings/mine.npy'\)"):
         open_run_dir(run, {"seed": 1}, resume=False, overwrite=True)
     assert (run / "embeddings" / "mine.npy").read_text() == "keep me" and (run / "metrics.json").exists()
+
+
+def test_a_results_directory_or_a_folder_inside_a_run_is_no_run_directory(tmp_path):
+    open_run_dir(tmp_path / "results" / "run", {"seed": 0}, resume=False, overwrite=False)
+    (tmp_path / "results" / "leaderboard.md").write_text("| a board |")
+    with pytest.raises(UserError, match=r"holds zsa-eval runs in its folders \(a results directory\): a run needs a "
+                                        r"folder of its own, e.g. output_dir=.*results/my_run"):
+        open_run_dir(tmp_path / "results", {"seed": 0}, resume=False, overwrite=True)
+    with pytest.raises(UserError, match=r"lies inside the run directory '.*results/run', which holds that run's files "
+                                        r"only: choose an output_dir outside it"):
+        open_run_dir(tmp_path / "results" / "run" / "nested", {"seed": 0}, resume=False, overwrite=False)
+    assert not (tmp_path / "results" / "run" / "nested").exists()
 
 
 def test_resume_needs_a_run_and_excludes_overwrite(tmp_path):
@@ -169,5 +181,14 @@ def test_reproducibility_out_writes_the_page_and_prints_none_of_it(tmp_path, cap
     out, err = capsys.readouterr()
     assert out == "" and err == f"zsa-eval: reproducibility page written to {tmp_path / 'page.md'}\n"
     assert (tmp_path / "page.md").read_text().startswith("#")
+    assert report_main(["reproducibility", str(tmp_path / "results")]) == 2  # no run there, no --out: refused
+    assert "holds no zsa-eval run" in capsys.readouterr().err and not (tmp_path / "results" / "reproducibility.md").exists()
+    (tmp_path / "results" / "run").mkdir()
+    (tmp_path / "results" / "run" / "metrics.json").write_text("{}")
     assert report_main(["reproducibility", str(tmp_path / "results")]) == 0  # no --out: printed too
     assert capsys.readouterr().out == (tmp_path / "results" / "reproducibility.md").read_text()
+    (tmp_path / "results" / "run" / "run.json").write_text("{}")
+    for command in ("reproducibility", "leaderboard"):  # a run's own directory holds its run's files only
+        assert report_main([command, str(tmp_path / "results" / "run")]) == 2
+        assert "is a run's own directory" in capsys.readouterr().err
+    assert sorted(path.name for path in (tmp_path / "results" / "run").iterdir()) == ["metrics.json", "run.json"]

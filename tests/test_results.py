@@ -66,7 +66,7 @@ def test_class_selection_is_no_error_and_empty_classes_warn(tiny_model_dir, tmp_
     assert set(excluded["label"]) == {"high_beep", "rising_chirp", "white_noise"}
     assert pd.read_csv(tmp_path / "run" / "errors.csv").empty
     warning = capsys.readouterr().err.strip()
-    assert warning == ("zsa-eval: warning: 1 of the 3 candidate classes have no clips in this selection ('thunder'): "
+    assert warning == ("zsa-eval: warning: 1 of the 3 candidate classes has no clips in this selection ('thunder'): "
                        "they stay candidates but have no recall (metrics.json: classes_without_items)")
 
 
@@ -248,6 +248,15 @@ def test_the_summary_line_shows_top_k_only_below_the_class_count():
         "400 of 400 clips in 12.0 s (4.0 s scoring, 100.0 clips/s encoded, 0 from the cache) -> results/run")
     resumed = format_summary(CLASSIFICATION_SUMMARY | {"resumed_items": 150, "n_items": 1, "n_evaluated": 1}, 12.0)
     assert resumed.endswith("on 1 of 1 clip in 12.0 s (4.0 s scoring, 100.0 clips/s encoded, 0 from the cache, 150 "
-                            "restored from the interrupted run) -> results/run")
+                            "restored from the earlier run) -> results/run")
     five = CLASSIFICATION_SUMMARY | {"n_classes": 5, "top_k_accuracy": 1.0}
     assert "(balanced 0.8900, macro F1 0.8800)" in format_summary(five, 12.0) and "top-" not in format_summary(five, 1)
+
+
+def test_class_names_that_differ_only_in_case_are_named():
+    from zsa_eval.tasks.labels import case_twins_warning
+
+    assert case_twins_warning(["Noise", "noise", "dog", "Dog", "cat"]) == [
+        "2 sets of class names differ only in case ('Noise' and 'noise'; 'dog' and 'Dog'): they are separate classes; "
+        "rename them to one in the data (or dataset.label_names) if they are one"]
+    assert case_twins_warning(["dog", "cat"]) == []

@@ -112,7 +112,6 @@ def identity_of(*overrides: str) -> dict:
     ("model.name_or_path=/other/model", "model.name_or_path"),
     ("limit=10", "limit"),
     ("limit_mode=first", "limit_mode"),
-    ("save_embeddings=true", "save_embeddings"),
     ("precision=bf16", "precision"),
     ("engine=pipeline", "engine"),
     ("dataset.classes=[clicks,low_hum]", "dataset.classes"),
@@ -124,7 +123,7 @@ def test_a_setting_that_changes_results_is_refused(tmp_path, override, changed):
         open_run_dir(tmp_path, identity_of(override), resume=True, overwrite=False)
 
 
-@pytest.mark.parametrize("override", ["batch_size=3", "num_workers=2", "cache=false", "progress=true",
+@pytest.mark.parametrize("override", ["batch_size=3", "num_workers=2", "cache=false", "progress=true", "save_embeddings=true",
                                       "max_skip_fraction=0.5", "on_error=raise", "gate.min_accuracy=0.5",
                                       "output_dir=/runs/moved"])
 def test_a_setting_that_cannot_change_results_is_allowed(tmp_path, override):

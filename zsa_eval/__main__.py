@@ -97,9 +97,11 @@ def check_reference_template(cfg: DictConfig) -> None:
     """reference=<id> prompts as its published figure did: a template chosen beside it would be replaced unseen."""
     template = HydraConfig.get().runtime.choices.get("template")
     if cfg.reference is not None and template != "auto":
-        raise UserError(f"reference={cfg.reference} prompts as its published figure did "
-                        f"({list(cfg.template.prompts)}), so template={template} would not be used: drop "
-                        f"template={template}, or drop reference= to run your own prompts")
+        figure = next((entry for entry in cfg.dataset.get("references") or [] if entry.get("id") == cfg.reference), {})
+        prompts = list(figure.get("prompts") or []) or "its own prompts"
+        raise UserError(f"reference={cfg.reference} prompts as its published figure did ({prompts}), so "
+                        f"template={template} would not be used: drop template={template}, or drop reference= to run "
+                        "your own prompts")
 
 
 def quiet_libraries(progress: bool, verbose: bool) -> None:

@@ -348,12 +348,14 @@ def known_keys(parent: str) -> list[str]:
 
 
 CLASS_SELECTION_KEYS = ("classes", "folds", "subset")  # what a retrieval dataset (clips and captions) lacks
-PE_AUDIO = ("PE-Audio models", "model=pe_av_small, pe_av_base, pe_av_large, pe_a_frame_base, pe_tiny_random")
+PE_AUDIO = ("PE-Audio models", "model=pe_av_small, pe_av_base, pe_av_large, pe_a_frame_base, pe_tiny_random, "
+                                "pe_frame_tiny_random")
+PE_FRAME = ("frame-level PE-Audio models", "model=pe_a_frame_base, pe_frame_tiny_random")
 AUDIO_LANGUAGE_MODELS = ("audio language models", "model=qwen2_audio, audioflamingo3, qwen2_audio_tiny_random, "
                          "audioflamingo3_tiny_random")
 CLAP = ("CLAP models", "model=clap, clap_unfused, clap_larger_general, ..., tiny_random")
 MSCLAP = ("MS-CLAP models", "model=msclap_2022, msclap_2023, msclap_2022_tiny_random, msclap_2023_tiny_random")
-FAMILY_KEYS = {"max_seconds": PE_AUDIO, "frame_pooling": PE_AUDIO, "scoring": AUDIO_LANGUAGE_MODELS,  # model keys
+FAMILY_KEYS = {"max_seconds": PE_AUDIO, "frame_pooling": PE_FRAME, "scoring": AUDIO_LANGUAGE_MODELS,  # model keys
                "max_new_tokens": AUDIO_LANGUAGE_MODELS, "label_batch_size": AUDIO_LANGUAGE_MODELS,  # of one family
                "short_clip_fusion": CLAP, "int16_roundtrip": CLAP, "weights_file": MSCLAP,
                "laion_loader_length": CLAP, "tokenizer": CLAP}
@@ -382,8 +384,8 @@ def unknown_key(path: str, known: list[str] | None = None, where: str = "",
                          f"protocol.{name}")
     if parent == "model" and name in FAMILY_KEYS:
         family, presets = FAMILY_KEYS[name]
-        return UserError(f"{path} is a setting of {family}, and this model file is not one: choose one ({presets}), "
-                         f"or with model=auto and such a checkpoint add it as +{path}=VALUE")
+        return UserError(f"{path} is a setting of {family}, which this model file does not set: choose one of them "
+                         f"({presets}), or with model=auto and such a checkpoint add it as +{path}=VALUE")
     if name in known:  # the schema has it, but the chosen group file does not set it: add it with `+`
         return UserError(f"{path} is not set by this {parent} file: add it with +{path}=VALUE")
     close = difflib.get_close_matches(name, known, n=1)

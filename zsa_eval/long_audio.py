@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from zsa_eval.errors import UserError
+from zsa_eval.text import counted
 
 if TYPE_CHECKING:
     from zsa_eval.families import ModelFamily
@@ -171,8 +172,8 @@ def summary_note(long_audio: dict | None) -> str:
     if policy == "native" and not longer:
         return ""
     heard = ("heard the model's own way" if policy == "native"
-             else f"{long_audio['n_windows_encoded']} windows encoded")
+             else f"{counted(long_audio['n_windows_encoded'], 'window')} encoded")
     capped = (f", {long_audio['n_clips_capped']} cut to max_windows={long_audio['max_windows']}"
               if long_audio.get("n_clips_capped") else "")
     window_s = long_audio["window_s"]
-    return f" (long_audio={policy}: {longer} clips longer than the {window_s:g} s window, {heard}{capped})"
+    return f" (long_audio={policy}: {counted(longer, 'clip')} longer than the {window_s:g} s window, {heard}{capped})"

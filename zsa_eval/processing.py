@@ -132,5 +132,6 @@ def raise_on_skip(on_error: str, skipped: list[tuple[int, str, str]], item_ids: 
 def interruption(log: ProgressLog, n_items: int) -> RunInterrupted:
     """Ctrl-C: what was kept and how to go on."""
     finished = len(log.read())
-    return RunInterrupted(f"interrupted after {finished} of {n_items} items; their results are kept in {log.directory}",
-                          str(log.directory))
+    kept = (f"interrupted after {finished} of {n_items} items; their results are kept in {log.directory}" if finished
+            else f"interrupted before any of the {n_items} items finished (the run is set up in {log.directory})")
+    return RunInterrupted(kept, str(log.directory))

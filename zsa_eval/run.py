@@ -27,7 +27,7 @@ from zsa_eval.long_audio import LongAudio, check_family_policy, long_audio_polic
 from zsa_eval.models import LoadedModel, resolve_device
 from zsa_eval.processing import ProcessedItems, log_batches, process_items
 from zsa_eval.provenance import environment, files_fingerprint, identity_hash, items_fingerprint
-from zsa_eval.store import (METRICS_FILE, RUN_FILE, ProgressLog, check_resumable, json_text, write_run,
+from zsa_eval.store import (METRICS_FILE, RUN_FILE, ProgressLog, check_resumable, json_text, write_results,
                              write_run_file)
 from zsa_eval.store.embeddings import read_embedding_parts, remove_embedding_parts
 from zsa_eval.report.gate import check_baseline_dataset, gate_failures, read_baseline, reference_failures
@@ -41,6 +41,7 @@ from zsa_eval.tasks.registry import ZEROSHOT, task_for, task_named
 # Settings that do not change a run's results: a run may be resumed with other values of these.
 RESULT_NEUTRAL_KEYS = ("output_dir", "results_dir", "resume", "overwrite", "progress", "verbose", "debug",
                        "batch_size", "num_workers", "cache", "cache_dir", "on_error", "max_skip_fraction", "gate",
+                       "save_embeddings",
                        "reference", "report", "report_mistakes", "report_mistakes_per_class")
 SELECTION_KEYS = ("label_column", "label_names", "label_delimiter", "classes", "folds", "subset", "split_folder")
 
@@ -185,11 +186,13 @@ def run(cfg: DictConfig) -> dict | None:
     ranks = ranks_from_env()
     prompts = task.prompts(cfg)
     task.check(cfg)
+    metric_names = [spec.name for spec in task.metrics]
+    check_references(cfg, prompts, metric_names, None)  # before the data loads; the limit once items are counted
     baseline = read_baseline(cfg.gate.baseline)
     device = resolve_device(cfg.device, ranks.local_rank if ranks.distributed else None)
     dataset = build(loader_config(cfg.dataset))
     cfg = without_idle_limit(cfg, len(dataset))
-    protocol = check_references(cfg, prompts, [spec.name for spec in task.metrics])
+    protocol = check_references(cfg, prompts, metric_names, cfg.limit)
     dataset = limit_items(dataset, cfg.limit, cfg.limit_mode, cfg.seed)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     loaded = load_scorer(cfg, device)  # before the run directory exists: a model that fails leaves none
@@ -212,7 +215,8 @@ def run(cfg: DictConfig) -> dict | None:
                                  task.keeps_embeddings(cfg), held)
             if work is None:
                 return None
-            return finish_run(task, context, ranks, work, identity, protocol, baseline, resolved, started_at, start)
+            return finish_run(task, context, ranks, work, identity, protocol, baseline, resolved, warnings,
+                              (started_at, start))
         except KeyboardInterrupt:  # outside the batches (which say how far they got): opening, or writing results
             raise interrupted_outside_batches(Path(cfg.output_dir), len(dataset)) from None
 
@@ -228,9 +232,12 @@ def interrupted_outside_batches(output_dir: Path, n_items: int) -> RunInterrupte
 
 
 def finish_run(task: Task, context: RunContext, ranks: Ranks, work: ProcessedItems, identity: dict, protocol: dict,
-               baseline: dict | None, resolved: dict, started_at: datetime, start: float) -> dict:
+               baseline: dict | None, resolved: dict, warnings: list[str], started: tuple[datetime, float]) -> dict:
     """Rank 0, every item processed: measure what was evaluated, then write the run's files (metrics.json last),
-    its report and the leaderboard; a failed gate or too many skips raise after everything is written."""
+    its report and the leaderboard; a failed gate or too many skips raise after everything is written. `warnings`:
+    what the run said of its selection before its results (kept in metrics.json); `started`: when (UTC, and
+    perf_counter)."""
+    started_at, start = started
     cfg, dataset, loaded, long_audio = context.cfg, context.dataset, context.loaded, context.long_audio
     output_dir = work.output_dir
     records, cache_hits, encoded = work.outcomes(task.finished_key)
@@ -265,12 +272,13 @@ def finish_run(task: Task, context: RunContext, ranks: Ranks, work: ProcessedIte
                        "files_fingerprint": files_fingerprint(dataset.items["path"].tolist())},
         **run_facts(context, ranks, work, started_at, start, cache_hits, encoded),
         "references": references,
+        "warnings": warnings,
         "gate": {"passed": not failures, "failures": failures, "baseline_accuracy": baseline_accuracy},
         "leaderboard": leaderboard_of(output_dir, Path(cfg.results_dir)),
         "config": resolved,
     }
     metrics |= task.declaration(metrics)
-    write_run(output_dir, metrics, results, OmegaConf.to_yaml(resolved))
+    write_results(output_dir, results, OmegaConf.to_yaml(resolved))
     remove_embedding_parts(output_dir)
     metrics["report"] = report_run(output_dir, metrics, results, lambda: task.mistakes(context, evaluated, results),
                                    dataset.clips, cfg.report, cfg.debug)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from zsa_eval.config import CONFIG_DIR
 from zsa_eval.errors import UserError
-from zsa_eval.store import atomic_write
+from zsa_eval.store import METRICS_FILE, RUN_FILE, atomic_write
 from zsa_eval.report.compare import COMPARE_CLIPS, compare_runs, comparison_dir, write_comparison
 from zsa_eval.report.leaderboard import leaderboard_markdown, rebuild_leaderboard
 from zsa_eval.report.reproducibility import reproducibility_page
@@ -23,6 +23,21 @@ def printed(text: str) -> None:
         print(text, end="", flush=True)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python flushes stdout again at exit
+
+
+def results_directory(path: Path, purpose: str) -> Path:
+    """A directory of runs to read (and write `purpose` into): not a run's own directory, whose files are its run's
+    alone (a resume or an overwrite would then find files the run never wrote)."""
+    if not path.is_dir():
+        raise UserError(f"{path} is not a directory; pass the results directory")
+    if (path / RUN_FILE).is_file():
+        raise UserError(f"{path} is a run's own directory, which holds that run's files only: pass the results "
+                        f"directory that holds the runs (e.g. {path.parent}) for the {purpose}")
+    return path
+
+
+def holds_runs(path: Path) -> bool:
+    return next(path.rglob(METRICS_FILE), None) is not None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,24 +69,28 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     try:
         if arguments.command == "reproducibility":
-            if not arguments.results_dir.is_dir():
-                raise UserError(f"{arguments.results_dir} is not a directory; pass the results directory")
-            page = reproducibility_page(arguments.results_dir, [Path(CONFIG_DIR), *arguments.config_dirs],
-                                        str(arguments.results_dir))
+            results_dir = results_directory(arguments.results_dir, "reproducibility page")
+            page = reproducibility_page(results_dir, [Path(CONFIG_DIR), *arguments.config_dirs], str(results_dir))
+            if arguments.out is None and not holds_runs(results_dir):
+                raise UserError(f"{results_dir} holds no zsa-eval run, so the page would go into a folder of no "
+                                "results: pass the results directory, or --out FILE to write the page (every figure "
+                                "'not run') elsewhere")
             out = arguments.out or arguments.results_dir / "reproducibility.md"
             atomic_write(out, page)
             if arguments.out is None:
                 printed(page)
             print(f"zsa-eval: reproducibility page written to {out}", file=sys.stderr)
         elif arguments.command == "leaderboard":
-            if not arguments.results_dir.is_dir():
-                raise UserError(f"{arguments.results_dir} is not a directory; pass the results directory")
-            printed(leaderboard_markdown(rebuild_leaderboard(arguments.results_dir, arguments.every_run)))
+            results_dir = results_directory(arguments.results_dir, "leaderboard")
+            printed(leaderboard_markdown(rebuild_leaderboard(results_dir, arguments.every_run)))
         else:
             if arguments.clips < 0:
                 raise UserError(f"--clips {arguments.clips} is below 0; pass --clips 0 for no players, or more")
             comparison = compare_runs(arguments.run_a, arguments.run_b, arguments.resamples, arguments.seed)
             out = arguments.out or comparison_dir(arguments.run_a, arguments.run_b)
+            if (out / RUN_FILE).is_file():
+                raise UserError(f"--out {out} is a run's own directory, which holds that run's files only: choose "
+                                "another folder for the comparison")
             printed(write_comparison(comparison, out, arguments.clips))
             print(f"zsa-eval: comparison written to {out}", file=sys.stderr)
     except UserError as error:

@@ -36,13 +36,14 @@ def row_labels(rows: pd.DataFrame, varying_names: tuple[str, ...]) -> tuple[list
 
 
 def heatmap_grids(board: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Per dataset (and source), its main score by model (rows) x template #prompts (columns), one cell per board
-    row; keyed by the panel's title ("accuracy on esc50").
+    """Per dataset (and source) and main score, that score by model (rows) x template #prompts (columns), one cell
+    per board row; keyed by the panel's title ("accuracy on esc50"). A dataset scored two ways (a folder read once
+    single-label, once multi-label) gets a panel per score: one colour scale never mixes accuracy and mAP.
 
     A row label carries the weights, and the engine, precision or selection where they vary in the panel, so two
     rows never share a cell; when their readable labels still coincide, the identity hash is added."""
     grids = {}
-    for (dataset, source), rows in board.groupby(["dataset", "source"], sort=False):
+    for (dataset, source, _), rows in board.groupby(["dataset", "source", "main_score"], sort=False):
         models, templates = row_labels(rows, ("engine", "precision", "selection"))
         cells = pd.DataFrame({"model": models, "template": templates,
                               "score": rows["main_value"].astype(float).to_list(),

@@ -109,7 +109,7 @@ def interval_description(metrics: dict) -> str:
     """Which interval a run's metrics carry, in a sentence (a report's metrics heading)."""
     if is_over_draws(metrics):
         if metrics["repeats"] < 2:
-            return "no intervals: one draw of shots"
+            return "none: a single draw of shots has no spread to take an interval from"
         return (f"95% t-intervals of the mean over {metrics['repeats']} draws of shots, every draw tested on the same "
                 f"{tested_count(metrics)} clips: how much a figure moves with other shots, not with other test clips")
     resamples = (metrics.get("bootstrap") or {}).get("resamples")

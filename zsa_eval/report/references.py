@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from functools import cache
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from zsa_eval.config import shown
+from zsa_eval.config import CONFIG_DIR, shown
 from zsa_eval.errors import UserError
 
 ALL_CLIPS = "all clips"
@@ -24,7 +26,9 @@ def data_source(dataset: Mapping) -> str:
     """Where a run's clips come from, as `references_data` names it: hub_id@revision (hub_id alone without a
     pinned revision), or a local folder's path."""
     if dataset.get("hub_id"):
-        return f"{dataset['hub_id']}@{dataset['revision']}" if dataset.get("revision") else str(dataset["hub_id"])
+        local_copy = Path(str(dataset["hub_id"])).expanduser().is_dir()  # a folder has no revision (the loader's rule)
+        return (f"{dataset['hub_id']}@{dataset['revision']}" if dataset.get("revision") and not local_copy
+                else str(dataset["hub_id"]))
     return str(dataset.get("path"))
 
 
@@ -57,14 +61,23 @@ def evaluation_text(evaluation: Mapping) -> str:
     return f"protocol={evaluation['name']}" + (f" ({settings})" if settings else "")
 
 
+@cache
+def protocol_defaults(name: str) -> dict:
+    """A protocol's settings as conf/protocol/<name>.yaml sets them (but its output folder)."""
+    values = OmegaConf.to_container(OmegaConf.load(Path(CONFIG_DIR) / "protocol" / f"{name}.yaml"))
+    return {key: value for key, value in values.items() if key != "folder"}
+
+
 def evaluation_differences(reference: Mapping, protocol: Mapping) -> list[str]:
     """How the run's protocol differs from the one the figure was measured under: another protocol, or other values
-    of the settings the figure names."""
-    theirs, ours = evaluation_of(reference), evaluation_of(protocol)
-    if theirs["name"] != ours["name"]:
-        return [f"a {evaluation_text(theirs)} figure there, a protocol={ours['name']} run here"]
-    return [f"protocol.{key}={shown(value)} there, {shown(ours.get(key))} here" for key, value in theirs.items()
-            if key != "name" and ours.get(key) != value]
+    of its settings, those the figure leaves out being the protocol's defaults (a figure of few-shot logistic
+    regression is no figure of a text_init run)."""
+    named, ours = evaluation_of(reference), evaluation_of(protocol)
+    if named["name"] != ours["name"]:
+        return [f"a {evaluation_text(named)} figure there, a protocol={ours['name']} run here"]
+    theirs = protocol_defaults(named["name"]) | named
+    return [f"protocol.{key}={shown(value)} there{'' if key in named else ' (the default)'}, {shown(ours.get(key))} "
+            f"here" for key, value in theirs.items() if key != "name" and key in ours and ours[key] != value]
 
 
 def folds_text(folds: Sequence[int] | None) -> str:
@@ -192,12 +205,14 @@ def evaluation_of_run(protocol: DictConfig) -> dict:
     return {key: value for key, value in OmegaConf.to_container(protocol).items() if key != "folder"}
 
 
-def check_references(cfg: DictConfig, prompts: Sequence[str] | None, metric_names: Sequence[str]) -> dict:
+def check_references(cfg: DictConfig, prompts: Sequence[str] | None, metric_names: Sequence[str],
+                     limit: int | None) -> dict:
     """Before a run: each reference names a metric its task reports; reference=<id> names one of the dataset's
     figures, for this run's checkpoint, whose protocol the run follows; gate.reference=true has a figure of the run's
-    protocol to bound. Returns the run's protocol."""
+    protocol to bound. `limit`: the run's (None before the items are counted: a limit that selects them all is
+    none). Returns the run's protocol."""
     references, name = references_of(cfg), cfg.dataset.name
-    protocol = run_protocol(cfg.dataset, cfg.limit, prompts, evaluation_of_run(cfg.protocol))
+    protocol = run_protocol(cfg.dataset, limit, prompts, evaluation_of_run(cfg.protocol))
     for reference in references:
         if reference["metric"] not in metric_names:
             raise UserError(f"dataset={name} reference {reference['id']}: metric {reference['metric']!r} is not one "

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from zsa_eval.audio import AudioSource
-from zsa_eval.store import remove_recorded, write_run_file
+from zsa_eval.store import METRICS_FILE, remove_recorded, write_run_file
+from zsa_eval.text import counted
 from zsa_eval.report.html import (ASSETS_DIR, ClipFiles, Table, cell, family_label, figure_title, interval_description,
                                   png_data_uri, render, shown, table)
 
@@ -103,9 +104,9 @@ def probe_facts(metrics: dict) -> list[tuple[str, object]]:
              ("test and training sides", split_fact(metrics.get("split") or {}, metrics.get("n_tested")))]
     if metrics.get("repeats"):
         others = [name for name in metrics.get("classifiers") or {} if name != metrics.get("classifier")]
-        facts += [("draws", f"{metrics['repeats']} draws of {metrics.get('shots')} shots per class from each training "
-                            f"side; the metrics are means over the draws; predictions, tables and mistakes are "
-                            f"{metrics.get('predictions_from')}"),
+        facts += [("draws", f"{counted(metrics['repeats'], 'draw')} of {counted(metrics.get('shots') or 0, 'shot')} "
+                            f"per class from each training side; the metrics are means over the draws; predictions, "
+                            f"tables and mistakes are {metrics.get('predictions_from')}"),
                   ("classifiers", f"{metrics.get('classifier')} (the headline)"
                                   + (f"; also {', '.join(others)} (per_repeat.csv)" if others else ""))]
     return facts
@@ -131,6 +132,7 @@ def summary_facts(metrics: dict) -> list[tuple[str, str]]:
                                                 if metrics.get(key))),
         ("items", items_fact(metrics)),
         ("status", metrics.get("status")),
+        ("warnings", " | ".join(metrics.get("warnings") or [])),
         ("identity hash", metrics.get("identity_hash")),
         ("started, finished", ", ".join(str(metrics[key]) for key in ("started_at", "finished_at")
                                         if metrics.get(key))),
@@ -190,8 +192,8 @@ def write_report(output_dir: Path, metrics: dict, results: TaskResults, mistakes
         tables=[(title, table(results.tables[name])) for name, title in SHOWN_TABLES.items() if name in results.tables],
         mistakes=mistakes, mistake_table=mistake_table, undecodable=undecodable,
         skips=table(skips.head(SHOWN_SKIPS)) if len(skips) else None, n_skips=len(skips),
-        files=sorted(path.name for path in output_dir.iterdir() if path.is_file() and not path.name.startswith(".")
-                     and path.name != REPORT_FILE),
+        files=sorted({METRICS_FILE} | {path.name for path in output_dir.iterdir()  # metrics.json: written after it
+                                        if path.is_file() and not path.name.startswith(".") and path.name != REPORT_FILE}),
     )
     write_run_file(output_dir, REPORT_FILE, page)
     return {"written": True, "file": REPORT_FILE, "mistakes": len(mistakes.items) if mistakes else 0,

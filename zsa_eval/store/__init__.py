@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from zsa_eval.errors import UserError
+from zsa_eval.text import counted
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -206,15 +207,29 @@ def run_lock(output_dir: Path) -> Iterator[None]:
 def check_own_files(output_dir: Path) -> None:
     """Refuse a directory (if there is one) holding files that no zsa-eval run recorded writing."""
     foreign = foreign_files(output_dir) if output_dir.is_dir() else []
+    if foreign and not (output_dir / RUN_FILE).is_file() and next(output_dir.rglob(RUN_FILE), None):
+        raise UserError(f"output_dir {str(output_dir)!r} holds zsa-eval runs in its folders (a results directory): a "
+                        f"run needs a folder of its own, e.g. output_dir={output_dir / 'my_run'}")
     if foreign:
         what = "holds no zsa-eval run" if not (output_dir / RUN_FILE).is_file() else "holds files zsa-eval did not write"
-        raise UserError(f"output_dir {str(output_dir)!r} {what} ({len(foreign)} such files, e.g. {foreign[0]!r}): "
+        raise UserError(f"output_dir {str(output_dir)!r} {what} ({counted(len(foreign), 'such file')}, e.g. "
+                        f"{foreign[0]!r}): "
                         "choose an empty output_dir (zsa-eval never removes files it did not write)")
 
 
+def check_outside_runs(output_dir: Path) -> None:
+    """A run directory inside another run's would be files that run never wrote (it could no longer be resumed or
+    overwritten): refused."""
+    for parent in Path(output_dir).expanduser().resolve().parents:
+        if (parent / RUN_FILE).is_file():
+            raise UserError(f"output_dir {str(output_dir)!r} lies inside the run directory {str(parent)!r}, which holds "
+                            "that run's files only: choose an output_dir outside it")
+
+
 def check_resumable(output_dir: Path, resume: bool, overwrite: bool) -> None:
-    """resume=true needs a run in output_dir to continue; resume and overwrite exclude each other (checked before
-    anything is loaded or written)."""
+    """resume=true needs a run in output_dir to continue; resume and overwrite exclude each other; no run directory
+    lies inside another (checked before anything is loaded or written)."""
+    check_outside_runs(output_dir)
     if resume and overwrite:
         raise UserError("resume=true continues the run in output_dir and overwrite=true replaces it: choose one")
     if resume and not (output_dir / RUN_FILE).is_file():
@@ -246,9 +261,10 @@ def open_run_dir(output_dir: Path, identity: dict, resume: bool, overwrite: bool
     write_run_file(output_dir, RUN_FILE, json.dumps(identity, indent=2, default=str) + "\n")
 
 
-def write_run(output_dir: Path, metrics: dict, results, config_yaml: str) -> None:
-    """Write every result file of one run into `output_dir`, metrics.json last: a task's TaskResults (tables as
-    `<name>.csv`, figures as PNG, arrays as .npy and tables as parquet under their relative paths) and config.yaml."""
+def write_results(output_dir: Path, results, config_yaml: str) -> None:
+    """Write a run's result files into `output_dir`, all but metrics.json (written last of all, once the report is
+    too: a run without it is unfinished): a task's TaskResults (tables as `<name>.csv`, figures as PNG, arrays as .npy
+    and tables as parquet under their relative paths) and config.yaml."""
     files = {**{f"{name}.csv": table.to_csv(index=False) for name, table in results.tables.items()},
              **results.figures,
              **{name: npy_bytes(array) for name, array in results.arrays.items()},
@@ -256,4 +272,3 @@ def write_run(output_dir: Path, metrics: dict, results, config_yaml: str) -> Non
              "config.yaml": config_yaml}
     for name, payload in files.items():
         write_run_file(output_dir, name, payload)
-    write_run_file(output_dir, METRICS_FILE, json_text(metrics))

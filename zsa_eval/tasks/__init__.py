@@ -155,11 +155,6 @@ class Mistakes:
     items: list[Mistake]
 
 
-def counted(n: int, noun: str) -> str:
-    """`1 clip`, `40 clips`."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
 def skipped_note(metrics: dict) -> str:
     """The summary line's word on skipped items (nothing when none was)."""
     return f", {metrics['n_skipped']} skipped (see errors.csv)" if metrics["n_skipped"] else ""
@@ -172,8 +167,7 @@ def timing_note(metrics: dict, wall_s: float, stage: str = "scoring") -> str:
     results are."""
     speed = (f"{metrics['encoded_clips_per_s']} clips/s encoded" if metrics.get("encoded_clips_per_s") is not None
              else "nothing encoded")
-    resumed = (f", {metrics['resumed_items']} restored from the interrupted run" if metrics.get("resumed_items")
-               else "")
+    resumed = f", {metrics['resumed_items']} restored from the earlier run" if metrics.get("resumed_items") else ""
     return (f"{summary_note(metrics.get('long_audio'))} in {wall_s:.1f} s ({metrics['scoring_s']:.1f} s {stage}, "
             f"{speed}, {metrics['cache_hits']} from the cache{resumed}) -> {metrics['output_dir']}")
 

@@ -40,10 +40,12 @@ from zsa_eval.engine import text_embeddings
 from zsa_eval.errors import UserError
 from zsa_eval.families import Family
 from zsa_eval.tasks import Evaluated, RunContext, TaskResults, classification, clip_features
+from zsa_eval.text import counted
 from zsa_eval.tasks.classification import (INTERVAL_METRICS, class_indices, classification_results, point_metrics,
                                            top_k_hits)
 from zsa_eval.tasks.labels import check_prompts, interval, scores_table, top_k
-from zsa_eval.tasks.probing import ProbeTask, Training, class_columns, probe_sides, standardized_logistic_regression
+from zsa_eval.tasks.probing import (ProbeTask, Training, class_columns, probe_sides, standardized_logistic_regression,
+                                    test_fold_name)
 from zsa_eval.provenance import prompts_hash
 
 LOGISTIC_REGRESSION, PROTOTYPE, TEXT_PROTOTYPE = PROBE_CLASSIFIERS
@@ -110,7 +112,9 @@ def draws_mean(values: np.ndarray) -> float:
 
 
 def draws_std(values: np.ndarray) -> float:
-    """The sample std (ddof=1) over draws; 0 exactly for draws that are all equal."""
+    """The sample std (ddof=1) over draws: undefined (NaN) for one draw, 0 exactly for draws that are all equal."""
+    if len(values) < 2:
+        return float("nan")
     return 0.0 if (values == values[0]).all() else float(values.std(ddof=1))
 
 
@@ -192,6 +196,11 @@ class FewShotTask(ProbeTask):
             self.check_shots(dataset, sides.test_fold, sides.folds)
         return super().check_dataset(dataset)
 
+    @property
+    def trains_on_clips(self) -> bool:
+        """0 shots (text_init alone) fits nothing on the clips."""
+        return bool(self.settings.shots)
+
     def check_shots(self, dataset: AudioDataset, test_fold: np.ndarray, folds: list) -> None:
         """Refuse, naming the class and fold, a training side with fewer clips of a class than protocol.shots."""
         shots = self.settings.shots
@@ -203,7 +212,7 @@ class FewShotTask(ProbeTask):
             return
         name, fold = counts.stack().idxmin()
         if lowest == 0:
-            raise UserError(f"class {name!r} has no clip on the training side of test fold {fold}: few-shot draws "
+            raise UserError(f"class {name!r} has no clip on the training side of {test_fold_name(fold)}: few-shot draws "
                             f"protocol.shots={shots} of every class; select classes with clips (dataset.classes)")
         raise UserError(f"protocol.shots={shots} is more than class {name!r} has on the training side of test fold "
                         f"{fold} ({lowest} clips): lower protocol.shots to {lowest} or less")
@@ -307,7 +316,7 @@ class FewShotTask(ProbeTask):
         others = "; ".join(f"{name} {values['accuracy']:.4f}{spread(values)}"
                            for name, values in metrics["classifiers"].items() if name != metrics["classifier"])
         return (f"{metrics['classifier']} accuracy {main['accuracy']:.4f}{spread(main)} "
-                f"{interval(main['accuracy_ci95'])} over {metrics['repeats']} draws"
+                f"{interval(main['accuracy_ci95'])} over {counted(metrics['repeats'], 'draw')}"
                 + (f" ({others})" if others else ""))
 
 

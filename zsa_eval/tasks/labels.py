@@ -21,7 +21,8 @@ from zsa_eval.errors import UserError
 from zsa_eval.models import LoadedModel
 from zsa_eval.provenance import prompts_hash
 from zsa_eval.store.embeddings import EMBEDDINGS_DIR
-from zsa_eval.tasks import Evaluated, LoggedBatch, RunContext, Task, TaskResults, counted, skipped_note, timing_note
+from zsa_eval.tasks import Evaluated, LoggedBatch, RunContext, Task, TaskResults, skipped_note, timing_note
+from zsa_eval.text import counted
 
 TOP_K = 5
 SCORE_COLUMNS = {"softmax": "prob", "sigmoid": "sigmoid", "answer": "answer",  # scores.parquet prefix per score kind
@@ -80,6 +81,20 @@ def top_labels_text(row: pd.Series, n: int = SHOWN_TOP, separator: str = " · ")
                       if f"top{rank}_label" in row)
 
 
+def case_twins_warning(labels: Sequence[str]) -> list[str]:
+    """A warning naming candidate labels that differ only in case ("Noise" and "noise"): two classes to the model,
+    most likely one in the data."""
+    by_case: dict[str, list[str]] = {}
+    for label in labels:
+        by_case.setdefault(label.casefold(), []).append(label)
+    twins = [names for names in by_case.values() if len(names) > 1]
+    if not twins:
+        return []
+    shown = "; ".join(" and ".join(map(repr, names)) for names in twins[:3])
+    return [f"{counted(len(twins), 'set')} of class names differ only in case ({shown}{'; ...' if len(twins) > 3 else ''}): "
+            "they are separate classes; rename them to one in the data (or dataset.label_names) if they are one"]
+
+
 def classes_without_items(dataset: AudioDataset) -> list[str]:
     """Candidate classes (dataset.classes) that no item of the selection carries."""
     present = dataset.present_labels()
@@ -124,14 +139,16 @@ class LabelTask(Task):
         return identity
 
     def check_dataset(self, dataset: AudioDataset) -> list[str]:
-        """Class names that collide once made readable are refused; classes without clips are a warning."""
-        candidate_labels(dataset.class_names)
+        """Class names that collide once made readable are refused; classes without clips, and names that differ
+        only in case (likely one class written two ways), are warnings."""
+        warnings = case_twins_warning(candidate_labels(dataset.class_names))
         empty = classes_without_items(dataset)
-        if not empty:
-            return []
-        return [f"{len(empty)} of the {len(dataset.class_names)} candidate classes have no clips in this selection "
-                f"({', '.join(map(repr, empty[:5]))}{', ...' if len(empty) > 5 else ''}): they stay candidates but "
-                f"have no {self.missing_score} (metrics.json: classes_without_items)"]
+        if empty:
+            warnings.append(f"{len(empty)} of the {counted(len(dataset.class_names), 'candidate class')} "
+                            f"{'has' if len(empty) == 1 else 'have'} no clips in this selection "
+                            f"({', '.join(map(repr, empty[:5]))}{', ...' if len(empty) > 5 else ''}): they stay "
+                            f"candidates but have no {self.missing_score} (metrics.json: classes_without_items)")
+        return warnings
 
     def keeps_embeddings(self, cfg: DictConfig) -> bool:
         return bool(cfg.save_embeddings)

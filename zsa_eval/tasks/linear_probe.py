@@ -19,7 +19,7 @@ from zsa_eval.tasks import Evaluated, RunContext, TaskResults, classification, c
 from zsa_eval.tasks.classification import class_indices, classification_results
 from zsa_eval.tasks.labels import scores_table
 from zsa_eval.tasks.probing import (ProbeTask, Sides, Training, class_columns, fit_with_chosen_c, fold_spread,
-                                    inner_splits, per_fold_scores, probe_sides, recordings,
+                                    inner_splits, per_fold_scores, probe_sides, recordings, test_fold_name,
                                     standardized_logistic_regression)
 from zsa_eval.tasks.tagging import label_matrix, per_class_table, quiet_nanmean, tagging_results
 
@@ -92,7 +92,7 @@ class LinearProbeTask(ProbeTask):
         for fold in sides.folds:
             train, test = sides.masks(fold, test_fold, items["item_id"].to_numpy(dtype=object))
             if len(np.unique(targets[train], axis=0)) < 2:
-                raise UserError(f"the training side of test fold {fold} holds clips of one class (or label set) only: "
+                raise UserError(f"the training side of {test_fold_name(fold)} holds clips of one class (or label set) only: "
                                 "a probe needs two or more; select more classes or folds")
             training.note_untrained(fold, targets[train], class_names)
             splits = (inner_splits(targets[train], official[train], protocol.inner_folds, protocol.seed,

@@ -43,11 +43,17 @@ from zsa_eval.data import AudioDataset, candidate_labels
 from zsa_eval.errors import UserError
 from zsa_eval.models import LoadedModel
 from zsa_eval.store.embeddings import EMBEDDINGS_DIR
-from zsa_eval.tasks import (Evaluated, LoggedBatch, MetricSpec, Mistakes, RunContext, Task, TaskResults, counted,
+from zsa_eval.tasks import (Evaluated, LoggedBatch, MetricSpec, Mistakes, RunContext, Task, TaskResults,
                             embedding_batches, skipped_note, timing_note)
+from zsa_eval.text import counted
 from zsa_eval.tasks.labels import classes_without_items
 
 SPLIT_FOLD = "test"  # the test fold of a dataset without folds (its training side has none)
+
+
+def test_fold_name(fold) -> str:
+    """`test fold 3`, or for a dataset without folds `the seeded split` (whose test side is its one test fold)."""
+    return "the seeded split" if fold == SPLIT_FOLD else f"test fold {fold}"
 NOT_IN_IDENTITY = ("folder",)  # protocol keys that do not change results
 Score = Callable[[Pipeline, np.ndarray, np.ndarray], float]  # a fitted probe, held-out features and targets -> score
 
@@ -69,7 +75,7 @@ class Sides:
         train = ~test
         shared = sorted(set(item_ids[train].tolist()) & set(item_ids[test].tolist()))
         if shared:
-            raise UserError(f"clip id {shared[0]!r} is on both sides of test fold {fold} ({len(shared)} such ids): "
+            raise UserError(f"clip id {shared[0]!r} is on both sides of {test_fold_name(fold)} ({len(shared)} such ids): "
                             "a clip's test must never see it in training; give every clip one id and one fold "
                             "(dataset.fold_column), then run again")
         return train, test
@@ -128,7 +134,8 @@ def seeded_split(dataset: AudioDataset, protocol: str, fraction: float | None, s
     test_fold = np.full(len(order), None, dtype=object)
     test_fold[tested] = SPLIT_FOLD
     share = "of each class " if stratified else ""
-    kept = {} if groups is None else {"recordings_kept_whole": True}
+    kept = {} if groups is None else {"recordings_kept_whole": True,
+                                      "classes_not_tested": untested_classes(dataset.items, test_fold)}
     whole = "" if groups is None else ", recordings kept whole"
     return Sides(test_fold, [SPLIT_FOLD],
                  {"kind": "seeded split", "test_fraction": fraction, "seed": seed, "stratified": stratified, **kept,
@@ -143,7 +150,16 @@ def grouped_test_rows(labels: np.ndarray | None, groups: np.ndarray, fraction: f
         splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
         return next(splitter.split(groups, groups=groups))[1]
     folds = max(2, round(1 / fraction))
-    return next(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(groups, labels, groups))[1]
+    with warnings.catch_warnings():  # "the least populated class has fewer members than n_splits": said our way
+        warnings.simplefilter("ignore", UserWarning)
+        return next(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(groups, labels, groups))[1]
+
+
+def untested_classes(items: pd.DataFrame, test_fold: np.ndarray) -> list[str]:
+    """The classes of the items that a test side holds no clip of (a split that keeps recordings whole can leave a
+    class of few recordings all on the training side)."""
+    tested = set(items["label"][pd.notna(test_fold)])
+    return [name for name in pd.unique(items["label"]) if name not in tested]
 
 
 def recordings_across_folds(items: pd.DataFrame) -> list[str]:
@@ -157,10 +173,11 @@ def recordings_across_folds(items: pd.DataFrame) -> list[str]:
     if spanning.empty:
         return []
     shown = ", ".join(f"{name!r} (folds {', '.join(sorted(values))})" for name, values in spanning.head(3).items())
-    return [f"{len(spanning)} recording(s) of this selection have clips in more than one official fold ({shown}"
-            f"{', ...' if len(spanning) > 3 else ''}): a probe trained on one of those folds has heard them when it "
-            "tests the other, so its figures are optimistic; fix the folds (dataset.fold_column) or keep a fold "
-            "per recording (dataset.folds)"]
+    return [f"{counted(len(spanning), 'recording')} of this selection {'has' if len(spanning) == 1 else 'have'} "
+            f"clips in more than one official fold ({shown}{', ...' if len(spanning) > 3 else ''}): a probe trained on "
+            "one of those folds has heard them when it tests the other, so its figures are optimistic; give each "
+            "recording's clips one fold (dataset.fold_column), or name no recordings (dataset.group_column=null) to "
+            "accept it (metrics.json: warnings)"]
 
 
 def probe_sides(dataset: AudioDataset, protocol: DictConfig, stratified: bool) -> Sides:
@@ -364,13 +381,25 @@ class ProbeTask(Task):
         item_ids = dataset.items["item_id"].to_numpy(dtype=object)
         for fold in sides.folds:
             sides.masks(fold, sides.test_fold, item_ids)
-        warnings = recordings_across_folds(dataset.items) if dataset.has_folds else []
+        warnings = recordings_across_folds(dataset.items) if dataset.has_folds and self.trains_on_clips else []
+        untested = sides.record.get("classes_not_tested")
+        if untested:
+            warnings.append(f"the seeded split, keeping recordings whole, tests no clip of {counted(len(untested), 'class')} "
+                            f"({', '.join(map(repr, untested[:5]))}{', ...' if len(untested) > 5 else ''}): they have "
+                            "too few recordings; their recall is missing from the metrics (another protocol.seed or "
+                            "protocol.split_fraction may test them; metrics.json split.classes_not_tested)")
         empty = classes_without_items(dataset)
-        if not empty:
-            return warnings
-        return warnings + [f"{len(empty)} of the {len(dataset.class_names)} candidate classes have no clips in this selection "
-                f"({', '.join(map(repr, empty[:5]))}{', ...' if len(empty) > 5 else ''}): no probe learns them, so "
-                "they are never predicted (metrics.json: classes_without_items)"]
+        if empty:
+            warnings.append(f"{len(empty)} of the {counted(len(dataset.class_names), 'candidate class')} "
+                            f"{'has' if len(empty) == 1 else 'have'} no clips in this selection "
+                            f"({', '.join(map(repr, empty[:5]))}{', ...' if len(empty) > 5 else ''}): no probe learns "
+                            "them, so they are never predicted (metrics.json: classes_without_items)")
+        return warnings
+
+    @property
+    def trains_on_clips(self) -> bool:
+        """Whether a classifier is fitted on the clips' embeddings (a recording heard in training can leak)."""
+        return True
 
     def keeps_embeddings(self, cfg: DictConfig) -> bool:
         return True

@@ -37,12 +37,12 @@ from zsa_eval.tasks import (
     Task,
     TaskResults,
     clip_features,
-    counted,
     embedding_batches,
     skipped_note,
     timing_note,
     worst_first,
 )
+from zsa_eval.text import counted
 from zsa_eval.tasks.comparing import Comparison, bootstrap_record, legend, paired_deltas
 
 RECALL_AT = (1, 5, 10)

@@ -254,7 +254,8 @@ class TaggingTask(LabelTask):
     name = "multilabel"
     main_score = "map"
     chance_metric = "chance_map"
-    metrics = (MetricSpec("map", "mAP"),)
+    metrics = (MetricSpec("map", "mAP"), MetricSpec("mauc", "mAUC", shown=False), MetricSpec("d_prime", "d'", shown=False),
+               MetricSpec("lrap", "LRAP", shown=False))  # the page shows all; leaderboard.md mAP, its CSV all
     missing_score = "AP (left out of mAP)"
 
     def check(self, cfg: DictConfig) -> None:
