@@ -379,7 +379,9 @@ def test_compare_refuses_different_label_sets(tmp_path, capsys):
     run_b = write_run(tmp_path / "b", ["cat", "rain"], [("1", "cat", "cat")])
     assert report_main(["compare", str(run_a), str(run_b)]) == 2
     stderr = capsys.readouterr().err
-    assert stderr.count("\n") == 1 and "different label sets (1 only in" in stderr
+    assert stderr.count("\n") == 1 and "different class sets (1 only in" in stderr
+    assert report_main(["compare", str(run_a), str(run_a)]) == 2
+    assert "are the same run: pass two runs to compare" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -453,3 +455,13 @@ def test_a_sweep_run_again_in_its_directory_lists_only_its_own_failures(tmp_path
     (tmp_path / FAILED_JOBS_FILE).write_text('{"job": 0, "overrides": "", "code": 3, "message": "gate failed"}\n')
     SweepOutcome().on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
     assert not (tmp_path / FAILED_JOBS_FILE).exists()
+
+
+def test_top_k_is_compared_only_between_runs_of_one_k_below_the_class_count():
+    from zsa_eval.tasks.classification import compared_metrics
+
+    five = {"top_k": 5, "labels": list("abcdefg")}
+    assert "top_k_accuracy" in compared_metrics(five, five)
+    assert "top_k_accuracy" not in compared_metrics(five, five | {"top_k": 1})  # an answer's top-1 beside a top-5
+    assert "top_k_accuracy" not in compared_metrics(five | {"top_k": 7}, five | {"top_k": 7})  # every class: 1.0
+    assert compared_metrics({"labels": ["a", "b"]}, {"labels": ["a", "b"]})[1] == "top_k_accuracy"  # older runs

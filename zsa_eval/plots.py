@@ -84,15 +84,17 @@ def recall_bars_png(per_class: pd.DataFrame, name_a: str, name_b: str, metric: s
     """A per-class metric of two runs side by side (`per_class`: label, <metric>_a, <metric>_b; recall, or AP), the
     legend under the figure, outside the bars."""
     positions = np.arange(len(per_class))
-    figure, axes = pyplot().subplots(figsize=(max(6.0, 0.35 * len(per_class) + 2), 5.0), layout="constrained")
-    axes.bar(positions - 0.2, per_class[f"{metric}_a"], width=0.4, label=name_a)
-    axes.bar(positions + 0.2, per_class[f"{metric}_b"], width=0.4, label=name_b)
+    width = max(6.0, 0.35 * len(per_class) + 2)
+    figure, axes = pyplot().subplots(figsize=(width, 5.0), layout="constrained")
+    wrapped = [textwrap.fill(name, int(width * 11)) for name in (name_a, name_b)]  # one legend entry a row, no wider
+    axes.bar(positions - 0.2, per_class[f"{metric}_a"], width=0.4, label=wrapped[0])
+    axes.bar(positions + 0.2, per_class[f"{metric}_b"], width=0.4, label=wrapped[1])
     axes.set_xticks(positions, per_class["label"], rotation=90, fontsize=8 if len(per_class) > 20 else 10)
     axes.set_xlim(-0.6, len(per_class) - 0.4)
     axes.set_ylim(0, 1.02)
     axes.set_ylabel(metric)
     axes.set_title(f"Per-class {metric}")
-    figure.legend(loc="outside lower center")
+    figure.legend(loc="outside lower center", ncols=1)
     return png_bytes(figure)
 
 

@@ -35,6 +35,8 @@ def compare_runs(run_a: Path, run_b: Path, resamples: int = 1000, seed: int = 0)
     """Compare run B against run A, through their task, on what both evaluated (runs of two tasks are refused)."""
     if resamples < 1:
         raise UserError(f"--resamples {resamples} leaves no bootstrap resample; pass --resamples 1000 or so")
+    if run_a.resolve() == run_b.resolve():
+        raise UserError(f"{run_a} and {run_b} are the same run: pass two runs to compare")
     metrics_a, metrics_b = run_metrics(run_a), run_metrics(run_b)
     task_a, task_b = (metrics.get("task", "classification") for metrics in (metrics_a, metrics_b))
     if task_a != task_b:

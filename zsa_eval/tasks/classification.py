@@ -427,6 +427,15 @@ class ClassificationComparison(Comparison):
                                                       self.legend_b)}
 
 
+def compared_metrics(metrics_a: dict, metrics_b: dict) -> list[str]:
+    """The metrics two runs are compared on: top-k only when both took the same k and it is below the class count
+    and above 1 (an answer's top-1 beside a likelihood run's top-5 says nothing)."""
+    k = {metrics.get("top_k") for metrics in (metrics_a, metrics_b)}  # None: a run from before top_k was recorded
+    n_classes = min(len(metrics_a["labels"]), len(metrics_b["labels"]))
+    same_k = len(k) == 1 and (None in k or 1 < next(iter(k)) < n_classes)
+    return [name for name in INTERVAL_METRICS if name != "top_k_accuracy" or same_k]
+
+
 def compare_classification(run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict, resamples: int,
                            seed: int) -> ClassificationComparison:
     """Run B against run A on the items both evaluated (refused when there are none, or when the label sets or the
@@ -434,8 +443,8 @@ def compare_classification(run_a: Path, metrics_a: dict, run_b: Path, metrics_b:
     predictions_a, predictions_b = run_predictions(run_a), run_predictions(run_b)
     labels_a, labels_b = set(metrics_a["labels"]), set(metrics_b["labels"])
     if labels_a != labels_b:
-        raise UserError(f"the runs use different label sets ({len(labels_a - labels_b)} only in {run_a}, "
-                        f"{len(labels_b - labels_a)} only in {run_b}); compare runs on the same labels")
+        raise UserError(f"the runs use different class sets ({len(labels_a - labels_b)} only in {run_a}, "
+                        f"{len(labels_b - labels_a)} only in {run_b}); compare runs of the same classes")
     both = paired_items(predictions_a.assign(hit=predicted_top_k_hits(predictions_a)),
                         predictions_b.assign(hit=predicted_top_k_hits(predictions_b)), run_a, run_b, "items",
                         "another true label")
@@ -461,6 +470,6 @@ def compare_classification(run_a: Path, metrics_a: dict, run_b: Path, metrics_b:
     return ClassificationComparison(
         str(run_a), str(run_b), legend("A", run_a, metrics_a), legend("B", run_b, metrics_b),
         len(predictions_a), len(predictions_b), len(both), "items",
-        paired_deltas(point, samples, list(INTERVAL_METRICS)), bootstrap_record(resamples, seed),
+        paired_deltas(point, samples, compared_metrics(metrics_a, metrics_b)), bootstrap_record(resamples, seed),
         mcnemar=mcnemar_test(correct["a"], correct["b"]), recall_deltas=recalls.reset_index(drop=True),
         changed=changed.reset_index(drop=True))

@@ -20,7 +20,9 @@ def legend(letter: str, run_dir: Path, metrics: dict) -> str:
     """Letter, model, template, prompts hash, a probe's protocol (a few-shot run's: which of its draws is compared)
     and run directory name: two runs of one model and template differ."""
     prompts = f" #{metrics['prompts_hash']}" if metrics.get("prompts_hash") else ""
+    scoring = ((metrics.get("identity") or {}).get("family_settings") or {}).get("scoring")
     template = metrics.get("template", "?")
+    template = f"{template} ({scoring})" if scoring and template else template  # an audio language model's mode
     protocol = metrics.get("protocol_label")
     if protocol and (metrics.get("repeats") or 1) > 1:  # few-shot: predictions.csv holds the first draw's answers
         protocol += (f", compared on its repeat 0 of {metrics['repeats']} (predictions.csv; the run's headline "
@@ -125,7 +127,8 @@ class Comparison:
         bootstrap = self.bootstrap
         return "\n".join([
             f"# {title or f'{self.name_a} vs {self.name_b}'}", "",
-            "A = " + self.name_a, "B = " + self.name_b, "",
+            f"A = {self.name_a}  ", self.legend_a, "",
+            f"B = {self.name_b}  ", self.legend_b, "",
             f"Compared on the {self.n_common} {self.unit} both runs evaluated (A evaluated {self.n_a}, "
             f"B {self.n_b}).", "",
             self.verdict(), "",
@@ -138,7 +141,7 @@ class Comparison:
     def summary(self) -> dict:
         """compare.json."""
         return {
-            "run_a": self.name_a, "run_b": self.name_b,
+            "run_a": self.name_a, "run_b": self.name_b, "legend_a": self.legend_a, "legend_b": self.legend_b,
             "n_a": self.n_a, "n_b": self.n_b, "n_common": self.n_common,
             "metrics": {row.metric: {"a": row.a, "b": row.b, "delta": row.delta,
                                      "delta_ci95": [row.delta_ci95_low, row.delta_ci95_high]}
