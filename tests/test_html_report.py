@@ -25,7 +25,7 @@ from zsa_eval.report.__main__ import main as report_main
 from zsa_eval.report.html import CLIP_RATE
 from zsa_eval.report.run_report import metric_rows, write_report
 from zsa_eval.run import run
-from zsa_eval.tasks import Mistake, Mistakes
+from zsa_eval.results import Mistake, Mistakes
 from zsa_eval.tasks.classification import confident_mistakes
 from zsa_eval.tasks.tagging import worst_ranked_labels
 

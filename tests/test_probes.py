@@ -276,7 +276,8 @@ def test_a_probes_mistakes_are_its_tested_clips_at_their_dataset_positions():
     with the true label's score from scores.parquet."""
     from types import SimpleNamespace
 
-    from zsa_eval.tasks import Evaluated, TaskResults
+    from zsa_eval.tasks import Evaluated
+    from zsa_eval.results import TaskResults
     from zsa_eval.tasks.classification import classification_results
     from zsa_eval.tasks.labels import scores_table
 

@@ -16,7 +16,7 @@ from zsa_eval.provenance import short_hash
 from zsa_eval.store import atomic_write, write_csv, write_json
 from zsa_eval.report.html import Clip, ClipFiles, figure_title, png_data_uri, remove_page, render, table
 from zsa_eval.tasks.registry import task_named
-from zsa_eval.tasks.comparing import Comparison
+from zsa_eval.results import Comparison
 
 
 def run_metrics(run_dir: Path) -> dict:

@@ -22,7 +22,7 @@ from zsa_eval.report.html import (ASSETS_DIR, ClipFiles, Table, cell, family_lab
                                   png_data_uri, render, shown, table)
 
 if TYPE_CHECKING:
-    from zsa_eval.tasks import Mistakes, TaskResults
+    from zsa_eval.results import Mistakes, TaskResults
 
 REPORT_FILE = "report.html"
 SHOWN_TABLES = {"per_class": "Per class", "per_fold": "Per fold",  # a task's tables the page shows, when it has them

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 from zsa_eval.data import Selection
 from zsa_eval.engine import embed_clips
 from zsa_eval.errors import UserError
+from zsa_eval.results import MetricSpec, Mistakes, TaskResults
 from zsa_eval.long_audio import summary_note
 
 if TYPE_CHECKING:
@@ -38,24 +39,6 @@ if TYPE_CHECKING:
     from zsa_eval.data import AudioDataset
     from zsa_eval.long_audio import LongAudio
     from zsa_eval.models import LoadedModel
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """A metric a run reports (its value at `name` in metrics.json, its 95% interval at `<name>_ci95` when
-    `interval`), the column title a leaderboard gives it, and which way is better. `shown`: in leaderboard.md too,
-    not only in its CSV and JSON; `whole`: a whole number (a count such as top-k's k, or a median rank), shown as
-    one."""
-
-    name: str
-    label: str
-    higher_is_better: bool = True
-    interval: bool = True
-    shown: bool = True
-    whole: bool = False
-
-    def declared(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -120,39 +103,6 @@ class Evaluated:
     items: pd.DataFrame
     records: list[dict]
     audio: list[np.ndarray] | None
-
-
-@dataclass(frozen=True)
-class TaskResults:
-    """What a task makes of the evaluated items: the metrics.json fields it owns, CSV tables and PNG figures (bytes),
-    arrays written as .npy and tables as parquet (by relative path: embeddings/audio.npy, scores.parquet), and what
-    it adds to metrics.json's provenance."""
-
-    metrics: dict
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    figures: dict[str, bytes] = field(default_factory=dict)
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
-    parquet: dict[str, pd.DataFrame] = field(default_factory=dict)
-    provenance: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Mistake:
-    """An item a run got wrong, to listen to: its title (the item's or query's id), the clips to play, each as (what
-    it is, its dataset position: the dataset's lazy `clips` read it again), and the fields to show (name -> text or
-    number)."""
-
-    title: str
-    clips: tuple[tuple[str, int], ...]
-    fields: dict[str, str | float | int]
-
-
-@dataclass(frozen=True)
-class Mistakes:
-    """A run's mistakes worth hearing, worst first, and one sentence saying which they are."""
-
-    description: str
-    items: list[Mistake]
 
 
 def skipped_note(metrics: dict) -> str:

@@ -31,8 +31,10 @@ from zsa_eval.data import AudioDataset, joined_labels_hint
 from zsa_eval.errors import UserError
 from zsa_eval.plots import confusion_png, recall_bars_png
 from zsa_eval.stats import bootstrap_indices, percentile_interval
-from zsa_eval.tasks import Evaluated, MetricSpec, Mistake, Mistakes, RunContext, TaskResults, worst_first
-from zsa_eval.tasks.comparing import Comparison, bootstrap_record, legend, paired_deltas, paired_items
+from zsa_eval.tasks import Evaluated, RunContext, worst_first
+from zsa_eval.results import MetricSpec, Mistake, Mistakes, TaskResults
+from zsa_eval.tasks.comparing import bootstrap_record, legend, paired_deltas, paired_items
+from zsa_eval.results import Comparison
 from zsa_eval.tasks.labels import (
     SCORE_COLUMNS,
     TOP_K,

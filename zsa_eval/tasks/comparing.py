@@ -4,7 +4,6 @@ adds its own sections, tables and figures (zsa_eval.report.compare writes them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -66,86 +65,3 @@ def paired_items(table_a: pd.DataFrame, table_b: pd.DataFrame, run_a: Path, run_
 
 def bootstrap_record(resamples: int, seed: int) -> dict:
     return {"resamples": resamples, "seed": seed, "level": BOOTSTRAP_LEVEL}
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Run B against run A on what both evaluated: `n_a` and `n_b` what each run evaluated, `n_common` what both did
-    (in `unit`s: "items", "clips", "queries (20 captions, 4 clips)"), the metric deltas, the bootstrap settings.
-    Subclasses add their verdict, sections and files."""
-
-    name_a: str
-    name_b: str
-    legend_a: str
-    legend_b: str
-    n_a: int
-    n_b: int
-    n_common: int
-    unit: str
-    metric_deltas: pd.DataFrame
-    bootstrap: dict
-
-    def verdict(self) -> str:
-        """One sentence on the main difference: the first metric's delta and whether its interval excludes 0."""
-        row = self.metric_deltas.iloc[0]
-        excludes_zero = row["delta_ci95_low"] > 0 or row["delta_ci95_high"] < 0
-        return (f"{row['metric']} B - A = {row['delta']:+.4f} (95% CI [{row['delta_ci95_low']:+.4f}, "
-                f"{row['delta_ci95_high']:+.4f}]) on {self.n_common} common {self.unit}: the interval "
-                f"{'excludes' if excludes_zero else 'includes'} 0.")
-
-    def shown_tables(self) -> list[tuple[str, pd.DataFrame]]:
-        """The task's tables after the metrics, each under its heading (compare.md's sections, compare.html's)."""
-        return []
-
-    def sections(self) -> list[str]:
-        """compare.md's task-specific sections after the metrics (Markdown lines): each shown table under its
-        heading, "(none)" for an empty one."""
-        lines = []
-        for heading, table in self.shown_tables():
-            lines += [f"## {heading}", "", table.to_markdown(index=False, floatfmt=".4f") if len(table) else "(none)",
-                      ""]
-        return lines
-
-    def extra_summary(self) -> dict:
-        """compare.json's task-specific fields."""
-        return {}
-
-    def tests(self) -> list[str]:
-        """The task's tests of the difference, a sentence each (compare.html)."""
-        return []
-
-    def tables(self) -> dict[str, pd.DataFrame]:
-        """CSV files (name without .csv -> table)."""
-        return {}
-
-    def figures(self) -> dict[str, bytes]:
-        """PNG files (file name -> bytes)."""
-        return {}
-
-    def markdown(self, title: str | None = None) -> str:
-        """compare.md, headed `title` (default: the two run directories)."""
-        bootstrap = self.bootstrap
-        return "\n".join([
-            f"# {title or f'{self.name_a} vs {self.name_b}'}", "",
-            f"A = {self.name_a}  ", self.legend_a, "",
-            f"B = {self.name_b}  ", self.legend_b, "",
-            f"Compared on the {self.n_common} {self.unit} both runs evaluated (A evaluated {self.n_a}, "
-            f"B {self.n_b}).", "",
-            self.verdict(), "",
-            f"## Metrics on the {self.n_common} common {self.unit} (delta = B - A; paired bootstrap "
-            f"{bootstrap['level']:.0%} interval, {bootstrap['resamples']} resamples, seed {bootstrap['seed']})", "",
-            self.metric_deltas.to_markdown(index=False, floatfmt=".4f"), "",
-            *self.sections(),
-        ])
-
-    def summary(self) -> dict:
-        """compare.json."""
-        return {
-            "run_a": self.name_a, "run_b": self.name_b, "legend_a": self.legend_a, "legend_b": self.legend_b,
-            "n_a": self.n_a, "n_b": self.n_b, "n_common": self.n_common,
-            "metrics": {row.metric: {"a": row.a, "b": row.b, "delta": row.delta,
-                                     "delta_ci95": [row.delta_ci95_low, row.delta_ci95_high]}
-                        for row in self.metric_deltas.itertuples()},
-            **self.extra_summary(),
-            "bootstrap": self.bootstrap,
-        }

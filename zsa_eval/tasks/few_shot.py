@@ -39,7 +39,8 @@ from zsa_eval.data import AudioDataset, candidate_labels
 from zsa_eval.engine import text_embeddings
 from zsa_eval.errors import UserError
 from zsa_eval.families import Family
-from zsa_eval.tasks import Evaluated, RunContext, TaskResults, classification, clip_features
+from zsa_eval.tasks import Evaluated, RunContext, classification, clip_features
+from zsa_eval.results import TaskResults
 from zsa_eval.text import counted
 from zsa_eval.tasks.classification import (INTERVAL_METRICS, class_indices, classification_results, point_metrics,
                                            top_k_hits)

@@ -21,7 +21,8 @@ from zsa_eval.errors import UserError
 from zsa_eval.models import LoadedModel
 from zsa_eval.provenance import prompts_hash
 from zsa_eval.store.embeddings import EMBEDDINGS_DIR
-from zsa_eval.tasks import Evaluated, LoggedBatch, RunContext, Task, TaskResults, skipped_note, timing_note
+from zsa_eval.tasks import Evaluated, LoggedBatch, RunContext, Task, skipped_note, timing_note
+from zsa_eval.results import TaskResults
 from zsa_eval.text import counted
 
 TOP_K = 5

@@ -15,7 +15,8 @@ from scipy.special import expit
 from sklearn.pipeline import Pipeline
 
 from zsa_eval.errors import UserError
-from zsa_eval.tasks import Evaluated, RunContext, TaskResults, classification, clip_features, tagging
+from zsa_eval.tasks import Evaluated, RunContext, classification, clip_features, tagging
+from zsa_eval.results import TaskResults
 from zsa_eval.tasks.classification import class_indices, classification_results
 from zsa_eval.tasks.labels import scores_table
 from zsa_eval.tasks.probing import (ProbeTask, Sides, Training, class_columns, fit_with_chosen_c, fold_spread,

@@ -43,8 +43,8 @@ from zsa_eval.data import AudioDataset, candidate_labels
 from zsa_eval.errors import UserError
 from zsa_eval.models import LoadedModel
 from zsa_eval.store.embeddings import EMBEDDINGS_DIR
-from zsa_eval.tasks import (Evaluated, LoggedBatch, MetricSpec, Mistakes, RunContext, Task, TaskResults,
-                            embedding_batches, skipped_note, timing_note)
+from zsa_eval.tasks import Evaluated, LoggedBatch, RunContext, Task, embedding_batches, skipped_note, timing_note
+from zsa_eval.results import MetricSpec, Mistakes, TaskResults
 from zsa_eval.text import counted
 from zsa_eval.tasks.labels import classes_without_items
 

@@ -27,23 +27,11 @@ from zsa_eval.plots import recall_at_k_png
 from zsa_eval.provenance import short_hash
 from zsa_eval.store.embeddings import EMBEDDINGS_DIR
 from zsa_eval.stats import bootstrap_indices, percentile_interval
-from zsa_eval.tasks import (
-    Evaluated,
-    LoggedBatch,
-    MetricSpec,
-    Mistake,
-    Mistakes,
-    RunContext,
-    Task,
-    TaskResults,
-    clip_features,
-    embedding_batches,
-    skipped_note,
-    timing_note,
-    worst_first,
-)
+from zsa_eval.tasks import (Evaluated, LoggedBatch, RunContext, Task, clip_features, embedding_batches, skipped_note, timing_note, worst_first)
+from zsa_eval.results import MetricSpec, Mistake, Mistakes, TaskResults
 from zsa_eval.text import counted
-from zsa_eval.tasks.comparing import Comparison, bootstrap_record, legend, paired_deltas
+from zsa_eval.tasks.comparing import bootstrap_record, legend, paired_deltas
+from zsa_eval.results import Comparison
 
 RECALL_AT = (1, 5, 10)
 MAP_AT = 10

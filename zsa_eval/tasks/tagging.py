@@ -25,8 +25,10 @@ from zsa_eval.data import LABEL_SET_SEPARATOR
 from zsa_eval.errors import UserError
 from zsa_eval.plots import ap_bars_png, recall_bars_png
 from zsa_eval.stats import bootstrap_indices, median_centred_interval, percentile_interval
-from zsa_eval.tasks import Evaluated, MetricSpec, Mistake, Mistakes, RunContext, TaskResults, worst_first
-from zsa_eval.tasks.comparing import Comparison, bootstrap_record, legend, paired_deltas, paired_items
+from zsa_eval.tasks import Evaluated, RunContext, worst_first
+from zsa_eval.results import MetricSpec, Mistake, Mistakes, TaskResults
+from zsa_eval.tasks.comparing import bootstrap_record, legend, paired_deltas, paired_items
+from zsa_eval.results import Comparison
 from zsa_eval.tasks.labels import (LabelTask, interval, number, predicted_positions, recorded_scores, top_k_columns,
                                   top_labels_text)
 
