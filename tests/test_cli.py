@@ -102,7 +102,7 @@ def one_line_error(code: int, stderr: str) -> str:
     (["dataset=synthetic", "engine=pipeline", "template=ensemble"], "engine=pipeline takes a single prompt"),
     pytest.param(["dataset=synthetic", "precision=fp16"], "precision=fp16 needs a CUDA device", marks=NEEDS_NO_CUDA),
     pytest.param(["dataset=synthetic", "device=cuda"], "CUDA is not available here", marks=NEEDS_NO_CUDA),
-    # wrong types and values: the key, the value and what is allowed (zsa_eval/config.py)
+    # wrong types and values: the key, the value and what is allowed (zsa_eval/config/)
     (["dataset=synthetic", "engine=turbo"], "engine=turbo is not valid: engine takes one of embed, pipeline"),
     (["dataset=synthetic", "batch_size=0"], "batch_size=0 is not valid: batch_size takes a whole number of at least 1"),
     (["dataset=synthetic", "limit=0"], "limit=0 is not valid: limit takes a whole number of at least 1, or null"),

@@ -1,4 +1,4 @@
-"""The typed schema (zsa_eval/config.py), --help, --version, packaging and users' own config directories."""
+"""The typed schema (zsa_eval/config/), --help, --version, packaging and users' own config directories."""
 
 import io
 import json
@@ -15,7 +15,7 @@ import soundfile as sf
 from omegaconf import OmegaConf
 
 from conftest import compose_config, run_cli, tone
-from zsa_eval import config
+from zsa_eval.config import schema as config
 from zsa_eval.config import RunConfig, checked
 from zsa_eval.errors import UserError
 

@@ -310,7 +310,7 @@ def check_engine_family(engine: str, family: ModelFamily, name_or_path: str) -> 
 
 
 def check_engine_settings(engine: str, prompts: Sequence[str]) -> None:
-    """The engine's own limits (the schema, zsa_eval/config.py, checks the values of engine and featurizer)."""
+    """The engine's own limits (the schema, zsa_eval/config/, checks the values of engine and featurizer)."""
     if engine == "pipeline" and len(prompts) != 1:
         raise UserError("engine=pipeline takes a single prompt: use engine=embed for template=ensemble")
 

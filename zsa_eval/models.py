@@ -61,7 +61,7 @@ def resolve_device(device: str, local_rank: int | None = None) -> torch.device:
 
 
 def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """The dtype of a precision the schema allows (zsa_eval/config.py), if the device supports it."""
+    """The dtype of a precision the schema allows (zsa_eval/config/), if the device supports it."""
     if precision == "fp16" and device.type != "cuda":
         raise UserError("precision=fp16 needs a CUDA device: use precision=fp32 (or bf16) on CPU")
     return DTYPES[precision]

@@ -262,7 +262,7 @@ def build_retrieval_dataset(
     """Clips and their captions for text-audio retrieval: rows sharing an item id are one clip (the first row's
     audio) whose captions are the rows' captions in table order, used as written. Items carry a `captions` list;
     their label is empty (every clip is one stratum for limit_mode=stratified). The config check refuses class and
-    fold selections (zsa_eval.config.check_dataset_task)."""
+    fold selections (zsa_eval.config.checks.check_dataset_task)."""
     require_column(table, caption_column, "dataset.caption_column")
     table = table.reset_index(drop=True).assign(_item_id=[str(item) for item in item_ids], _path=list(paths))
     groups = table.groupby("_item_id", sort=False).indices

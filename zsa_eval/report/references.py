@@ -1,5 +1,5 @@
 """Published figures beside a run's measurement. A dataset config's `references:` (conf/dataset/*.yaml, checked by
-zsa_eval.config.checked_references) give each figure with its checkpoint, metric, source and protocol. A run shows
+zsa_eval.config.checks.checked_references) give each figure with its checkpoint, metric, source and protocol. A run shows
 those of its own checkpoint whose metric it reports (metrics.json `references`): the difference, and whether the
 published value lies inside the run's 95% interval. A reference's protocol is the run's own when zsa-eval can
 reproduce it (no `unsupported`) and the run scores the same clips (the data its config's `references_data` names;
