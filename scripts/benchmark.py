@@ -63,7 +63,8 @@ from zsa_eval.store import write_json
 from zsa_eval.provenance import package_versions
 from zsa_eval.run import run
 from zsa_eval.tasks.linear_probe import LinearProbeTask
-from zsa_eval.tasks.probing import Training, official_folds
+from zsa_eval.tasks.probing import Training
+from zsa_eval.tasks.splits import official_folds
 
 ESC50_CATEGORIES = [
     "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow", "rain", "sea_waves",

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from zsa_eval.tasks import tagging as multilabel
-from zsa_eval.tasks.classification import summary_metrics
+from zsa_eval.tasks.accuracy import summary_metrics
 from zsa_eval.store import write_json
 
 LABELS_PER_CLIP = 2.8  # about FSD50K's label cardinality (leaf labels and their ancestors)

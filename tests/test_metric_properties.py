@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zsa_eval.tasks.classification import confusion_table, per_class_table, summary_metrics
+from zsa_eval.tasks.accuracy import confusion_table, per_class_table, summary_metrics
 from zsa_eval.tasks.labels import top_k
 
 

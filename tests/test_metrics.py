@@ -7,15 +7,8 @@ import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
 from zsa_eval.stats import bootstrap_indices, percentile_interval
-from zsa_eval.tasks.classification import (
-    classification_results,
-    confusion_table,
-    per_class_table,
-    per_fold_table,
-    predictions_table,
-    resampled_metrics,
-    summary_metrics,
-)
+from zsa_eval.tasks.accuracy import confusion_table, per_class_table, per_fold_table, resampled_metrics, summary_metrics
+from zsa_eval.tasks.classification import classification_results, predictions_table
 from zsa_eval.tasks.labels import top_k_indices
 from zsa_eval.store import write_csv
 

@@ -27,7 +27,8 @@ from zsa_eval.tasks.classification import class_indices
 from zsa_eval.tasks.few_shot import (FewShotTask, cosine_scores, class_means, draw_shots, over_repeats,
                                      text_prototypes)
 from zsa_eval.tasks.linear_probe import LinearProbeTask
-from zsa_eval.tasks.probing import SPLIT_FOLD, Training, inner_splits, official_folds, seeded_split
+from zsa_eval.tasks.probing import Training
+from zsa_eval.tasks.splits import SPLIT_FOLD, inner_splits, official_folds, seeded_split
 from zsa_eval.run import run_identity
 from zsa_eval.tasks.registry import task_for
 

@@ -458,7 +458,7 @@ def test_a_sweep_run_again_in_its_directory_lists_only_its_own_failures(tmp_path
 
 
 def test_top_k_is_compared_only_between_runs_of_one_k_below_the_class_count():
-    from zsa_eval.tasks.classification import compared_metrics
+    from zsa_eval.tasks.classification_compare import compared_metrics
 
     five = {"top_k": 5, "labels": list("abcdefg")}
     assert "top_k_accuracy" in compared_metrics(five, five)

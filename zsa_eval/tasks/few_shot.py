@@ -42,11 +42,11 @@ from zsa_eval.families import Family
 from zsa_eval.tasks import Evaluated, RunContext, classification, clip_features
 from zsa_eval.results import TaskResults
 from zsa_eval.text import counted
-from zsa_eval.tasks.classification import (INTERVAL_METRICS, class_indices, classification_results, point_metrics,
-                                           top_k_hits)
+from zsa_eval.tasks.accuracy import INTERVAL_METRICS, point_metrics, top_k_hits
+from zsa_eval.tasks.classification import class_indices, classification_results
 from zsa_eval.tasks.labels import check_prompts, interval, scores_table, top_k
-from zsa_eval.tasks.probing import (ProbeTask, Training, class_columns, probe_sides, standardized_logistic_regression,
-                                    test_fold_name)
+from zsa_eval.tasks.probing import ProbeTask, Training, class_columns, standardized_logistic_regression
+from zsa_eval.tasks.splits import probe_sides, test_fold_name
 from zsa_eval.provenance import prompts_hash
 
 LOGISTIC_REGRESSION, PROTOTYPE, TEXT_PROTOTYPE = PROBE_CLASSIFIERS

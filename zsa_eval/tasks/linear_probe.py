@@ -19,9 +19,9 @@ from zsa_eval.tasks import Evaluated, RunContext, classification, clip_features,
 from zsa_eval.results import TaskResults
 from zsa_eval.tasks.classification import class_indices, classification_results
 from zsa_eval.tasks.labels import scores_table
-from zsa_eval.tasks.probing import (ProbeTask, Sides, Training, class_columns, fit_with_chosen_c, fold_spread,
-                                    inner_splits, per_fold_scores, probe_sides, recordings, test_fold_name,
-                                    standardized_logistic_regression)
+from zsa_eval.tasks.probing import (ProbeTask, Training, class_columns, fit_with_chosen_c, fold_spread,
+                                    per_fold_scores, standardized_logistic_regression)
+from zsa_eval.tasks.splits import Sides, inner_splits, probe_sides, recordings, test_fold_name
 from zsa_eval.tasks.tagging import label_matrix, per_class_table, quiet_nanmean, tagging_results
 
 
