@@ -505,8 +505,9 @@ def test_ctrl_c_while_a_clip_is_decoded_stops_cleanly(many_clips, uninterrupted,
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in stderr, stderr
     finished = sorted(ProgressLog(out).read())
-    assert lines[0] == (f"zsa-eval: interrupted after {len(finished)} of {N_CLIPS} items; their results are kept in "
-                        f"{out}; resume with the same arguments plus output_dir={out} resume=true")
+    kept = (f"interrupted after {len(finished)} of {N_CLIPS} items; their results are kept in {out}" if finished
+            else f"interrupted before any of the {N_CLIPS} items finished (the run is set up in {out})")
+    assert lines[0] == f"zsa-eval: {kept}; resume with the same arguments plus output_dir={out} resume=true"
     assert first_unfinished not in finished
     if num_workers == 0:  # clips are decoded in order, between the batches
         assert finished == list(range(first_unfinished))
