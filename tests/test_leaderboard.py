@@ -9,19 +9,10 @@ from zsa_eval.provenance import short_hash
 from zsa_eval.store import changed_keys
 from zsa_eval.report.__main__ import main as report_main
 from zsa_eval.report.across_models import by_dataset, heatmap_grids
-from zsa_eval.report.leaderboard import (
-    collect_runs,
-    derived_identity,
-    interval_cell,
-    leaderboard,
-    leaderboard_json,
-    leaderboard_markdown,
-    prompts_hash,
-    run_row,
-    run_status,
-    selection_label,
-    weights_label,
-)
+from zsa_eval.provenance import prompts_hash
+from zsa_eval.report.board import (collect_runs, derived_identity, leaderboard, run_row, run_status, selection_label,
+                                   weights_label)
+from zsa_eval.report.leaderboard import interval_cell, leaderboard_json, leaderboard_markdown
 
 
 def metrics(accuracy: float, started: str, identity: dict | None = None, **extra) -> dict:

@@ -36,7 +36,8 @@ from zsa_eval.tasks.tagging import (
     summary_metrics,
 )
 from zsa_eval.report.across_models import by_dataset
-from zsa_eval.report.leaderboard import collect_runs, leaderboard, write_leaderboard
+from zsa_eval.report.board import collect_runs, leaderboard
+from zsa_eval.report.leaderboard import write_leaderboard
 
 # 4 clips x 3 classes; class 2 has no clip. Class 0: clips 0, 2, 3 (clip 2 tied with negative clip 1 at 0.5);
 # class 1: clips 1, 2; clip 1 ties classes 1 and 2 at 0.8.

@@ -22,7 +22,8 @@ from zsa_eval.data import AudioDataset
 from zsa_eval.errors import UserError
 from zsa_eval.store import open_run_dir
 from zsa_eval.report.compare import compare_runs
-from zsa_eval.report.leaderboard import leaderboard, leaderboard_markdown, run_row, write_leaderboard
+from zsa_eval.report.board import leaderboard, run_row
+from zsa_eval.report.leaderboard import leaderboard_markdown, write_leaderboard
 from zsa_eval.tasks.classification import class_indices
 from zsa_eval.tasks.few_shot import (FewShotTask, cosine_scores, class_means, draw_shots, over_repeats,
                                      text_prototypes)

@@ -20,7 +20,8 @@ from zsa_eval.errors import UserError
 from zsa_eval.laion_checkpoint import LAION_FILES, LAION_HUB_REPO
 from zsa_eval.report.__main__ import main as report_main
 from zsa_eval.report.gate import reference_failures
-from zsa_eval.report.leaderboard import collect_runs, leaderboard, leaderboard_markdown
+from zsa_eval.report.board import collect_runs, leaderboard
+from zsa_eval.report.leaderboard import leaderboard_markdown
 from zsa_eval.report.references import (figure_digits, nearest_reference, protocol_differences, published_text,
                                         reference_line, reference_lines, run_protocol, run_references)
 from zsa_eval.report.reproducibility import catalog_references, reproducibility_page

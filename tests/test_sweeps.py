@@ -17,7 +17,8 @@ from zsa_eval.__main__ import FAILED_JOBS_FILE, SweepOutcome
 from zsa_eval.report.__main__ import main as report_main
 from zsa_eval.report.compare import compare_runs
 from zsa_eval.report.across_models import heatmap_grids
-from zsa_eval.report.leaderboard import collect_runs, leaderboard, write_leaderboard
+from zsa_eval.report.board import collect_runs, leaderboard
+from zsa_eval.report.leaderboard import write_leaderboard
 
 OTHER_TINY_MODEL = """\
 defaults:
