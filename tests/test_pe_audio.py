@@ -20,7 +20,8 @@ from zsa_eval.cache import EmbeddingCache, model_fingerprint
 from zsa_eval.engine import score_clips
 from zsa_eval.errors import UserError
 from zsa_eval.models import load_model
-from zsa_eval.random_models import build_random_pe, pe_audio_config, random_pe_audio, train_tokenizer
+from zsa_eval.random_models import build_random_pe, train_tokenizer
+from zsa_eval.random_models.pe import pe_audio_config, random_pe_audio
 
 LABELS = ["dog", "chirping birds", "vacuum cleaner", "rain", "low hum"]
 PROMPT = "This is a sound of {}."

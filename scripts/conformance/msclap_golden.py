@@ -15,7 +15,7 @@ versions; then it prints how far zsa-eval is from them.
 
 msclap fetches bert-base-uncased or gpt2 (weights and tokenizer) from the Hub: here its text model is built from
 the twin's text config (its weights come from the .pth) and its tokenizer is the twin's, trained locally
-(zsa_eval.random_models.train_msclap_tokenizer), in a folder whose name holds "bert" or "gpt2" (msclap picks its
+(zsa_eval.random_models.msclap.train_msclap_tokenizer), in a folder whose name holds "bert" or "gpt2" (msclap picks its
 text handling by that name). PyPI's torchaudio is built against a CUDA torch: msclap uses only torchaudio.load
 (torchcodec) and transforms.Resample (plain torch), so the script deletes torchaudio's extension libraries in the
 virtualenv (torchaudio then takes its documented no-extension path).
