@@ -18,7 +18,7 @@ from conftest import noise, run_cli, tone
 from zsa_eval.engine import score_clips
 from zsa_eval.errors import UserError
 from zsa_eval.families.msclap import msclap_clip
-from zsa_eval.families.msclap_networks import VERSIONS
+from zsa_eval.families.msclap_config import VERSIONS
 from zsa_eval.models import load_model
 from zsa_eval.random_models import build_random_msclap
 

@@ -68,7 +68,7 @@ def test_zsa_eval_gives_msclaps_outputs(case, waveforms, tmp_path):
 
 def config_front_end(config: dict) -> list[str]:
     """The names of the log-mel kernels in a twin's weights (a 2023 model's one level down)."""
-    from zsa_eval.families.msclap_networks import FRONT_END
+    from zsa_eval.families.msclap_audio import FRONT_END
 
     prefix = "audio_encoder.base." + ("htsat." if config["audio_encoder"] == "HTSAT" else "")
     return [prefix + name for name in FRONT_END]

@@ -32,7 +32,9 @@ import torch
 
 from zsa_eval.errors import UserError
 from zsa_eval.families import Family, Inputs, weighted_mean
-from zsa_eval.families.msclap_networks import FRONT_END, VERSIONS, MsClapConfig, MsClapModel
+from zsa_eval.families.msclap_audio import FRONT_END
+from zsa_eval.families.msclap_config import VERSIONS, MsClapConfig
+from zsa_eval.families.msclap_networks import MsClapModel
 
 ENCODER_NAMES = {  # a weight only each encoder has -> what it tells about the checkpoint
     "audio_encoder.base.conv_block1.conv1.weight": "Cnn14",

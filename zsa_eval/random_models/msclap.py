@@ -59,7 +59,7 @@ def train_msclap_tokenizer(text_model: str, vocab_size: int = 400):
 
 def msclap_config(version: str, size: str, tokenizer):
     """The config of a `size` twin of MS-CLAP `version`, its tokenizer in the model folder's tokenizer/."""
-    from zsa_eval.families.msclap_networks import VERSIONS, MsClapConfig
+    from zsa_eval.families.msclap_config import VERSIONS, MsClapConfig
 
     spec = MSCLAP_SIZES[size]
     text_model = VERSIONS[version]["text_model"]
@@ -82,7 +82,8 @@ def random_msclap(config, seed: int, front_end: str = "stored"):
     is perturbed), then its batch norms' statistics measured on random clips and perturbed, so that activations
     neither vanish nor explode and a statistic that is not loaded shows. The same seed gives the same bytes on any
     machine: the statistics are measured in float64, whose rounding to float32 thread counts and CPUs do not move."""
-    from zsa_eval.families.msclap_networks import FRONT_END, MsClapModel
+    from zsa_eval.families.msclap_audio import FRONT_END
+    from zsa_eval.families.msclap_networks import MsClapModel
 
     torch.manual_seed(seed)
     model = MsClapModel(config).eval()
@@ -147,7 +148,7 @@ def build_random_msclap(version: str, size: str, out_dir: Path, seed: int = 0, f
     if size not in MSCLAP_SIZES or front_end not in MSCLAP_FRONT_END:
         raise ValueError(f"unknown MS-CLAP size {size!r} or front_end {front_end!r}; choose from "
                          f"{sorted(MSCLAP_SIZES)} and {MSCLAP_FRONT_END}")
-    from zsa_eval.families.msclap_networks import FRONT_END
+    from zsa_eval.families.msclap_audio import FRONT_END
 
     tokenizer = train_msclap_tokenizer("bert" if version == "2022" else "gpt2")
     config = msclap_config(version, size, tokenizer)
