@@ -56,7 +56,7 @@ from hydra import compose, initialize_config_dir
 
 from zsa_eval.__main__ import CONFIG_DIR
 from zsa_eval.audio import decode, resample, to_mono
-from zsa_eval.engine import audio_embeddings, clip_seed
+from zsa_eval.clips import clip_seed
 from zsa_eval.models import load_model, resolve_device
 from zsa_eval.random_models import build_random_model
 from zsa_eval.store import write_json
@@ -184,10 +184,10 @@ def stage_profile(loaded, paths: list[str], batch_size: int) -> tuple[dict[str, 
         totals["resample"] += resampled - decoded
         totals["featurize"] += featurized - resampled
     batches = [loaded.family.collate(prepared[first:first + batch_size]) for first in range(0, len(paths), batch_size)]
-    audio_embeddings(loaded, loaded.family.collate(prepared[:1]))  # warm-up
+    loaded.family.embed_audio(loaded.family.collate(prepared[:1]))  # warm-up
     start = time.perf_counter()
     for inputs in batches:
-        audio_embeddings(loaded, inputs)
+        loaded.family.embed_audio(inputs)
     if loaded.device.type == "cuda":
         torch.cuda.synchronize()
     encoder_s = time.perf_counter() - start

@@ -32,7 +32,7 @@ def fresh_model(model_dir, precision: str = "fp32"):
 
 
 def cache_for(loaded, root) -> EmbeddingCache:
-    return EmbeddingCache(root, model_fingerprint(loaded.model, loaded.feature_extractor, loaded.device))
+    return EmbeddingCache(root, model_fingerprint(loaded.family.cache_identity()))
 
 
 def scores(loaded, paths, seed: int = 0, cache: EmbeddingCache | None = None) -> np.ndarray:
@@ -150,9 +150,8 @@ def test_a_copied_checkpoint_has_the_same_fingerprint_and_reuses_the_cache(tiny_
     assert copied.family.weight_fingerprint == original.family.weight_fingerprint
     bf16 = fresh_model(tiny_model_dir, "bf16")
     assert bf16.family.weight_fingerprint == original.family.weight_fingerprint  # the weights as stored
-    assert (model_fingerprint(bf16.model, bf16.feature_extractor, bf16.device, bf16.family.weight_fingerprint)
-            != model_fingerprint(original.model, original.feature_extractor, original.device,
-                                 original.family.weight_fingerprint))  # ... but cached embeddings per precision
+    assert (model_fingerprint(bf16.family.cache_identity())
+            != model_fingerprint(original.family.cache_identity()))  # ... but cached embeddings per precision
     monkeypatch.setenv("ZSA_EVAL_CACHE", str(tmp_path / "cache"))
     common = ["dataset=synthetic", "dataset.clips_per_class=2", "model=tiny_random"]
     first = run(compose_config(*common, f"model.name_or_path={tiny_model_dir}", f"output_dir={tmp_path / 'a'}"))

@@ -214,7 +214,7 @@ def test_unreachable_hub_is_one_line(monkeypatch, capsys, tmp_path, hub_unreacha
 
 
 def test_the_quoting_advised_for_a_prompt_works(monkeypatch, capsys, tiny_model_dir, tmp_path):
-    from zsa_eval.__main__ import quoted_override
+    from zsa_eval.config.overrides import quoted_override
 
     advised = quoted_override("template.prompts=[A sound of {}, The {} noise.]")
     assert advised == "'template.prompts=[\"A sound of {}\",\"The {} noise.\"]'"

@@ -5,7 +5,8 @@ import torch
 from conftest import noise, reference_features, tone
 from zsa_eval.audio import int16_round_trip, load_clip
 from zsa_eval.cache import EmbeddingCache, model_fingerprint
-from zsa_eval.engine import BatchScores, ClipDataset, score_clips
+from zsa_eval.clips import ClipDataset
+from zsa_eval.engine import BatchScores, score_clips
 from zsa_eval.families.clap import pooled
 from zsa_eval.featurize import ClapFeaturizer
 from zsa_eval.long_audio import LongAudio
@@ -155,7 +156,7 @@ def test_device_featurizer_gives_the_same_scores(tiny_model, clips):
 
 
 def cache_for(model, root) -> EmbeddingCache:
-    return EmbeddingCache(root, model_fingerprint(model.model, model.feature_extractor, model.device))
+    return EmbeddingCache(root, model_fingerprint(model.family.cache_identity()))
 
 
 def test_cached_embeddings_skip_the_audio_encoder(tiny_model, clips, tmp_path, monkeypatch):

@@ -257,10 +257,9 @@ def test_cache_entries_differ_by_policy(tiny_model_dir, tmp_path):
         loaded = load_scorer(cfg, CPU)
         long_audio = long_audio_policy(cfg.long_audio, loaded.family.window_seconds, loaded.sampling_rate,
                                        cfg.model.name)
-        folders[name] = audio_cache(cfg, loaded, long_audio, CPU).folder
+        folders[name] = audio_cache(cfg, loaded, long_audio).folder
     assert len(set(folders.values())) == len(settings)
-    plain = model_fingerprint(loaded.model, loaded.feature_extractor, CPU, loaded.family.weight_fingerprint,
-                              loaded.family.embedding_settings())
+    plain = model_fingerprint(loaded.family.cache_identity())
     assert folders["native"] == EmbeddingCache(tmp_path / "audio_embeddings", plain).folder  # native adds nothing
 
 

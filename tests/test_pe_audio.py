@@ -265,8 +265,7 @@ def test_unsupported_model_type_names_the_supported_ones(tmp_path):
 
 def test_cache_serves_frame_embeddings_to_either_pooling(pe_dirs, clips, tmp_path, monkeypatch):
     loaded = load(pe_dirs["pe_audio_frame"], frame_pooling="max")
-    cache = EmbeddingCache(tmp_path, model_fingerprint(loaded.model, loaded.feature_extractor, CPU, None,
-                                                       loaded.family.embedding_settings()))
+    cache = EmbeddingCache(tmp_path, model_fingerprint(loaded.family.cache_identity()))
     first = engine_scores(loaded, clips, 4, cache=cache)
     stored = [np.load(path) for path in sorted(cache.folder.glob("*.npy"))]
     assert len(stored) == len(clips) and {entry.ndim for entry in stored} == {2}  # (frames, dim) per clip
@@ -281,7 +280,7 @@ def test_cache_serves_frame_embeddings_to_either_pooling(pe_dirs, clips, tmp_pat
     np.testing.assert_allclose(engine_scores(mean_loaded, clips, 3, cache=cache), expected_mean, atol=1e-6, rtol=0)
     np.testing.assert_allclose(engine_scores(loaded, clips, 3, cache=cache), first, atol=1e-6, rtol=0)
     cut = load(pe_dirs["pe_audio_frame"], max_seconds=1)
-    assert model_fingerprint(cut.model, cut.feature_extractor, CPU, None, cut.family.embedding_settings()) != \
+    assert model_fingerprint(cut.family.cache_identity()) != \
         cache.folder.name
 
 

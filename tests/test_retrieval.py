@@ -17,7 +17,7 @@ from transformers import ClapModel, PeAudioFeatureExtractor
 
 from conftest import compose_config, count_encoded_clips, reference_features, run_cli, tone
 from zsa_eval.config import checked
-from zsa_eval.engine import clip_seed
+from zsa_eval.clips import clip_seed
 from zsa_eval.errors import RunInterrupted, UserError
 from zsa_eval.stats import bootstrap_indices, percentile_interval
 from zsa_eval.tasks.retrieval import (

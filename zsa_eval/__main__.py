@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import sys
 import time
@@ -17,14 +16,15 @@ from typing import Any, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+from omegaconf.errors import OmegaConfBaseException
 
 import zsa_eval
-from zsa_eval.config import CONFIG_DIR, invalid, schema_field_at, unknown_key
+from zsa_eval.config import CONFIG_DIR
+from zsa_eval.config.overrides import in_sweep, one_line, override_key
+from zsa_eval.entry_points import families_line
 from zsa_eval.errors import FinishedButFailed, GateFailed, RunInterrupted, UserError
 from zsa_eval.interrupts import ctrl_c_recorded
 
@@ -39,28 +39,6 @@ NOTHING_WRITTEN = "interrupted before the run started: nothing was written"
 def fail(message: str, code: int = USER_ERROR_EXIT) -> NoReturn:
     print(f"zsa-eval: {'error: ' if code == USER_ERROR_EXIT else ''}{message}", file=sys.stderr)
     sys.exit(code)
-
-
-def in_sweep() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def run_stamp(single_run_stamp: str) -> str:
-    """The last part of a default output_dir, `${run_stamp:<single run's stamp>}` in conf/: in a sweep, the sweep
-    directory's name (its timestamp) plus `-<job number>`, so that running the sweep again with the same
-    hydra.sweep.dir finds each job's directory; else the given stamp (the time the run started)."""
-    if not in_sweep():
-        return single_run_stamp
-    hydra_config = HydraConfig.get()
-    return f"{Path(hydra_config.sweep.dir).resolve().name}-{hydra_config.job.num}"
-
-
-OmegaConf.register_new_resolver("run_stamp", run_stamp, replace=True)
-
-
-def override_key(argument: str) -> str:
-    """The key a command-line override sets (`+model=x`, `~gate`, `hydra.sweep.dir=d`)."""
-    return argument.split("=", 1)[0].lstrip("+~")
 
 
 def multirun_command(*settings: str) -> str:
@@ -134,14 +112,16 @@ def quiet_libraries(progress: bool, verbose: bool) -> None:
 
 
 def versions_line() -> str:
-    """`--version`: zsa-eval's version and the libraries that decide its numbers (read without importing them)."""
+    """`--version`: zsa-eval's version and the libraries that decide its numbers, then the registered model families
+    (all read without importing them)."""
     installed = []
     for package in ("torch", "transformers", "hydra-core"):
         try:
             installed.append(f"{package} {metadata.version(package)}")
         except metadata.PackageNotFoundError:
             installed.append(f"{package} not installed")
-    return f"zsa-eval {zsa_eval.__version__} ({', '.join(installed)}, Python {sys.version.split()[0]})"
+    return (f"zsa-eval {zsa_eval.__version__} ({', '.join(installed)}, Python {sys.version.split()[0]})\n"
+            f"{families_line()}")
 
 
 def record_failed_job(code: int, message: str) -> None:
@@ -228,58 +208,6 @@ class SweepOutcome(Callback):
         print(f"zsa-eval: {len(codes)} job(s) of the sweep failed; they are listed in {failed_jobs}",
               file=sys.stderr)
         sys.exit(USER_ERROR_EXIT if USER_ERROR_EXIT in codes else GATE_EXIT)
-
-
-def quoted_override(override: str) -> str:
-    """An override with its value (or each item of a list value) in double quotes, the whole in single quotes for
-    the shell: `template.prompts=[A sound of {}]` -> `'template.prompts=["A sound of {}"]'`."""
-    key, _, value = override.partition("=")
-    value = value.strip()
-    if value.startswith("[") and value.endswith("]"):
-        items = [item.strip().strip("'\"") for item in value[1:-1].split(",")]
-        value = "[" + ",".join(f'"{item}"' for item in items) + "]"
-    else:
-        value = f'"{value.strip(chr(39) + chr(34))}"'
-    return f"'{key}={value}'"
-
-
-def chosen_dataset(arguments: list[str], failing_key: str) -> dict | None:
-    """The dataset config the command line chose, composed without the override that failed; None when it cannot
-    be composed (another config directory, a sweep, a second mistake)."""
-    from hydra import compose, initialize_config_dir
-
-    overrides = [argument for argument in arguments if "=" in argument and not argument.startswith("-")
-                 and override_key(argument) != failing_key]
-    try:
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
-            return OmegaConf.to_container(compose(config_name="config", overrides=overrides).dataset)
-    except (HydraException, OmegaConfBaseException, ValueError):
-        return None
-
-
-def one_line(error: Exception, arguments: list[str] | None = None) -> str:
-    """A config error as one line that names the fix (`arguments`: the command line's, to read the chosen
-    dataset)."""
-    if isinstance(error, OverrideParseException) and "=" in error.override:
-        return (f"cannot read the override {error.override!r} ({error.message.splitlines()[0]}): a value holding "
-                f"braces, quotes or commas must be quoted, and the whole override quoted for the shell, e.g. "
-                f"{quoted_override(error.override)}")
-    if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
-        group, _, choice = error.missing_cfg_file.rpartition("/")
-        return f"unknown {group} '{choice}': choose one of {', '.join(sorted(error.options))} (conf/{group}/)"
-    cause = error.__cause__
-    if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and cause.full_key:
-        dataset = chosen_dataset(arguments or [], cause.full_key) if cause.full_key.startswith("dataset.") else None
-        return str(unknown_key(cause.full_key, dataset=dataset))
-    if isinstance(cause, ValidationError) and schema_field_at(cause.full_key or ""):
-        return str(invalid(cause.full_key, cause.value, schema_field_at(cause.full_key)))
-    override = re.match(r"Could not override '([\w.]+)'", str(error))
-    if override:
-        return str(unknown_key(override[1]))
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    if isinstance(cause, OmegaConfBaseException) and str(cause).splitlines():
-        lines.append(str(cause).splitlines()[0])
-    return " ".join(lines)
 
 
 def main() -> None:

@@ -1,10 +1,11 @@
 """Audio-embedding cache: one .npy per clip (never pickled) and a .json beside it holding the decoded clip's length
 (how its windows fell: zsa_eval.long_audio), keyed by what determines the embedding.
 
-A key covers the model (config and weights, hashed), its precision and device type, the feature extractor's
-settings, the family's settings (PE-Audio's max_seconds), the long-audio policy (other than `native`), this
-package's preprocessing version, the clip's crop seed and the clip's encoded bytes. Any change to one of them is a
-different key, so a changed file or model can never reuse a stale entry.
+A key covers the model as its family describes it (ModelFamily.cache_identity: the family and its version, the
+model's class, its weights hashed or the user's fingerprint, its precision and device type, the feature
+extractor's settings, the family's settings such as PE-Audio's max_seconds), the long-audio policy (other than
+`native`), this package's preprocessing version, the clip's crop seed and the clip's encoded bytes. Any change to
+one of them is a different key, so a changed file or model can never reuse a stale entry.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,28 +31,27 @@ def without_paths(config: dict) -> dict:
 
 
 def weights_fingerprint(model: torch.nn.Module) -> str:
-    """Hash of a model's config and the bytes of every weight tensor (~0.05 s for 153 M parameters), not of where it
-    was loaded from: a byte-identical copy of a checkpoint has the same fingerprint, other weights another one."""
+    """Hash of a model's config (a transformers model's; else its class) and the bytes of every weight tensor
+    (~0.05 s for 153 M parameters), not of where it was loaded from: a byte-identical copy of a checkpoint has the
+    same fingerprint, other weights another one."""
     digest = xxhash.xxh3_128()
-    digest.update(json.dumps(without_paths(model.config.to_dict()), sort_keys=True, default=str).encode())
+    config = getattr(model, "config", None)
+    described = without_paths(config.to_dict()) if hasattr(config, "to_dict") else type(model).__qualname__
+    digest.update(json.dumps(described, sort_keys=True, default=str).encode())
     for name, tensor in model.state_dict().items():
         digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
         digest.update(memoryview(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()))
     return digest.hexdigest()
 
 
-def model_fingerprint(model: torch.nn.Module, feature_extractor, device: torch.device,
-                      weights: str | None = None, settings: dict | None = None) -> str:
-    """Hash of everything on the model side that shapes an audio embedding: its class, device type and dtype,
-    weights (`weights`: its weights_fingerprint, when already computed), feature extractor and the family's settings
-    (`settings`, e.g. PE-Audio's max_seconds)."""
+def model_fingerprint(identity: Mapping, settings: Mapping | None = None) -> str:
+    """Hash of everything on the model side that shapes an audio embedding: the family's cache_identity (its
+    version, model class, weights, device type, dtype, feature extractor and settings) and the run's settings that
+    do too (`settings`: the long-audio policy), with this package's preprocessing version."""
     digest = xxhash.xxh3_128()
-    dtype = next(model.parameters()).dtype
-    digest.update(f"{PREPROCESSING_VERSION}\0{type(model).__name__}\0{device.type}\0{dtype}\0".encode())
-    digest.update((weights or weights_fingerprint(model)).encode())
-    digest.update(json.dumps(feature_extractor.to_dict(), sort_keys=True, default=str).encode())
-    if settings:
-        digest.update(json.dumps(settings, sort_keys=True).encode())
+    digest.update(f"{PREPROCESSING_VERSION}\0".encode())
+    digest.update(json.dumps({"model": identity, "settings": dict(settings or {})}, sort_keys=True,
+                             default=str).encode())
     return digest.hexdigest()
 
 

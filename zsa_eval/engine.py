@@ -19,21 +19,22 @@ embedding by the family.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from zsa_eval.answers import filled_instruction, match_answer
-from zsa_eval.audio import AudioSource, check_readable, load_clip
-from zsa_eval.cache import EmbeddingCache, clip_key
+from zsa_eval.audio import AudioSource
+from zsa_eval.cache import EmbeddingCache
+from zsa_eval.clips import ClipDataset, clip_loader
 from zsa_eval.errors import BadAudio, UserError
 from zsa_eval.families import Family, Inputs, ModelFamily, ScoringFamily
-from zsa_eval.interrupts import stop_if_interrupted
+from zsa_eval.families.contract import (calling, checked_answer, checked_audio, checked_likelihoods, checked_logits,
+                                        checked_pooled, checked_texts, guarded_preparer)
 from zsa_eval.long_audio import LongAudio, check_engine_policy, check_family_policy, long_audio_policy
 from zsa_eval.models import LoadedModel
 
@@ -57,84 +58,19 @@ class BatchScores:
     matches: list[str] | None = None
 
 
-def clip_seed(seed: int, item_id: str) -> int:
-    """A seed for one clip's random crops that depends only on the run seed and the item's id."""
-    digest = hashlib.blake2b(f"{seed}\0{item_id}".encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "little")
-
-
-class ClipDataset(Dataset):
-    """Prepares one item in a worker: a cached embedding, or the model inputs of a clip heard as one span when given
-    a CPU `prepare` (a family's preparer), or else the waveform and how `long_audio` splits it into windows
-    (prepared later, a chunk of windows at a time, so that the inputs held at once do not grow with the clip's
-    length: on the device, in the main process, or by the pipeline). Items that cannot be read or decoded come back
-    as skip records."""
-
-    def __init__(self, clips: Sequence[AudioSource], item_ids: Sequence[str], sampling_rate: int, seed: int,
-                 long_audio: LongAudio, prepare: Callable[[np.ndarray, int], Inputs] | None = None,
-                 cache: EmbeddingCache | None = None, decode_options: dict | None = None):
-        """`decode_options`: keyword arguments of load_clip (the family's decode_options)."""
-        self.clips = clips
-        self.seeds = [clip_seed(seed, item_id) for item_id in item_ids]
-        self.sampling_rate = sampling_rate
-        self.long_audio = long_audio
-        self.prepare = prepare
-        self.cache = cache
-        self.decode_options = decode_options or {}
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def __getitem__(self, index: int) -> dict:
-        sample = self.sample(index)
-        stop_if_interrupted()  # a Ctrl-C recorded while this clip was decoded stops the run here
-        return sample
-
-    def sample(self, index: int) -> dict:
-        """Item `index` as a cached embedding, its windows' model inputs, a waveform or a skip record; all but the
-        skip record with the clip's `windowing`."""
-        seed = self.seeds[index]
-        try:
-            source = self.clips[index]
-            check_readable(source)
-            key = clip_key(source, seed) if self.cache else None
-            cached = self.cache.load(key) if self.cache else None
-            if cached is not None:
-                return {"index": index, "embedding": cached.embedding,
-                        "windowing": self.long_audio.split(cached.samples)}
-            waveform = load_clip(source, self.sampling_rate, **self.decode_options)
-        except BadAudio as error:
-            return {"index": index, "error": (error.reason, error.detail)}
-        clip = {"index": index, "seed": seed, "cache_key": key, "windowing": self.long_audio.split(len(waveform))}
-        if self.prepare is None or len(clip["windowing"].spans) > 1:  # windows: prepared chunk by chunk, later
-            return clip | {"waveform": waveform}
-        return clip | {"inputs": [self.prepare(waveform[start:stop], seed)
-                                  for start, stop in clip["windowing"].spans]}
-
-
-def collate_clips(samples: list[dict]) -> dict:
-    """A batch's good samples (`clips`) and positions, and its bad ones apart as (index, reason, detail)."""
-    good = [sample for sample in samples if "error" not in sample]
-    return {
-        "indices": [sample["index"] for sample in good],
-        "skipped": [(sample["index"], *sample["error"]) for sample in samples if "error" in sample],
-        "clips": good,
-    }
-
-
-def clip_loader(dataset: ClipDataset, batch_size: int, num_workers: int) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                      collate_fn=collate_clips)
-
-
 def text_embeddings(loaded: LoadedModel, candidate_labels: Sequence[str], prompts: Sequence[str]) -> torch.Tensor:
     """One text embedding per class (the family's classifier: prompts filled with each label, combined)."""
-    return loaded.family.classifier(candidate_labels, prompts)
+    with calling(loaded.family, "classifier"):
+        return loaded.family.classifier(candidate_labels, prompts)
 
 
-def audio_embeddings(loaded: LoadedModel, inputs: Inputs) -> list[torch.Tensor]:
-    """The audio embeddings of a batch of collated model inputs, one per clip."""
-    return loaded.family.embed_audio(inputs)
+def audio_embeddings(family: Family, prepared: Sequence[Inputs]) -> list[torch.Tensor]:
+    """The audio embeddings of a batch of clips' (or windows') model inputs, one per clip, as the contract wants."""
+    with calling(family, "collate"):
+        inputs = family.collate(prepared)
+    with calling(family, "embed_audio"):
+        embeddings = family.embed_audio(inputs)
+    return checked_audio(family, embeddings, len(prepared))
 
 
 @dataclass
@@ -158,20 +94,36 @@ def window_inputs(clip: dict, number: int, prepare: Callable[[np.ndarray, int], 
     return prepare(clip["waveform"][start:stop], clip["seed"])
 
 
+def pooled(family: Family, embeddings: list[torch.Tensor], weights: Sequence[int]) -> torch.Tensor:
+    """A clip's embedding: its one window's, or its windows' pooled by the family."""
+    if len(embeddings) == 1:
+        return embeddings[0]
+    with calling(family, "pool_windows"):
+        return checked_pooled(family, family.pool_windows(embeddings, weights))
+
+
 def encode_windows(family: Family, clips: Sequence[dict], batch_size: int,
-                   prepare: Callable[[np.ndarray, int], Inputs]) -> list[torch.Tensor]:
+                   prepare: Callable[[np.ndarray, int], Inputs]) -> list[torch.Tensor | BadAudio]:
     """One embedding per clip sample: its windows prepared (those not prepared in a worker, by `prepare`) and
     encoded `batch_size` windows at a time (across clips), then pooled by the family (a clip of one window is that
-    window's embedding)."""
+    window's embedding); or, for a clip whose window `prepare` refused, why (the clip is skipped)."""
     slots = [(row, number) for row, clip in enumerate(clips) for number in range(len(clip["windowing"].spans))]
     windows: list[list[torch.Tensor]] = [[] for _ in clips]
+    refused: dict[int, BadAudio] = {}
     for first in range(0, len(slots), batch_size):
-        chunk = slots[first:first + batch_size]
-        inputs = family.collate([window_inputs(clips[row], number, prepare) for row, number in chunk])
-        for (row, _), embedding in zip(chunk, family.embed_audio(inputs)):
-            windows[row].append(embedding)
-    return [embeddings[0] if len(embeddings) == 1 else family.pool_windows(embeddings, clip["windowing"].weights)
-            for clip, embeddings in zip(clips, windows)]
+        prepared: dict[tuple[int, int], Inputs] = {}
+        for row, number in slots[first:first + batch_size]:
+            try:
+                if row not in refused:
+                    prepared[row, number] = window_inputs(clips[row], number, prepare)
+            except BadAudio as error:
+                refused[row] = error
+        chunk = [slot for slot in prepared if slot[0] not in refused]
+        if chunk:
+            for (row, _), embedding in zip(chunk, audio_embeddings(family, [prepared[slot] for slot in chunk])):
+                windows[row].append(embedding)
+    return [refused[row] if row in refused else pooled(family, windows[row], clip["windowing"].weights)
+            for row, clip in enumerate(clips)]
 
 
 @torch.inference_mode()
@@ -188,17 +140,22 @@ def audio_batches(
         clips: list[dict] = batch["clips"]
         encoded = iter(encode_windows(family, [clip for clip in clips if "embedding" not in clip], batch_size,
                                       prepare))
-        audio = []
+        kept = AudioBatch([], list(batch["skipped"]), [], [], [])
         for clip in clips:
             if "embedding" in clip:
-                audio.append(torch.from_numpy(clip["embedding"]).to(family.device))
-                continue
-            audio.append(next(encoded))
-            if cache:
-                cache.store(clip["cache_key"], audio[-1].cpu().numpy(), clip["windowing"].samples)
-        yield AudioBatch(batch["indices"], batch["skipped"], audio,
-                         [row for row, clip in enumerate(clips) if "embedding" in clip],
-                         [clip["windowing"].record() for clip in clips])
+                kept.cached_rows.append(len(kept.audio))
+                embedding = torch.from_numpy(clip["embedding"]).to(family.device)
+            else:
+                embedding = next(encoded)
+                if isinstance(embedding, BadAudio):
+                    kept.skipped.append((clip["index"], embedding.reason, embedding.detail))
+                    continue
+                if cache:
+                    cache.store(clip["cache_key"], embedding.cpu().numpy(), clip["windowing"].samples)
+            kept.indices.append(clip["index"])
+            kept.audio.append(embedding)
+            kept.clip_windows.append(clip["windowing"].record())
+        yield kept
 
 
 def embed_batches(
@@ -215,10 +172,19 @@ def embed_batches(
             yield BatchScores(batch.indices, np.zeros((0, classifier.shape[0]), np.float32), batch.skipped)
             continue
         with torch.inference_mode():
-            logits = family.logits(batch.audio, classifier)
-            clip_embeddings = torch.stack([family.clip_embedding(embedding) for embedding in batch.audio])
-        yield BatchScores(batch.indices, family.scores(logits).cpu().numpy(), batch.skipped,
-                          logits.cpu().numpy(), clip_embeddings.cpu().numpy(), batch.cached_rows, batch.clip_windows)
+            logits = family_logits(family, batch.audio, classifier)
+            with calling(family, "clip_embedding"):
+                clip_embeddings = torch.stack([family.clip_embedding(embedding) for embedding in batch.audio])
+            with calling(family, "scores"):
+                scores = checked_logits(family, family.scores(logits), *logits.shape, "scores")
+        yield BatchScores(batch.indices, scores.cpu().numpy(), batch.skipped, logits.cpu().numpy(),
+                          clip_embeddings.cpu().numpy(), batch.cached_rows, batch.clip_windows)
+
+
+def family_logits(family: Family, audio: Sequence[torch.Tensor], classifier: torch.Tensor) -> torch.Tensor:
+    """The family's (clips, classes) logits of audio embeddings against class embeddings, as the contract wants."""
+    with calling(family, "logits"):
+        return checked_logits(family, family.logits(audio, classifier), len(audio), classifier.shape[0])
 
 
 def native_unless(long_audio: LongAudio | None, loaded: LoadedModel) -> LongAudio:
@@ -240,7 +206,8 @@ def embed_loader(loaded: LoadedModel, clips: Sequence[AudioSource], item_ids: Se
     `auto` picks `device` on CUDA and `workers` otherwise."""
     family = loaded.family
     on_device = featurizer == "device" or (featurizer == "auto" and loaded.device.type == "cuda")
-    prepare = family.preparer(loaded.device if on_device else torch.device("cpu"))
+    with calling(family, "preparer"):
+        prepare = guarded_preparer(family, family.preparer(loaded.device if on_device else torch.device("cpu")))
     dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed, long_audio, None if on_device else prepare,
                           cache, family.decode_options())
     return clip_loader(dataset, batch_size, num_workers), prepare
@@ -261,8 +228,12 @@ def embed_clips(loaded: LoadedModel, clips: Sequence[AudioSource], item_ids: Seq
 @torch.inference_mode()
 def caption_embeddings(loaded: LoadedModel, captions: Sequence[str], batch_size: int) -> torch.Tensor:
     """One text embedding per caption, as written (no template), `batch_size` captions at a time."""
-    return torch.cat([loaded.family.embed_texts(captions[start:start + batch_size])
-                      for start in range(0, len(captions), batch_size)])
+    family, parts = loaded.family, []
+    for start in range(0, len(captions), batch_size):
+        texts = captions[start:start + batch_size]
+        with calling(family, "embed_texts"):
+            parts.append(checked_texts(family, family.embed_texts(texts), len(texts)))
+    return torch.cat(parts)
 
 
 def with_progress(batches: Iterator, total: int, description: str, progress: bool) -> Iterator:
@@ -319,7 +290,15 @@ def answer_logits(family: ScoringFamily, inputs: Inputs, answers: Sequence[Seque
                   n_prompts: int) -> np.ndarray:
     """One clip's logit per class: the mean over the prompts of its answers' log-likelihoods (answers ordered prompt by
     prompt, each prompt filled with every label)."""
-    return family.answer_log_likelihoods(inputs, answers).reshape(n_prompts, -1).mean(dim=0).cpu().numpy()
+    with calling(family, "answer_log_likelihoods"):
+        likelihoods = checked_likelihoods(family, family.answer_log_likelihoods(inputs, answers), len(answers))
+    return likelihoods.float().reshape(n_prompts, -1).mean(dim=0).cpu().numpy()
+
+
+def answer_of(family: ScoringFamily, inputs: Inputs) -> str:
+    """The family's answer to one clip's prompt."""
+    with calling(family, "generate_answer"):
+        return checked_answer(family, family.generate_answer(inputs))
 
 
 def scoring_batches(family: ScoringFamily, loader: DataLoader, candidate_labels: Sequence[str],
@@ -329,7 +308,8 @@ def scoring_batches(family: ScoringFamily, loader: DataLoader, candidate_labels:
     (zsa_eval.answers): 1 for that class, a row of 0 when it names none."""
     n_classes = len(candidate_labels)
     if family.scoring == "likelihood":
-        answers = family.answer_tokens([prompt.format(label) for prompt in prompts for label in candidate_labels])
+        with calling(family, "answer_tokens"):
+            answers = family.answer_tokens([prompt.format(label) for prompt in prompts for label in candidate_labels])
     for batch in loader:
         prepared = [clip["inputs"][0] for clip in batch["clips"]]  # one span each: a scoring family hears it whole
         windows = [clip["windowing"].record() for clip in batch["clips"]]
@@ -339,7 +319,7 @@ def scoring_batches(family: ScoringFamily, loader: DataLoader, candidate_labels:
             probabilities = torch.from_numpy(logits).softmax(dim=-1).numpy()
             yield BatchScores(batch["indices"], probabilities, batch["skipped"], logits, clip_windows=windows)
             continue
-        said = [family.generate_answer(inputs) for inputs in prepared]
+        said = [answer_of(family, inputs) for inputs in prepared]
         matches = [match_answer(answer, candidate_labels) for answer in said]
         probabilities = np.zeros((len(said), n_classes), dtype=np.float32)
         for row, match in enumerate(matches):
@@ -375,7 +355,9 @@ def score_clips(
     check_engine_policy(engine, long_audio.policy)
     check_family_policy(loaded.family, long_audio.policy)
     if loaded.family.kind == "scoring":
-        prepare = loaded.family.preparer(filled_instruction(instruction, candidate_labels))
+        with calling(loaded.family, "preparer"):
+            prepare = guarded_preparer(loaded.family,
+                                       loaded.family.preparer(filled_instruction(instruction, candidate_labels)))
         dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed, long_audio, prepare,
                               decode_options=loaded.family.decode_options())
         batches = scoring_batches(loaded.family, clip_loader(dataset, batch_size, num_workers), candidate_labels,

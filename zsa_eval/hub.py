@@ -57,3 +57,8 @@ def cache_only_unless_reachable() -> Iterator[bool]:
         if "datasets" in sys.modules:
             offline.enter_context(mock.patch.object(sys.modules["datasets"].config, "HF_HUB_OFFLINE", True))
         yield False
+
+
+def looks_like_path(name_or_path: str) -> bool:
+    """A local path rather than a Hub id ("org/name"): absolute, relative to `.` or `~`, or deeper than one slash."""
+    return name_or_path.startswith(("/", ".", "~")) or name_or_path.count("/") > 1 or "\\" in name_or_path

@@ -1,5 +1,6 @@
-"""Load a model of any supported family by hub id or local directory (the family read from its config.json
-`model_type`); pick device and precision."""
+"""Load a model of any family: the one `model.family` names (a registered entry point or package.module:Class), or
+for a Hub id or local directory the one its config.json `model_type` (or a bare weights file) calls for; pick device
+and precision."""
 
 from __future__ import annotations
 
@@ -10,32 +11,40 @@ from pathlib import Path
 import torch
 
 from zsa_eval.errors import UserError
-from zsa_eval.families import ModelFamily
-from zsa_eval.hub import cache_only_unless_reachable, offline_mode
-from zsa_eval.laion_checkpoint import is_laion_checkpoint
+from zsa_eval.families import ModelFamily, ModelSpec
+from zsa_eval.families.contract import calling, checked_loaded
+from zsa_eval.families.registry import family_class, family_for_checkpoint
+from zsa_eval.hub import cache_only_unless_reachable, looks_like_path, offline_mode
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass
 class LoadedModel:
-    """A model, its processor, where it runs, and its family (zsa_eval.families): how it embeds and scores."""
+    """A loaded family (zsa_eval.families: how it embeds and scores) by the name the run gives it, where it runs."""
 
     name: str
-    name_or_path: str
-    model: torch.nn.Module
-    processor: object
+    name_or_path: str | None
     device: torch.device
     dtype: torch.dtype
     family: ModelFamily
 
     @property
+    def model(self) -> torch.nn.Module | None:
+        return self.family.model
+
+    @property
+    def processor(self):
+        """The checkpoint's transformers processor, for the families that have one."""
+        return getattr(self.family, "processor", None)
+
+    @property
     def feature_extractor(self):
-        return self.family.feature_extractor
+        return getattr(self.family, "feature_extractor", None)
 
     @property
     def tokenizer(self):
-        return self.family.tokenizer
+        return getattr(self.family, "tokenizer", None)
 
     @property
     def sampling_rate(self) -> int:
@@ -75,38 +84,6 @@ def ensure_random_model(name_or_path: str, random_init: str, seed: int) -> None:
         build_random_model(random_init, Path(name_or_path), seed)
 
 
-def family_for(name_or_path: str, model_type: str | None, scoring: str | None = None) -> type[ModelFamily]:
-    """The family that loads checkpoints of `model_type` (config.json), or one line naming the supported ones;
-    model.scoring=generate only for a scoring family (an embedding family writes no answer)."""
-    from zsa_eval.families.registry import FAMILIES  # the families' modules (transformers' audio code) load here
-
-    if model_type not in FAMILIES:
-        raise UserError(f"model {name_or_path!r} has model_type {model_type!r}, which zsa-eval cannot evaluate; "
-                        f"supported model types: {', '.join(sorted(FAMILIES))} (CLAP, PE-Audio, MS-CLAP and audio "
-                        "language model checkpoints)")
-    family = FAMILIES[model_type]
-    if scoring == "generate" and family.kind != "scoring":
-        raise UserError(f"model.scoring=generate needs an audio language model, and {name_or_path!r} is a "
-                        f"{family.name} model, which writes no answer; drop model.scoring=generate")
-    return family
-
-
-def weights_file_model_type(name_or_path: str, weights_file: str | None) -> str | None:
-    """The model_type of a checkpoint that is a bare weights file, which has no config.json: MS-CLAP's .pth files,
-    named by `model.weights_file` in a Hub repo or folder, or by a path to the file itself; LAION's laion_clap `.pt`
-    files (a path, or OWNER/REPO/FILE.pt on the Hub: CLAP, converted on load)."""
-    if is_laion_checkpoint(name_or_path):
-        return "clap"
-    if weights_file or name_or_path.endswith(".pth") or Path(name_or_path).expanduser().is_file():
-        return "msclap"
-    return None
-
-
-def looks_like_path(name_or_path: str) -> bool:
-    """A local path rather than a Hub id ("org/name"): absolute, relative to `.` or `~`, or deeper than one slash."""
-    return name_or_path.startswith(("/", ".", "~")) or name_or_path.count("/") > 1 or "\\" in name_or_path
-
-
 def explain_load_failure(name_or_path: str, error: Exception) -> UserError:
     """One line for a model that did not load: a missing or unreadable directory, offline mode set, or the Hub
     unreachable (or without such a model)."""
@@ -130,6 +107,40 @@ def explain_load_failure(name_or_path: str, error: Exception) -> UserError:
     )
 
 
+def model_type_of(spec: ModelSpec) -> str | None:
+    """The `model_type` in the checkpoint's config.json."""
+    from transformers import PretrainedConfig
+
+    model_type = PretrainedConfig.get_config_dict(spec.name_or_path, **spec.hub_options())[0].get("model_type")
+    if model_type is None:
+        raise OSError("no config.json with a model_type")
+    return model_type
+
+
+def check_scoring_mode(family: type[ModelFamily], name_or_path: str | None, scoring: str | None) -> None:
+    """model.scoring=generate only for a scoring family (an embedding family writes no answer)."""
+    if scoring == "generate" and family.kind != "scoring":
+        raise UserError(f"model.scoring=generate needs an audio language model, and {name_or_path!r} is a "
+                        f"{family.name} model, which writes no answer; drop model.scoring=generate")
+
+
+def load_family(spec: ModelSpec, family: str | None) -> ModelFamily:
+    """The family `family` names (else the checkpoint's), loaded as `spec` says. zsa-eval's own families explain a
+    checkpoint that does not load; another family's exception is reported as that family's."""
+    try:
+        chosen = family_class(family) if family else family_for_checkpoint(spec, lambda _: model_type_of(spec))
+        check_scoring_mode(chosen, spec.name_or_path, spec.settings.get("scoring"))
+        if chosen.__module__.startswith("zsa_eval."):
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()  # its weight-loading bar
+            return checked_loaded(chosen, chosen.load(spec))
+    except (OSError, ValueError, json.JSONDecodeError) as error:
+        raise explain_load_failure(spec.name_or_path, error) from error
+    with calling(chosen, "load"):
+        return checked_loaded(chosen, chosen.load(spec))
+
+
 def load_model(
     name: str,
     name_or_path: str | None,
@@ -139,48 +150,23 @@ def load_model(
     trust_remote_code: bool = False,
     random_init: str | None = None,
     random_init_seed: int = 0,
-    max_seconds: float | None = None,
-    frame_pooling: str | None = None,
-    scoring: str | None = None,
-    max_new_tokens: int | None = None,
-    label_batch_size: int | None = None,
-    short_clip_fusion: str | None = None,
-    int16_roundtrip: bool = False,
-    weights_file: str | None = None,
-    laion_loader_length: bool = False,
-    tokenizer: str | None = None,
+    family: str | None = None,
+    options: dict | None = None,
+    fingerprint: str | None = None,
+    **settings,
 ) -> LoadedModel:
-    """Load processor and model (eval mode) on `device` in `precision`, through the family its config.json names.
-    `max_seconds` and `frame_pooling` are PE-Audio settings (zsa_eval/families/pe_audio.py); `scoring`,
-    `max_new_tokens` and `label_batch_size` audio language model settings (zsa_eval/families/alm.py);
-    `short_clip_fusion`, `int16_roundtrip`, `laion_loader_length` and `tokenizer` (a laion_clap `.pt` file's text
-    tokenizer) CLAP settings (zsa_eval/families/clap.py); `weights_file` an MS-CLAP setting
-    (zsa_eval/families/msclap.py); other families ignore them. A laion_clap `.pt` file (a path, or OWNER/REPO/FILE.pt
-    on the Hub) is a CLAP checkpoint, converted on load; an MS-CLAP `.pth` an MS-CLAP one."""
-    from transformers import PretrainedConfig
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()
-    if not name_or_path:
+    """Load the model (eval mode) on `device` in `precision` through its family: `family` (model.family) names one,
+    else the checkpoint's config.json does (model=auto). `options` are the family's own keys (model.options),
+    `fingerprint` the user's name for the weights; `settings` zsa-eval's other model keys, which the built-in
+    families read (max_seconds, scoring, short_clip_fusion, ...: conf/model/auto.yaml) and others ignore."""
+    if not name_or_path and not family:
         raise UserError(f"model {name} has no model.name_or_path: set model.name_or_path=HUB_ID_OR_DIRECTORY "
                         "(e.g. model=auto model.name_or_path=facebook/pe-av-small model.name=pe_av_small)")
     dtype = resolve_dtype(precision, device)
     if random_init:
         ensure_random_model(name_or_path, random_init, random_init_seed)
-    options = {"revision": revision, "trust_remote_code": trust_remote_code}
-    settings = {"max_seconds": max_seconds, "frame_pooling": frame_pooling, "scoring": scoring,
-                "max_new_tokens": max_new_tokens, "label_batch_size": label_batch_size,
-                "short_clip_fusion": short_clip_fusion, "int16_roundtrip": int16_roundtrip,
-                "weights_file": weights_file, "laion_loader_length": laion_loader_length, "tokenizer": tokenizer}
-    try:
-        with cache_only_unless_reachable() as online:
-            options["local_files_only"] = not online
-            model_type = weights_file_model_type(name_or_path, weights_file) \
-                or PretrainedConfig.get_config_dict(name_or_path, **options)[0].get("model_type")
-            if model_type is None:
-                raise OSError("no config.json with a model_type")
-            family, processor = family_for(name_or_path, model_type, scoring).from_pretrained(
-                name_or_path, options, device, dtype, settings)
-    except (OSError, ValueError, json.JSONDecodeError) as error:
-        raise explain_load_failure(name_or_path, error) from error
-    return LoadedModel(name, name_or_path, family.model, processor, device, dtype, family)
+    with cache_only_unless_reachable() as online:
+        spec = ModelSpec(name, name_or_path, device, dtype, revision, trust_remote_code, online, settings,
+                         dict(options or {}), fingerprint)
+        loaded = load_family(spec, family)
+    return LoadedModel(name, name_or_path, device, dtype, loaded)

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from zsa_eval.distributed import Ranks, agree, main_rank_value, process_group, shard
 from zsa_eval.errors import RunInterrupted, UserError
+from zsa_eval.families.contract import FamilyFailed
 from zsa_eval.interrupts import stop_if_interrupted
 from zsa_eval.store import ProgressLog, check_own_files, check_resumable, open_run_dir, run_lock
 from zsa_eval.store.embeddings import store_embedding_part, stored_positions
@@ -119,6 +120,10 @@ def log_batches(task: Task, context: RunContext, log: ProgressLog, todo: list[in
     except KeyboardInterrupt:
         batches.close()  # the DataLoader's workers shut down now, not while the interruption is reported
         raise interruption(log, len(item_ids)) from None
+    except FamilyFailed as error:
+        batches.close()
+        raise FamilyFailed(f"{error}; {kept_so_far(log, len(item_ids))}; once the model is fixed, resume with the "
+                           f"same arguments plus output_dir={log.directory} resume=true") from error
 
 
 def raise_on_skip(on_error: str, skipped: list[tuple[int, str, str]], item_ids: list[str]) -> None:
@@ -127,6 +132,13 @@ def raise_on_skip(on_error: str, skipped: list[tuple[int, str, str]], item_ids: 
         position, reason, detail = skipped[0]
         raise UserError(f"item {item_ids[position]!r}: {reason}: {detail}; fix or remove it, "
                         "or set on_error=skip to record bad items and go on")
+
+
+def kept_so_far(log: ProgressLog, n_items: int) -> str:
+    """How many items a stopped run finished, and where they are kept."""
+    finished = len(log.read())
+    return (f"{finished} of {n_items} items finished and are kept in {log.directory}" if finished
+            else f"none of the {n_items} items finished (the run is set up in {log.directory})")
 
 
 def interruption(log: ProgressLog, n_items: int) -> RunInterrupted:

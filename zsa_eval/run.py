@@ -22,6 +22,7 @@ from zsa_eval.data import AudioDataset, limit_items
 from zsa_eval.distributed import Ranks, ranks_from_env
 from zsa_eval.engine import check_engine_family
 from zsa_eval.errors import GateFailed, RunInterrupted, UserError
+from zsa_eval.families import AUDIO_EMBEDDING_KINDS, ModelFamily
 from zsa_eval.interrupts import stop_if_interrupted
 from zsa_eval.long_audio import LongAudio, check_family_policy, long_audio_policy
 from zsa_eval.models import LoadedModel, resolve_device
@@ -84,27 +85,33 @@ def run_identity(resolved: dict) -> dict:
     return identity
 
 
-def load_scorer(cfg: DictConfig, device: torch.device) -> LoadedModel:
-    """The model on its device, if the engine can run its family (the pipeline hears a fused CLAP's short clips as
-    transformers does: its short_clip_fusion is that)."""
-    node = loader_config(cfg.model)
-    if cfg.engine == "pipeline" and node.get("short_clip_fusion") == "auto":
-        node.short_clip_fusion = "transformers"
-    loaded = build(node, device=device, precision=cfg.precision)
+def load_scorer(cfg: DictConfig, device: torch.device, family: ModelFamily | None = None) -> LoadedModel:
+    """The model on its device (`family`: one already loaded, zsa_eval.evaluate's), if the engine can run its family
+    (the pipeline hears a fused CLAP's short clips as transformers does: its short_clip_fusion is that)."""
+    if family is not None:
+        loaded = LoadedModel(str(cfg.model.name), cfg.model.get("name_or_path"), family.device, family.dtype, family)
+    else:
+        node = loader_config(cfg.model)
+        if cfg.engine == "pipeline" and node.get("short_clip_fusion") == "auto":
+            node.short_clip_fusion = "transformers"
+        loaded = build(node, device=device, precision=cfg.precision)
     check_engine_family(cfg.engine, loaded.family, str(cfg.model.name_or_path))
     return loaded
 
 
-def audio_cache(cfg: DictConfig, loaded: LoadedModel, long_audio: LongAudio,
-                device: torch.device) -> EmbeddingCache | None:
-    """The model's audio-embedding cache, unless cache=false or the model is a scoring family (an audio language
-    model has no audio embedding to cache: README, "Audio language models")."""
-    if not cfg.cache or loaded.family.kind != "embedding":
+def audio_cache(cfg: DictConfig, loaded: LoadedModel, long_audio: LongAudio) -> EmbeddingCache | None:
+    """The model's audio-embedding cache, unless cache=false, the model has no audio embeddings (an audio language
+    model: README, "Audio language models") or its family gives nothing to key them on (no weights fingerprint:
+    said in a note)."""
+    if not cfg.cache or loaded.family.kind not in AUDIO_EMBEDDING_KINDS:
         return None
-    return EmbeddingCache(Path(cfg.cache_dir) / "audio_embeddings",
-                          model_fingerprint(loaded.model, loaded.feature_extractor, device,
-                                            loaded.family.weight_fingerprint,
-                                            loaded.family.embedding_settings() | long_audio.identity()))
+    identity = loaded.family.cache_identity()
+    if identity is None:
+        print(f"zsa-eval: note: no embedding cache for model {loaded.name}: its family ({loaded.family.name}) gives "
+              "no weights fingerprint to key it on; set model.fingerprint=NAME_OF_THE_WEIGHTS to cache it",
+              file=sys.stderr)
+        return None
+    return EmbeddingCache(Path(cfg.cache_dir) / "audio_embeddings", model_fingerprint(identity, long_audio.identity()))
 
 
 def common_identity(cfg: DictConfig, dataset: AudioDataset, loaded: LoadedModel, long_audio: LongAudio) -> dict:
@@ -115,7 +122,7 @@ def common_identity(cfg: DictConfig, dataset: AudioDataset, loaded: LoadedModel,
         "family": loaded.family.name,
         **({"family_settings": family_settings} if family_settings else {}),
         "model_name_or_path": str(cfg.model.name_or_path),
-        "model_revision": getattr(loaded.model.config, "_commit_hash", None) or cfg.model.get("revision"),
+        "model_revision": loaded.family.revision or cfg.model.get("revision"),
         "weight_fingerprint": loaded.family.weight_fingerprint,
         "dataset": dataset.name,
         "dataset_source": dataset.source,
@@ -173,12 +180,13 @@ def without_idle_limit(cfg: DictConfig, n_items: int) -> DictConfig:
     return cfg
 
 
-def run(cfg: DictConfig) -> dict | None:
+def run(cfg: DictConfig, family: ModelFamily | None = None) -> dict | None:
     """Evaluate cfg.model on cfg.dataset for its task; write the run directory; return metrics.json's content.
 
     Every finished batch is logged first, so an interrupted run resumes (resume=true) where it stopped and ends
     with the same results as an uninterrupted one. Under torchrun or accelerate launch each process scores its
-    share of the items; rank 0 writes the results and returns the metrics, the other ranks return None."""
+    share of the items; rank 0 writes the results and returns the metrics, the other ranks return None. `family`:
+    a family already loaded (zsa_eval.evaluate's model=<instance>) in place of cfg.model's."""
     started_at, start = datetime.now(timezone.utc), time.perf_counter()
     cfg = checked(cfg)
     check_resumable(Path(cfg.output_dir), cfg.resume, cfg.overwrite)
@@ -189,18 +197,19 @@ def run(cfg: DictConfig) -> dict | None:
     metric_names = [spec.name for spec in task.metrics]
     check_references(cfg, prompts, metric_names, None)  # before the data loads; the limit once items are counted
     baseline = read_baseline(cfg.gate.baseline)
-    device = resolve_device(cfg.device, ranks.local_rank if ranks.distributed else None)
+    device = family.device if family is not None else \
+        resolve_device(cfg.device, ranks.local_rank if ranks.distributed else None)
     dataset = build(loader_config(cfg.dataset))
     cfg = without_idle_limit(cfg, len(dataset))
     protocol = check_references(cfg, prompts, metric_names, cfg.limit)
     dataset = limit_items(dataset, cfg.limit, cfg.limit_mode, cfg.seed)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    loaded = load_scorer(cfg, device)  # before the run directory exists: a model that fails leaves none
+    loaded = load_scorer(cfg, device, family)  # before the run directory exists: a model that fails leaves none
     task.check_model(cfg, loaded)
     check_family_policy(loaded.family, cfg.long_audio.name)
     long_audio = long_audio_policy(cfg.long_audio, loaded.family.window_seconds, loaded.sampling_rate, cfg.model.name,
                                    loaded.family.frame_seconds)
-    cache = audio_cache(cfg, loaded, long_audio, device)
+    cache = audio_cache(cfg, loaded, long_audio)
     identity = task.identity(common_identity(cfg, dataset, loaded, long_audio), cfg)
     check_baseline_dataset(baseline, cfg.gate.baseline, identity)
     warnings = task.check_dataset(dataset)

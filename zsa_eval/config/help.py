@@ -7,6 +7,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from zsa_eval.config.checks import shown
+from zsa_eval.entry_points import families_line
 from zsa_eval.config.schema import CONFIG_DIR, GROUPS
 
 
@@ -61,3 +62,4 @@ def help_keys(_root_: DictConfig) -> str:
 
 
 OmegaConf.register_new_resolver("zsa_eval_keys", help_keys, replace=True)
+OmegaConf.register_new_resolver("zsa_eval_families", families_line, replace=True)

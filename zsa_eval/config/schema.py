@@ -208,6 +208,9 @@ class ModelConfig:
     tokenizer: Optional[str] = key(required=False)  # CLAP, laion_clap .pt files: the text tokenizer (hub id or folder)
     weights_file: Optional[str] = key(required=False)  # MS-CLAP: the .pth in name_or_path (a Hub repo or folder)
     prompts: Optional[List[str]] = key(required=False)  # the answer form template=auto prefers for this model
+    family: Optional[str] = key(required=False)  # a registered family or package.module:Class; null: the checkpoint's
+    options: Optional[Dict[str, Any]] = key(required=False)  # the family's own keys (model.options.*)
+    fingerprint: Optional[str] = key(required=False)  # the user's name for the weights (the cache key's)
 
 
 @dataclass

@@ -1,51 +1,130 @@
-"""Model families: everything that differs between models, behind two interfaces the engine, cache and runner use
-without knowing the family. A family is picked by the checkpoint's config.json `model_type`.
+"""Model families: everything that differs between models, behind the interfaces the engine, cache, tasks and
+long-audio policies use without knowing the family. This is zsa-eval's public family API (re-exported by
+zsa_eval.api, versioned by zsa_eval.api.VERSION): zsa-eval's own families implement it as a user's do, and are
+found the same way (entry points in the group `zsa_eval.families`, zsa_eval/families/registry.py).
 
-An embedding family (`Family`: CLAP, PE-Audio) turns one clip into model inputs (alone, seeded: batch-invariant by
-construction), a batch of those inputs into audio embeddings, texts into text embeddings, and embeddings into logits
-and scores of its kind: `softmax` (over the candidate labels: CLAP) or `sigmoid` (each label on its own: PE-Audio,
-SigLIP-style).
+Three kinds (`kind`), each a base class:
 
-A scoring family (`ScoringFamily`: audio language models) has no embeddings: given one clip, an instruction and the
-candidate answers, it returns one log-likelihood per answer, or its own answer as text (zsa_eval/families/alm.py).
-The engine knows only which of the two kinds (`kind`) a family is.
+- `AudioEncoderFamily` (`audio_encoder`): audio embeddings only, no text tower. It serves the probes
+  (protocol=linear_probe, protocol=few_shot without text_init); zero-shot and retrieval are refused.
+- `Family` (`embedding`, also exported as `EmbeddingFamily`: CLAP, PE-Audio, MS-CLAP): an audio encoder plus a text
+  tower in the same space; scores of its kind, `softmax` over the candidate labels or `sigmoid` (each label on its
+  own, SigLIP-style).
+- `ScoringFamily` (`scoring`: audio language models) has no embeddings: given one clip, an instruction and the
+  candidate answers, it returns one log-likelihood per answer, or its own answer as text (zsa_eval/families/alm.py).
+
+A family loads itself from the `model` config (`load(spec)`, spec: a `ModelSpec`) and says what shapes its cache
+key (`cache_identity`: its name, `version`, a fingerprint of its weights or the user's `model.fingerprint`, its
+settings). What it returns is checked (zsa_eval/families/contract.py): a wrong shape, dtype or value stops the run
+with one line naming the family.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from typing import ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from zsa_eval.cache import weights_fingerprint
 from zsa_eval.errors import UserError
+from zsa_eval.families.contract import checked_texts
 
 Inputs = dict[str, torch.Tensor]
+AUDIO_EMBEDDING_KINDS = ("embedding", "audio_encoder")  # the kinds whose audio embeddings the cache and probes use
+
+
+def weights_state(model: torch.nn.Module | None) -> tuple:
+    """Which tensors a module holds and how often each was changed in place (torch counts it): cheap to take, and
+    different once a weight was trained, loaded into or replaced."""
+    if model is None:
+        return ()
+    return tuple((name, id(tensor), tensor._version)
+                 for name, tensor in (*model.named_parameters(), *model.named_buffers()))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The `model` config as a family's `load` receives it: where the weights are, where to run them, and the
+    settings. `settings` holds zsa-eval's own model keys (max_seconds, scoring, short_clip_fusion, ...: those the
+    built-in families read), `options` the family's own (`model.options.*`, free-form), `fingerprint` the user's
+    name for the weights (`model.fingerprint`: the cache key uses it instead of a hash of the weights)."""
+
+    name: str
+    name_or_path: str | None
+    device: torch.device
+    dtype: torch.dtype
+    revision: str | None = None
+    trust_remote_code: bool = False
+    online: bool = True  # the Hugging Face Hub may be asked; False: local files and the local cache only
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    fingerprint: str | None = None
+
+    def hub_options(self) -> dict:
+        """Keyword arguments for transformers' and huggingface_hub's from_pretrained."""
+        return {"revision": self.revision, "trust_remote_code": self.trust_remote_code,
+                "local_files_only": not self.online}
 
 
 class ModelFamily(ABC):
-    """A loaded model of one family, on its device, with its feature extractor and tokenizer."""
+    """A loaded model of one family, on its device, in its dtype.
+
+    A subclass sets `name` (the family's name in metrics.json and messages), `version` (bump it when a change to
+    the family's code changes what it computes: the cache key holds it) and implements `load`. Its constructor
+    calls `ModelFamily.__init__` with the device, dtype and the torch module (fingerprinted, then moved and put in
+    eval mode) or a fingerprint of its own."""
 
     name: ClassVar[str]
-    kind: ClassVar[str]  # embedding | scoring
-    model_types: ClassVar[tuple[str, ...]]  # config.json model_type values this family loads
-    score_kind: ClassVar[str]  # softmax | sigmoid | answer
-    score_description: ClassVar[str]  # metrics.json score_kind_description
-    pipeline_supported: ClassVar[bool]  # transformers' zero-shot-audio-classification pipeline can run it
+    kind: ClassVar[str]  # audio_encoder | embedding | scoring
+    version: ClassVar[str] = "1"
+    model_types: ClassVar[tuple[str, ...]] = ()  # config.json model_type values this family loads (model=auto)
+    score_kind: ClassVar[str] = "softmax"  # softmax | sigmoid | answer
+    score_description: ClassVar[str] = "softmax over the candidate labels of the audio-text logits"
+    pipeline_supported: ClassVar[bool] = False  # transformers' zero-shot-audio-classification pipeline can run it
+    embedding_dim: int | None = None  # learnt from the first embeddings the family returns (contract.py) ...
+    embedding_dim_from: str | None = None  # ... and the method that returned them
 
-    def __init__(self, model: torch.nn.Module, feature_extractor, tokenizer, device: torch.device,
-                 dtype: torch.dtype):
-        """`model` as loaded from its checkpoint: fingerprinted as stored, then placed on `device` in `dtype`."""
-        self.weight_fingerprint = weights_fingerprint(model)
-        self.model = model.to(device=device, dtype=dtype).eval()
-        self.feature_extractor, self.tokenizer = feature_extractor, tokenizer
+    def __init__(self, device: torch.device, dtype: torch.dtype, model: torch.nn.Module | None = None,
+                 fingerprint: str | None = None):
+        """`model` as loaded from its checkpoint: fingerprinted as stored (unless `fingerprint` names the weights),
+        then placed on `device` in `dtype`, in eval mode. A family without a torch module (a remote model, say)
+        gives `fingerprint`, or has no cache."""
         self.device, self.dtype = device, dtype
+        self.given_fingerprint = fingerprint
+        self.hashed_fingerprint = weights_fingerprint(model) if model is not None and not fingerprint else None
+        self.model = model.to(device=device, dtype=dtype).eval() if model is not None else None
+        self.hashed_state = weights_state(self.model)
+
+    @property
+    def weight_fingerprint(self) -> str | None:
+        """The user's fingerprint, else the hash of the weights as loaded, hashed again once they have changed in
+        place (a model trained between two zsa_eval.evaluate calls: its embeddings are not the cached ones)."""
+        if self.given_fingerprint or self.model is None:
+            return self.given_fingerprint
+        state = weights_state(self.model)
+        if state != self.hashed_state:
+            self.hashed_fingerprint, self.hashed_state = weights_fingerprint(self.model), state
+        return self.hashed_fingerprint
+
+    @classmethod
+    @abstractmethod
+    def load(cls, spec: ModelSpec) -> ModelFamily:
+        """The family's model as `spec` names it, on spec.device in spec.dtype; a UserError (one line, the fix
+        named) when it cannot be loaded."""
+
+    @classmethod
+    def claims(cls, spec: ModelSpec) -> bool:
+        """Whether spec.name_or_path is this family's though it has no config.json to say so (a bare weights file):
+        model=auto asks each family."""
+        return False
 
     @property
     def sampling_rate(self) -> int:
+        """The rate clips are decoded and resampled to (a subclass may set a class attribute instead)."""
         return int(self.feature_extractor.sampling_rate)
 
     @property
@@ -59,6 +138,11 @@ class ModelFamily(ABC):
         not known."""
         return None
 
+    @property
+    def revision(self) -> str | None:
+        """The checkpoint's commit, when it came from the Hub (metrics.json's model_revision)."""
+        return getattr(getattr(self.model, "config", None), "_commit_hash", None)
+
     def embedding_settings(self) -> dict:
         """The family's settings that shape an audio embedding (part of the cache key)."""
         return {}
@@ -71,15 +155,33 @@ class ModelFamily(ABC):
         """All the family's settings that shape a score (recorded in metrics.json)."""
         return self.embedding_settings()
 
+    def cache_identity(self) -> dict | None:
+        """Everything besides the clip that shapes an audio embedding (hashed into the cache key): the family and
+        its version, the model's class and weights, where and in what precision it runs, its feature extractor and
+        settings. None (nothing is cached): no weights fingerprint to key on."""
+        if self.weight_fingerprint is None:
+            return None
+        feature_extractor = getattr(self, "feature_extractor", None)
+        return {"family": self.name, "version": self.version,
+                "model_class": type(self.model).__name__ if self.model is not None else None,
+                "weights": self.weight_fingerprint, "device": self.device.type, "dtype": str(self.dtype),
+                "feature_extractor": feature_extractor.to_dict() if hasattr(feature_extractor, "to_dict") else None,
+                "settings": self.embedding_settings()}
 
-class Family(ModelFamily):
-    """An embedding family: audio and text embeddings, compared."""
 
-    kind = "embedding"
+class AudioEncoderFamily(ModelFamily):
+    """An audio encoder: one embedding per clip, no text tower. Probes train on its embeddings; zero-shot scoring
+    and retrieval, which need text embeddings, are refused. Its `logits` (the few-shot prototype classifier's) are
+    cosine similarities, its scores their softmax, unless it says otherwise."""
+
+    kind = "audio_encoder"
+    audio_rank: int = 1  # the dimensions of one clip's audio embedding: 1, or 2 for (frames, dim)
 
     @abstractmethod
     def preparer(self, device: torch.device) -> Callable[[np.ndarray, int], Inputs]:
-        """A function: one mono clip at `sampling_rate` and its seed -> that clip's model inputs, on `device`."""
+        """A function: one mono float32 clip at `sampling_rate` and its seed -> that clip's model inputs, on
+        `device` (alone, seeded: batch-invariant by construction). It runs in DataLoader workers; what it raises
+        skips that clip (recorded in errors.csv), and zsa_eval.errors.BadAudio names the reason."""
 
     @abstractmethod
     def collate(self, prepared: Sequence[Inputs]) -> Inputs:
@@ -87,15 +189,41 @@ class Family(ModelFamily):
 
     @abstractmethod
     def embed_audio(self, inputs: Inputs) -> list[torch.Tensor]:
-        """One float32 audio embedding per clip of the batch, on the device (what the cache stores)."""
+        """One float32 audio embedding per clip of the batch, on the device (what the cache stores): 1-D, or (frames,
+        dim) for a frame-level model; the same dimension for every clip."""
+
+    def pool_windows(self, embeddings: Sequence[torch.Tensor], weights: Sequence[int]) -> torch.Tensor:
+        """One clip's embedding from its windows' (long_audio=windows), `weights`: the audio each covers (e.g.
+        `weighted_mean`). The default refuses: a family says how its windows pool."""
+        raise UserError(f"long_audio=windows cannot pool the windows of {self.name} models; use long_audio=native "
+                        "or long_audio=center")
+
+    def clip_embedding(self, embedding: torch.Tensor) -> torch.Tensor:
+        """One vector per clip for save_embeddings and the probes (frame-level models pool their frames)."""
+        return embedding
+
+    def logits(self, audio: Sequence[torch.Tensor], classifier: torch.Tensor) -> torch.Tensor:
+        """(clips, classes) logits of the clips' audio embeddings against class embeddings (`classifier`)."""
+        return torch.nn.functional.normalize(torch.stack(list(audio)), dim=-1) \
+            @ torch.nn.functional.normalize(classifier, dim=-1).T
+
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """Scores of the family's kind (`score_kind`) from logits."""
+        return logits.softmax(dim=-1)
+
+
+class Family(AudioEncoderFamily):
+    """An embedding family: audio and text embeddings in one space, compared."""
+
+    kind = "embedding"
 
     @abstractmethod
     def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
-        """One float32 text embedding per text, in the family's scoring space."""
+        """(texts, dim) float32 text embeddings, in the family's scoring space, on the device."""
 
     @abstractmethod
     def combine_prompts(self, per_prompt: torch.Tensor) -> torch.Tensor:
-        """(prompts, classes, dim) text embeddings -> one embedding per class."""
+        """(prompts, classes, dim) text embeddings -> (classes, dim): one embedding per class."""
 
     @abstractmethod
     def logits(self, audio: Sequence[torch.Tensor], classifier: torch.Tensor) -> torch.Tensor:
@@ -105,19 +233,15 @@ class Family(ModelFamily):
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         """Scores of the family's kind from logits."""
 
-    def pool_windows(self, embeddings: Sequence[torch.Tensor], weights: Sequence[int]) -> torch.Tensor:
-        """One clip's embedding from its windows' (long_audio=windows), `weights`: the audio each covers."""
-        raise UserError(f"long_audio=windows cannot pool the windows of {self.name} models; use long_audio=native "
-                        "or long_audio=center")
-
-    def clip_embedding(self, embedding: torch.Tensor) -> torch.Tensor:
-        """One vector per clip for save_embeddings (frame-level models pool their frames)."""
-        return embedding
-
     def classifier(self, candidate_labels: Sequence[str], prompts: Sequence[str]) -> torch.Tensor:
         """One text embedding per class, computed once: every prompt filled with every label, then combined."""
-        per_prompt = [self.embed_texts([prompt.format(label) for label in candidate_labels]) for prompt in prompts]
-        return self.combine_prompts(torch.stack(per_prompt))
+        per_prompt = [checked_texts(self, self.embed_texts([prompt.format(label) for label in candidate_labels]),
+                                    len(candidate_labels)) for prompt in prompts]
+        return checked_texts(self, self.combine_prompts(torch.stack(per_prompt)), len(candidate_labels),
+                             "combine_prompts")
+
+
+EmbeddingFamily = Family
 
 
 def weighted_mean(embeddings: Sequence[torch.Tensor], weights: Sequence[int]) -> torch.Tensor:
@@ -132,7 +256,6 @@ class ScoringFamily(ModelFamily):
     it finds each candidate answer (`scoring` likelihood) or by the answer it writes (`scoring` generate)."""
 
     kind = "scoring"
-    pipeline_supported = False
     scoring: str  # likelihood | generate
 
     @abstractmethod

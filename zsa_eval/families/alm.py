@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from zsa_eval.errors import UserError
-from zsa_eval.families import Inputs, ScoringFamily
+from zsa_eval.families import Inputs, ModelSpec, ScoringFamily
 
 SCORINGS = ("likelihood", "generate")
 SCORE_KINDS = {"likelihood": "softmax", "generate": "answer"}
@@ -64,9 +64,10 @@ class AudioLanguageFamily(ScoringFamily):
 
     def __init__(self, model: torch.nn.Module, processor, device: torch.device, dtype: torch.dtype, scoring: str,
                  max_new_tokens: int, label_batch_size: int):
-        super().__init__(model, processor.feature_extractor, processor.tokenizer, device, dtype)
+        super().__init__(device, dtype, model)
         check_scoring_settings(scoring, max_new_tokens, label_batch_size)
         self.processor = processor
+        self.feature_extractor, self.tokenizer = processor.feature_extractor, processor.tokenizer
         self.scoring, self.max_new_tokens, self.label_batch_size = scoring, max_new_tokens, label_batch_size
         self.score_kind, self.score_description = SCORE_KINDS[scoring], SCORE_DESCRIPTIONS[scoring]
         self.end_of_turn_id = self.tokenizer.convert_tokens_to_ids(self.end_of_turn)
@@ -76,16 +77,15 @@ class AudioLanguageFamily(ScoringFamily):
         self.stop_ids = {self.end_of_turn_id, self.tokenizer.eos_token_id}
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, options: dict, device: torch.device, dtype: torch.dtype,
-                        settings: dict) -> tuple[ScoringFamily, object]:
-        """The model loaded in `dtype` (a 7 B model in fp32 would need twice the memory), with its processor."""
+    def load(cls, spec: ModelSpec) -> AudioLanguageFamily:
+        """The model loaded in its dtype (a 7 B model in fp32 would need twice the memory), with its processor."""
         import transformers
 
-        processor = transformers.AutoProcessor.from_pretrained(name_or_path, **options)
-        model = getattr(transformers, cls.model_class).from_pretrained(name_or_path, dtype=dtype, **options)
-        family = cls(model, processor, device, dtype, settings.get("scoring"), settings.get("max_new_tokens"),
-                     settings.get("label_batch_size"))
-        return family, processor
+        options = spec.hub_options()
+        processor = transformers.AutoProcessor.from_pretrained(spec.name_or_path, **options)
+        model = getattr(transformers, cls.model_class).from_pretrained(spec.name_or_path, dtype=spec.dtype, **options)
+        return cls(model, processor, spec.device, spec.dtype, spec.settings.get("scoring"),
+                   spec.settings.get("max_new_tokens"), spec.settings.get("label_batch_size"))
 
     def settings(self) -> dict:
         """What shapes a score: the mode, and in generate mode the answer's length cap."""

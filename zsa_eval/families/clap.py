@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from zsa_eval.errors import UserError
-from zsa_eval.families import Family, Inputs, weighted_mean
+from zsa_eval.families import Family, Inputs, ModelSpec, weighted_mean
 from zsa_eval.audio import int16_round_trip
 from zsa_eval.featurize import LAION, TRANSFORMERS, ClapFeaturizer
 from zsa_eval.laion_checkpoint import is_laion_checkpoint, load_laion_checkpoint
@@ -44,7 +44,8 @@ class ClapFamily(Family):
         """`short_clip_fusion` (fused checkpoints): `laion` (also for None or auto) or `transformers`, see
         zsa_eval.featurize.ClapFeaturizer; `int16_roundtrip`: quantize each clip as laion_clap's loader does;
         `laion_loader_length`: resample to the length librosa.load gives."""
-        super().__init__(model, feature_extractor, tokenizer, device, dtype)
+        super().__init__(device, dtype, model)
+        self.feature_extractor, self.tokenizer = feature_extractor, tokenizer
         self.fused = feature_extractor.truncation == "fusion"
         self.short_clip_fusion = (short_clip_fusion if short_clip_fusion in (LAION, TRANSFORMERS) else LAION) \
             if self.fused else None
@@ -52,15 +53,19 @@ class ClapFamily(Family):
         self.laion_loader_length = bool(laion_loader_length)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, options: dict, device: torch.device, dtype: torch.dtype,
-                        settings: dict) -> tuple[Family, object]:
-        """The family on `device` in `dtype`, and the checkpoint's processor (a laion_clap `.pt` file: converted,
-        with roberta-base's tokenizer or `settings["tokenizer"]`)."""
+    def claims(cls, spec: ModelSpec) -> bool:
+        """A laion_clap `.pt` file (a path, or OWNER/REPO/FILE.pt on the Hub) has no config.json: it is CLAP's."""
+        return is_laion_checkpoint(spec.name_or_path)
+
+    @classmethod
+    def load(cls, spec: ModelSpec) -> ClapFamily:
+        """transformers' checkpoint, or a laion_clap `.pt` file converted (with roberta-base's tokenizer or
+        `model.tokenizer`)."""
         import transformers
 
+        name_or_path, options, settings = spec.name_or_path, spec.hub_options(), spec.settings
         if is_laion_checkpoint(name_or_path):
-            model, processor = load_laion_checkpoint(name_or_path, options.get("revision"),
-                                                     not options.get("local_files_only"),
+            model, processor = load_laion_checkpoint(name_or_path, spec.revision, spec.online,
                                                      settings.get("tokenizer") or ROBERTA)
         else:
             processor = transformers.AutoProcessor.from_pretrained(name_or_path, **options)
@@ -68,9 +73,11 @@ class ClapFamily(Family):
         if not all(hasattr(model, method) for method in ("get_text_features", "get_audio_features")):
             raise UserError(f"model {name_or_path!r} ({type(model).__name__}) is not a CLAP-style audio-text model; "
                             "choose a model with get_text_features and get_audio_features (model=clap, ...)")
-        return cls(model, processor.feature_extractor, processor.tokenizer, device, dtype,
-                   settings.get("short_clip_fusion"), settings.get("int16_roundtrip") or False,
-                   settings.get("laion_loader_length") or False), processor
+        family = cls(model, processor.feature_extractor, processor.tokenizer, spec.device, spec.dtype,
+                     settings.get("short_clip_fusion"), settings.get("int16_roundtrip") or False,
+                     settings.get("laion_loader_length") or False)
+        family.processor = processor  # the checkpoint's processor, as transformers loaded it (save_pretrained)
+        return family
 
     def embedding_settings(self) -> dict:
         """How a fused checkpoint hears short clips, and the int16 round trip and librosa's length when on (the cache

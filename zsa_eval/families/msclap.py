@@ -31,7 +31,9 @@ import numpy as np
 import torch
 
 from zsa_eval.errors import UserError
-from zsa_eval.families import Family, Inputs, weighted_mean
+from zsa_eval.hub import looks_like_path
+from zsa_eval.laion_checkpoint import is_laion_checkpoint
+from zsa_eval.families import Family, Inputs, ModelSpec, weighted_mean
 from zsa_eval.families.msclap_audio import FRONT_END
 from zsa_eval.families.msclap_config import VERSIONS, MsClapConfig
 from zsa_eval.families.msclap_networks import MsClapModel
@@ -104,8 +106,6 @@ def snapshot_commit(path: Path) -> str | None:
 def resolve_weights_file(name_or_path: str, weights_file: str | None, options: dict) -> Path:
     """The .pth file: `weights_file` in a local folder or a Hub repo (downloaded, or read from the Hub cache), or
     `name_or_path` itself."""
-    from zsa_eval.models import looks_like_path
-
     local = Path(name_or_path).expanduser()
     if not weights_file:
         if local.is_file():
@@ -188,14 +188,21 @@ class MsClapFamily(Family):
 
     def __init__(self, model: MsClapModel, tokenizer, device: torch.device, dtype: torch.dtype):
         config = model.config
-        super().__init__(model, ClipPreparation(config.sampling_rate, config.duration), tokenizer, device, dtype)
+        super().__init__(device, dtype, model)
+        self.feature_extractor, self.tokenizer = ClipPreparation(config.sampling_rate, config.duration), tokenizer
         self.config = config
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, options: dict, device: torch.device, dtype: torch.dtype,
-                        settings: dict) -> tuple[Family, None]:
-        """The family on `device` in `dtype` (no processor: msclap has none)."""
-        weights_file = settings.get("weights_file")
+    def claims(cls, spec: ModelSpec) -> bool:
+        """A bare weights file: named by model.weights_file, a `.pth`, or any other file but laion_clap's `.pt`."""
+        name_or_path = spec.name_or_path or ""
+        return bool(spec.settings.get("weights_file")) or name_or_path.endswith(".pth") \
+            or (Path(name_or_path).expanduser().is_file() and not is_laion_checkpoint(name_or_path))
+
+    @classmethod
+    def load(cls, spec: ModelSpec) -> MsClapFamily:
+        """The model (msclap has no processor) from zsa-eval's folder or a bare .pth file."""
+        name_or_path, weights_file, options = spec.name_or_path, spec.settings.get("weights_file"), spec.hub_options()
         config, folder = model_config(name_or_path, weights_file)
         path = folder / config.weights_file if config is not None else \
             resolve_weights_file(name_or_path, weights_file, options)
@@ -212,7 +219,7 @@ class MsClapFamily(Family):
         model = MsClapModel(config)
         load_weights(model, state, repr(str(path)))
         model.config._commit_hash = snapshot_commit(path)
-        return cls(model.eval(), load_tokenizer(config, folder, options), device, dtype), None
+        return cls(model.eval(), load_tokenizer(config, folder, options), spec.device, spec.dtype)
 
     def embedding_settings(self) -> dict:
         """Nothing beyond the config and weights (both in the weights fingerprint)."""

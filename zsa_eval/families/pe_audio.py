@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from zsa_eval.errors import UserError
-from zsa_eval.families import Family, Inputs, weighted_mean
+from zsa_eval.families import Family, Inputs, ModelSpec, weighted_mean
 
 FRAME_POOLING = ("max", "mean")
 
@@ -79,20 +79,22 @@ class PeAudioFamily(Family):
 
     def __init__(self, model: torch.nn.Module, feature_extractor, tokenizer, device: torch.device,
                  dtype: torch.dtype, max_seconds: float, frame_pooling: str | None):
-        super().__init__(model, feature_extractor, tokenizer, device, dtype)
+        super().__init__(device, dtype, model)
         from transformers import PeAudioFrameLevelModel
 
+        self.feature_extractor, self.tokenizer = feature_extractor, tokenizer
         self.frame_level = isinstance(model, PeAudioFrameLevelModel)
+        self.audio_rank = 2 if self.frame_level else 1  # frame-level: (frames, dim) per clip
         check_settings(model, feature_extractor, max_seconds, frame_pooling, self.frame_level)
         self.max_samples = int(round(max_seconds * self.sampling_rate))
         self.max_seconds = float(max_seconds)
         self.frame_pooling = frame_pooling if self.frame_level else None
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, options: dict, device: torch.device, dtype: torch.dtype,
-                        settings: dict) -> tuple[Family, object]:
+    def load(cls, spec: ModelSpec) -> PeAudioFamily:
         import transformers
 
+        name_or_path, options = spec.name_or_path, spec.hub_options()
         config = transformers.AutoConfig.from_pretrained(name_or_path, **options)
         feature_extractor = transformers.PeAudioFeatureExtractor.from_pretrained(name_or_path, **options)
         tokenizer = transformers.AutoTokenizer.from_pretrained(name_or_path, **options)
@@ -103,10 +105,8 @@ class PeAudioFamily(Family):
             model_class = transformers.PeAudioFrameLevelModel if frame_level else transformers.PeAudioModel
             model, info = model_class.from_pretrained(name_or_path, output_loading_info=True, **options)
             check_logit_parameters(name_or_path, model, info["missing_keys"])
-        processor = transformers.PeAudioProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
-        family = cls(model, feature_extractor, tokenizer, device, dtype, settings.get("max_seconds"),
-                     settings.get("frame_pooling"))
-        return family, processor
+        return cls(model, feature_extractor, tokenizer, spec.device, spec.dtype, spec.settings.get("max_seconds"),
+                   spec.settings.get("frame_pooling"))
 
     @property
     def window_seconds(self) -> float:

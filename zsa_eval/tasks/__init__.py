@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 from zsa_eval.data import Selection
 from zsa_eval.engine import embed_clips
 from zsa_eval.errors import UserError
+from zsa_eval.families.contract import calling
 from zsa_eval.results import MetricSpec, Mistakes, TaskResults
 from zsa_eval.long_audio import summary_note
 
@@ -90,8 +91,17 @@ def embedding_batches(context: RunContext, positions: list[int], finished_key: s
 def clip_features(family: Family, audio: Sequence[np.ndarray]) -> np.ndarray:
     """One vector per clip (the family's pooled clip embedding: frames and windows pooled), float64 for
     scikit-learn."""
-    return np.stack([family.clip_embedding(torch.from_numpy(embedding)).numpy() for embedding in audio]) \
-        .astype(np.float64)
+    with calling(family, "clip_embedding"):
+        return np.stack([family.clip_embedding(torch.from_numpy(embedding)).numpy() for embedding in audio]) \
+            .astype(np.float64)
+
+
+def check_text_tower(loaded: LoadedModel, needs: str) -> None:
+    """What compares audio with text (`needs` names it) is refused for an audio encoder, which has no text tower."""
+    if loaded.family.kind == "audio_encoder":
+        raise UserError(f"{needs} compares audio with text embeddings, and {loaded.family.name} models are audio "
+                        "encoders with no text tower: use protocol=linear_probe, or protocol=few_shot without "
+                        "text_init, with this model")
 
 
 @dataclass(frozen=True)

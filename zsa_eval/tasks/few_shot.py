@@ -36,10 +36,12 @@ from scipy.stats import t as student_t
 
 from zsa_eval.config import PROBE_CLASSIFIERS
 from zsa_eval.data import AudioDataset, candidate_labels
-from zsa_eval.engine import text_embeddings
+from zsa_eval.engine import family_logits, text_embeddings
 from zsa_eval.errors import UserError
 from zsa_eval.families import Family
-from zsa_eval.tasks import Evaluated, RunContext, classification, clip_features
+from zsa_eval.families.contract import calling
+from zsa_eval.models import LoadedModel
+from zsa_eval.tasks import Evaluated, RunContext, check_text_tower, classification, clip_features
 from zsa_eval.results import TaskResults
 from zsa_eval.text import counted
 from zsa_eval.tasks.accuracy import INTERVAL_METRICS, point_metrics, top_k_hits
@@ -102,8 +104,11 @@ def family_ranking(family: Family, audio: list[torch.Tensor], prototypes: torch.
     """What ranks the classes of each clip's audio embedding against class embeddings, as the family's zero-shot
     scoring ranks them: its softmax scores, or for sigmoid scores their logits (float32 sigmoids of large logits
     round to 1.0 and would tie)."""
-    logits = family.logits(audio, prototypes)
-    return (logits if family.score_kind == "sigmoid" else family.scores(logits)).float().cpu().numpy()
+    logits = family_logits(family, audio, prototypes)
+    if family.score_kind == "sigmoid":
+        return logits.float().cpu().numpy()
+    with calling(family, "scores"):
+        return family.scores(logits).float().cpu().numpy()
 
 
 def draws_mean(values: np.ndarray) -> float:
@@ -196,6 +201,12 @@ class FewShotTask(ProbeTask):
         if self.settings.shots:
             self.check_shots(dataset, sides.test_fold, sides.folds)
         return super().check_dataset(dataset)
+
+    def check_model(self, cfg: DictConfig, loaded: LoadedModel) -> None:
+        """text_init starts from the labels' text embeddings, which an audio encoder does not have."""
+        super().check_model(cfg, loaded)
+        if self.settings.text_init:
+            check_text_tower(loaded, "protocol.text_init=true")
 
     @property
     def trains_on_clips(self) -> bool:

@@ -21,7 +21,7 @@ from zsa_eval.errors import UserError
 from zsa_eval.models import LoadedModel
 from zsa_eval.provenance import prompts_hash
 from zsa_eval.store.embeddings import EMBEDDINGS_DIR
-from zsa_eval.tasks import Evaluated, LoggedBatch, RunContext, Task, skipped_note, timing_note
+from zsa_eval.tasks import Evaluated, LoggedBatch, RunContext, Task, check_text_tower, skipped_note, timing_note
 from zsa_eval.results import TaskResults
 from zsa_eval.text import counted
 
@@ -119,7 +119,9 @@ class LabelTask(Task):
 
     def check_model(self, cfg: DictConfig, loaded: LoadedModel) -> None:
         """A scoring family (an audio language model) needs an instruction and has no embeddings to save (that it
-        hears each clip whole is zsa_eval.long_audio.check_family_policy's)."""
+        hears each clip whole is zsa_eval.long_audio.check_family_policy's); an audio encoder has no text to score
+        labels by."""
+        check_text_tower(loaded, f"protocol={cfg.protocol.name}")
         if loaded.family.kind != "scoring":
             return
         check_instruction(cfg.template.get("instruction"), loaded.family.scoring)

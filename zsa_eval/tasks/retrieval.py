@@ -20,14 +20,15 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from zsa_eval.engine import caption_embeddings
+from zsa_eval.engine import caption_embeddings, family_logits
 from zsa_eval.errors import UserError
 from zsa_eval.models import LoadedModel
 from zsa_eval.plots import recall_at_k_png
 from zsa_eval.provenance import short_hash
 from zsa_eval.store.embeddings import EMBEDDINGS_DIR
 from zsa_eval.stats import bootstrap_indices, percentile_interval
-from zsa_eval.tasks import (Evaluated, LoggedBatch, RunContext, Task, clip_features, embedding_batches, skipped_note, timing_note, worst_first)
+from zsa_eval.tasks import (Evaluated, LoggedBatch, RunContext, Task, check_text_tower, clip_features,
+                            embedding_batches, skipped_note, timing_note, worst_first)
 from zsa_eval.results import MetricSpec, Mistake, Mistakes, TaskResults
 from zsa_eval.text import counted
 from zsa_eval.tasks.comparing import bootstrap_record, legend, paired_deltas
@@ -211,7 +212,7 @@ def caption_table(clips: pd.DataFrame) -> pd.DataFrame:
 def similarity_matrix(loaded: LoadedModel, audio: list[np.ndarray], text: torch.Tensor) -> np.ndarray:
     """(clips, captions) logits of the family, from the stored audio embeddings and the captions' embeddings."""
     audio_tensors = [torch.from_numpy(embedding).to(loaded.device) for embedding in audio]
-    return loaded.family.logits(audio_tensors, text).float().cpu().numpy()
+    return family_logits(loaded.family, audio_tensors, text).float().cpu().numpy()
 
 
 def recall_curves(retrieval: Retrieval, n_clips: int, n_captions: int) -> dict[str, np.ndarray]:
@@ -245,7 +246,9 @@ class RetrievalTask(Task):
 
     def check_model(self, cfg: DictConfig, loaded: LoadedModel) -> None:
         """Retrieval compares audio and caption embeddings: a scoring family has none (ranking every caption for
-        every clip by its likelihood would cost clips x captions passes of a language model)."""
+        every clip by its likelihood would cost clips x captions passes of a language model), an audio encoder no
+        caption embeddings."""
+        check_text_tower(loaded, f"dataset={cfg.dataset.name} (a retrieval dataset)")
         if loaded.family.kind == "scoring":
             raise UserError(f"dataset={cfg.dataset.name} is a retrieval dataset: it needs audio and caption "
                             f"embeddings, which {loaded.family.name} models do not have (scoring every caption for "
