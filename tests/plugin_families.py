@@ -149,3 +149,13 @@ class Remote(ToyClapFamily):
 
     def logits(self, audio, classifier):
         return torch.stack(list(audio)) @ classifier.T * 10.0
+
+
+class BatchDependent(ToyClapFamily):
+    """Centres each batch's embeddings on their mean: a clip's embedding depends on its neighbours."""
+
+    name = "batch_dependent"
+
+    def embed_audio(self, inputs):
+        embeddings = torch.stack(super().embed_audio(inputs))
+        return list(embeddings - 0.5 * embeddings.mean(dim=0))

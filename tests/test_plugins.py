@@ -14,6 +14,7 @@ import torch
 import plugin_families
 from conftest import run_cli
 from toy_family import ToyClapFamily, ToyEncoderFamily, random_toy_clap
+from zsa_eval.api import check_batch_invariance
 from zsa_eval.entry_points import GROUP
 from zsa_eval.families import registry
 from zsa_eval.families.alm import AudioFlamingo3Family, Qwen2AudioFamily
@@ -145,7 +146,7 @@ def test_a_family_that_cannot_load_is_one_line_and_writes_nothing(monkeypatch, c
 def test_a_family_that_breaks_the_contract_stops_in_one_line(monkeypatch, capsys, tmp_path, family, message):
     code, _, stderr, out = toy_run(monkeypatch, capsys, tmp_path, family)
     line = one_line(code, stderr)
-    assert line.startswith(f"zsa-eval: error: model family ") and f"{LABEL}{family}): {message}; " in line
+    assert line.startswith("zsa-eval: error: model family ") and f"{LABEL}{family}): {message}; " in line
     assert line.endswith(f"once the model is fixed, resume with the same arguments plus output_dir={out} "
                          "resume=true")
     assert "none of the 40 items finished" in line and (out / "run.json").is_file()
@@ -253,3 +254,17 @@ def test_evaluate_raises_user_errors_and_returns_failed_checks(tmp_path):
     result = zsa_eval.evaluate("synthetic", family, [f"output_dir={tmp_path / 'gated'}", "progress=false",
                                                      "gate.min_accuracy=0.99"])
     assert result.failure.startswith("gate failed: accuracy") and (result.run_dir / "metrics.json").is_file()
+
+
+def test_batch_invariance_is_checked_for_a_family():
+    family = ToyClapFamily(random_toy_clap(0), CPU, torch.float32)
+    assert check_batch_invariance(family) <= 1e-6
+    broken = plugin_families.BatchDependent(random_toy_clap(0), CPU, torch.float32)
+    with pytest.raises(zsa_eval.UserError, match=r"^model family 'batch_dependent' \(plugin_families:BatchDependent\): "
+                       r"embed_audio is not batch-invariant: a clip's embedding moves by 0\.\d+ with the batch it is "
+                       r"in \(allowed 1e-05\)"):
+        check_batch_invariance(broken)
+
+
+def test_the_builtin_clap_passes_the_same_batch_invariance_check(tiny_model):
+    assert check_batch_invariance(tiny_model.family) <= 1e-5
