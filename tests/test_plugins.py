@@ -268,3 +268,22 @@ def test_batch_invariance_is_checked_for_a_family():
 
 def test_the_builtin_clap_passes_the_same_batch_invariance_check(tiny_model):
     assert check_batch_invariance(tiny_model.family) <= 1e-5
+
+
+def test_naming_a_builtin_family_for_the_wrong_checkpoint_or_none_is_one_line(monkeypatch, capsys, tmp_path,
+                                                                              tiny_model_dir):
+    code, _, stderr = run_cli(monkeypatch, capsys, "dataset=synthetic", "model=tiny_random", "+model.family=pe_audio",
+                              f"output_dir={tmp_path / 'pe'}")
+    assert one_line(code, stderr) == (
+        f"zsa-eval: error: model.family=pe_audio loads pe_audio, pe_audio_video checkpoints, and "
+        f"'{tiny_model_dir}' is a clap checkpoint (its config.json model_type): drop model.family (model=auto picks "
+        "the family by the checkpoint)")
+    code, _, stderr = run_cli(monkeypatch, capsys, "dataset=synthetic", "model=plugin", "model.family=clap",
+                              f"output_dir={tmp_path / 'none'}")
+    assert one_line(code, stderr) == ("zsa-eval: error: model.family=clap loads a checkpoint: set "
+                                      "model.name_or_path=HUB_ID_OR_PATH")
+    code, _, stderr = run_cli(monkeypatch, capsys, "dataset=synthetic", "model=plugin", "model.family=toy_claps",
+                              "model.options.seed=1")
+    assert one_line(code, stderr) == ("zsa-eval: error: model.options.seed is a new key of the family's options: add "
+                                      "it with +model.options.seed=VALUE")
+    assert not (tmp_path / "pe").exists() and not (tmp_path / "none").exists()

@@ -124,6 +124,21 @@ def check_scoring_mode(family: type[ModelFamily], name_or_path: str | None, scor
                         f"{family.name} model, which writes no answer; drop model.scoring=generate")
 
 
+def check_named_family(chosen: type[ModelFamily], family: str, spec: ModelSpec) -> None:
+    """model.family naming one of zsa-eval's families for a checkpoint of another model_type: refused, before that
+    family tries to read it."""
+    if not chosen.model_types or chosen.claims(spec):
+        return
+    try:
+        model_type = model_type_of(spec)
+    except (OSError, ValueError, json.JSONDecodeError):
+        return  # no config.json to read: the family's load says what it misses
+    if model_type not in chosen.model_types:
+        raise UserError(f"model.family={family} loads {', '.join(chosen.model_types)} checkpoints, and "
+                        f"{spec.name_or_path!r} is a {model_type} checkpoint (its config.json model_type): drop "
+                        "model.family (model=auto picks the family by the checkpoint)")
+
+
 def load_family(spec: ModelSpec, family: str | None) -> ModelFamily:
     """The family `family` names (else the checkpoint's), loaded as `spec` says. zsa-eval's own families explain a
     checkpoint that does not load; another family's exception is reported as that family's."""
@@ -131,6 +146,10 @@ def load_family(spec: ModelSpec, family: str | None) -> ModelFamily:
         chosen = family_class(family) if family else family_for_checkpoint(spec, lambda _: model_type_of(spec))
         check_scoring_mode(chosen, spec.name_or_path, spec.settings.get("scoring"))
         if chosen.__module__.startswith("zsa_eval."):
+            if not spec.name_or_path:
+                raise UserError(f"model.family={family} loads a checkpoint: set model.name_or_path=HUB_ID_OR_PATH")
+            if family:
+                check_named_family(chosen, family, spec)
             from transformers.utils import logging as transformers_logging
 
             transformers_logging.disable_progress_bar()  # its weight-loading bar

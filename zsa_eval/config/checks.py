@@ -121,6 +121,8 @@ def unknown_key(path: str, known: list[str] | None = None, where: str = "",
         family, presets = FAMILY_KEYS[name]
         return UserError(f"{path} is a setting of {family}, which this model file does not set: choose one of them "
                          f"({presets}), or with model=auto and such a checkpoint add it as +{path}=VALUE")
+    if parent == "model.options":  # a family's own keys: free-form, each new one added with `+`
+        return UserError(f"{path} is a new key of the family's options: add it with +{path}=VALUE")
     if name in known:  # the schema has it, but the chosen group file does not set it: add it with `+`
         return UserError(f"{path} is not set by this {parent} file: add it with +{path}=VALUE")
     close = difflib.get_close_matches(name, known, n=1)
