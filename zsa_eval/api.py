@@ -1,7 +1,8 @@
 """zsa-eval's public API, for a model of your own and for notebooks and scripts (README, "Your own model").
 
-- The family classes a model implements (`EmbeddingFamily`, `AudioEncoderFamily`, `ScoringFamily`; their methods
-  are documented in zsa_eval.families), what `load` receives (`ModelSpec`), `weighted_mean` for pooling windows, and
+- The family classes a model implements (`EmbeddingFamily`, `ContrastiveFamily` (an embedding family of the CLIP
+  kind, which gives only its logit scale), `AudioEncoderFamily`, `ScoringFamily`; their methods are documented in
+  zsa_eval.families), what `load` receives (`ModelSpec`), `weighted_mean` for pooling windows, and
   `BadAudio`, which a preparer raises to skip a clip with a reason of its own.
 - `check_batch_invariance(family)`: whether a family's audio embedding of a clip is the same in any batch (for its
   own tests; zsa-eval prepares every clip alone, the family's collate and encoder must do the rest).
@@ -25,8 +26,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from zsa_eval.config import CONFIG_DIR, one_line
 from zsa_eval.errors import BadAudio, FinishedButFailed, UserError
-from zsa_eval.families import (AudioEncoderFamily, EmbeddingFamily, Inputs, ModelFamily, ModelSpec, ScoringFamily,
-                               weighted_mean)
+from zsa_eval.families import (AudioEncoderFamily, ContrastiveFamily, EmbeddingFamily, Inputs, ModelFamily, ModelSpec,
+                               ScoringFamily, weighted_mean)
 from zsa_eval.families.invariance import check_batch_invariance
 from zsa_eval.interrupts import ctrl_c_recorded
 from zsa_eval.models import DTYPES
@@ -35,8 +36,9 @@ VERSION = "1.0"
 PER_ITEM_TABLES = ("predictions.csv", "ranks.csv")  # a classification or tagging run's, a retrieval run's
 TEXT_COLUMNS = ("item_id", "path", "label", "labels", "fold", "caption_id", "caption")  # read as written
 
-__all__ = ["VERSION", "AudioEncoderFamily", "BadAudio", "EmbeddingFamily", "Evaluation", "Inputs", "ModelFamily",
-           "ModelSpec", "ScoringFamily", "UserError", "check_batch_invariance", "evaluate", "weighted_mean"]
+__all__ = ["VERSION", "AudioEncoderFamily", "BadAudio", "ContrastiveFamily", "EmbeddingFamily", "Evaluation", "Inputs",
+           "ModelFamily", "ModelSpec", "ScoringFamily", "UserError", "check_batch_invariance", "evaluate",
+           "weighted_mean"]
 
 
 @dataclass(frozen=True)

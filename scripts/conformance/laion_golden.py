@@ -45,6 +45,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from reference_venv import ensure_venv
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 GOLDEN = REPO / "tests" / "golden" / "laion_clap"
@@ -61,23 +63,6 @@ VERSIONS = ["laion_clap", "torch", "torchvision", "torchaudio", "transformers", 
 
 # --- outside: zsa-eval's environment ----------------------------------------------------------------------------------
 
-def ensure_venv(venv: Path) -> Path:
-    """The virtualenv's python, the virtualenv built first if it is missing or was built from other pins."""
-    python, marker = venv / "bin" / "python", venv / "zsa-eval-pins.txt"
-    pins = "\n".join(DEPENDENCIES + REFERENCE)
-    if python.exists() and marker.exists() and marker.read_text() == pins:
-        return python
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run(pip + DEPENDENCIES, check=True)
-    subprocess.run(pip + ["--no-deps"] + REFERENCE, check=True)
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
-    for library in (site / "torchaudio" / "lib").glob("*.so"):
-        library.unlink()
-    marker.write_text(pins)
-    return python
-
 
 def write_tokenizer(folder: Path) -> None:
     """The locally trained RoBERTa-style tokenizer, as both a fast tokenizer and vocab.json + merges.txt (which
@@ -90,7 +75,7 @@ def write_tokenizer(folder: Path) -> None:
 
 
 def outside(arguments: argparse.Namespace) -> None:
-    python = ensure_venv(arguments.venv)
+    python = ensure_venv(arguments.venv, [DEPENDENCIES, ["--no-deps", *REFERENCE]])
     GOLDEN.mkdir(parents=True, exist_ok=True)
     write_tokenizer(GOLDEN / "tokenizer")
     subprocess.run([str(python), __file__, "--inside", "--work", str(arguments.work), "--cases", arguments.cases],

@@ -42,6 +42,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from reference_venv import ensure_venv
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 GOLDEN = REPO / "tests" / "golden" / "msclap"
@@ -55,22 +57,6 @@ VERSIONS = ["msclap", "torch", "torchaudio", "torchcodec", "transformers", "toke
 
 
 # --- outside: zsa-eval's environment ----------------------------------------------------------------------------------
-
-def ensure_venv(venv: Path) -> Path:
-    """The virtualenv's python, the virtualenv built first if it is missing or was built from other pins."""
-    python, marker = venv / "bin" / "python", venv / "zsa-eval-pins.txt"
-    pins = "\n".join(REFERENCE)
-    if python.exists() and marker.exists() and marker.read_text() == pins:
-        return python
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *REFERENCE],
-                   check=True)
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
-    for library in (site / "torchaudio" / "lib").glob("*.so"):
-        library.unlink()
-    marker.write_text(pins)
-    return python
 
 
 def text_model_folder(model_dir: Path, folder: Path) -> Path:
@@ -172,7 +158,7 @@ def outside(arguments: argparse.Namespace) -> None:
 
     import msclap_recipe as recipe
 
-    python = ensure_venv(arguments.venv)
+    python = ensure_venv(arguments.venv, [REFERENCE])
     clip_folder = arguments.work / "clips"
     clip_folder.mkdir(parents=True, exist_ok=True)
     waveforms = recipe.clips()

@@ -251,6 +251,31 @@ def weighted_mean(embeddings: Sequence[torch.Tensor], weights: Sequence[int]) ->
     return (torch.stack(list(embeddings)) * shares[:, None]).sum(dim=0)
 
 
+class ContrastiveFamily(Family):
+    """An embedding family of the CLIP kind: normalized audio and text embeddings compared by cosine similarity
+    times a learnt scale (`logit_scale`, the exponentiated one), softmax over the candidate labels; prompts and
+    windows averaged as directions (normalized, averaged, renormalized)."""
+
+    @abstractmethod
+    def logit_scale(self) -> torch.Tensor:
+        """The factor cosine similarities are multiplied by (CLIP's exp(logit_scale)), a float32 scalar."""
+
+    def combine_prompts(self, per_prompt: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.normalize(per_prompt.mean(dim=0), dim=-1)
+
+    def logits(self, audio: Sequence[torch.Tensor], classifier: torch.Tensor) -> torch.Tensor:
+        return torch.stack(list(audio)) @ classifier.T * self.logit_scale()
+
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.softmax(dim=-1)
+
+    def pool_windows(self, embeddings: Sequence[torch.Tensor], weights: Sequence[int]) -> torch.Tensor:
+        """The windows' normalized embeddings averaged, weighted by the audio each covers, renormalized: the
+        direction their cosine similarities are taken in."""
+        normalized = [torch.nn.functional.normalize(embedding, dim=-1) for embedding in embeddings]
+        return torch.nn.functional.normalize(weighted_mean(normalized, weights), dim=-1)
+
+
 class ScoringFamily(ModelFamily):
     """A scoring family: a model asked about each clip (`instruction`, in its own chat format), scored by how likely
     it finds each candidate answer (`scoring` likelihood) or by the answer it writes (`scoring` generate)."""

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from zsa_eval.errors import UserError
-from zsa_eval.families import Family, Inputs, ModelSpec, weighted_mean
+from zsa_eval.families import ContrastiveFamily, Inputs, ModelSpec
 from zsa_eval.audio import int16_round_trip
 from zsa_eval.featurize import LAION, TRANSFORMERS, ClapFeaturizer
 from zsa_eval.laion_checkpoint import is_laion_checkpoint, load_laion_checkpoint
@@ -31,7 +31,7 @@ def pooled(output) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
-class ClapFamily(Family):
+class ClapFamily(ContrastiveFamily):
     name = "clap"
     model_types = ("clap",)
     score_kind = "softmax"
@@ -126,19 +126,6 @@ class ClapFamily(Family):
         tokens = self.tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt").to(self.device)
         return torch.nn.functional.normalize(pooled(self.model.get_text_features(**tokens)).float(), dim=-1)
 
-    def combine_prompts(self, per_prompt: torch.Tensor) -> torch.Tensor:
-        """Normalized prompt embeddings averaged, renormalized."""
-        return torch.nn.functional.normalize(per_prompt.mean(dim=0), dim=-1)
-
-    def logits(self, audio: Sequence[torch.Tensor], classifier: torch.Tensor) -> torch.Tensor:
-        """Cosine similarity times exp(logit_scale_a), as ClapModel's logits_per_audio."""
-        return torch.stack(list(audio)) @ classifier.T * self.model.logit_scale_a.exp().float()
-
-    def scores(self, logits: torch.Tensor) -> torch.Tensor:
-        return logits.softmax(dim=-1)
-
-    def pool_windows(self, embeddings: Sequence[torch.Tensor], weights: Sequence[int]) -> torch.Tensor:
-        """The windows' normalized embeddings averaged, weighted by the audio each covers, renormalized: the
-        direction their cosine similarities are taken in."""
-        normalized = [torch.nn.functional.normalize(embedding, dim=-1) for embedding in embeddings]
-        return torch.nn.functional.normalize(weighted_mean(normalized, weights), dim=-1)
+    def logit_scale(self) -> torch.Tensor:
+        """exp(logit_scale_a), as ClapModel's logits_per_audio."""
+        return self.model.logit_scale_a.exp().float()

@@ -33,7 +33,7 @@ import torch
 from zsa_eval.errors import UserError
 from zsa_eval.hub import looks_like_path
 from zsa_eval.laion_checkpoint import is_laion_checkpoint
-from zsa_eval.families import Family, Inputs, ModelSpec, weighted_mean
+from zsa_eval.families import ContrastiveFamily, Inputs, ModelSpec
 from zsa_eval.families.msclap_audio import FRONT_END
 from zsa_eval.families.msclap_config import VERSIONS, MsClapConfig
 from zsa_eval.families.msclap_networks import MsClapModel
@@ -179,7 +179,7 @@ def load_tokenizer(config: MsClapConfig, folder: Path | None, options: dict):
     return tokenizer
 
 
-class MsClapFamily(Family):
+class MsClapFamily(ContrastiveFamily):
     name = "msclap"
     model_types = ("msclap",)
     score_kind = "softmax"
@@ -285,19 +285,6 @@ class MsClapFamily(Family):
         """Normalized text embeddings."""
         return torch.nn.functional.normalize(self.raw_text_embeddings(texts), dim=-1)
 
-    def combine_prompts(self, per_prompt: torch.Tensor) -> torch.Tensor:
-        """Normalized prompt embeddings averaged, renormalized (msclap has no ensembles: CLAP's way)."""
-        return torch.nn.functional.normalize(per_prompt.mean(dim=0), dim=-1)
-
-    def logits(self, audio: Sequence[torch.Tensor], classifier: torch.Tensor) -> torch.Tensor:
-        """Cosine similarity times exp(logit_scale), as msclap's compute_similarity."""
-        return torch.stack(list(audio)) @ classifier.T * self.model.logit_scale.exp().float()
-
-    def scores(self, logits: torch.Tensor) -> torch.Tensor:
-        return logits.softmax(dim=-1)
-
-    def pool_windows(self, embeddings: Sequence[torch.Tensor], weights: Sequence[int]) -> torch.Tensor:
-        """The windows' normalized embeddings averaged, weighted by the audio each covers, renormalized (the
-        direction cosine similarity reads)."""
-        normalized = [torch.nn.functional.normalize(embedding, dim=-1) for embedding in embeddings]
-        return torch.nn.functional.normalize(weighted_mean(normalized, weights), dim=-1)
+    def logit_scale(self) -> torch.Tensor:
+        """exp(logit_scale), as msclap's compute_similarity."""
+        return self.model.logit_scale.exp().float()

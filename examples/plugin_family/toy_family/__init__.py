@@ -1,7 +1,7 @@
 """Two zsa-eval model families over the toy model of toy_family.networks, written against zsa_eval.api alone:
 
-- `ToyClapFamily` (entry point `toy_clap`): an embedding family, audio and text, for zero-shot, retrieval and the
-  probes;
+- `ToyClapFamily` (entry point `toy_clap`): a contrastive embedding family (CLIP's kind: it gives its logit scale,
+  zsa_eval.api.ContrastiveFamily does the rest), audio and text, for zero-shot, retrieval and the probes;
 - `ToyEncoderFamily` (`toy_encoder`): its audio tower alone, an audio encoder for the probes.
 
 Options (`+model.options.KEY=VALUE`): `seed` (random weights, default 0), `dim` (embedding size, default 32),
@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from toy_family.networks import ToyClap, random_toy_clap
-from zsa_eval.api import AudioEncoderFamily, EmbeddingFamily, Inputs, ModelSpec, UserError, weighted_mean
+from zsa_eval.api import AudioEncoderFamily, ContrastiveFamily, Inputs, ModelSpec, UserError, weighted_mean
 
 OPTIONS = {"seed": 0, "dim": 32, "window_seconds": 2.0}
 
@@ -87,7 +87,7 @@ class ToyAudio:
         return torch.nn.functional.normalize(weighted_mean(list(embeddings), weights), dim=-1)
 
 
-class ToyClapFamily(ToyAudio, EmbeddingFamily):
+class ToyClapFamily(ToyAudio, ContrastiveFamily):
     name = "toy_clap"
     version = "1"
 
@@ -100,14 +100,8 @@ class ToyClapFamily(ToyAudio, EmbeddingFamily):
     def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
         return torch.nn.functional.normalize(self.model.text(list(texts)).float(), dim=-1)
 
-    def combine_prompts(self, per_prompt: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.normalize(per_prompt.mean(dim=0), dim=-1)
-
-    def logits(self, audio: Sequence[torch.Tensor], classifier: torch.Tensor) -> torch.Tensor:
-        return torch.stack(list(audio)) @ classifier.T * self.model.logit_scale.exp().float()
-
-    def scores(self, logits: torch.Tensor) -> torch.Tensor:
-        return logits.softmax(dim=-1)
+    def logit_scale(self) -> torch.Tensor:
+        return self.model.logit_scale.exp().float()
 
 
 class ToyEncoderFamily(ToyAudio, AudioEncoderFamily):
