@@ -34,8 +34,6 @@ def pooled(output) -> torch.Tensor:
 class ClapFamily(ContrastiveFamily):
     name = "clap"
     model_types = ("clap",)
-    score_kind = "softmax"
-    score_description = "softmax over the candidate labels of the audio-text logits"
     pipeline_supported = True
 
     def __init__(self, model: torch.nn.Module, feature_extractor, tokenizer, device: torch.device,

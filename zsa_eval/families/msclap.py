@@ -182,8 +182,6 @@ def load_tokenizer(config: MsClapConfig, folder: Path | None, options: dict):
 class MsClapFamily(ContrastiveFamily):
     name = "msclap"
     model_types = ("msclap",)
-    score_kind = "softmax"
-    score_description = "softmax over the candidate labels of the audio-text logits"
     pipeline_supported = False
 
     def __init__(self, model: MsClapModel, tokenizer, device: torch.device, dtype: torch.dtype):

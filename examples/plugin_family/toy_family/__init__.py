@@ -55,6 +55,11 @@ class ToyAudio:
         self.window_s = window_seconds
         self.clip_samples = int(round(window_seconds * self.sampling_rate))
 
+    @classmethod
+    def load(cls, spec: ModelSpec) -> ToyAudio:
+        model, window_seconds = toy_model(spec, cls.name)
+        return cls(model, spec.device, spec.dtype, window_seconds, spec.fingerprint)
+
     @property
     def window_seconds(self) -> float:
         return self.window_s
@@ -91,11 +96,6 @@ class ToyClapFamily(ToyAudio, ContrastiveFamily):
     name = "toy_clap"
     version = "1"
 
-    @classmethod
-    def load(cls, spec: ModelSpec) -> ToyClapFamily:
-        model, window_seconds = toy_model(spec, cls.name)
-        return cls(model, spec.device, spec.dtype, window_seconds, spec.fingerprint)
-
     @torch.inference_mode()
     def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
         return torch.nn.functional.normalize(self.model.text(list(texts)).float(), dim=-1)
@@ -109,8 +109,3 @@ class ToyEncoderFamily(ToyAudio, AudioEncoderFamily):
 
     name = "toy_encoder"
     version = "1"
-
-    @classmethod
-    def load(cls, spec: ModelSpec) -> ToyEncoderFamily:
-        model, window_seconds = toy_model(spec, cls.name)
-        return cls(model, spec.device, spec.dtype, window_seconds, spec.fingerprint)
