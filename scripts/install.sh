@@ -7,7 +7,7 @@
 #   torch       - pinned first, so pip does not pick an unrelated build; torchcodec 0.13 pairs with torch 2.13;
 #                 CPU wheels from PyTorch's CPU index where there is no GPU to use (scripts/choose_torch.py)
 #   zsa-eval    - this package, editable (for development: edits take effect without reinstalling), with its
-#                 test extras; `pip install .` or the wheel (see README) installs it as a plain package
+#                 test extras and mteb (the optional extra the MTEB tests need); `pip install .` or the wheel (see README) installs it as a plain package
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,5 +25,5 @@ fi
 # (scripts/choose_torch.py detects which, and says why)
 torch_index="$(python scripts/choose_torch.py)"
 python -m pip install -q $torch_index "torch==2.13.0"
-python -m pip install -q -e ".[test]"
+python -m pip install -q -e ".[test,mteb]"
 python -c "import torchcodec.decoders, zsa_eval; print('zsa-eval installed:', zsa_eval.__version__)"
