@@ -206,6 +206,8 @@ def check_dataset_task(dataset: dict) -> None:
     """The keys a dataset's task needs: a label column to classify, a caption column (on a Hub dataset or a local
     folder) to retrieve."""
     name = dataset.get("name", "?")
+    if dataset.get("task") == "reranking":  # queries rank documents: no label
+        return
     if dataset.get("task", "classification") != "retrieval":
         if "label_column" not in dataset:
             raise UserError(f"dataset={name} has no label_column: add `label_column: ...` to its config file or "

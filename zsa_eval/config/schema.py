@@ -120,7 +120,8 @@ class DatasetConfig:
     folds: Optional[List[int]] = key(required=False)
     subset: Optional[str] = key(required=False)
     classes: Optional[List[str]] = key(required=False)
-    task: str = key(one_of("classification", "multilabel", "retrieval"), required=False)
+    task: str = key(one_of("classification", "multilabel", "retrieval", "clustering", "pair_classification",
+                           "reranking"), required=False)
     label_names: Optional[Dict[str, str]] = key(required=False)  # a label as stored -> the name to use
     prompts: Optional[List[str]] = key(required=False)  # the recommended prompts (template=auto takes them)
     references: Optional[List[Any]] = key(required=False)  # published figures, each checked as a ReferenceConfig
@@ -179,6 +180,21 @@ class LocalFolderConfig(FolderDatasetConfig):
 @dataclass
 class AudioFolderConfig(LocalFolderConfig):
     split_folder: Optional[str] = key(required=False)  # path/<split_folder>/<class>/...: the split to evaluate
+
+
+@dataclass
+class PairsFolderConfig(LocalFolderConfig):
+    pairs_file: str = key()     # the CSV of pairs, in the folder: one row per pair
+    first_column: str = key()   # its column of each pair's first file
+    second_column: str = key()  # its column of each pair's second file
+
+
+@dataclass
+class RerankFolderConfig(LocalFolderConfig):
+    queries_file: str = key()       # the CSV of queries, in the folder: one row per query
+    query_column: str = key()       # its column of each query's file
+    positives_column: str = key()   # its column of each query's positive files, joined by |
+    candidates_column: str = key()  # its column of the files each query ranks, joined by | (empty: every document)
 
 
 @dataclass
@@ -275,6 +291,8 @@ DATASET_SCHEMAS = {
     "zsa_eval.data.load_esc50_folder": LocalFolderConfig,
     "zsa_eval.data.load_audiofolder": AudioFolderConfig,
     "zsa_eval.data.load_synthetic": SyntheticDatasetConfig,
+    "zsa_eval.data.load_pairs_folder": PairsFolderConfig,
+    "zsa_eval.data.load_rerank_folder": RerankFolderConfig,
 }
 
 ConfigStore.instance().store(name=SCHEMA_NAME, node=RunConfig)

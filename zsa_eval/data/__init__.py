@@ -6,7 +6,7 @@ What lives where:
 - `listing`: every file below a local folder, sorted into audio or ignored with a reason;
 - one module per loader, each a config `_target_` under this package's name: `hub` (`load_hub_dataset`),
   `folders` (`load_audiofolder`), `esc50` (`load_esc50_folder`), `synthetic` (`load_synthetic`, and the sound
-  writer behind it).
+  writer behind it), `linked` (`load_pairs_folder`, `load_rerank_folder`: pairs and reranking queries).
 
 Every loader takes the item selection (label_column, fold_column, subset_column, folds, subset, classes) from its
 dataset config and hands it to `build_dataset` unchanged. Loaders import from `items` and `listing`, never from
@@ -31,6 +31,7 @@ from zsa_eval.data.items import (
     readable_label,
     stratified_positions,
 )
+from zsa_eval.data.linked import load_pairs_folder, load_rerank_folder
 from zsa_eval.data.synthetic import load_synthetic
 
 __all__ = [
@@ -48,6 +49,8 @@ __all__ = [
     "load_audiofolder",
     "load_esc50_folder",
     "load_hub_dataset",
+    "load_pairs_folder",
+    "load_rerank_folder",
     "load_synthetic",
     "readable_label",
     "stratified_positions",

@@ -18,7 +18,10 @@ from zsa_eval.errors import UserError
 
 ESC10_SUBSET = "esc10"
 CLASSIFICATION, MULTILABEL, RETRIEVAL = "classification", "multilabel", "retrieval"
+CLUSTERING, PAIR_CLASSIFICATION, RERANKING = "clustering", "pair_classification", "reranking"
 LABEL_SET_SEPARATOR = "|"  # how a multi-label item's label set is written in one text column (label, true_labels)
+ID_SEPARATOR = "|"  # how a reranking query's positives and candidates (document item ids) are joined in one cell
+QUERY, DOCUMENT = "query", "document"  # a reranking item's role
 
 
 class Selection(Sequence):
@@ -289,7 +292,8 @@ LIMIT_MODES = ("stratified", "first")
 
 def limit_items(dataset: AudioDataset, limit: int | None, mode: str = "stratified", seed: int = 0) -> AudioDataset:
     """Keep `limit` items: a class-stratified sample drawn with `seed` (each class in proportion to its size,
-    kept in dataset order), or the first `limit` items. The candidate labels stay those of the whole selection."""
+    kept in dataset order), or the first `limit` items (pairs and queries are counted whole: whole_pairs,
+    queries_with_their_documents). The candidate labels stay those of the whole selection."""
     if limit is None:
         return dataset
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
@@ -297,10 +301,38 @@ def limit_items(dataset: AudioDataset, limit: int | None, mode: str = "stratifie
     if mode not in LIMIT_MODES:
         raise UserError(f"limit_mode={mode} is unknown: use limit_mode=stratified (a seeded sample of every class) "
                         "or limit_mode=first (the first items in dataset order)")
-    positions = (stratified_positions(dataset.items["label"], limit, seed) if mode == "stratified"
-                 else list(range(min(limit, len(dataset)))))
+    if dataset.task == PAIR_CLASSIFICATION:
+        positions = whole_pairs(dataset.items, limit, mode, seed)
+    elif dataset.task == RERANKING:
+        positions = queries_with_their_documents(dataset.items, limit, mode, seed)
+    else:
+        positions = (stratified_positions(dataset.items["label"], limit, seed) if mode == "stratified"
+                     else list(range(min(limit, len(dataset)))))
     return replace(dataset, items=dataset.items.iloc[positions].reset_index(drop=True),
                    clips=Selection(dataset.clips, positions))
+
+
+def whole_pairs(items: pd.DataFrame, limit: int, mode: str, seed: int) -> list[int]:
+    """Both rows of `limit` pairs (task pair_classification): a sample stratified by the pair's label, or the first
+    pairs in dataset order."""
+    pairs = items.drop_duplicates("pair_id").reset_index(drop=True)
+    chosen = (stratified_positions(pairs["label"], limit, seed) if mode == "stratified"
+              else range(min(limit, len(pairs))))
+    return np.flatnonzero(items["pair_id"].isin(set(pairs["pair_id"].iloc[list(chosen)]))).tolist()
+
+
+def queries_with_their_documents(items: pd.DataFrame, limit: int, mode: str, seed: int) -> list[int]:
+    """`limit` queries (task reranking: a seeded sample, or the first in dataset order) and the documents they
+    rank: their positives and candidates (every document for a query whose candidates are empty)."""
+    queries = np.flatnonzero(items["role"].to_numpy() == QUERY)
+    count = min(limit, len(queries))
+    chosen = (np.sort(np.random.default_rng(seed).choice(queries, count, replace=False)) if mode == "stratified"
+              else queries[:count])
+    named = [str(items.at[row, column]) for row in chosen for column in ("positives", "candidates")]
+    every = any(not str(items.at[row, "candidates"]) for row in chosen)
+    needed = {item_id for cell in named for item_id in cell.split(ID_SEPARATOR) if item_id}
+    documents = (items["role"] == DOCUMENT) & (every | items["item_id"].isin(needed))
+    return sorted(chosen.tolist() + np.flatnonzero(documents.to_numpy()).tolist())
 
 
 def stratified_positions(labels: pd.Series, limit: int, seed: int) -> list[int]:

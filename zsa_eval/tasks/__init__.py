@@ -7,6 +7,10 @@ without knowing their task), and which items it got most wrong (report.html play
 - `classification` (zsa_eval.tasks.classification): one label per clip; accuracy and its kin.
 - `multilabel` (zsa_eval.tasks.tagging): a label set per clip; mAP and its kin.
 - `retrieval` (zsa_eval.tasks.retrieval): captions per clip; recall at k both ways.
+- `clustering` (zsa_eval.tasks.clustering): one label per clip; V-measure of k-means of the audio embeddings.
+- `pair_classification` (zsa_eval.tasks.pair_classification): pairs of clips, matching or not; AP of their cosine.
+- `reranking` (zsa_eval.tasks.reranking): query clips rank candidate clips; MAP, MRR, nDCG.
+(The last three use the audio embeddings alone, zsa_eval.tasks.embedded: an audio encoder runs them too.)
 
 Under a probe protocol (the run's `protocol`: zsa_eval.tasks.registry picks the task from the dataset's task and
 the protocol) a classification or multilabel dataset is evaluated by a classifier trained on the clips' embeddings:

@@ -6,13 +6,14 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from zsa_eval.errors import UserError
-from zsa_eval.tasks import Task, classification, retrieval, tagging
+from zsa_eval.tasks import Task, classification, clustering, pair_classification, reranking, retrieval, tagging
 from zsa_eval.tasks.few_shot import FewShotTask
 from zsa_eval.tasks.linear_probe import LinearProbeTask, MultilabelProbeTask
 from zsa_eval.tasks.probing import ProbeTask
 
 ZEROSHOT = "zeroshot"  # the protocol of every task's own scoring (and of a run whose metrics.json names none)
-TASKS: dict[str, Task] = {module.TASK.name: module.TASK for module in (classification, tagging, retrieval)}
+TASKS: dict[str, Task] = {module.TASK.name: module.TASK for module in (classification, tagging, retrieval, clustering,
+                                                                      pair_classification, reranking)}
 PROBES: dict[tuple[str, str], type[ProbeTask]] = {
     (classification.TASK.name, "linear_probe"): LinearProbeTask,
     (tagging.TASK.name, "linear_probe"): MultilabelProbeTask,
@@ -23,6 +24,9 @@ CANNOT_PROBE = {  # why a dataset's task has no probe of a protocol, and what to
     (retrieval.TASK.name, "few_shot"): "it has captions, not classes to draw shots of: use protocol=zeroshot",
     (tagging.TASK.name, "few_shot"): "its clips carry label sets, so shots of a class are not defined: use "
                                      "protocol=linear_probe (one-vs-rest) or protocol=zeroshot",
+    **{(module.TASK.name, probe): f"it is measured on the audio embeddings as they are ({module.TASK.kind}), with "
+                                  "nothing to train: use protocol=zeroshot"
+       for module in (clustering, pair_classification, reranking) for probe in ("linear_probe", "few_shot")},
 }
 
 
