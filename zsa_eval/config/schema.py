@@ -284,13 +284,28 @@ class FewShotConfig(ProbeConfig):
     text_init_weight: float = key(ABOVE_ZERO)
 
 
-PROTOCOL_SCHEMAS = {"zeroshot": ProtocolConfig, "linear_probe": LinearProbeConfig, "few_shot": FewShotConfig}
+MTEB_KINDS = ("zeroshot", "classification", "multilabel", "retrieval_a2t", "retrieval_t2a", "clustering",
+              "pair_classification", "reranking")  # zsa_eval.tasks.mteb_kinds.KINDS
+
+
+@dataclass
+class MtebProtocolConfig(ProtocolConfig):
+    """mteb's own evaluation of the dataset's kind (zsa_eval.tasks.mteb_protocol)."""
+
+    mteb_task: Optional[str] = key()  # null: dataset=mteb's, the dataset's mteb_tasks for the kind, or one built
+    kind: Optional[str] = key(one_of(*MTEB_KINDS))  # null: the dataset's natural kind
+    similarity: str = key(one_of("cosine", "dot"))
+
+
+PROTOCOL_SCHEMAS = {"zeroshot": ProtocolConfig, "linear_probe": LinearProbeConfig, "few_shot": FewShotConfig,
+                    "mteb": MtebProtocolConfig}
 
 DATASET_SCHEMAS = {
     "zsa_eval.data.load_hub_dataset": HubDatasetConfig,
     "zsa_eval.data.load_esc50_folder": LocalFolderConfig,
     "zsa_eval.data.load_audiofolder": AudioFolderConfig,
     "zsa_eval.data.load_synthetic": SyntheticDatasetConfig,
+    "zsa_eval.data.load_mteb_task": MtebDatasetConfig,
     "zsa_eval.data.load_pairs_folder": PairsFolderConfig,
     "zsa_eval.data.load_rerank_folder": RerankFolderConfig,
 }

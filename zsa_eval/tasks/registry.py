@@ -9,9 +9,11 @@ from zsa_eval.errors import UserError
 from zsa_eval.tasks import Task, classification, clustering, pair_classification, reranking, retrieval, tagging
 from zsa_eval.tasks.few_shot import FewShotTask
 from zsa_eval.tasks.linear_probe import LinearProbeTask, MultilabelProbeTask
+from zsa_eval.tasks.mteb_protocol import MtebTask
 from zsa_eval.tasks.probing import ProbeTask
 
 ZEROSHOT = "zeroshot"  # the protocol of every task's own scoring (and of a run whose metrics.json names none)
+MTEB = "mteb"  # mteb's own evaluation of any task's kind (zsa_eval.tasks.mteb_protocol)
 TASKS: dict[str, Task] = {module.TASK.name: module.TASK for module in (classification, tagging, retrieval, clustering,
                                                                       pair_classification, reranking)}
 PROBES: dict[tuple[str, str], type[ProbeTask]] = {
@@ -39,6 +41,8 @@ def task_named(name: str, protocol: str = ZEROSHOT, settings: DictConfig | None 
         raise UserError(f"unknown task {name!r}: choose one of {', '.join(TASKS)}")
     if protocol == ZEROSHOT:
         return TASKS[name]
+    if protocol == MTEB:
+        return MtebTask(TASKS[name], settings)
     if (name, protocol) not in PROBES:
         reason = CANNOT_PROBE.get((name, protocol), f"protocol {protocol!r} is not one zsa-eval knows")
         what = f"dataset={dataset} (task {name})" if dataset else f"a {name} dataset"

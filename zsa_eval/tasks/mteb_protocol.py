@@ -1,0 +1,250 @@
+"""protocol=mteb: mteb's own evaluation of the dataset's kind (zsa_eval.tasks.mteb_kinds) run on zsa-eval's
+embeddings, so that its figures are mteb's, exactly, beside zsa-eval's own protocols on the same embeddings.
+
+- **Embeddings**: every clip's audio embedding comes through the engine and the audio-embedding cache, as for the
+  probes (a protocol=mteb run after a zero-shot or probe run of the same model and clips encodes nothing), pooled to
+  one vector per clip by the family (`clip_embedding`).
+- **mteb runs itself**: the mteb task is built (`mteb.get_task`, or one built for a local dataset), its dataset is
+  injected from the evaluated items instead of downloaded, and `mteb.evaluate` runs it with a model that answers
+  with those embeddings (mteb_kinds.EmbeddingLookup) and embeds the texts mteb asks for with the family.
+- **Which mteb task**: `protocol.mteb_task`; else, of the kind `protocol.kind` (null: the dataset's natural kind:
+  classification -> the probe, multilabel, retrieval -> t2a), the task dataset=mteb loaded, or the one the dataset
+  config's `mteb_tasks` names for that kind, or one built for the dataset.
+- **Recorded**: metrics.json `mteb_scores` is mteb's own result (TaskResult.scores: per split, per subset, every
+  score under its mteb name, scores_per_experiment included), `mteb_main_score` names mteb's main score, and each
+  scalar score is also at `mteb_<name>` (what the leaderboard shows; no intervals: mteb gives none)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
+
+from zsa_eval.data import AudioDataset
+from zsa_eval.engine import caption_embeddings
+from zsa_eval.errors import UserError
+from zsa_eval.integrations import import_mteb
+from zsa_eval.models import LoadedModel
+from zsa_eval.results import MetricSpec, TaskResults
+from zsa_eval.store.embeddings import EMBEDDINGS_DIR
+from zsa_eval.tasks import Evaluated, RunContext, Task, check_text_tower, clip_features, skipped_note, timing_note
+from zsa_eval.tasks.mteb_kinds import KINDS, NATURAL_KIND, Kind, built_task, kind_of, lookup_model
+from zsa_eval.tasks.probing import ProbeTask
+from zsa_eval.text import counted
+
+FEATURE = "protocol=mteb"
+EVALUATOR_SETTINGS = ("is_cross_validation", "n_splits", "n_experiments", "samples_per_label", "train_split",
+                      "k_values", "max_eval_samples", "seed")
+
+
+def named_task(mteb: Any, name: str, setting: str) -> Any:
+    """mteb's task `name` (a fresh instance: its random state is the task's own), one line when mteb has none."""
+    try:
+        return mteb.get_task(name)
+    except (KeyError, ValueError) as error:
+        raise UserError(f"{setting}={name} is not an mteb {mteb.__version__} task ({error}): name one, e.g. "
+                        "ESC50, ESC50_Zeroshot, FSD50K, AudioCapsT2ARetrieval") from None
+
+
+def task_kind(mteb_task: Any, setting: str) -> Kind:
+    """The kind of a named mteb task, one line for a kind zsa-eval does not evaluate."""
+    kind = kind_of(mteb_task)
+    if kind is None:
+        raise UserError(f"{setting}={mteb_task.metadata.name} is an mteb {mteb_task.metadata.type} task "
+                        f"({mteb_task.metadata.category}), which protocol=mteb does not evaluate: it evaluates "
+                        f"{', '.join(KINDS)}")
+    return kind
+
+
+def chosen_task(cfg: DictConfig, mteb: Any) -> tuple[Kind, str | None]:
+    """The kind protocol=mteb evaluates and the mteb task it names (None: one is built for the dataset); one line
+    when the dataset cannot give that kind."""
+    protocol, dataset = cfg.protocol, cfg.dataset
+    dataset_task = dataset.get("task", "classification")
+    own = dataset.get("task_name")  # dataset=mteb's task
+    if protocol.mteb_task:
+        kind, name = task_kind(named_task(mteb, protocol.mteb_task, "protocol.mteb_task"), "protocol.mteb_task"), \
+            protocol.mteb_task
+    else:
+        mapped = dict(dataset.get("mteb_tasks") or {})
+        if own:
+            mapped[task_kind(named_task(mteb, own, "dataset.task_name"), "dataset.task_name").name] = own
+        kind_name = protocol.kind or (kind_of(mteb.get_task(own)).name if own else NATURAL_KIND.get(dataset_task))
+        if kind_name not in KINDS:
+            raise UserError(f"protocol.kind={kind_name} is not a kind protocol=mteb evaluates: choose one of "
+                            f"{', '.join(KINDS)}")
+        kind, name = KINDS[kind_name], mapped.get(kind_name)
+    if dataset_task not in kind.dataset_tasks:
+        what = f"mteb's {name}" if name else f"protocol.kind={kind.name}"
+        fitting = [other for other, candidate in KINDS.items() if dataset_task in candidate.dataset_tasks]
+        raise UserError(f"{what} is an mteb {kind.name} evaluation, which dataset={dataset.name} (a {dataset_task} "
+                        f"dataset) cannot give: choose an mteb task of kind {', '.join(fitting) or '(none)'} "
+                        "(protocol.mteb_task=NAME, or protocol.kind)")
+    return kind, name
+
+
+def finite(value: Any) -> Any:
+    """mteb's scores with NaN (a score mteb leaves undefined, e.g. AP of a multi-class task) as None (JSON null)."""
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    if isinstance(value, float | np.floating):
+        return None if math.isnan(value) else float(value)
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def scalar_scores(scores: dict) -> dict[str, float]:
+    """The numeric scores of one mteb result entry (one split and subset), by name."""
+    return {name: value for name, value in scores.items()
+            if isinstance(value, int | float) and not isinstance(value, bool) and name != "main_score"}
+
+
+def evaluator_settings(task: Any) -> dict:
+    """mteb's evaluator: its abstract task class and the settings of it that make its figures (those the task has;
+    a cross-validated one draws no `n_experiments`), its classifier with every parameter."""
+    settings = {name: finite(list(value) if name == "k_values" else value) for name in EVALUATOR_SETTINGS
+                if (value := getattr(task, name, None)) is not None}
+    if settings.get("is_cross_validation"):
+        settings.pop("n_experiments")
+    model = getattr(task, "evaluator_model", None)
+    if model is not None:
+        settings["evaluator_model"] = {"class": type(model).__name__, **{
+            name: value if value is None or isinstance(value, bool | int | float | str) else repr(value)
+            for name, value in model.get_params(deep=False).items()}}
+    abstract = next(cls.__name__ for cls in type(task).__mro__ if cls.__name__.startswith("AbsTask"))
+    return {"class": abstract, **settings}
+
+
+class MtebTask(ProbeTask):
+    """mteb's evaluation of a dataset's kind on the kept audio embeddings; its metrics.json keeps the dataset's
+    task name (`measured_as`), and declares mteb's scores (their names and main score come from the run)."""
+
+    def __init__(self, measured_as: Task, settings: DictConfig | None = None):
+        super().__init__(settings)
+        self.measured_as = measured_as
+        self.choice: tuple[Kind, str | None] | None = None
+
+    @property
+    def metrics(self) -> tuple[MetricSpec, ...]:
+        return ()
+
+    def shown_metrics(self, metrics: dict) -> tuple[MetricSpec, ...]:
+        return tuple(MetricSpec(f"mteb_{name}", f"{name} (mteb)", interval=False) for name in metrics["mteb_metrics"])
+
+    def declaration(self, metrics: dict) -> dict:
+        return {"main_score": f"mteb_{metrics['mteb_main_score']}", "chance_metric": None,
+                "leaderboard_metrics": [spec.declared() for spec in self.shown_metrics(metrics)],
+                "protocol_label": self.protocol_label(metrics)}
+
+    def protocol_label(self, metrics: dict) -> str:
+        return f"mteb {metrics['mteb_task']}"
+
+    def check(self, cfg: DictConfig) -> None:
+        """mteb is installed, the engine gives embeddings, and the dataset can give the chosen kind."""
+        super().check(cfg)
+        self.choice = chosen_task(cfg, import_mteb(FEATURE))
+
+    def check_model(self, cfg: DictConfig, loaded: LoadedModel) -> None:
+        """A kind that compares audio with text needs the family's text tower."""
+        super().check_model(cfg, loaded)
+        kind, name = self.choice
+        if kind.compares_text:
+            check_text_tower(loaded, f"protocol=mteb ({name or kind.name}, mteb's {kind.name} evaluation)")
+
+    def mteb_task(self, dataset: AudioDataset, items) -> Any:
+        """A fresh mteb task (its random state untouched) of the chosen kind, its dataset built from `items`."""
+        mteb = import_mteb(FEATURE)
+        kind, name = self.choice
+        task = (named_task(mteb, name, "protocol.mteb_task") if name
+                else built_task(mteb, kind, dataset.name, items, dataset.class_names))
+        task.dataset = kind.build(task, items, dataset.class_names)
+        task.hf_subsets = list(task.dataset)
+        task.data_loaded = True
+        return task
+
+    def check_dataset(self, dataset: AudioDataset) -> list[str]:
+        """The items make the mteb task's dataset (its splits, its candidate labels); a cross-validated probe on a
+        dataset with official folds is said to ignore them."""
+        task = self.mteb_task(dataset, dataset.items)
+        if getattr(task, "is_cross_validation", False) and dataset.has_folds:
+            return [f"mteb's {task.metadata.name} cross-validates over {task.n_splits} shuffled KFold splits (seed "
+                    f"{task.seed}) of every clip, ignoring the dataset's official folds: clips of one recording can "
+                    "be on both sides (protocol=linear_probe tests each official fold)"]
+        return []
+
+    def identity(self, base: dict, cfg: DictConfig) -> dict:
+        """The probe identity, with the mteb task chosen and mteb's version."""
+        kind, name = self.choice
+        return super().identity(base, cfg) | {"mteb_task": name or f"{cfg.dataset.name}:{kind.name}",
+                                              "mteb_version": import_mteb(FEATURE).__version__}
+
+    def results(self, context: RunContext, evaluated: Evaluated) -> TaskResults:
+        """mteb.evaluate on the evaluated items' embeddings; mteb's result recorded whole."""
+        mteb = import_mteb(FEATURE)
+        cfg, loaded, kind = context.cfg, context.loaded, self.choice[0]
+        task = self.mteb_task(context.dataset, evaluated.items)
+        features = clip_features(loaded.family, evaluated.audio).astype(np.float32)
+        model = lookup_model(dict(zip(evaluated.items["item_id"], features)),
+                             lambda texts: caption_embeddings(loaded, texts, cfg.batch_size).float().cpu().numpy(),
+                             str(cfg.model.name), cfg.protocol.similarity, kind.compares_text)
+        with threadpool_limits(1), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = mteb.evaluate(model, task, cache=None, overwrite_strategy="always", co2_tracker=False,
+                                   show_progress_bar=False, encode_kwargs={"batch_size": cfg.batch_size}).task_results[0]
+        scores = finite(result.scores)
+        entries = [entry for split in scores.values() for entry in split]
+        named = scalar_scores(entries[0]) if len(entries) == 1 else {}
+        main = task.metadata.main_score
+        metrics = {
+            "protocol": "mteb",
+            "protocol_settings": {"mteb_task": cfg.protocol.mteb_task, "kind": cfg.protocol.kind,
+                                  "similarity": cfg.protocol.similarity},
+            "mteb_task": task.metadata.name,
+            "mteb_task_built": self.choice[1] is None,
+            "mteb_kind": kind.name,
+            "mteb_version": mteb.__version__,
+            "mteb_evaluator": evaluator_settings(task),
+            "mteb_main_score": main,
+            "mteb_scores": scores,
+            "mteb_metrics": [main, *(name for name in named if name != main)],
+            **{f"mteb_{name}": value for name, value in named.items()},
+            f"mteb_{main}": finite(result.get_score()),
+            "split": {"kind": "mteb", "description": f"mteb {task.metadata.name}'s own splits"},
+            "n_tested": len(evaluated.items),
+            "n_classes": len(context.dataset.class_names),
+            "labels": context.dataset.class_names,
+            "similarity": f"mteb's {cfg.protocol.similarity} similarity of the family's embeddings",
+            "not_converged_fits": sum(issubclass(warning.category, ConvergenceWarning) for warning in caught),
+            "template": None,
+        }
+        kept = self.kept_files(context, evaluated, features)
+        return TaskResults(metrics, kept.tables, arrays=kept.arrays)
+
+    def kept_files(self, context: RunContext, evaluated: Evaluated, features: np.ndarray) -> TaskResults:
+        """excluded.csv and, with save_embeddings, the pooled audio embeddings mteb was given (embeddings/audio.npy
+        + audio_items.csv: item_id, path)."""
+        tables = {"excluded": context.dataset.excluded}
+        if not context.cfg.save_embeddings:
+            return TaskResults({}, tables)
+        return TaskResults({}, tables | {f"{EMBEDDINGS_DIR}/audio_items": evaluated.items[["item_id", "path"]]},
+                           arrays={f"{EMBEDDINGS_DIR}/audio.npy": features})
+
+    def mistakes(self, context: RunContext, evaluated: Evaluated, results: TaskResults) -> None:
+        """mteb keeps its predictions to itself: nothing to play."""
+        return None
+
+    def summary_line(self, metrics: dict, wall_s: float) -> str:
+        main = metrics["mteb_main_score"]
+        others = ", ".join(f"{name} {metrics[f'mteb_{name}']:.4f}" for name in metrics["mteb_metrics"][1:4]
+                           if metrics.get(f"mteb_{name}") is not None)
+        return (f"{metrics['dataset']} | {metrics['model']} | mteb {metrics['mteb_task']} "
+                f"({metrics['mteb_evaluator']['class']}, mteb {metrics['mteb_version']}): {main} "
+                f"{metrics[f'mteb_{main}']:.4f}{f' ({others})' if others else ''} on "
+                f"{counted(metrics['n_tested'], 'clip')} of {metrics['n_items']}{skipped_note(metrics)}"
+                f"{timing_note(metrics, wall_s, 'embedding')}")
