@@ -305,7 +305,6 @@ DATASET_SCHEMAS = {
     "zsa_eval.data.load_esc50_folder": LocalFolderConfig,
     "zsa_eval.data.load_audiofolder": AudioFolderConfig,
     "zsa_eval.data.load_synthetic": SyntheticDatasetConfig,
-    "zsa_eval.data.load_mteb_task": MtebDatasetConfig,
     "zsa_eval.data.load_pairs_folder": PairsFolderConfig,
     "zsa_eval.data.load_rerank_folder": RerankFolderConfig,
 }
