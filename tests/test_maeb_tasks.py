@@ -332,3 +332,105 @@ def test_an_audio_encoder_clusters_a_folder_as_scikit_learn_does(audiofolder, tm
     _, _, v_measure = homogeneity_completeness_v_measure(clusters["label"], expected)
     assert metrics["v_measure"] == pytest.approx(v_measure) and metrics["n_clusters"] == 3
     assert pd.read_csv(out / "contingency.csv").iloc[:, 1:].to_numpy().sum() == 9
+
+
+# -- protocol=mteb: mteb's own evaluator on the run's embeddings, as mteb run directly gives it ---------------------
+
+class GivenEmbeddings:
+    """An mteb encoder that returns given embeddings: each audio cell holds an item id."""
+
+    def __init__(self, embeddings: dict[str, np.ndarray]):
+        from mteb.models.model_meta import ModelMeta
+        self.embeddings = embeddings
+        self.mteb_model_meta = ModelMeta.create_empty(overwrites={"name": "test/given", "similarity_fn_name": "cosine",
+                                                                  "modalities": ["audio"]})
+
+    def encode(self, inputs, **kwargs) -> np.ndarray:
+        return np.concatenate([np.stack([self.embeddings[item_id] for item_id in batch["audio"]]) for batch in inputs])
+
+    def similarity(self, first, second):
+        from mteb.similarity_functions import cos_sim
+        return cos_sim(first, second)
+
+    def similarity_pairwise(self, first, second):
+        from mteb.similarity_functions import pairwise_cos_sim
+        return pairwise_cos_sim(first, second)
+
+
+def direct_mteb(task_name: str, split: str, dataset, run_dir) -> dict:
+    """mteb.evaluate of its task `task_name` on `dataset` (as the task's `dataset`, one split) with the embeddings the
+    run kept: its scores of that split."""
+    mteb = pytest.importorskip("mteb")
+    embeddings = np.load(run_dir / "embeddings" / "audio.npy")
+    ids = pd.read_csv(run_dir / "embeddings" / "audio_items.csv", dtype=str)["item_id"]
+    task = mteb.get_task(task_name)
+    task.dataset, task.data_loaded = {"default": dataset}, True
+    result = mteb.evaluate(GivenEmbeddings(dict(zip(ids, embeddings))), task, cache=None,
+                           overwrite_strategy="always", co2_tracker=False, show_progress_bar=False).task_results[0]
+    return result.scores[split][0]
+
+
+def mteb_run(tmp_path, monkeypatch, capsys, *arguments: str) -> tuple:
+    out = tmp_path / "results" / "run"
+    code, _, stderr = run_cli(monkeypatch, capsys, *arguments, "model=tiny_random", "protocol=mteb",
+                              "save_embeddings=true", f"results_dir={tmp_path / 'results'}", f"output_dir={out}")
+    assert code == 0, stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    (split, [scores]), = metrics["mteb_scores"].items()
+    return out, metrics, scores
+
+
+def same_scores(ours: dict, direct: dict) -> None:
+    """Every mteb score equal (the split's bookkeeping aside; an undefined score, NaN in mteb's, is null in
+    metrics.json)."""
+    names = set(direct) - {"hf_subset", "languages"}
+    expected = {name: None if isinstance(direct[name], float) and np.isnan(direct[name]) else direct[name]
+                for name in names}
+    assert names and {name: ours[name] for name in names} == expected
+
+
+@pytest.mark.slow
+def test_protocol_mteb_clusters_as_mteb_does_on_the_same_embeddings(audiofolder, tmp_path, monkeypatch, capsys):
+    from datasets import Dataset, DatasetDict
+    out, metrics, scores = mteb_run(tmp_path, monkeypatch, capsys, "dataset=audiofolder",
+                                    f"dataset.path={audiofolder}", "dataset.task=clustering")
+    assert (metrics["task"], metrics["mteb_kind"], metrics["mteb_main_score"]) == ("clustering", "clustering",
+                                                                                 "v_measure")
+    ids = [f"{label}/{take}.wav" for label in sorted(p.name for p in audiofolder.iterdir()) for take in range(3)]
+    direct = direct_mteb("CREMA_DClustering", "train", DatasetDict({"train": Dataset.from_dict(
+        {"audio": ids, "label": [item_id.split("/")[0] for item_id in ids]})}), out)
+    same_scores(scores, direct)
+    assert metrics["mteb_v_measure"] == direct["v_measure"]
+
+
+@pytest.mark.slow
+def test_protocol_mteb_classifies_pairs_as_mteb_does_on_the_same_embeddings(pairs_folder, tmp_path, monkeypatch,
+                                                                             capsys):
+    from datasets import Dataset, DatasetDict
+    out, metrics, scores = mteb_run(tmp_path, monkeypatch, capsys, "dataset=pairs_folder",
+                                    f"dataset.path={pairs_folder}")
+    pairs = pd.read_csv(pairs_folder / "pairs.csv")
+    direct = direct_mteb("CREMADPairClassification", "test", DatasetDict({"test": Dataset.from_dict(
+        {"audio1": [f"{row}:1" for row in pairs.index], "audio2": [f"{row}:2" for row in pairs.index],
+         "label": pairs["label"].tolist()})}), out)
+    same_scores(scores, direct)
+    assert metrics["mteb_main_score"] == "max_ap" and metrics["mteb_max_ap"] == direct["max_ap"]
+
+
+@pytest.mark.slow
+def test_protocol_mteb_reranks_as_mteb_does_on_the_same_embeddings(rerank_folder, tmp_path, monkeypatch, capsys):
+    from datasets import Dataset
+    out, metrics, scores = mteb_run(tmp_path, monkeypatch, capsys, "dataset=rerank_folder",
+                                    f"dataset.path={rerank_folder}")
+    table = pd.read_csv(rerank_folder / "queries.csv", dtype=str, keep_default_na=False)
+    queries = [f"query:{query}" for query in table["query"]]
+    documents = [f"d{index}.wav" for index in range(12)]
+    direct = direct_mteb("GTZANAudioReranking", "test", {"test": {
+        "queries": Dataset.from_dict({"id": queries, "audio": queries}),
+        "corpus": Dataset.from_dict({"id": documents, "audio": documents}),
+        "relevant_docs": {query: dict.fromkeys(positives.split("|"), 1)
+                          for query, positives in zip(queries, table["positives"])},
+        "top_ranked": {query: candidates.split("|") if candidates else documents
+                       for query, candidates in zip(queries, table["candidates"])}}}, out)
+    same_scores(scores, direct)
+    assert metrics["mteb_main_score"] == "map_at_1000"
