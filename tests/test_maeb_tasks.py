@@ -272,6 +272,13 @@ def test_a_pairs_file_row_without_its_second_file_is_one_line(pairs_folder, tmp_
                                             "names both of its files")
 
 
+def test_a_pairs_folder_read_as_another_task_is_one_line(pairs_folder):
+    with pytest.raises(UserError) as raised:
+        load_pairs_folder("pairs_folder", str(pairs_folder), task="classification")
+    assert str(raised.value) == ("dataset=pairs_folder holds pairs: its task is pair_classification, not "
+                                 "classification; drop dataset.task")
+
+
 @pytest.mark.parametrize("protocol", ["linear_probe", "few_shot"])
 def test_a_probe_of_a_pairs_dataset_is_one_line(protocol, pairs_folder, tmp_path, monkeypatch, capsys):
     code, _, stderr = run_cli(monkeypatch, capsys, "dataset=pairs_folder", f"dataset.path={pairs_folder}",

@@ -45,8 +45,11 @@ def read_table(file: Path, columns: Sequence[str], keys: Sequence[str], what: st
     return table
 
 
-def refuse_selection(name: str, selection: dict) -> None:
-    """Class, fold and subset selection have nothing to select in pairs or queries."""
+def refuse_selection(name: str, selection: dict, task: str, own_task: str) -> None:
+    """Class, fold and subset selection have nothing to select in pairs or queries, and their task is their own."""
+    if task != own_task:
+        raise UserError(f"dataset={name} holds {'pairs' if own_task == PAIR_CLASSIFICATION else 'queries'}: its task "
+                        f"is {own_task}, not {task}; drop dataset.task")
     chosen = [key for key in NO_SELECTION if selection.get(key) is not None]
     if chosen:
         raise UserError(f"dataset.{chosen[0]} selects classes or folds, which dataset={name} (pairs or queries) does "
@@ -70,7 +73,7 @@ def load_pairs_folder(name: str, path: str | None, pairs_file: str = "pairs.csv"
     """Audio files plus `pairs_file`: one row per pair, its two files (relative to the folder) and its label, 1 for
     a matching pair and 0 for another; the pair's id is its `pair_id` column where the file has one, else its row
     number (from 0)."""
-    refuse_selection(name, selection)
+    refuse_selection(name, selection, task, PAIR_CLASSIFICATION)
     root = require_path(path, name, "a folder of audio with its pairs.csv")
     table = read_table(root / pairs_file, (first_column, second_column, label_column),
                        ("first_column", "second_column", "label_column"), "pairs")
@@ -108,7 +111,7 @@ def load_rerank_folder(name: str, path: str | None, queries_file: str = "queries
     """Audio files plus `queries_file`: one row per query, its file, its positives and its candidates (file names
     relative to the folder, joined by "|"; no candidates column, or an empty cell: the query ranks every
     document). The documents are the files named as positives or candidates, in order of first mention."""
-    refuse_selection(name, selection)
+    refuse_selection(name, selection, task, RERANKING)
     root = require_path(path, name, "a folder of audio with its queries.csv")
     table = read_table(root / queries_file, (query_column, positives_column), ("query_column", "positives_column"),
                        "reranking")

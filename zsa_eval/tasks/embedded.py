@@ -63,7 +63,7 @@ class AudioEmbeddingTask(Task):
         return embedding_batches(context, positions, self.finished_key)
 
 
-def require_columns(items, columns: tuple[str, ...], name: str, kind: str, shape: str) -> None:
+def require_columns(items: pd.DataFrame, columns: tuple[str, ...], name: str, kind: str, shape: str) -> None:
     """An item table of `kind` (task) must have `columns`; `shape` says what they hold."""
     missing = [column for column in columns if column not in items.columns]
     if missing:
