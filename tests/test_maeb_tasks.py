@@ -189,6 +189,13 @@ def test_reranking_ranks_a_querys_own_candidates_only():
         (2, "2", "near", 0.5)
 
 
+def test_a_query_without_candidates_ranks_the_documents_of_its_subset():
+    items = pd.DataFrame({"item_id": ["en/q", "en/a", "fr/q", "fr/b"], "role": ["query", "document"] * 2,
+                          "positives": ["en/a", "", "fr/b", ""], "candidates": "", "hf_subset": ["en", "en", "fr", "fr"]})
+    ranked = ranked_queries(items, np.eye(4))
+    assert ranked[["query_id", "n_candidates", "top1"]].values.tolist() == [["en/q", 1, "en/a"], ["fr/q", 1, "fr/b"]]
+
+
 # -- data: folders, limits, malformed tables ------------------------------------------------------------------------
 
 def test_pairs_folder_gives_two_item_rows_per_pair(pairs_folder):

@@ -1,7 +1,7 @@
 """Audio reranking (task: reranking): each query clip ranks its candidate documents (other clips) by the cosine
 similarity of their pooled audio embeddings, and its positives should come first. Item rows carry `role` (query or
 document); a query's `positives` and `candidates` are document item ids joined by "|" (empty candidates: every
-document).
+document, of the query's `hf_subset` where the items name subsets).
 
 Per query, with R its positives and r_1 < r_2 < ... their 1-based ranks among its candidates, at each k of K_VALUES
 (mteb's names and trec_eval's definitions, which mteb's retrieval evaluator uses): map_at_k = sum over r_j <= k of
@@ -42,6 +42,12 @@ def ids_of(cell) -> list[str]:
     return [item_id for item_id in str(cell).split(ID_SEPARATOR) if item_id]
 
 
+def subset_of(items: pd.DataFrame) -> np.ndarray:
+    """Each item's subset (dataset=mteb's `hf_subset`: a query with no candidates ranks its own subset's
+    documents); one for all where the items name none."""
+    return items["hf_subset"].to_numpy(dtype=object) if "hf_subset" in items else np.zeros(len(items), dtype=object)
+
+
 def query_values(ranks: np.ndarray, n_positives: int) -> dict[str, float]:
     """Every metric of one query whose `n_positives` positives rank at `ranks` (ascending, 1-based)."""
     values = {}
@@ -62,12 +68,14 @@ def ranked_queries(items: pd.DataFrame, features: np.ndarray) -> pd.DataFrame:
     its positives, its top retrieved document ids (best first) and every metric's value."""
     roles = items["role"].to_numpy()
     ids = items["item_id"].to_numpy(dtype=object)
+    subsets = subset_of(items)
     document_row = {item_id: row for row, item_id in enumerate(ids) if roles[row] == DOCUMENT}
     norms = np.linalg.norm(features, axis=1)
     unit = features / np.where(norms > 0, norms, 1.0)[:, None]
     rows = []
     for row in np.flatnonzero(roles == QUERY):
-        listed = ids_of(items.at[row, "candidates"]) or list(document_row)
+        listed = ids_of(items.at[row, "candidates"]) or [item_id for item_id, document in document_row.items()
+                                                          if subsets[document] == subsets[row]]
         candidates = [document_row[item_id] for item_id in listed if item_id in document_row]
         positives = {document_row[item_id] for item_id in ids_of(items.at[row, "positives"]) if item_id in document_row}
         if not positives:
