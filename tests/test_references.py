@@ -22,8 +22,9 @@ from zsa_eval.report.__main__ import main as report_main
 from zsa_eval.report.gate import reference_failures
 from zsa_eval.report.board import collect_runs, leaderboard
 from zsa_eval.report.leaderboard import leaderboard_markdown
-from zsa_eval.report.references import (figure_digits, nearest_reference, protocol_differences, published_text,
-                                        reference_line, reference_lines, run_protocol, run_references)
+from zsa_eval.report.references import (figure_digits, installed_mteb_version, nearest_reference,
+                                        protocol_differences, published_text, reference_line, reference_lines,
+                                        run_checkpoint, run_protocol, run_references)
 from zsa_eval.report.reproducibility import catalog_references, reproducibility_page
 from zsa_eval.tasks.registry import TASKS
 
@@ -59,20 +60,21 @@ def write_job(conf: Path, reference_id: str, dataset: str = "tiny_refs", folds: 
 # --- the catalog -----------------------------------------------------------------------------------------------------
 
 def catalog_models() -> dict[str, str]:
-    """conf/model/: checkpoint (name_or_path) -> option name, for the catalog's checkpoints: hub ids, and LAION's
-    laion_clap .pt files (lukewys/laion_clap/FILE.pt)."""
+    """conf/model/: checkpoint (name_or_path, with the weights file it reads) -> option name, for the catalog's
+    checkpoints: hub ids, LAION's laion_clap .pt files (lukewys/laion_clap/FILE.pt) and MS-CLAP's
+    (microsoft/msclap/CLAP_weights_2023.pth)."""
     models = {}
     for path in (CONF / "model").glob("*.yaml"):
-        checkpoint = yaml.safe_load(path.read_text()).get("name_or_path")
-        if checkpoint and "$" not in str(checkpoint):
-            models[str(checkpoint)] = path.stem
+        model = yaml.safe_load(path.read_text())
+        if model.get("name_or_path") and "$" not in str(model["name_or_path"]):
+            models[run_checkpoint(model)] = path.stem
     return models
 
 
 def test_every_catalog_reference_is_well_formed_for_a_catalog_checkpoint_and_a_metric_its_task_reports():
     catalog = catalog_references([CONF])
     assert {entry.dataset for entry in catalog} == {"esc50", "us8k", "gtzan", "ravdess", "speech_commands", "clotho",
-                                                   "audiocaps"}
+                                                   "audiocaps", "vocalsound", "nsynth", "crema_d", "fsd50k"}
     ids = [entry.reference["id"] for entry in catalog]
     assert len(ids) == len(set(ids)), "ids are unique across datasets (conf/reference/<id>.yaml names them)"
     models = catalog_models()
@@ -80,7 +82,8 @@ def test_every_catalog_reference_is_well_formed_for_a_catalog_checkpoint_and_a_m
         checkpoint, metric = entry.reference["checkpoint"], entry.reference["metric"]
         assert checkpoint in models, f"{entry.reference['id']}: {checkpoint} is no conf/model/ checkpoint"
         task = OmegaConf.load(CONF / "dataset" / f"{entry.dataset}.yaml").get("task", "classification")
-        assert metric in {spec.name for spec in TASKS[task].metrics}, entry.reference["id"]
+        if not entry.reference.get("mteb_task"):  # an mteb figure's metric is an mteb score (test_mteb_references)
+            assert metric in {spec.name for spec in TASKS[task].metrics}, entry.reference["id"]
         assert entry.reference["source"] and entry.reference["protocol"]
 
 
@@ -126,7 +129,8 @@ def test_each_reproducible_figure_has_a_job_that_sets_its_dataset_checkpoint_and
     """suite=reproduce sweeps conf/reference/: one file per figure zsa-eval can reproduce, none for the others, and
     each file chooses the figure's dataset, the model of its checkpoint, its folds and its prompts."""
     catalog = catalog_references([CONF])
-    reproducible = {entry.reference["id"]: entry for entry in catalog if not entry.reference.get("unsupported")}
+    reproducible = {entry.reference["id"]: entry for entry in catalog if not entry.reference.get("unsupported")
+                    and entry.reference.get("mteb_version") in (None, installed_mteb_version())}
     assert {path.stem for path in (CONF / "reference").glob("*.yaml")} == set(reproducible)
     assert all(entry.skip_reason is None for entry in reproducible.values())
     models = catalog_models()
@@ -480,7 +484,8 @@ def test_suite_reproduce_lists_what_it_skips_then_runs_each_reference_job(monkey
     lines = stderr.splitlines()
     assert lines[0] == f"zsa-eval: suite: {len(skipped) + 2} published figures are not run:"
     assert any(line.startswith("  esc50-mteb-unfused (laion/clap-htsat-unfused, accuracy 0.8170): zsa-eval cannot "
-                               "reproduce its protocol: MTEB's prompts keep the underscores") for line in lines)
+                               "reproduce its protocol: MTEB's CLAP wrapper (mteb 1.38.33) zero-padded")
+               for line in lines)
     assert f"  tiny-fold-one ({tiny_model_dir}, accuracy 0.5000): no reference/tiny-fold-one.yaml in the config " \
            "directories to run it" in lines
     assert "  tiny-elsewhere (ckpt, accuracy 0.5000): zsa-eval cannot reproduce its protocol: another copy" in lines

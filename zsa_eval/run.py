@@ -33,7 +33,7 @@ from zsa_eval.store import (METRICS_FILE, RUN_FILE, ProgressLog, check_resumable
 from zsa_eval.store.embeddings import read_embedding_parts, remove_embedding_parts
 from zsa_eval.report.gate import check_baseline_dataset, gate_failures, read_baseline, reference_failures
 from zsa_eval.report.leaderboard import leaderboard_of, update_leaderboard
-from zsa_eval.report.references import check_references, references_of, run_references
+from zsa_eval.report.references import check_references, references_of, run_checkpoint, run_references
 from zsa_eval.report.run_report import report_run
 from zsa_eval.store.skips import check_skip_fraction, skip_status, write_skips
 from zsa_eval.tasks import Evaluated, RunContext, Task
@@ -257,7 +257,7 @@ def finish_run(task: Task, context: RunContext, ranks: Ranks, work: ProcessedIte
     accuracy = results.metrics.get("accuracy")  # the gate bounds an accuracy (tasks without one refuse it)
     failures = ([] if accuracy is None
                 else gate_failures(accuracy, cfg.gate.min_accuracy, baseline_accuracy, cfg.gate.max_drop))
-    references = run_references(references_of(cfg), str(cfg.model.name_or_path), results.metrics, protocol)
+    references = run_references(references_of(cfg), run_checkpoint(cfg.model), results.metrics, protocol)
     failures += reference_failures(references, cfg.gate.max_drop) if cfg.gate.reference else []
     metrics = {
         "task": task.name,

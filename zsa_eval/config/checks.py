@@ -258,6 +258,7 @@ def check_long_audio(result: dict) -> None:
 
 
 ZEROSHOT_PROTOCOL = "zeroshot"
+MTEB_PROTOCOL = "mteb"  # conf/protocol/mteb.yaml: mteb's own evaluator of a task
 
 
 def checked_evaluation(evaluation: dict | None, where: str) -> dict:
@@ -274,6 +275,18 @@ def checked_evaluation(evaluation: dict | None, where: str) -> dict:
         raise UserError(f"{where}: evaluation.{stray[0]} is not a setting of protocol={name}"
                         + (f" (it takes {', '.join(settings)})" if settings else " (it has none)"))
     return evaluation
+
+
+def checked_mteb_figure(reference: dict, where: str) -> dict:
+    """An MTEB result file's figure (`mteb_task`): the mteb version and the data its file names are part of its
+    protocol. Returns its evaluation: protocol=mteb, that task's evaluator, that version."""
+    if reference.get("evaluation") is not None:
+        raise UserError(f"{where}: an mteb figure's protocol is its mteb_task and mteb_version: drop its evaluation")
+    for needed, what in (("mteb_version", "the mteb version its result file names"),
+                         ("data", "the Hub copy and revision its result file names, as hub_id@revision")):
+        if reference.get(needed) is None:
+            raise UserError(f"{where} has mteb_task but no {needed}: add `{needed}: ...` ({what})")
+    return {"name": MTEB_PROTOCOL, "mteb_task": reference["mteb_task"], "mteb_version": reference["mteb_version"]}
 
 
 def checked_references(dataset: dict) -> list[dict] | None:
@@ -303,7 +316,11 @@ def checked_references(dataset: dict) -> list[dict] | None:
         if reference["id"] in seen:
             raise UserError(f"{where}: the id is used twice in dataset={name}; give each reference its own id")
         seen.add(reference["id"])
-        reference["evaluation"] = checked_evaluation(reference.get("evaluation"), where)
+        if reference.get("mteb_version") is not None and reference.get("mteb_task") is None:
+            raise UserError(f"{where} has mteb_version but no mteb_task: add `mteb_task: ...` (its result file's "
+                            "task_name)")
+        reference["evaluation"] = (checked_mteb_figure(reference, where) if reference.get("mteb_task") is not None
+                                   else checked_evaluation(reference.get("evaluation"), where))
         interval = reference.get("interval")
         if interval is not None and (len(interval) != 2 or interval[0] > interval[1]):
             raise UserError(f"{where}: interval={shown(interval)} is not valid: interval takes [low, high]")

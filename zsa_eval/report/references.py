@@ -3,32 +3,43 @@ zsa_eval.config.checks.checked_references) give each figure with its checkpoint,
 those of its own checkpoint whose metric it reports (metrics.json `references`): the difference, and whether the
 published value lies inside the run's 95% interval. A reference's protocol is the run's own when zsa-eval can
 reproduce it (no `unsupported`) and the run scores the same clips (the data its config's `references_data` names;
-the same folds; no subset, class list or limit) with the same prompts. Task-agnostic: a metric is a metrics.json
-key, its interval `<metric>_ci95`."""
+the same folds; no subset, class list or limit) with the same prompts. An MTEB result file's figure (`mteb_task`) is
+of protocol=mteb: the run's own only for a protocol=mteb run of that mteb task, with the mteb version and on the
+data (hub_id@revision) its file names. Task-agnostic: a metric is a metrics.json key, its interval
+`<metric>_ci95`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from zsa_eval.config import CONFIG_DIR, shown
+from zsa_eval.config import CONFIG_DIR, checked_references, shown
+from zsa_eval.config.checks import MTEB_PROTOCOL
 from zsa_eval.errors import UserError
 
 ALL_CLIPS = "all clips"
 ZEROSHOT = "zeroshot"  # the run protocol of a figure that declares none
+MTEB_KEYS = ("mteb_task", "mteb_version")  # what an mteb figure's protocol and a protocol=mteb run's metrics name
 
 
 def data_source(dataset: Mapping) -> str:
     """Where a run's clips come from, as `references_data` names it: hub_id@revision (hub_id alone without a
-    pinned revision), or a local folder's path."""
+    pinned revision), or a local folder's path; dataset=mteb without a local copy: the Hub path and revision its mteb
+    task pins."""
     if dataset.get("hub_id"):
         local_copy = Path(str(dataset["hub_id"])).expanduser().is_dir()  # a folder has no revision (the loader's rule)
         return (f"{dataset['hub_id']}@{dataset['revision']}" if dataset.get("revision") and not local_copy
                 else str(dataset["hub_id"]))
+    if dataset.get("task_name") and not dataset.get("path"):
+        from zsa_eval.data.mteb_tasks import named_task
+
+        pinned = named_task(str(dataset["task_name"])).metadata.dataset
+        return f"{pinned['path']}@{pinned['revision']}"
     return str(dataset.get("path"))
 
 
@@ -38,10 +49,32 @@ def run_protocol(dataset: Mapping, limit: int | None, prompts: Sequence[str] | N
     run protocol's name and settings; None: zero-shot), the data (and the data the dataset's figures were measured
     on, when its config names it), folds (null: all), the other clip selections, and the prompts (None for a task
     that embeds no label)."""
-    return {"evaluation": dict(evaluation or {"name": ZEROSHOT}), "data": data_source(dataset),
+    return {"evaluation": with_mteb_version(evaluation or {"name": ZEROSHOT}), "data": data_source(dataset),
             "references_data": dataset.get("references_data"), "folds": dataset.get("folds"),
             "subset": dataset.get("subset"), "classes": dataset.get("classes"), "limit": limit,
             "prompts": list(prompts) if prompts is not None else None}
+
+
+def installed_mteb_version() -> str | None:
+    """The installed mteb's version (None without the zsa-eval[mteb] extra), read without importing mteb."""
+    try:
+        return metadata.version("mteb")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def with_mteb_version(evaluation: Mapping) -> dict:
+    """A run's evaluation; a protocol=mteb one with the installed mteb's version, whose evaluators it runs."""
+    if evaluation["name"] != MTEB_PROTOCOL:
+        return dict(evaluation)
+    return {"mteb_version": installed_mteb_version(), **evaluation}
+
+
+def measured_protocol(protocol: Mapping, metrics: Mapping) -> dict:
+    """The run's protocol as its measurement records it: a protocol=mteb run's metrics name the mteb task whose
+    evaluator ran and mteb's version (`mteb_task`, `mteb_version`), which stand in for what the config said."""
+    recorded = {key: str(metrics[key]) for key in MTEB_KEYS if metrics.get(key) is not None}
+    return {**protocol, "evaluation": evaluation_of(protocol) | recorded}
 
 
 def evaluation_of(row: Mapping) -> dict:
@@ -75,9 +108,28 @@ def evaluation_differences(reference: Mapping, protocol: Mapping) -> list[str]:
     named, ours = evaluation_of(reference), evaluation_of(protocol)
     if named["name"] != ours["name"]:
         return [f"a {evaluation_text(named)} figure there, a protocol={ours['name']} run here"]
+    if named["name"] == MTEB_PROTOCOL:
+        return mteb_differences(named, ours)
     theirs = protocol_defaults(named["name"]) | named
     return [f"protocol.{key}={shown(value)} there{'' if key in named else ' (the default)'}, {shown(ours.get(key))} "
             f"here" for key, value in theirs.items() if key != "name" and key in ours and ours[key] != value]
+
+
+def mteb_differences(named: Mapping, ours: Mapping) -> list[str]:
+    """An mteb figure's evaluator beside a protocol=mteb run's: another mteb task measures something else, and
+    another mteb version may define the same task otherwise (its data, draws per label, experiments, main score)."""
+    task, version = ours.get("mteb_task"), ours.get("mteb_version")
+    differences = [] if task == named["mteb_task"] else \
+        [f"mteb task {named['mteb_task']} there, {task or 'none named (protocol.mteb_task)'} here"]
+    if version != named["mteb_version"]:
+        differences.append(f"mteb {named['mteb_version']} there, {version or 'no mteb'} here (a version may define "
+                           "its tasks otherwise)")
+    return differences
+
+
+def figure_data(reference: Mapping, protocol: Mapping) -> str | None:
+    """The clips a figure counts: its own `data`, else its dataset's references_data (None: not stated)."""
+    return reference.get("data") or protocol.get("references_data")
 
 
 def folds_text(folds: Sequence[int] | None) -> str:
@@ -91,9 +143,10 @@ def protocol_differences(reference: Mapping, protocol: Mapping) -> list[str]:
     differences = evaluation_differences(reference, protocol)
     if evaluation_of(reference)["name"] != evaluation_of(protocol)["name"]:
         return differences  # another protocol altogether: its prompts or folds are beside the point
-    if protocol.get("references_data") and protocol["data"] != protocol["references_data"]:
-        differences.append(f"the data of {protocol['references_data']} there, of {protocol['data']} here (zsa-eval "
-                           "cannot tell that another copy holds the same clips)")
+    data = figure_data(reference, protocol)
+    if data and protocol["data"] != data:
+        differences.append(f"the data of {data} there, of {protocol['data']} here (zsa-eval cannot tell that another "
+                           "copy holds the same clips)")
     if folds_text(reference.get("folds")) != folds_text(protocol["folds"]):
         differences.append(f"{folds_text(reference.get('folds'))} there, {folds_text(protocol['folds'])} here")
     differences += [f"{key}={shown(protocol[key])} here" for key in ("subset", "classes", "limit")
@@ -108,12 +161,14 @@ def run_references(references: Sequence[Mapping] | None, checkpoint: str, metric
     """metrics.json `references`: the published figures for this run's checkpoint whose metric it reports, each
     with the measured value and its interval, the difference (measured - published), whether the published value
     lies inside the interval, and whether the run followed the figure's protocol (else how it differs). A figure
-    of another run protocol (a zero-shot figure beside a probe run) measures something else: it is left out."""
-    rows = []
+    of another run protocol (a zero-shot figure beside a probe run), or of another mteb task than the one a
+    protocol=mteb run's metrics name, measures something else: it is left out."""
+    rows, protocol = [], measured_protocol(protocol, metrics)
     for reference in references or []:
         metric = reference["metric"]
         if (reference["checkpoint"] != checkpoint or metrics.get(metric) is None
-                or not of_protocol(reference, evaluation_of(protocol)["name"])):
+                or not of_protocol(reference, evaluation_of(protocol)["name"])
+                or of_another_mteb_task(reference, metrics)):
             continue
         measured, interval = float(metrics[metric]), metrics.get(f"{metric}_ci95")
         differences = protocol_differences(reference, protocol)
@@ -122,6 +177,12 @@ def run_references(references: Sequence[Mapping] | None, checkpoint: str, metric
                      "inside_interval": None if not interval else interval[0] <= reference["value"] <= interval[1],
                      "same_protocol": not differences, "protocol_differences": differences})
     return rows
+
+
+def of_another_mteb_task(reference: Mapping, metrics: Mapping) -> bool:
+    """Whether an mteb figure is of another mteb task than the one whose evaluator the run's metrics name."""
+    return bool(reference.get("mteb_task") and metrics.get("mteb_task")
+                and reference["mteb_task"] != str(metrics["mteb_task"]))
 
 
 FIGURE_DIGITS = 4  # the fewest decimals a published figure and its measurement print with
@@ -195,9 +256,32 @@ def nearest_reference(references: Sequence[Mapping] | None, metric: str | None,
 
 
 def references_of(cfg: DictConfig) -> list[dict]:
-    """The chosen dataset's references, as plain mappings (the config was checked)."""
+    """The chosen dataset's references, as plain mappings (the config was checked); dataset=mteb's: the catalog's
+    figures of its mteb task."""
     references = cfg.dataset.get("references")
-    return OmegaConf.to_container(references) if references is not None else []
+    if references is not None:
+        return OmegaConf.to_container(references)
+    return mteb_task_figures(str(cfg.dataset.task_name)) if cfg.dataset.get("task_name") else []
+
+
+def mteb_task_figures(task_name: str) -> list[dict]:
+    """The catalog's figures (conf/dataset/*.yaml) measured by this mteb task's evaluator, checked."""
+    figures = []
+    for path in sorted((Path(CONFIG_DIR) / "dataset").glob("*.yaml")):
+        values = OmegaConf.to_container(OmegaConf.load(path))
+        if not isinstance(values, dict):
+            continue
+        entries = [entry for entry in values.get("references") or []
+                   if isinstance(entry, dict) and entry.get("mteb_task") == task_name]
+        figures += checked_references({"name": values.get("name", path.stem), "references": entries}) if entries else []
+    return figures
+
+
+def run_checkpoint(model: Mapping) -> str:
+    """The checkpoint a run's published figures are found by: model.name_or_path, with the weights file it reads when
+    it holds several (microsoft/msclap/CLAP_weights_2023.pth: MS-CLAP's Hub repository holds 2022's and 2023's)."""
+    weights = model.get("weights_file")
+    return f"{model['name_or_path']}/{weights}" if weights else str(model["name_or_path"])
 
 
 def evaluation_of_run(protocol: DictConfig) -> dict:
@@ -214,10 +298,10 @@ def check_references(cfg: DictConfig, prompts: Sequence[str] | None, metric_name
     references, name = references_of(cfg), cfg.dataset.name
     protocol = run_protocol(cfg.dataset, limit, prompts, evaluation_of_run(cfg.protocol))
     for reference in references:
-        if reference["metric"] not in metric_names:
+        if reference["metric"] not in metric_names and not reference.get("mteb_task"):  # an mteb figure: mteb's name
             raise UserError(f"dataset={name} reference {reference['id']}: metric {reference['metric']!r} is not one "
                             f"this dataset's task reports ({', '.join(metric_names)})")
-    checkpoint = str(cfg.model.name_or_path)
+    checkpoint = run_checkpoint(cfg.model)
     if cfg.reference is not None:
         check_chosen_reference(references, cfg.reference, checkpoint, protocol, name)
     if cfg.gate.reference and not any(reference["checkpoint"] == checkpoint

@@ -13,8 +13,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from zsa_eval.config import checked_references
-from zsa_eval.report.references import (ZEROSHOT, evaluation_of, evaluation_text, figure_digits, measured_text,
-                                        of_protocol, published_text)
+from zsa_eval.report.references import (ZEROSHOT, evaluation_of, evaluation_text, figure_digits,
+                                        installed_mteb_version, measured_text, of_protocol, published_text)
 
 REFERENCE_GROUP = "reference"
 COMPLETE = "complete"
@@ -33,6 +33,10 @@ class CatalogReference:
         """Why suite=reproduce does not run it (None: it does)."""
         if self.reference.get("unsupported"):
             return f"zsa-eval cannot reproduce its protocol: {self.reference['unsupported']}"
+        version = self.reference.get("mteb_version")
+        if version is not None and version != installed_mteb_version():
+            return (f"measured with mteb {version}: protocol=mteb runs the installed mteb's task definitions, not "
+                    "that version's")
         if self.job is None:
             return f"no {REFERENCE_GROUP}/{self.reference['id']}.yaml in the config directories to run it"
         return None
@@ -113,6 +117,8 @@ def detail_lines(entries: list[CatalogReference]) -> list[str]:
                 earlier = first_with.setdefault((label, text), reference["id"])
                 parts.append(sentence(label, text if earlier == reference["id"] else f"as {earlier}"))
         parts.insert(2, sentence("Weights", reference["weights"]))
+        if reference.get("data"):
+            parts.insert(2, sentence("Data", reference["data"]))
         if evaluation_of(reference)["name"] != ZEROSHOT:
             parts.insert(2, sentence("Run protocol", evaluation_text(evaluation_of(reference))))
         lines.append(f"- **{reference['id']}**. " + " ".join(parts))
