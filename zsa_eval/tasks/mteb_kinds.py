@@ -69,16 +69,15 @@ def split_dataset(task: Any, items: pd.DataFrame, columns: dict[str, list], need
     evaluated = task.metadata.eval_splits[0]
     named = split_names(items)
     splits = [task.train_split, evaluated] if needs_train else [evaluated]
-    if named is None and needs_train:
-        named = pd.Series(TEST, index=items.index)  # none is train: refused below
     rows = {split: np.ones(len(items), bool) if named is None else (named == split).to_numpy()
             for split in dict.fromkeys(splits)}
     empty = [split for split, kept in rows.items() if not kept.any()]
-    if empty:
-        raise UserError(f"mteb's {task.metadata.name} {'trains on a ' + repr(task.train_split) + ' split and ' if needs_train else ''}"
-                        f"tests on {evaluated!r}, and no item of this dataset is in {' or '.join(map(repr, empty))}: "
-                        f"use dataset=mteb dataset.task_name={task.metadata.name}, or a dataset whose folds are "
-                        "named train and test")
+    if (needs_train and named is None) or empty:
+        held = "name no splits" if named is None else f"hold no clip of {' or '.join(map(repr, empty))}"
+        sides = f"trains on its {task.train_split!r} split and tests on {evaluated!r}" if needs_train \
+            else f"tests on its {evaluated!r} split"
+        raise UserError(f"mteb's {task.metadata.name} {sides}, and this dataset's items {held}: use dataset=mteb "
+                        f"dataset.task_name={task.metadata.name}, or a dataset whose folds are named train and test")
     return {DEFAULT_SUBSET: DatasetDict({split: Dataset.from_dict(
         {name: [value for value, row in zip(values, kept) if row] for name, values in columns.items()})
         for split, kept in rows.items()})}

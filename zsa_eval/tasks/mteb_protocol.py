@@ -121,6 +121,20 @@ def evaluator_settings(task: Any) -> dict:
     return {"class": abstract, **settings}
 
 
+def evaluated_by_mteb(mteb: Any, model: Any, task: Any, encode_kwargs: dict) -> Any:
+    """mteb.evaluate of `task` with `model` (no result cache): its TaskResult. mteb failing on these clips (e.g. a
+    cross-validation fold whose test clips hold two classes other than 0 and 1: its binary AP refuses them) is one
+    line; debug=true shows its traceback."""
+    try:
+        return mteb.evaluate(model, task, cache=None, overwrite_strategy="always", co2_tracker=False,
+                             show_progress_bar=False, encode_kwargs=encode_kwargs).task_results[0]
+    except Exception as error:  # mteb's own failure, on data zsa-eval evaluates with its other protocols
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise UserError(f"mteb {mteb.__version__}'s {task.metadata.name} evaluator failed on these clips: "
+                        f"{type(error).__name__}: {message} (mteb's own error; more clips or classes may avoid it, "
+                        "debug=true shows where)") from error
+
+
 class MtebTask(ProbeTask):
     """mteb's evaluation of a dataset's kind on the kept audio embeddings; its metrics.json keeps the dataset's
     task name (`measured_as`), and declares mteb's scores (their names and main score come from the run)."""
@@ -195,8 +209,8 @@ class MtebTask(ProbeTask):
                              str(cfg.model.name), cfg.protocol.similarity, kind.compares_text)
         with threadpool_limits(1), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = mteb.evaluate(model, task, cache=None, overwrite_strategy="always", co2_tracker=False,
-                                   show_progress_bar=False, encode_kwargs={"batch_size": cfg.batch_size}).task_results[0]
+            result = evaluated_by_mteb(mteb, model, task, {"batch_size": cfg.batch_size,
+                                                           "show_progress_bar": context.progress})
         scores = finite(result.scores)
         entries = [entry for split in scores.values() for entry in split]
         named = scalar_scores(entries[0]) if len(entries) == 1 else {}
