@@ -4,6 +4,7 @@ clip equal what mteb's own `encode` gives for it; a model that is not batch-inva
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from zsa_eval.models import load_model
 from zsa_eval.random_models import build_random_clap
 
 mteb = pytest.importorskip("mteb")
-pytest.importorskip("torchaudio", reason="mteb's audio wrappers need torchaudio (mteb's audio extra)")
+needs_torchaudio = pytest.mark.skipif(importlib.util.find_spec("torchaudio") is None,
+                                      reason="mteb's audio wrappers need torchaudio (mteb's audio extra)")
 
 HUBERT, AST, CLAP = "facebook/hubert-base-ls960", "MIT/ast-finetuned-audioset-10-10-0.4593", "laion/clap-htsat-unfused"
 CLIP_SECONDS = (0.5, 1.3, 0.8, 2.1)  # unequal lengths: a batch pads them
@@ -89,6 +91,7 @@ def mteb_embeddings(family, paths: list[str], batch_size: int) -> np.ndarray:
                                             hf_subset="default", show_progress_bar=False))
 
 
+@needs_torchaudio
 @pytest.mark.parametrize("name", [AST, pytest.param(HUBERT, marks=pytest.mark.slow),
                                   pytest.param(CLAP, marks=pytest.mark.slow)])
 def test_zsa_evals_embeddings_of_clips_are_mtebs_own(name, checkpoints, tmp_path):
@@ -100,6 +103,7 @@ def test_zsa_evals_embeddings_of_clips_are_mtebs_own(name, checkpoints, tmp_path
     assert ours.shape[0] == len(paths) and np.abs(ours[0] - ours[1]).max() > 1e-3  # the clips are told apart
 
 
+@needs_torchaudio
 @pytest.mark.slow
 def test_an_audio_text_model_scores_by_mtebs_similarity(checkpoints):
     family = loaded(CLAP, checkpoints[CLAP]).family
@@ -113,6 +117,7 @@ def test_an_audio_text_model_scores_by_mtebs_similarity(checkpoints):
     assert torch.allclose(family.logits(audio, classifier), cosine, atol=1e-6)  # CLAP's ModelMeta: cosine
 
 
+@needs_torchaudio
 @pytest.mark.slow
 def test_a_model_that_batching_changes_is_run_clip_by_clip_and_says_so(checkpoints, tmp_path, monkeypatch, capsys):
     """A group-norm HuBERT normalises over the padding; mteb encodes it clip by clip, and with that turned off,
@@ -131,6 +136,7 @@ def test_a_model_that_batching_changes_is_run_clip_by_clip_and_says_so(checkpoin
     assert np.abs(ours - mteb_embeddings(family, paths, batch_size=4)).max() > 1e-4  # what batching would give
 
 
+@needs_torchaudio
 def test_the_cache_key_holds_mtebs_model_revision_and_version(checkpoints):
     family = loaded(AST, checkpoints[AST]).family
     settings = family.cache_identity()["settings"]
@@ -152,6 +158,7 @@ def test_a_wrong_model_name_is_one_line(name, expected, monkeypatch, capsys):
     assert expected in stderr
 
 
+@needs_torchaudio
 @pytest.mark.slow
 def test_a_probe_runs_end_to_end_and_zero_shot_is_refused(checkpoints, tmp_path, monkeypatch, capsys):
     common = ["dataset=synthetic", "dataset.clips_per_class=4", "model=mteb", f"model.name={HUBERT}",
@@ -167,6 +174,7 @@ def test_a_probe_runs_end_to_end_and_zero_shot_is_refused(checkpoints, tmp_path,
     assert metrics["identity"]["family_settings"]["clip_by_clip"] is False
 
 
+@needs_torchaudio
 @pytest.mark.slow
 def test_an_audio_text_model_runs_zero_shot_end_to_end(checkpoints, tmp_path, monkeypatch, capsys):
     common = ["dataset=synthetic", "dataset.clips_per_class=4", "model=mteb", f"model.name={CLAP}",
@@ -185,5 +193,6 @@ def test_an_audio_text_model_runs_zero_shot_end_to_end(checkpoints, tmp_path, mo
 def test_without_torchaudio_loading_is_one_line(checkpoints, monkeypatch):
     monkeypatch.setattr("mteb.models.model_meta.ModelMeta._missing_dependencies",
                         lambda self, groups: ['torchaudio; extra == "audio"'])
-    with pytest.raises(UserError, match=r"^model=mteb model.name=.*missing required dependencies: torchaudio"):
+    with pytest.raises(UserError, match=rf"^model=mteb model.name={AST}: Model {AST} is missing required "
+                                        r"dependencies: torchaudio.*pip install mteb\[audio\]"):
         loaded(AST, checkpoints[AST])

@@ -69,8 +69,9 @@ def load_wrapper(meta, name_or_path: str, device: torch.device, loader_options: 
     located = meta if name_or_path == meta.name else meta.model_copy(update={"name": name_or_path})
     try:
         wrapper = located.load_model(device=str(device), **loader_options)
-    except ImportError as error:  # mteb's own line naming the extra a model needs (e.g. torchaudio: mteb[audio])
-        raise UserError(f"{FEATURE} model.name={meta.name}: {str(error).splitlines()[0]}") from error
+    except ImportError as error:  # mteb's own lines naming what a model needs and the extra (torchaudio: mteb[audio])
+        said = " ".join(line.strip() for line in str(error).splitlines()[:2]).replace(name_or_path, meta.name)
+        raise UserError(f"{FEATURE} model.name={meta.name}: {said}") from error
     wrapper.mteb_model_meta = wrapper.mteb_model_meta.model_copy(update={"name": meta.name})  # not the folder's
     return wrapper
 
