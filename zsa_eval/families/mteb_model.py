@@ -7,11 +7,13 @@ itself (`mteb.get_model_meta(name)`, its loader, its pinned revision) and its au
   mteb's own `similarity` (the ModelMeta's similarity_fn_name: cosine or dot), as mteb scores zero-shot.
 - `model.name_or_path` (default: model.name, mteb's Hub checkpoint) may name a local folder holding the same files:
   mteb's wrapper for `model.name` loads it (`model_name` goes to from_pretrained, which ignores the revision there).
+  `model.revision` replaces mteb's pinned one; `model.options` are keyword arguments of mteb's loader.
 - Each clip reaches mteb's wrapper as a float32 array at the wrapper's own rate (`sampling_rate`): zsa-eval decodes
   and resamples (soxr), mteb's collator then leaves it as it is and applies its own length cap.
 - Batch invariance: when the model loads, its embeddings of five probe clips of unequal lengths
   (zsa_eval.families.invariance) are computed alone and in one batch; where they differ by more than 1e-5 of their
   scale, every clip is encoded alone (a warning, and `clip_by_clip: true` in metrics.json's family settings).
+- mteb's audio wrappers need torchaudio (mteb's `audio` extra); without it loading is one line saying so.
 """
 
 from __future__ import annotations
@@ -114,6 +116,7 @@ class MtebAudioFamily(AudioEncoderFamily):
 
     name = "mteb"
     version = "1"
+    score_description = "softmax of mteb's similarity of the model (its ModelMeta's: cosine or dot) of the embeddings"
 
     def __init__(self, wrapper, mteb: ModuleType, spec: ModelSpec):
         modules = wrapper_modules(wrapper)
