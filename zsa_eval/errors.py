@@ -5,6 +5,11 @@ class UserError(Exception):
     """A mistake in the command, config or inputs; the message names the problem and the fix."""
 
 
+class TaskUnavailable(UserError):
+    """A task this machine or zsa-eval cannot run: its data neither here nor reachable (the Hugging Face Hub is
+    not), or of a kind zsa-eval does not evaluate. A sweep (suite=maeb) skips its job with this line."""
+
+
 class BadAudio(Exception):
     """One item cannot be evaluated; it is skipped and recorded under `reason` (a short category)."""
 

@@ -44,7 +44,8 @@ RESULT_NEUTRAL_KEYS = ("output_dir", "results_dir", "resume", "overwrite", "prog
                        "batch_size", "num_workers", "cache", "cache_dir", "on_error", "max_skip_fraction", "gate",
                        "save_embeddings",
                        "reference", "report", "report_mistakes", "report_mistakes_per_class")
-SELECTION_KEYS = ("label_column", "label_names", "label_delimiter", "classes", "folds", "subset", "split_folder")
+SELECTION_KEYS = ("label_column", "label_names", "label_delimiter", "classes", "folds", "subset", "split_folder",
+                  "hf_subsets", "benchmark")  # the last two: dataset=mteb's subsets, and the benchmark defining them
 
 
 def resolve_num_workers(num_workers: int | str, device: torch.device) -> int:
@@ -70,10 +71,11 @@ RECOMMENDED_KEYS = ("prompts", "instruction")  # what a dataset or model config 
 
 def loader_config(node: DictConfig) -> DictConfig:
     """A dataset or model config as its loader takes it: without the prompts and instruction it recommends
-    (template=auto reads the prompts, every template the dataset's instruction) and the published figures
-    (zsa_eval.report.references reads those)."""
+    (template=auto reads the prompts, every template the dataset's instruction), the published figures
+    (zsa_eval.report.references reads those) and the mteb tasks of its clips (protocol=mteb reads those)."""
     return OmegaConf.masked_copy(node, [key for key in node
-                                        if key not in (*RECOMMENDED_KEYS, "references", "references_data")])
+                                        if key not in (*RECOMMENDED_KEYS, "references", "references_data",
+                                                       "mteb_tasks")])
 
 
 def run_identity(resolved: dict) -> dict:

@@ -199,7 +199,8 @@ def group_schema(group: str, values: dict) -> type:
     return DATASET_SCHEMAS[target]
 
 
-RETRIEVAL_LOADERS = ("zsa_eval.data.load_hub_dataset", "zsa_eval.data.load_audiofolder")
+RETRIEVAL_LOADERS = ("zsa_eval.data.load_hub_dataset", "zsa_eval.data.load_audiofolder",
+                     "zsa_eval.data.load_mteb_task")
 
 
 def check_dataset_task(dataset: dict) -> None:
@@ -366,12 +367,22 @@ def check_protocol(protocol: dict) -> None:
                         "protocol.classifier=text_prototype (or auto)")
 
 
+def resolver_error(error: BaseException) -> UserError | None:
+    """The one line a resolver raised (dataset=mteb's mteb_task_kind), which OmegaConf wraps, if any."""
+    while error is not None and not isinstance(error, UserError):
+        error = error.__cause__ or error.__context__
+    return error
+
+
 def checked(cfg: DictConfig) -> DictConfig:
     """The config resolved, typed and checked against the schema; a mistake raises one UserError naming the key,
     the value and what is allowed."""
     try:
         values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as error:
+        raised = resolver_error(error)
+        if raised is not None:
+            raise raised from None
         raise UserError(f"{error.full_key} has no value: set {error.full_key}=... on the command line "
                         "or in the config") from error
     values.pop("hydra", None)

@@ -33,6 +33,16 @@ def run_stamp(single_run_stamp: str) -> str:
 OmegaConf.register_new_resolver("run_stamp", run_stamp, replace=True)
 
 
+def mteb_task_kind(task_name: str | None) -> str:
+    """dataset=mteb's `task`, `${mteb_task_kind:${.task_name}}` in conf/: the zsa-eval task of that mteb task."""
+    from zsa_eval.data.mteb_tasks import task_kind
+
+    return task_kind(task_name)
+
+
+OmegaConf.register_new_resolver("mteb_task_kind", mteb_task_kind, replace=True, use_cache=True)
+
+
 def override_key(argument: str) -> str:
     """The key a command-line override sets (`+model=x`, `~gate`, `hydra.sweep.dir=d`)."""
     return argument.split("=", 1)[0].lstrip("+~")

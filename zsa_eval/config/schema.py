@@ -126,6 +126,7 @@ class DatasetConfig:
     prompts: Optional[List[str]] = key(required=False)  # the recommended prompts (template=auto takes them)
     references: Optional[List[Any]] = key(required=False)  # published figures, each checked as a ReferenceConfig
     references_data: Optional[str] = key(required=False)  # the data they were measured on: hub_id@revision (or path)
+    mteb_tasks: Optional[Dict[str, str]] = key(required=False)  # kind -> the mteb task of these clips (protocol=mteb)
 
 
 @dataclass
@@ -200,6 +201,18 @@ class RerankFolderConfig(LocalFolderConfig):
     query_column: str = key()       # its column of each query's file
     positives_column: str = key()   # its column of each query's positive files, joined by |
     candidates_column: str = key()  # its column of the files each query ranks, joined by | (empty: every document)
+
+
+@dataclass
+class MtebDatasetConfig(DatasetConfig):
+    """dataset=mteb: an mteb task's data, loaded by mteb (zsa_eval.data.mteb_tasks)."""
+
+    task_name: Optional[str] = key()  # the mteb task, e.g. CREMA_D
+    path: Optional[str] = key()  # a local copy of the task's Hub dataset, in place of the Hub's
+    mirror: Optional[str] = key()  # a folder of local copies named by Hub path (<mirror>/mteb/crema-d)
+    hf_subsets: Optional[List[str]] = key()  # some of the task's subsets (languages); null: all
+    benchmark: Optional[str] = key()  # the task as this mteb benchmark defines it (suite=maeb: MAEB(v1))
+    caption_column: Optional[str] = key(required=False)  # retrieval: the items' column of captions
 
 
 @dataclass
@@ -310,6 +323,7 @@ DATASET_SCHEMAS = {
     "zsa_eval.data.load_esc50_folder": LocalFolderConfig,
     "zsa_eval.data.load_audiofolder": AudioFolderConfig,
     "zsa_eval.data.load_synthetic": SyntheticDatasetConfig,
+    "zsa_eval.data.load_mteb_task": MtebDatasetConfig,
     "zsa_eval.data.load_pairs_folder": PairsFolderConfig,
     "zsa_eval.data.load_rerank_folder": RerankFolderConfig,
 }

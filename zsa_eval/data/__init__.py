@@ -6,7 +6,8 @@ What lives where:
 - `listing`: every file below a local folder, sorted into audio or ignored with a reason;
 - one module per loader, each a config `_target_` under this package's name: `hub` (`load_hub_dataset`),
   `folders` (`load_audiofolder`), `esc50` (`load_esc50_folder`), `synthetic` (`load_synthetic`, and the sound
-  writer behind it), `linked` (`load_pairs_folder`, `load_rerank_folder`: pairs and reranking queries).
+  writer behind it), `linked` (`load_pairs_folder`, `load_rerank_folder`: pairs and reranking queries),
+  `mteb_tasks` (`load_mteb_task`: an mteb task's data, loaded by mteb; `mteb_items` makes its item table).
 
 Every loader takes the item selection (label_column, fold_column, subset_column, folds, subset, classes) from its
 dataset config and hands it to `build_dataset` unchanged. Loaders import from `items` and `listing`, never from
@@ -32,6 +33,7 @@ from zsa_eval.data.items import (
     stratified_positions,
 )
 from zsa_eval.data.linked import load_pairs_folder, load_rerank_folder
+from zsa_eval.data.mteb_tasks import load_mteb_task
 from zsa_eval.data.synthetic import load_synthetic
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "load_audiofolder",
     "load_esc50_folder",
     "load_hub_dataset",
+    "load_mteb_task",
     "load_pairs_folder",
     "load_rerank_folder",
     "load_synthetic",

@@ -55,6 +55,7 @@ class AudioDataset:
     source: str = ""                 # the Hub id or the local folder
     revision: str | None = None      # the Hub dataset's resolved revision, when known
     task: str = CLASSIFICATION
+    mteb_task: str | None = None     # dataset=mteb: the mteb task of these data (protocol=mteb runs its evaluator)
 
     def __len__(self) -> int:
         return len(self.items)
