@@ -14,7 +14,7 @@ MAX_LINES = 410  # "about 400"
 # Lowest first. A module may import from its own layer and those below, never from one above.
 LAYERS = [
     ["zsa_eval.errors", "zsa_eval.text", "zsa_eval.stats", "zsa_eval.provenance", "zsa_eval.interrupts",
-     "zsa_eval.hub", "zsa_eval.staging", "zsa_eval.entry_points"],
+     "zsa_eval.hub", "zsa_eval.staging", "zsa_eval.entry_points", "zsa_eval.integrations"],  # (import_mteb)
     ["zsa_eval.audio", "zsa_eval.long_audio", "zsa_eval.cache", "zsa_eval.featurize", "zsa_eval.plots",
      "zsa_eval.answers", "zsa_eval.store", "zsa_eval.results"],  # the store and the types tasks return
     ["zsa_eval.config", "zsa_eval.data"],
@@ -26,6 +26,7 @@ LAYERS = [
     ["zsa_eval.report"],  # the views: they read run directories
     ["zsa_eval.distributed", "zsa_eval.processing", "zsa_eval.run"],
     ["zsa_eval", "zsa_eval.api", "zsa_eval.__main__"],  # the faces: the package, its Python API, its CLI
+    ["zsa_eval.integrations.mteb"],  # zsa-eval's models as another harness's models, through the Python API
 ]
 
 
