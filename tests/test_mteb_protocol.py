@@ -330,3 +330,12 @@ def test_a_task_the_dataset_cannot_give_is_one_line(folders, esc50_folder, tiny_
     lines = stderr.strip().splitlines()
     assert code == 2 and lines[-1].startswith(message), stderr
     assert all(line.startswith("zsa-eval: ") for line in lines), stderr  # no traceback
+
+
+@pytest.mark.slow
+def test_a_catalog_datasets_mteb_figures_pass_the_checks_before_the_data(hub_unreachable, tiny_model_dir, monkeypatch,
+                                                                         capsys):
+    """esc50's published MTEB figures name mteb scores (mteb_accuracy) a protocol=mteb run reports: the run goes on
+    to its data (here: no Hub)."""
+    code, _, stderr = run_cli(monkeypatch, capsys, "dataset=esc50", "model=tiny_random", "protocol=mteb")
+    assert code == 2 and "cannot load dataset 'ashraq/esc50' from the Hugging Face Hub" in stderr, stderr

@@ -168,6 +168,21 @@ class Kind:
     template: str
     build: Callable[[Any, pd.DataFrame, list[str]], dict]
     local: Callable[[pd.DataFrame, list[str]], dict] = lambda items, class_names: {}  # a built task's attributes
+    scores: Callable[[Any], list[str]] = lambda task: [task.metadata.main_score]  # the names of mteb's scalar scores
+
+
+def typed_scores(module: str, typed_dict: str) -> Callable[[Any], list[str]]:
+    """The score names of an mteb evaluator's result type (a TypedDict of mteb.abstasks)."""
+    def names(task: Any) -> list[str]:
+        from importlib import import_module
+        return list(getattr(import_module(f"mteb.abstasks.{module}"), typed_dict).__annotations__)
+    return names
+
+
+def retrieval_scores(task: Any) -> list[str]:
+    """The ranking scores mteb's retrieval evaluator gives at each of the task's k."""
+    return [f"{name}_at_{k}" for name in ("ndcg", "map", "recall", "precision", "mrr", "hit_rate")
+            for k in task.k_values]
 
 
 def local_classification(items: pd.DataFrame, class_names: list[str]) -> dict:
@@ -186,15 +201,16 @@ def local_zero_shot(items: pd.DataFrame, class_names: list[str]) -> dict:
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     Kind("zeroshot", ("classification",), (("AudioZeroshotClassification", None),), True, "ESC50_Zeroshot",
-         zero_shot_dataset, local_zero_shot),
+         zero_shot_dataset, local_zero_shot, typed_scores("zeroshot_classification", "ZeroShotClassificationMetrics")),
     Kind("classification", ("classification",), (("AudioClassification", None),), False, "ESC50",
-         classification_dataset, local_classification),
+         classification_dataset, local_classification, typed_scores("classification", "ClassificationMetrics")),
     Kind("multilabel", ("multilabel",), (("AudioMultilabelClassification", None),), False, "FSD50K",
-         multilabel_dataset, lambda items, class_names: {"eval_splits": [TEST]}),
+         multilabel_dataset, in_test_split,
+         typed_scores("multilabel_classification", "MultilabelClassificationMetrics")),
     Kind("retrieval_a2t", ("retrieval",), (("Any2AnyRetrieval", "a2t"),), True, "AudioCapsA2TRetrieval",
-         retrieval_dataset(audio_queries=True), lambda items, class_names: {"eval_splits": [TEST]}),
+         retrieval_dataset(audio_queries=True), in_test_split, retrieval_scores),
     Kind("retrieval_t2a", ("retrieval",), (("Any2AnyRetrieval", "t2a"),), True, "AudioCapsT2ARetrieval",
-         retrieval_dataset(audio_queries=False), lambda items, class_names: {"eval_splits": [TEST]}),
+         retrieval_dataset(audio_queries=False), in_test_split, retrieval_scores),
     Kind("clustering", ("clustering",), (("AudioClustering", None),), False, "CREMA_DClustering",
          clustering_dataset, in_test_split),
     Kind("pair_classification", ("pair_classification",), (("AudioPairClassification", None),), False,

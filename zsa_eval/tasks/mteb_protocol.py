@@ -121,6 +121,12 @@ def evaluator_settings(task: Any) -> dict:
     return {"class": abstract, **settings}
 
 
+def cutoff(score: str) -> int:
+    """The k of a score at k (`hit_rate_at_5`: 5), 0 for another score."""
+    _, at, k = score.rpartition("_at_")
+    return int(k) if at and k.isdigit() else 0
+
+
 def evaluated_by_mteb(mteb: Any, model: Any, task: Any, encode_kwargs: dict) -> Any:
     """mteb.evaluate of `task` with `model` (no result cache): its TaskResult. mteb failing on these clips (e.g. a
     cross-validation fold whose test clips hold two classes other than 0 and 1: its binary AP refuses them) is one
@@ -146,10 +152,21 @@ class MtebTask(ProbeTask):
 
     @property
     def metrics(self) -> tuple[MetricSpec, ...]:
-        return ()
+        """Before a run (once `check` chose the kind): every scalar score the chosen mteb evaluator gives, its main
+        score first (what a dataset's published mteb figures may name); none for a finished run's reader."""
+        if self.choice is None:
+            return ()
+        kind, name = self.choice
+        task = import_mteb(FEATURE).get_task(name or kind.template)
+        names = [task.metadata.main_score, *kind.scores(task)]
+        return tuple(MetricSpec(f"mteb_{score}", f"{score} (mteb)", interval=False) for score in dict.fromkeys(names))
 
     def shown_metrics(self, metrics: dict) -> tuple[MetricSpec, ...]:
-        return tuple(MetricSpec(f"mteb_{name}", f"{name} (mteb)", interval=False) for name in metrics["mteb_metrics"])
+        """Every scalar mteb score of the run; leaderboard.md shows its main score and those the evaluator's
+        result type names (retrieval: at k up to 10), the CSV and JSON all."""
+        headline = set(metrics.get("mteb_headline", metrics["mteb_metrics"]))
+        return tuple(MetricSpec(f"mteb_{name}", f"{name} (mteb)", interval=False, shown=name in headline)
+                     for name in metrics["mteb_metrics"])
 
     def declaration(self, metrics: dict) -> dict:
         return {"main_score": f"mteb_{metrics['mteb_main_score']}", "chance_metric": None,
@@ -227,6 +244,8 @@ class MtebTask(ProbeTask):
             "mteb_main_score": main,
             "mteb_scores": scores,
             "mteb_metrics": [main, *(name for name in named if name != main)],
+            "mteb_headline": [main, *(name for name in kind.scores(task) if name in named and name != main
+                                      and cutoff(name) <= 10)],
             **{f"mteb_{name}": value for name, value in named.items()},
             f"mteb_{main}": finite(result.get_score()),
             "split": {"kind": "mteb", "description": f"mteb {task.metadata.name}'s own splits"},
