@@ -20,6 +20,7 @@ from zsa_eval.families import registry
 from zsa_eval.families.alm import AudioFlamingo3Family, Qwen2AudioFamily
 from zsa_eval.families.clap import ClapFamily
 from zsa_eval.families.msclap import MsClapFamily
+from zsa_eval.families.mteb_model import MtebAudioFamily
 from zsa_eval.families.pe_audio import PeAudioFamily
 
 import zsa_eval
@@ -55,9 +56,10 @@ def test_the_builtin_families_come_through_the_same_entry_points():
     assert {name: entry.value for name, entry in found.items() if entry.value.startswith("zsa_eval.")} == {
         "clap": "zsa_eval.families.clap:ClapFamily", "pe_audio": "zsa_eval.families.pe_audio:PeAudioFamily",
         "msclap": "zsa_eval.families.msclap:MsClapFamily", "qwen2_audio": "zsa_eval.families.alm:Qwen2AudioFamily",
-        "audioflamingo3": "zsa_eval.families.alm:AudioFlamingo3Family"}
-    assert registry.registered_families()[:5] == [AudioFlamingo3Family, ClapFamily, MsClapFamily, PeAudioFamily,
-                                                  Qwen2AudioFamily]
+        "audioflamingo3": "zsa_eval.families.alm:AudioFlamingo3Family",
+        "mteb": "zsa_eval.families.mteb_model:MtebAudioFamily"}
+    assert registry.registered_families()[:6] == [AudioFlamingo3Family, ClapFamily, MsClapFamily, MtebAudioFamily,
+                                                  PeAudioFamily, Qwen2AudioFamily]
     assert registry.family_class("clap") is ClapFamily
     assert registry.family_class("toy_family:ToyClapFamily") is ToyClapFamily
     assert registry.family_class("toy_family.ToyEncoderFamily") is ToyEncoderFamily
