@@ -5,6 +5,7 @@ result files. Metrics are built as metrics.json holds them (no model, no mteb ru
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -111,13 +112,22 @@ def test_an_mteb_figure_names_its_task_version_and_data_or_is_one_line(change, m
 
 
 def test_its_metric_is_mteb_s_score_name_not_the_datasets_tasks():
-    """A multi-label dataset's MTEB figure of mteb's subset accuracy: checked before a run of any protocol."""
+    """A multi-label dataset's MTEB figure of mteb's subset accuracy beside a zero-shot figure of mAP: a zero-shot run
+    checks the zero-shot figure's metric against its task's, a protocol=mteb run (whose mteb scores are named only
+    when mteb runs) checks neither."""
+    zero_shot = {"id": "zs", "checkpoint": "ckpt", "metric": "map", "value": 0.5, "protocol": "all clips",
+                 "prompts": ["{}"], "source": "a test", "weights": "original"}
     cfg = OmegaConf.create({
         "dataset": {"name": "d", "task": "multilabel", "hub_id": "mteb/fsd50k_mini", "revision": "a574eeb1",
-                    "references": [figure(mteb_task="FSD50K", data="mteb/fsd50k_mini@a574eeb1")]},
+                    "references": [figure(mteb_task="FSD50K", data="mteb/fsd50k_mini@a574eeb1"),
+                                   *checked_references({"name": "d", "references": [zero_shot]})]},
         "model": {"name_or_path": "ckpt"}, "protocol": {"name": "zeroshot", "folder": "auto"}, "reference": None,
         "gate": {"reference": False}})
     assert check_references(cfg, ["{}"], ["map", "lrap"], None)["evaluation"] == {"name": "zeroshot"}
+    with pytest.raises(UserError, match="reference zs: metric 'map' is not one this dataset's task reports"):
+        check_references(cfg, ["{}"], ["lrap"], None)
+    cfg.protocol = {"name": "mteb", "folder": "mteb", "mteb_task": None}
+    assert check_references(cfg, None, [], None)["evaluation"]["name"] == "mteb"
 
 
 def test_ms_clap_figures_are_found_by_the_weights_file_a_run_reads():
@@ -186,3 +196,33 @@ def test_a_dataset_mteb_run_takes_the_catalogs_figures_of_its_mteb_task():
 def test_a_dataset_mteb_runs_data_is_the_copy_its_mteb_task_pins():
     assert data_source({"task_name": "ESC50_Zeroshot", "path": None}) == \
         "mteb/esc50@31ea534771aaf92c116698355e5cdc2ffda4bb6d"
+
+
+@pytest.mark.slow
+def test_a_protocol_mteb_run_measures_its_tasks_figure_and_a_zero_shot_run_does_not(esc50_folder, tiny_model_dir,
+                                                                                  tmp_path, monkeypatch, capsys):
+    """End to end on the tiny model: the same dataset config holds an mteb figure (ESC50_Zeroshot, the installed
+    mteb, this folder's clips) and a zero-shot one; each run lists, and measures, only its own protocol's."""
+    import yaml
+
+    from conftest import run_cli
+    from zsa_eval.report.references import installed_mteb_version
+
+    own = {"checkpoint": str(tiny_model_dir), "value": 0.5, "protocol": "all clips", "source": "a test",
+           "weights": "original"}
+    (tmp_path / "conf" / "dataset").mkdir(parents=True)
+    (tmp_path / "conf" / "dataset" / "mine.yaml").write_text(yaml.safe_dump({
+        "defaults": ["esc50_folder", "_self_"], "name": "mine", "path": str(esc50_folder), "references": [
+            own | {"id": "mteb-figure", "metric": "mteb_accuracy", "mteb_task": "ESC50_Zeroshot",
+                   "mteb_version": installed_mteb_version(), "data": str(esc50_folder)},
+            own | {"id": "zero-shot-figure", "metric": "accuracy", "prompts": ["This is a sound of {}."]}]}))
+    runs = {"mteb": ("protocol=mteb", "protocol.mteb_task=ESC50_Zeroshot"), "zeroshot": ("template=auto",)}
+    for name, overrides in runs.items():
+        code, stdout, stderr = run_cli(monkeypatch, capsys, "--config-dir", str(tmp_path / "conf"), "dataset=mine",
+                                       "model=tiny_random", f"output_dir={tmp_path / name}", *overrides)
+        assert code == 0, stderr
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        [row] = metrics["references"]
+        assert (row["id"], row["same_protocol"]) == ({"mteb": "mteb-figure", "zeroshot": "zero-shot-figure"}[name],
+                                                     True)
+        assert row["measured"] == metrics[row["metric"]] and stdout.splitlines()[1].startswith(f"reference {row['id']}")

@@ -483,8 +483,8 @@ def test_suite_reproduce_lists_what_it_skips_then_runs_each_reference_job(monkey
     skipped = [entry for entry in catalog_references([CONF]) if entry.skip_reason]
     lines = stderr.splitlines()
     assert lines[0] == f"zsa-eval: suite: {len(skipped) + 2} published figures are not run:"
-    assert any(line.startswith("  esc50-mteb-unfused (laion/clap-htsat-unfused, accuracy 0.8170): zsa-eval cannot "
-                               "reproduce its protocol: MTEB's CLAP wrapper (mteb 1.38.33) zero-padded")
+    assert any(line.startswith("  esc50-mteb-unfused (laion/clap-htsat-unfused, mteb_accuracy 0.8170): zsa-eval "
+                               "cannot reproduce its protocol: MTEB's CLAP wrapper (mteb 1.38.33) zero-padded")
                for line in lines)
     assert f"  tiny-fold-one ({tiny_model_dir}, accuracy 0.5000): no reference/tiny-fold-one.yaml in the config " \
            "directories to run it" in lines

@@ -277,6 +277,13 @@ def mteb_task_figures(task_name: str) -> list[dict]:
     return figures
 
 
+def figures_of_metrics(references: Sequence[Mapping], protocol: Mapping) -> list[Mapping]:
+    """The figures whose metric a run's task declares: those of the run's protocol, but an mteb figure (its metric is
+    a score an mteb evaluator names when it runs; protocol=mteb declares none before)."""
+    return [reference for reference in references
+            if of_protocol(reference, evaluation_of(protocol)["name"]) and not reference.get("mteb_task")]
+
+
 def run_checkpoint(model: Mapping) -> str:
     """The checkpoint a run's published figures are found by: model.name_or_path, with the weights file it reads when
     it holds several (microsoft/msclap/CLAP_weights_2023.pth: MS-CLAP's Hub repository holds 2022's and 2023's)."""
@@ -291,14 +298,15 @@ def evaluation_of_run(protocol: DictConfig) -> dict:
 
 def check_references(cfg: DictConfig, prompts: Sequence[str] | None, metric_names: Sequence[str],
                      limit: int | None) -> dict:
-    """Before a run: each reference names a metric its task reports; reference=<id> names one of the dataset's
+    """Before a run: each reference of its protocol names a metric its task reports; reference=<id> names one of the
+    dataset's
     figures, for this run's checkpoint, whose protocol the run follows; gate.reference=true has a figure of the run's
     protocol to bound. `limit`: the run's (None before the items are counted: a limit that selects them all is
     none). Returns the run's protocol."""
     references, name = references_of(cfg), cfg.dataset.name
     protocol = run_protocol(cfg.dataset, limit, prompts, evaluation_of_run(cfg.protocol))
-    for reference in references:
-        if reference["metric"] not in metric_names and not reference.get("mteb_task"):  # an mteb figure: mteb's name
+    for reference in figures_of_metrics(references, protocol):
+        if reference["metric"] not in metric_names:
             raise UserError(f"dataset={name} reference {reference['id']}: metric {reference['metric']!r} is not one "
                             f"this dataset's task reports ({', '.join(metric_names)})")
     checkpoint = run_checkpoint(cfg.model)
