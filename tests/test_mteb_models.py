@@ -115,6 +115,10 @@ def test_an_audio_text_model_scores_by_mtebs_similarity(checkpoints):
     texts = family.embed_texts(labels)
     cosine = torch.nn.functional.normalize(torch.stack(audio), dim=-1) @ torch.nn.functional.normalize(texts, dim=-1).T
     assert torch.allclose(family.logits(audio, classifier), cosine, atol=1e-6)  # CLAP's ModelMeta: cosine
+    from zsa_eval.integrations.mteb import ZsaEvalModel
+
+    back_in_mteb = ZsaEvalModel.from_config(family, ["cache=false"]).mteb_model_meta
+    assert back_in_mteb.similarity_fn_name.value == "cosine" and back_in_mteb.modalities == ["audio", "text"]
 
 
 @needs_torchaudio

@@ -124,7 +124,7 @@ class MtebAudioFamily(AudioEncoderFamily):
         dtype = parameter.dtype if parameter is not None else torch.float32
         if spec.dtype not in (torch.float32, dtype):
             raise UserError(f"{FEATURE} runs mteb's wrapper of {spec.name} in the precision it loads itself "
-                            f"({dtype}): drop precision=")
+                            f"({dtype}): leave precision=fp32 (the default)")
         fingerprint = spec.fingerprint or (weights_fingerprint(modules) if len(modules) else None)
         super().__init__(spec.device, dtype, None, fingerprint)
         self.wrapper, self.meta = wrapper, wrapper.mteb_model_meta

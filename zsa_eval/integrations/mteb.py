@@ -26,6 +26,7 @@ from zsa_eval.config import checked
 from zsa_eval.engine import caption_embeddings, embed_clips
 from zsa_eval.errors import UserError
 from zsa_eval.families import AudioEncoderFamily, ContrastiveFamily, ModelFamily
+from zsa_eval.families.mteb_model import MtebAudioFamily
 from zsa_eval.integrations import import_mteb
 from zsa_eval.long_audio import LongAudio, long_audio_policy
 from zsa_eval.models import LoadedModel, resolve_device
@@ -43,7 +44,9 @@ __all__ = ["ZsaEvalModel", "model_meta"]
 def similarity_of(family: ModelFamily) -> str:
     """How the family's scores rank audio against text: cosine for CLIP-kind families and audio encoders (whose
     logits are cosine similarities), else the dot product (PE-Audio's logits: a positive scale times it, plus a
-    bias)."""
+    bias); an mteb model (model=mteb), its own ModelMeta's."""
+    if isinstance(family, MtebAudioFamily):
+        return family.similarity_name or "cosine"
     return "cosine" if isinstance(family, ContrastiveFamily) or family.kind == "audio_encoder" else "dot"
 
 
