@@ -339,3 +339,26 @@ def test_a_catalog_datasets_mteb_figures_pass_the_checks_before_the_data(hub_unr
     to its data (here: no Hub)."""
     code, _, stderr = run_cli(monkeypatch, capsys, "dataset=esc50", "model=tiny_random", "protocol=mteb")
     assert code == 2 and "cannot load dataset 'ashraq/esc50' from the Hugging Face Hub" in stderr, stderr
+
+
+@pytest.mark.slow
+def test_compare_and_leaderboard_tell_mtebs_probe_from_the_official_fold_probe(tiny_model_dir, tmp_path, monkeypatch,
+                                                                                capsys):
+    from zsa_eval.report.board import collect_runs, leaderboard
+    from zsa_eval.report.compare import compare_runs
+    common = ["dataset=synthetic", "dataset.clips_per_class=4", "model=tiny_random", f"results_dir={tmp_path}"]
+    for protocol, folder in (("protocol=linear_probe", "probe"), ("protocol=mteb", "mteb")):
+        code, _, stderr = run_cli(monkeypatch, capsys, *common, protocol, f"output_dir={tmp_path / folder}")
+        assert code == 0, stderr
+    probe, mteb_run = (json.loads((tmp_path / folder / "metrics.json").read_text()) for folder in ("probe", "mteb"))
+    comparison = compare_runs(tmp_path / "probe", tmp_path / "mteb")
+    accuracy = comparison.metric_deltas.set_index("metric").loc["accuracy / mteb accuracy"]
+    assert (accuracy["a"], accuracy["b"]) == (probe["accuracy"], mteb_run["mteb_accuracy"])
+    why = " ".join(comparison.summary()["why"])
+    for reason in ("5 shuffled KFold splits (seed 42) over every clip", "2 official folds", "draws 8 per label",
+                   "LogisticRegression(max_iter=100, C=1.0) on the raw embeddings", "standardizes them first"):
+        assert reason in why
+    board = leaderboard(collect_runs(tmp_path)).set_index("protocol")
+    assert board.loc["mteb synthetic:classification", "main_score"] == "mteb_accuracy"
+    assert board.loc["mteb synthetic:classification", "mteb_accuracy"] == mteb_run["mteb_accuracy"]
+    assert board.loc["linear_probe", "accuracy"] == probe["accuracy"]

@@ -15,7 +15,7 @@ from zsa_eval.errors import UserError
 from zsa_eval.provenance import short_hash
 from zsa_eval.store import atomic_write, write_csv, write_json
 from zsa_eval.report.html import Clip, ClipFiles, figure_title, png_data_uri, remove_page, render, table
-from zsa_eval.tasks.registry import task_named
+from zsa_eval.tasks.registry import MTEB, ZEROSHOT, task_named
 from zsa_eval.results import Comparison
 
 
@@ -41,7 +41,8 @@ def compare_runs(run_a: Path, run_b: Path, resamples: int = 1000, seed: int = 0)
     task_a, task_b = (metrics.get("task", "classification") for metrics in (metrics_a, metrics_b))
     if task_a != task_b:
         raise UserError(f"{run_a} is a {task_a} run and {run_b} a {task_b} run: compare runs of one task")
-    return task_named(task_a).compare(run_a, metrics_a, run_b, metrics_b, resamples, seed)
+    mteb = MTEB in (metrics_a.get("protocol"), metrics_b.get("protocol"))  # compared by figures: mteb's own
+    return task_named(task_a, MTEB if mteb else ZEROSHOT).compare(run_a, metrics_a, run_b, metrics_b, resamples, seed)
 
 
 def run_name(run_dir: Path) -> tuple[str, str]:

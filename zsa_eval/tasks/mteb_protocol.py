@@ -33,6 +33,7 @@ from zsa_eval.models import LoadedModel
 from zsa_eval.results import MetricSpec, TaskResults
 from zsa_eval.store.embeddings import EMBEDDINGS_DIR
 from zsa_eval.tasks import Evaluated, RunContext, Task, check_text_tower, clip_features, skipped_note, timing_note
+from zsa_eval.tasks.mteb_compare import compare_protocols
 from zsa_eval.tasks.mteb_kinds import KINDS, NATURAL_KIND, Kind, built_task, kind_of, lookup_model
 from zsa_eval.tasks.probing import ProbeTask
 from zsa_eval.text import counted
@@ -267,6 +268,10 @@ class MtebTask(ProbeTask):
             return TaskResults({}, tables)
         return TaskResults({}, tables | {f"{EMBEDDINGS_DIR}/audio_items": evaluated.items[["item_id", "path"]]},
                            arrays={f"{EMBEDDINGS_DIR}/audio.npy": features})
+
+    def compare(self, run_a, metrics_a: dict, run_b, metrics_b: dict, resamples: int, seed: int):
+        """By their figures, each mteb score beside the zsa-eval metric measuring the same, and why they differ."""
+        return compare_protocols(run_a, metrics_a, run_b, metrics_b, resamples, seed)
 
     def mistakes(self, context: RunContext, evaluated: Evaluated, results: TaskResults) -> None:
         """mteb keeps its predictions to itself: nothing to play."""
