@@ -35,7 +35,7 @@ from zsa_eval.store.embeddings import EMBEDDINGS_DIR
 from zsa_eval.tasks import Evaluated, RunContext, Task, check_text_tower, clip_features, skipped_note, timing_note
 from zsa_eval.tasks.mteb_compare import compare_protocols
 from zsa_eval.tasks.mteb_kinds import KINDS, NATURAL_KIND, Kind, built_task, kind_of, lookup_model
-from zsa_eval.tasks.probing import ProbeTask
+from zsa_eval.tasks.probing import ProbeTask, protocol_settings
 from zsa_eval.text import counted
 
 FEATURE = "protocol=mteb"
@@ -142,6 +142,29 @@ def evaluated_by_mteb(mteb: Any, model: Any, task: Any, encode_kwargs: dict) -> 
                         "debug=true shows where)") from error
 
 
+def recorded(mteb: Any, task: Any, kind: Kind, result: Any) -> dict:
+    """metrics.json's account of mteb's result: the task, its evaluator, its main score's name and value, its
+    scores whole (`mteb_scores`) and each scalar one at `mteb_<name>` (`mteb_metrics`: their names, main first;
+    `mteb_headline`: those leaderboard.md shows)."""
+    scores = finite(result.scores)
+    entries = [entry for split in scores.values() for entry in split]
+    named = scalar_scores(entries[0]) if len(entries) == 1 else {}
+    main = task.metadata.main_score
+    return {
+        "mteb_task": task.metadata.name,
+        "mteb_kind": kind.name,
+        "mteb_version": mteb.__version__,
+        "mteb_evaluator": evaluator_settings(task),
+        "mteb_main_score": main,
+        "mteb_scores": scores,
+        "mteb_metrics": [main, *(name for name in named if name != main)],
+        "mteb_headline": [main, *(name for name in kind.scores(task)
+                                  if name in named and name != main and cutoff(name) <= 10)],
+        **{f"mteb_{name}": value for name, value in named.items()},
+        f"mteb_{main}": finite(result.get_score()),
+    }
+
+
 class MtebTask(ProbeTask):
     """mteb's evaluation of a dataset's kind on the kept audio embeddings; its metrics.json keeps the dataset's
     task name (`measured_as`), and declares mteb's scores (their names and main score come from the run)."""
@@ -229,26 +252,10 @@ class MtebTask(ProbeTask):
             warnings.simplefilter("always")
             result = evaluated_by_mteb(mteb, model, task, {"batch_size": cfg.batch_size,
                                                            "show_progress_bar": context.progress})
-        scores = finite(result.scores)
-        entries = [entry for split in scores.values() for entry in split]
-        named = scalar_scores(entries[0]) if len(entries) == 1 else {}
-        main = task.metadata.main_score
-        metrics = {
+        metrics = recorded(mteb, task, kind, result) | {
             "protocol": "mteb",
-            "protocol_settings": {"mteb_task": cfg.protocol.mteb_task, "kind": cfg.protocol.kind,
-                                  "similarity": cfg.protocol.similarity},
-            "mteb_task": task.metadata.name,
+            "protocol_settings": protocol_settings(cfg.protocol),
             "mteb_task_built": self.choice[1] is None,
-            "mteb_kind": kind.name,
-            "mteb_version": mteb.__version__,
-            "mteb_evaluator": evaluator_settings(task),
-            "mteb_main_score": main,
-            "mteb_scores": scores,
-            "mteb_metrics": [main, *(name for name in named if name != main)],
-            "mteb_headline": [main, *(name for name in kind.scores(task) if name in named and name != main
-                                      and cutoff(name) <= 10)],
-            **{f"mteb_{name}": value for name, value in named.items()},
-            f"mteb_{main}": finite(result.get_score()),
             "split": {"kind": "mteb", "description": f"mteb {task.metadata.name}'s own splits"},
             "n_tested": len(evaluated.items),
             "n_classes": len(context.dataset.class_names),
