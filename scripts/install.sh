@@ -7,7 +7,8 @@
 #   torch       - pinned first, so pip does not pick an unrelated build; torchcodec 0.13 pairs with torch 2.13;
 #                 CPU wheels from PyTorch's CPU index where there is no GPU to use (scripts/choose_torch.py)
 #   zsa-eval    - this package, editable (for development: edits take effect without reinstalling), with its
-#                 test extras and mteb (the optional extra the MTEB tests need); `pip install .` or the wheel (see README) installs it as a plain package
+#                 test extras and mteb (the optional extra the MTEB tests need), and torchaudio's Python parts
+#                 (mteb's audio models import it); `pip install .` or the wheel (see README) installs it as a plain package
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,4 +27,13 @@ fi
 torch_index="$(python scripts/choose_torch.py)"
 python -m pip install -q $torch_index "torch==2.13.0"
 python -m pip install -q -e ".[test,mteb]"
+# torchaudio, which mteb's audio models need (model=mteb): PyPI's newest wheel is built for another torch (a CUDA
+# one), whose compiled extensions do not load beside torch 2.13; without them torchaudio takes its documented
+# pure-Python path (Resample, kaldi.fbank: plain torch), all that mteb's wrappers use
+python -m pip install -q --no-deps "torchaudio==2.11.1"
+python - <<'PY'
+import pathlib, sysconfig
+for library in (pathlib.Path(sysconfig.get_paths()["purelib"]) / "torchaudio" / "lib").glob("*.so"):
+    library.unlink()
+PY
 python -c "import torchcodec.decoders, zsa_eval; print('zsa-eval installed:', zsa_eval.__version__)"
