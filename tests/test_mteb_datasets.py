@@ -128,22 +128,24 @@ def test_zero_shot_class_names_are_mteb_s_candidate_texts_in_label_order(tmp_pat
     assert compose_config("dataset=mteb", "dataset.task_name=RavdessZeroshot").dataset.prompts == ["{}"]
 
 
-def fsd_copy(folder: Path) -> tuple[Path, dict]:
-    """FSD2019Kaggle's two subsets (curated, noisy), each with a train and a test split."""
+FSD_SOUNDS = {"train": [["Bark"], ["Bark", "Meow"], ["Meow"]], "test": [["Meow", "Bark"], ["Bark"]]}
+
+
+def fsd_copy(folder: Path, sounds: dict[str, list[list[str]]] = FSD_SOUNDS) -> Path:
+    """FSD2019Kaggle's two subsets (curated, noisy), each with these train and test label sets (distinct clips)."""
     from datasets import Audio, Sequence, Value
 
-    sounds = {"train": [["Bark"], ["Bark", "Meow"], ["Meow"]], "test": [["Meow", "Bark"], ["Bark"]]}
-    configs = {subset: {split: {"audio": clips(len(rows), 10 * n), "sound": rows}
-                        for n, (split, rows) in enumerate(sounds.items())} for subset in ("curated", "noisy")}
+    configs = {subset: {split: {"audio": clips(len(rows), 1000 * n + 100 * k), "sound": rows}
+                        for k, (split, rows) in enumerate(sounds.items())}
+               for n, subset in enumerate(("curated", "noisy"))}
     features = {subset: {"audio": Audio(), "sound": Sequence(Value("string"))} for subset in configs}
-    return hub_copy(folder, configs, features), sounds
+    return hub_copy(folder, configs, features)
 
 
 def test_multilabel_items_carry_label_sets_of_both_splits_of_every_subset(tmp_path):
-    folder, sounds = fsd_copy(tmp_path / "fsd")
-    dataset = loaded("FSD2019Kaggle", folder)
+    dataset = loaded("FSD2019Kaggle", fsd_copy(tmp_path / "fsd"))
     assert dataset.task == "multilabel" and dataset.class_names == ["Bark", "Meow"]
-    assert [list(labels) for labels in dataset.items["labels"]] == (sounds["train"] + sounds["test"]) * 2
+    assert [list(labels) for labels in dataset.items["labels"]] == (FSD_SOUNDS["train"] + FSD_SOUNDS["test"]) * 2
     assert dataset.items["fold"].tolist() == (["train"] * 3 + ["test"] * 2) * 2
     assert dataset.items["item_id"].tolist()[:4] == ["curated/train/0", "curated/train/1", "curated/train/2",
                                                       "curated/test/0"]
@@ -152,7 +154,7 @@ def test_multilabel_items_carry_label_sets_of_both_splits_of_every_subset(tmp_pa
 
 @pytest.mark.slow  # mteb.get_benchmark: 5 s
 def test_a_benchmark_s_task_keeps_the_subsets_the_benchmark_chose(tmp_path):
-    folder, _ = fsd_copy(tmp_path / "fsd")
+    folder = fsd_copy(tmp_path / "fsd")
     dataset = loaded("FSD2019Kaggle", folder, benchmark="MAEB(v1)")
     assert set(dataset.items["hf_subset"]) == {"curated"} and len(dataset) == 5
     assert dataset.items["item_id"].tolist()[0] == "train/0"  # one subset: ids without it
@@ -186,13 +188,20 @@ def test_retrieval_items_are_clips_with_the_texts_mteb_s_qrels_relate_to_them(tm
     assert clip_bytes(dataset, 2) == wav(2)["bytes"]
 
 
-def test_clustering_items_are_labelled_clips_of_the_eval_split(tmp_path):
+def vehicles_copy(folder: Path, labels: list[str]) -> Path:
+    """VehicleSoundClustering's repository: a test split of clips and their text labels."""
     from datasets import Audio, Value
 
+    return hub_copy(folder, {"default": {"test": {"audio": clips(len(labels)), "label": labels}}},
+                    {"default": {"audio": Audio(), "label": Value("string")}})
+
+
+VEHICLES_HUB_PATH = "mteb/Vehicle_sounds_classification_dataset"
+
+
+def test_clustering_items_are_labelled_clips_of_the_eval_split(tmp_path):
     labels = ["bus", "car", "bus", "truck"]
-    folder = hub_copy(tmp_path / "vehicles", {"default": {"test": {"audio": clips(4), "label": labels}}},
-                      {"default": {"audio": Audio(), "label": Value("string")}})
-    dataset = loaded("VehicleSoundClustering", folder)
+    dataset = loaded("VehicleSoundClustering", vehicles_copy(tmp_path / "vehicles", labels))
     assert dataset.task == "clustering" and dataset.class_names == ["bus", "car", "truck"]
     assert dataset.items["label"].tolist() == labels
 
@@ -264,32 +273,18 @@ def test_without_the_hub_or_a_copy_the_load_is_one_line_naming_the_repository(hu
 
 
 def test_a_mirror_holding_the_task_s_hub_path_is_read_and_a_missing_path_is_one_line(tmp_path):
-    from datasets import Audio, Value
-
-    hub_copy(tmp_path / "mirror" / "mteb" / "Vehicle_sounds_classification_dataset",
-             {"default": {"test": {"audio": clips(2), "label": ["bus", "car"]}}},
-             {"default": {"audio": Audio(), "label": Value("string")}})
+    vehicles_copy(tmp_path / "mirror" / VEHICLES_HUB_PATH, ["bus", "car"])
     dataset = load_mteb_task(name="v", task_name="VehicleSoundClustering", mirror=str(tmp_path / "mirror"))
-    assert dataset.source.endswith("mteb/Vehicle_sounds_classification_dataset") and len(dataset) == 2
+    assert dataset.source == str((tmp_path / "mirror" / VEHICLES_HUB_PATH).resolve()) and len(dataset) == 2
     with pytest.raises(UserError, match="is not a directory"):
         loaded("VehicleSoundClustering", tmp_path / "nowhere")
-
-
-def vehicle_mirror(mirror: Path) -> Path:
-    """A mirror holding one MAEB task's copy (VehicleSoundClustering's), in its Hub path."""
-    from datasets import Audio, Value
-
-    labels = ["bus", "car", "truck"] * 2
-    hub_copy(mirror / "mteb" / "Vehicle_sounds_classification_dataset",
-             {"default": {"test": {"audio": clips(len(labels)), "label": labels}}},
-             {"default": {"audio": Audio(), "label": Value("string")}})
-    return mirror
 
 
 @pytest.mark.slow  # a sweep with one run of the tiny model
 def test_suite_maeb_runs_the_tasks_whose_data_are_here_and_skips_the_others_in_one_line_each(
         monkeypatch, capsys, tmp_path, hub_unreachable):
-    mirror = vehicle_mirror(tmp_path / "mirror")
+    mirror = tmp_path / "mirror"
+    vehicles_copy(mirror / VEHICLES_HUB_PATH, ["bus", "car", "truck"] * 2)  # one MAEB task's copy
     code, stdout, stderr = run_cli(
         monkeypatch, capsys, "-m", "suite=maeb", "model=tiny_random", "protocol=zeroshot", f"dataset.mirror={mirror}",
         "dataset.task_name=VehicleSoundClustering,CREMA_D,JamAltArtistA2ARetrieval",
@@ -304,7 +299,7 @@ def test_suite_maeb_runs_the_tasks_whose_data_are_here_and_skips_the_others_in_o
     metrics = json.loads(next((tmp_path / "results" / "VehicleSoundClustering").rglob("metrics.json")).read_text())
     identity = metrics["identity"]
     assert metrics["dataset"] == identity["dataset"] == "VehicleSoundClustering"
-    assert identity["dataset_source"] == str(mirror.resolve() / "mteb" / "Vehicle_sounds_classification_dataset")
+    assert identity["dataset_source"] == str((mirror / VEHICLES_HUB_PATH).resolve())
     assert identity["selection"]["benchmark"] == "MAEB(v1)"
 
 
@@ -413,14 +408,6 @@ def pairs_copy(folder: Path) -> Path:
                     {"default": {"audio1": Audio(), "audio2": Audio(), "label": Value("int64")}})
 
 
-def vehicles_copy(folder: Path) -> Path:
-    from datasets import Audio, Value
-
-    labels = ["bus", "car", "truck"] * 10
-    return hub_copy(folder, {"default": {"test": {"audio": clips(len(labels)), "label": labels}}},
-                    {"default": {"audio": Audio(), "label": Value("string")}})
-
-
 def ages_copy(folder: Path) -> Path:
     """CommonLanguageAgeDetection: a train and a test split of age labels (text)."""
     from datasets import Audio, Value
@@ -431,27 +418,19 @@ def ages_copy(folder: Path) -> Path:
                     {"default": {"audio": Audio(), "age": Value("string")}})
 
 
-def fsd_large_copy(folder: Path) -> Path:
-    """FSD2019Kaggle's two subsets, each with a train and a test split of label sets."""
-    from datasets import Audio, Sequence, Value
-
-    sets = [["Bark"], ["Bark", "Meow"], ["Meow"], ["Purr"], ["Purr", "Bark"]]
-    sizes = {"train": 30, "test": 15}
-    configs = {subset: {split: {"audio": clips(size, 1000 * n + 100 * k), "sound": (sets * size)[:size]}
-                        for k, (split, size) in enumerate(sizes.items())} for n, subset in enumerate(("curated", "noisy"))}
-    return hub_copy(folder, configs, {subset: {"audio": Audio(), "sound": Sequence(Value("string"))}
-                                      for subset in configs})
-
-
 PENDING = {  # protocol=mteb (zsa_eval/tasks/mteb_kinds.py) does not yet build these as mteb does
     "FSD2019Kaggle": "one 'default' subset of every item, where mteb evaluates curated and noisy apart",
     "ClothoT2ARetrieval": "texts from `captions` (blank ones dropped), where mteb keeps a blank text per clip",
     "ClothoA2TRetrieval": "texts from `captions` (blank ones dropped), where mteb keeps a blank text per clip",
 }
-COPIES = {"FSD2019Kaggle": fsd_large_copy, "CREMA_D": crema_d_copy, "CommonLanguageAgeDetection": ages_copy, "VehicleSoundClustering": vehicles_copy,
-          "GTZANAudioReranking": lambda folder: rerank_copy(folder, queries=4, documents=8), "RavdessZeroshot": ravdess_copy, "CREMADPairClassification": pairs_copy,
-          "ClothoT2ARetrieval": lambda folder: clotho_copy(folder)[0],
-          "ClothoA2TRetrieval": lambda folder: clotho_copy(folder)[0]}
+LABEL_SETS = [["Bark"], ["Bark", "Meow"], ["Meow"], ["Purr"], ["Purr", "Bark"]]
+COPIES = {  # a local copy per task, large enough for mteb's evaluator (8 clips per label to train on, folds)
+    "CREMA_D": crema_d_copy, "CommonLanguageAgeDetection": ages_copy, "RavdessZeroshot": ravdess_copy,
+    "FSD2019Kaggle": lambda folder: fsd_copy(folder, {"train": LABEL_SETS * 6, "test": LABEL_SETS * 3}),
+    "VehicleSoundClustering": lambda folder: vehicles_copy(folder, ["bus", "car", "truck"] * 10),
+    "CREMADPairClassification": pairs_copy, "GTZANAudioReranking": lambda folder: rerank_copy(folder, 4, 8),
+    **{name: lambda folder: clotho_copy(folder)[0] for name in ("ClothoT2ARetrieval", "ClothoA2TRetrieval")},
+}
 
 
 @pytest.mark.slow  # a run of the tiny model, then mteb.evaluate, per task
