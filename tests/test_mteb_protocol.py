@@ -33,7 +33,8 @@ def test_zero_shot_classes_are_found_among_mtebs_candidate_texts():
     esc50 = ["This is a sound of dog", "This is a sound of sea_waves", "This is a sound of hand_saw"]
     assert candidate_of_class(esc50, ["hand_saw", "dog", "sea_waves"], "ESC50_Zeroshot") == \
         {"hand_saw": 2, "dog": 0, "sea_waves": 1}
-    assert candidate_of_class(["Yes", "No", "Up"], ["up", "yes", "no"], "SpeechCommands") == {"up": 2, "yes": 0, "no": 1}
+    assert candidate_of_class(["Yes", "No", "Up"], ["up", "yes", "no"], "SpeechCommands") == \
+        {"up": 2, "yes": 0, "no": 1}
     urban = ["This is a sound of air conditioner", "This is a sound of car horn"]
     assert candidate_of_class(urban, ["car_horn", "air_conditioner"], "UrbanSound8k") == \
         {"car_horn": 1, "air_conditioner": 0}
@@ -86,7 +87,8 @@ def folders(tmp_path_factory) -> dict[str, Path]:
     paired = [{"file_name": f"{name}{take}.wav", "audio": clip(name, take), "label": name,
                "fold": "train" if take < 4 else "test"} for name in SOUNDS for take in range(6)]
     sets = [("low",), ("high",), ("low", "hiss"), ("high", "hiss"), ("hiss",), ("low", "high")]
-    tagged = [{"file_name": f"mix{take}.wav", "labels": ",".join(sets[take % 6]), "fold": "train" if take < 8 else "test",
+    tagged = [{"file_name": f"mix{take}.wav", "labels": ",".join(sets[take % 6]),
+               "fold": "train" if take < 8 else "test",
                "audio": (sum(clip(name, take) for name in sets[take % 6]) / len(sets[take % 6])).astype(np.float32)}
               for take in range(12)]
     # unique captions: mteb breaks exact ties of retrieval scores by document id, and the test names its own
@@ -262,7 +264,8 @@ def test_train_test_classification_equals_mtebs_vocalsound_evaluator_named_or_bu
 def test_multilabel_equals_mtebs_fsd50k_evaluator(folders, tiny_model, tmp_path, monkeypatch, capsys):
     from datasets import Dataset, DatasetDict
     metadata = pd.read_csv(folders["tagged"] / "metadata.csv").set_index("file_name")
-    metrics = run_mteb(monkeypatch, capsys, tmp_path / "run", "dataset=audiofolder", f"dataset.path={folders['tagged']}",
+    metrics = run_mteb(monkeypatch, capsys, tmp_path / "run", "dataset=audiofolder",
+                       f"dataset.path={folders['tagged']}",
                        "dataset.task=multilabel", "dataset.label_column=labels", 'dataset.label_delimiter=","',
                        "dataset.fold_column=fold", "protocol.mteb_task=FSD50K")
     items = saved_items(tmp_path / "run")
@@ -271,7 +274,8 @@ def test_multilabel_equals_mtebs_fsd50k_evaluator(folders, tiny_model, tmp_path,
         "audio": [audio_cell(path) for path, file in zip(items["path"], files) if metadata.at[file, "fold"] == split],
         "labels": [[metrics["labels"].index(label) for label in metadata.at[file, "labels"].split(",")]
                    for file in files if metadata.at[file, "fold"] == split]}) for split in ("train", "test")})}
-    assert_same_scores(metrics["mteb_scores"], direct_mteb_scores("FSD50K", direct, tmp_path / "run", tiny_model.family))
+    assert_same_scores(metrics["mteb_scores"],
+                       direct_mteb_scores("FSD50K", direct, tmp_path / "run", tiny_model.family))
     assert metrics["mteb_main_score"] == "lrap"
 
 

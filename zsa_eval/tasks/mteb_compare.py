@@ -45,9 +45,10 @@ def probe_reasons(mteb: dict, other: dict) -> list[str]:
                        f"training clips: mteb draws {evaluator['samples_per_label']} per label; zsa-eval's few-shot "
                        f"{other.get('shots')} per class, {other.get('repeats')} times")
     settings = other.get("protocol_settings") or {}
+    chosen = (f"C chosen from {settings['c_grid']} by inner cross-validation" if settings.get("c_grid")
+              else f"C={settings.get('c')}")
     reasons.append(f"classifier: mteb {model.get('class')}(max_iter={model.get('max_iter')}, C={model.get('C')}) on "
-                   "the raw embeddings; zsa-eval standardizes them first (StandardScaler), C "
-                   f"{'chosen from ' + str(settings.get('c_grid')) + ' by inner cross-validation' if settings.get('c_grid') else settings.get('c')}, "
+                   f"the raw embeddings; zsa-eval standardizes them first (StandardScaler), {chosen}, "
                    f"max_iter={settings.get('max_iter')}")
     return reasons
 
@@ -55,7 +56,8 @@ def probe_reasons(mteb: dict, other: dict) -> list[str]:
 def zero_shot_reasons(mteb: dict, other: dict) -> list[str]:
     return [f"prompts: mteb's candidate texts (its ESC-50 form \"This is a sound of {{}}\": class names as stored, "
             f"underscores kept, no final period); zsa-eval's template {other.get('template')!r} with readable labels",
-            f"scores: {mteb.get('similarity')}; zsa-eval: {other.get('similarity') or other.get('score_kind_description')}"]
+            f"scores: {mteb.get('similarity')}; zsa-eval: "
+            f"{other.get('similarity') or other.get('score_kind_description')}"]
 
 
 def retrieval_reasons(mteb: dict, other: dict) -> list[str]:

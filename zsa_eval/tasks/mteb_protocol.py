@@ -269,11 +269,12 @@ class MtebTask(ProbeTask):
 
     def kept_files(self, context: RunContext, evaluated: Evaluated, features: np.ndarray) -> TaskResults:
         """excluded.csv and, with save_embeddings, the pooled audio embeddings mteb was given (embeddings/audio.npy
-        + audio_items.csv: item_id, path)."""
+        + audio_items.csv: item_id, path, and a classification item's label)."""
         tables = {"excluded": context.dataset.excluded}
         if not context.cfg.save_embeddings:
             return TaskResults({}, tables)
-        return TaskResults({}, tables | {f"{EMBEDDINGS_DIR}/audio_items": evaluated.items[["item_id", "path"]]},
+        columns = ["item_id", "path", *(["label"] if self.measured_as.name == "classification" else [])]
+        return TaskResults({}, tables | {f"{EMBEDDINGS_DIR}/audio_items": evaluated.items[columns]},
                            arrays={f"{EMBEDDINGS_DIR}/audio.npy": features})
 
     def compare(self, run_a, metrics_a: dict, run_b, metrics_b: dict, resamples: int, seed: int):
