@@ -81,8 +81,8 @@ def class_names_of(feature, labels: pd.Series) -> list[str]:
 
 def label_texts(labels: pd.Series, feature, candidates: list[str] | None) -> pd.Series:
     """Each row's label as its class name: a candidate text (zero-shot), a ClassLabel name, or the value as text."""
-    names = candidates if candidates is not None else (class_label_of(feature).names if class_label_of(feature)
-                                                       else None)
+    found = class_label_of(feature)
+    names = candidates if candidates is not None else found.names if found is not None else None
     return labels.map(lambda value: names[int(value)]) if names is not None else labels.astype(str)
 
 
@@ -122,11 +122,10 @@ def labelled_items(kind: str, name: str, task, label_column: str | None, selecti
     splits = [task.train_split, *eval_splits] if train_test and task.train_split not in eval_splits else eval_splits
     candidates = list(task.get_candidate_labels()) if kind == ZEROSHOT else None
     table, clips, names = labelled_table(task, kind, column, splits, candidates)
-    selection.setdefault("classes", None)
-    dataset = build_dataset(name, table, table["item_id"], table["item_id"],
-                            lambda rows: Selection(clips, rows), label_column="label",
-                            fold_column="split" if len(splits) > 1 else None, task=TASK_OF_KIND[kind],
-                            **{**selection, "classes": selection["classes"] or names})
+    classes = selection.pop("classes", None) or names
+    dataset = build_dataset(name, table, table["item_id"], table["item_id"], lambda rows: Selection(clips, rows),
+                            label_column="label", fold_column="split" if len(splits) > 1 else None,
+                            task=TASK_OF_KIND[kind], classes=classes, **selection)
     return with_mteb_columns(dataset, table)
 
 
@@ -171,8 +170,9 @@ def retrieval_items(kind: str, name: str, task, caption_column: str) -> AudioDat
                 [(doc, str(query)) for doc in relevant(scores)]
             for audio_id, text_id in pairs:
                 captions_of.setdefault(audio_id, []).append(text_id)
-        rows = [row for row, audio_id in enumerate(map(str, audio["id"])) if kind != A2T or captions_of[audio_id]]
-        ids = [str(audio["id"][row]) for row in rows]
+        audio_ids = [str(audio_id) for audio_id in audio["id"]]
+        rows = [row for row, audio_id in enumerate(audio_ids) if kind != A2T or captions_of[audio_id]]
+        ids = [audio_ids[row] for row in rows]
         prefix = f"{subset}/" if len(task.hf_subsets) > 1 else ""
         tables.append(pd.DataFrame({"item_id": [prefix + audio_id for audio_id in ids],
                                     "caption_ids": [captions_of[audio_id] for audio_id in ids],
@@ -181,7 +181,7 @@ def retrieval_items(kind: str, name: str, task, caption_column: str) -> AudioDat
                                     "split": split, "hf_subset": subset}))
         clips.append(HubAudio(audio, "audio", rows))
     table, stacked = pd.concat(tables, ignore_index=True), Stacked(clips)
-    table[caption_column] = table["caption_texts"]  # zsa-eval's captions: blank texts dropped
+    table[caption_column] = table["caption_texts"]  # build_retrieval_dataset drops the blank ones
     dataset = build_retrieval_dataset(name, table, table["item_id"], table["item_id"],
                                       lambda rows: Selection(stacked, rows), caption_column=caption_column)
     return with_mteb_columns(replace(dataset, task=RETRIEVAL), table, ["caption_ids", "caption_texts"])
@@ -194,15 +194,16 @@ def reranking_items(name: str, task) -> AudioDataset:
         prefix = f"{subset}/" if len(task.hf_subsets) > 1 else ""
         queries, corpus, ranked = data["queries"], data["corpus"], data.get("top_ranked") or {}
         positives = {str(query): relevant(scores) for query, scores in data["relevant_docs"].items()}
-        kept = [row for row, query in enumerate(map(str, queries["id"])) if positives.get(query)]
+        query_ids = [str(query) for query in queries["id"]]
+        kept = [row for row, query in enumerate(query_ids) if positives.get(query)]
 
         def joined(ids: Sequence[str]) -> str:
             return ID_SEPARATOR.join(prefix + str(doc) for doc in ids)
 
-        query_ids = [str(queries["id"][row]) for row in kept]
-        tables += [pd.DataFrame({"item_id": [f"query:{prefix}{query}" for query in query_ids], "role": QUERY,
-                                 "positives": [joined(positives[query]) for query in query_ids],
-                                 "candidates": [joined(ranked.get(query, [])) for query in query_ids]}),
+        kept_ids = [query_ids[row] for row in kept]
+        tables += [pd.DataFrame({"item_id": [f"query:{prefix}{query}" for query in kept_ids], "role": QUERY,
+                                 "positives": [joined(positives[query]) for query in kept_ids],
+                                 "candidates": [joined(ranked.get(query, [])) for query in kept_ids]}),
                    pd.DataFrame({"item_id": [prefix + str(doc) for doc in corpus["id"]], "role": DOCUMENT,
                                  "positives": "", "candidates": ""})]
         for table in tables[-2:]:
