@@ -33,8 +33,8 @@ RAVDESS_CLASSES = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgu
 
 @pytest.fixture(autouse=True)
 def own_datasets_cache(monkeypatch, tmp_path) -> None:
-    """A datasets cache per test: `datasets` keys a local folder's cache by the folder's name and files, not its
-    place, so two copies named alike (clotho/) would share one."""
+    """A datasets cache per test (the session's HF_DATASETS_CACHE does not reach a `datasets` imported before it was
+    set, and an earlier copy's cache must not answer for a later one)."""
     import datasets
 
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_datasets"))
