@@ -366,3 +366,6 @@ def test_compare_and_leaderboard_tell_mtebs_probe_from_the_official_fold_probe(t
     assert board.loc["mteb synthetic:classification", "main_score"] == "mteb_accuracy"
     assert board.loc["mteb synthetic:classification", "mteb_accuracy"] == mteb_run["mteb_accuracy"]
     assert board.loc["linear_probe", "accuracy"] == probe["accuracy"]
+    assert board.loc["mteb synthetic:classification", "interval"].startswith("none: mteb gives no interval")
+    report = (tmp_path / "mteb" / "report.html").read_text()
+    assert "mteb 2.26.24&#39;s own AbsTaskClassification evaluator" in report and "bootstrap" not in report

@@ -98,6 +98,8 @@ def interval_kind(metrics: dict) -> str:
     """Which interval a run's metrics carry, in a few words (the leaderboard's `interval` column): `t over 3 draws on 8
     tested clips` (a few-shot run, the same clips every draw; one draw: `none (1 draw on ...)`), else `bootstrap over
     40 clips` (a probe's tested clips, or a retrieval run's queries)."""
+    if metrics.get("intervals"):  # a run that says which intervals it has (protocol=mteb: none)
+        return metrics["intervals"]
     clips = bootstrap_units(metrics)
     if is_over_draws(metrics):
         return f"{T_KIND} over {metrics['repeats']} draws on {clips}" if metrics["repeats"] > 1 \
@@ -107,6 +109,8 @@ def interval_kind(metrics: dict) -> str:
 
 def interval_description(metrics: dict) -> str:
     """Which interval a run's metrics carry, in a sentence (a report's metrics heading)."""
+    if metrics.get("intervals"):
+        return metrics["intervals"]
     if is_over_draws(metrics):
         if metrics["repeats"] < 2:
             return "none: a single draw of shots has no spread to take an interval from"

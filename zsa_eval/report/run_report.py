@@ -99,6 +99,8 @@ def probe_facts(metrics: dict) -> list[tuple[str, object]]:
     classifiers."""
     if "protocol" not in metrics:
         return []
+    if metrics.get("protocol_description"):  # a protocol that says what it is (protocol=mteb)
+        return [("protocol", f"{metrics.get('protocol_label')}: {metrics['protocol_description']}")]
     facts = [("protocol", f"{metrics.get('protocol_label') or metrics['protocol']}: a classifier trained on the clips' "
                           "audio embeddings (not zero-shot)"),
              ("test and training sides", split_fact(metrics.get("split") or {}, metrics.get("n_tested")))]

@@ -142,6 +142,23 @@ def evaluated_by_mteb(mteb: Any, model: Any, task: Any, encode_kwargs: dict) -> 
                         "debug=true shows where)") from error
 
 
+def evaluator_description(evaluator: dict, version: str) -> str:
+    """What mteb's evaluator did, in a sentence (report.html's protocol)."""
+    model = evaluator.get("evaluator_model")
+    classifier = f"; {model['class']}(max_iter={model.get('max_iter')}) on the raw embeddings" \
+        if model and "max_iter" in model else (f"; {model['class']}" if model else "")
+    if evaluator.get("is_cross_validation"):
+        sides = (f": {evaluator['n_splits']} shuffled KFold splits (seed {evaluator['seed']}) of every clip, "
+                 f"{evaluator['samples_per_label']} clips per label drawn for training in each")
+    elif "n_experiments" in evaluator:
+        sides = (f": {evaluator['n_experiments']} draws of {evaluator['samples_per_label']} clips per label from "
+                 f"its {evaluator.get('train_split')!r} split")
+    else:
+        sides = ""
+    return (f"mteb {version}'s own {evaluator['class']} evaluator, run by mteb on the clips' embeddings"
+            f"{sides}{classifier}")
+
+
 def recorded(mteb: Any, task: Any, kind: Kind, result: Any) -> dict:
     """metrics.json's account of mteb's result: the task, its evaluator, its main score's name and value, its
     scores whole (`mteb_scores`) and each scalar one at `mteb_<name>` (`mteb_metrics`: their names, main first;
@@ -155,6 +172,8 @@ def recorded(mteb: Any, task: Any, kind: Kind, result: Any) -> dict:
         "mteb_kind": kind.name,
         "mteb_version": mteb.__version__,
         "mteb_evaluator": evaluator_settings(task),
+        "protocol_description": evaluator_description(evaluator_settings(task), mteb.__version__),
+        "intervals": "none: mteb gives no interval (its score of each split or experiment is in mteb_scores)",
         "mteb_main_score": main,
         "mteb_scores": scores,
         "mteb_metrics": [main, *(name for name in named if name != main)],
