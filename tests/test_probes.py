@@ -556,7 +556,7 @@ BAD_VALUES = [
      "protocol.shots is a setting of protocol=few_shot, not of the chosen protocol: choose that, or drop "
      "protocol.shots"),
     (["protocol=linear_probe", "protocol.shot=8"], "unknown key protocol.shot: did you mean protocol.shots?"),
-    (["protocol=bogus"], "unknown protocol 'bogus': choose one of few_shot, linear_probe, zeroshot (conf/protocol/)"),
+    (["protocol=bogus"], "unknown protocol 'bogus': choose one of few_shot, linear_probe, mteb, zeroshot (conf/protocol/)"),
     (["protocol=linear_probe", "dataset=clotho"],
      "protocol=linear_probe cannot evaluate dataset=clotho (task retrieval): it has captions, not classes to learn"),
     (["protocol=few_shot", "dataset=fsd50k"],
