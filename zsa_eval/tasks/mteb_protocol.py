@@ -34,7 +34,8 @@ from zsa_eval.results import MetricSpec, TaskResults
 from zsa_eval.store.embeddings import EMBEDDINGS_DIR
 from zsa_eval.tasks import Evaluated, RunContext, Task, check_text_tower, clip_features, skipped_note, timing_note
 from zsa_eval.tasks.mteb_compare import compare_protocols
-from zsa_eval.tasks.mteb_kinds import KINDS, NATURAL_KIND, Kind, built_task, kind_of, lookup_model
+from zsa_eval.tasks.mteb_kinds import (DEFAULT_SUBSET, KINDS, NATURAL_KIND, Kind, built_task, kind_of,
+                                      lookup_model)
 from zsa_eval.tasks.probing import ProbeTask, protocol_settings
 from zsa_eval.text import counted
 
@@ -159,6 +160,15 @@ def evaluator_description(evaluator: dict, version: str) -> str:
             f"{sides}{classifier}")
 
 
+def subsets_dataset(kind: Kind, task: Any, items, class_names: list[str]) -> dict:
+    """`task.dataset` of the items, one subset per `hf_subset` of theirs (dataset=mteb's items of a task with
+    several, e.g. FSD2019Kaggle's curated and noisy, which mteb evaluates apart), else the default one."""
+    if "hf_subset" not in items or items["hf_subset"].nunique() < 2:
+        return kind.build(task, items, class_names)
+    return {subset: kind.build(task, items[items["hf_subset"] == subset], class_names)[DEFAULT_SUBSET]
+            for subset in dict.fromkeys(items["hf_subset"])}
+
+
 def recorded(mteb: Any, task: Any, kind: Kind, result: Any) -> dict:
     """metrics.json's account of mteb's result: the task, its evaluator, its main score's name and value, its
     scores whole (`mteb_scores`) and each scalar one at `mteb_<name>` (`mteb_metrics`: their names, main first;
@@ -237,7 +247,7 @@ class MtebTask(ProbeTask):
         kind, name = self.choice
         task = (named_task(mteb, name, "protocol.mteb_task") if name
                 else built_task(mteb, kind, dataset.name, items, dataset.class_names))
-        task.dataset = kind.build(task, items, dataset.class_names)
+        task.dataset = subsets_dataset(kind, task, items, dataset.class_names)
         task.hf_subsets = list(task.dataset)
         task.data_loaded = True
         return task
