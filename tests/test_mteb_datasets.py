@@ -115,6 +115,16 @@ def test_train_test_classification_keeps_both_splits_as_folds_after_mteb_s_own_f
     assert clip_bytes(dataset, 4) == wav(10 + kept["test"][0])["bytes"]
 
 
+def test_integer_codes_without_names_are_classes_in_code_order(tmp_path):
+    from datasets import Audio, Value
+
+    codes = [10, 2, 0, 1, 2, 10]
+    folder = hub_copy(tmp_path / "codes", {"default": {"test": {"audio": clips(6), "label": codes}}},
+                      {"default": {"audio": Audio(), "label": Value("int64")}})
+    dataset = loaded("VehicleSoundClustering", folder)
+    assert dataset.class_names == ["0", "1", "2", "10"] and dataset.items["label"].tolist() == list(map(str, codes))
+
+
 def test_zero_shot_class_names_are_mteb_s_candidate_texts_in_label_order(tmp_path):
     from datasets import Audio, ClassLabel
 

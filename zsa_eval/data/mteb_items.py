@@ -74,9 +74,10 @@ def id_prefix(task, subset: str, split: str) -> str:
 
 
 def class_names_of(feature, labels: pd.Series) -> list[str]:
-    """A ClassLabel's names in index order, else the labels present, sorted, as text."""
+    """A ClassLabel's names in index order, else the labels present in their order (integer codes by value, so that
+    codes 0..n-1 keep their index), as text."""
     found = class_label_of(feature)
-    return list(found.names) if found is not None else sorted({str(label) for label in labels})
+    return list(found.names) if found is not None else [str(label) for label in sorted(set(labels))]
 
 
 def label_texts(labels: pd.Series, feature, candidates: list[str] | None) -> pd.Series:
@@ -99,8 +100,8 @@ def labelled_table(task, kind: str, label_column: str, splits: Sequence[str], ca
             labels = labels.map(lambda row: [inner.names[int(i)] if inner else str(i) for i in row])
             names += inner.names if inner else sorted({label for row in labels for label in row})
         else:
-            labels = label_texts(labels, feature, candidates)
             names += candidates if candidates is not None else class_names_of(feature, labels)
+            labels = label_texts(labels, feature, candidates)
         prefix = id_prefix(task, subset, split)
         tables.append(pd.DataFrame({"item_id": [f"{prefix}{row}" for row in all_rows(data)], "label": labels,
                                     "split": split, "hf_subset": subset}))
