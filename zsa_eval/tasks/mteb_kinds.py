@@ -129,10 +129,16 @@ def zero_shot_dataset(task: Any, items: pd.DataFrame, class_names: list[str]) ->
 
 
 def caption_rows(items: pd.DataFrame) -> pd.DataFrame:
-    """One row per caption of the items: caption_id (`<item_id>#<n>`, as zsa-eval's retrieval names it), item_id,
-    caption."""
-    rows = [(f"{item_id}#{number}", item_id, caption) for item_id, captions in zip(items["item_id"], items["captions"])
-            for number, caption in enumerate(captions)]
+    """One row per (clip, caption) of the items: caption_id, item_id, caption. Captions as mteb holds them where
+    the items carry them (dataset=mteb: `caption_ids` and `caption_texts`, blank ones included), else zsa-eval's
+    (`captions`, named `<item_id>#<n>` as zsa-eval's retrieval names them)."""
+    if "caption_ids" in items:
+        clips = zip(items["item_id"], items["caption_ids"], items["caption_texts"])
+        rows = [(caption_id, item_id, text) for item_id, ids, texts in clips for caption_id, text in zip(ids, texts)]
+    else:
+        clips = zip(items["item_id"], items["captions"])
+        rows = [(f"{item_id}#{number}", item_id, caption) for item_id, captions in clips
+                for number, caption in enumerate(captions)]
     return pd.DataFrame(rows, columns=["caption_id", "item_id", "caption"])
 
 
@@ -143,7 +149,8 @@ def retrieval_dataset(audio_queries: bool) -> Callable[[Any, pd.DataFrame, list[
         Dataset, _ = mteb_datasets()
         captions = caption_rows(items)
         clips = Dataset.from_dict({"id": items["item_id"].tolist(), AUDIO: items["item_id"].tolist()})
-        texts = Dataset.from_dict({"id": captions["caption_id"].tolist(), "text": captions["caption"].tolist()})
+        distinct = captions.drop_duplicates("caption_id")  # a text relevant to several clips is one text
+        texts = Dataset.from_dict({"id": distinct["caption_id"].tolist(), "text": distinct["caption"].tolist()})
         pairs = zip(captions["item_id"], captions["caption_id"])
         relevant: dict[str, dict[str, int]] = {}
         for item_id, caption_id in pairs:

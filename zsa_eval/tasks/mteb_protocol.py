@@ -253,14 +253,16 @@ class MtebTask(ProbeTask):
         return task
 
     def check_dataset(self, dataset: AudioDataset) -> list[str]:
-        """The items make the mteb task's dataset (its splits, its candidate labels); a cross-validated probe on a
-        dataset with official folds is said to ignore them."""
+        """The dataset's task accepts the items (pairs, queries, classes), and they make the mteb task's dataset (its
+        splits, its candidate labels); a cross-validated probe on a dataset with official folds is said to ignore
+        them."""
+        warnings = self.measured_as.check_dataset(dataset)
         task = self.mteb_task(dataset, dataset.items)
         if getattr(task, "is_cross_validation", False) and dataset.has_folds:
-            return [f"mteb's {task.metadata.name} cross-validates over {task.n_splits} shuffled KFold splits (seed "
-                    f"{task.seed}) of every clip, ignoring the dataset's official folds: clips of one recording can "
-                    "be on both sides (protocol=linear_probe tests each official fold)"]
-        return []
+            warnings.append(f"mteb's {task.metadata.name} cross-validates over {task.n_splits} shuffled KFold splits "
+                            f"(seed {task.seed}) of every clip, ignoring the dataset's official folds: clips of one "
+                            "recording can be on both sides (protocol=linear_probe tests each official fold)")
+        return warnings
 
     def identity(self, base: dict, cfg: DictConfig) -> dict:
         """The probe identity, with the mteb task chosen and mteb's version."""
