@@ -18,7 +18,8 @@ import pytest
 import soundfile as sf
 from transformers import ClapModel
 
-from conftest import count_encoded_clips, noise, run_cli, tone
+from conftest import compose_config, count_encoded_clips, noise, run_cli, tone
+from zsa_eval.config import checked
 from zsa_eval.errors import UserError
 from zsa_eval.tasks.mteb_kinds import candidate_of_class, caption_rows, split_names
 
@@ -53,6 +54,18 @@ def test_splits_come_from_the_split_column_or_folds_named_train_and_test():
     captions = caption_rows(pd.DataFrame({"item_id": ["a", "b"], "captions": [["one", "two"], ["three"]]}))
     assert captions.to_dict("list") == {"caption_id": ["a#0", "a#1", "b#0"], "item_id": ["a", "a", "b"],
                                         "caption": ["one", "two", "three"]}
+
+
+@pytest.mark.parametrize("override, message", [
+    ("protocol.kind=bogus", "protocol.kind=bogus is not valid: protocol.kind takes one of zeroshot, classification, "
+                            "multilabel, retrieval_a2t, retrieval_t2a, clustering, pair_classification, reranking, or "
+                            "null"),
+    ("protocol.similarity=l2", "protocol.similarity=l2 is not valid: protocol.similarity takes one of cosine, dot"),
+])
+def test_a_bad_protocol_setting_is_one_line(override, message):
+    with pytest.raises(UserError) as raised:
+        checked(compose_config("dataset=synthetic", "protocol=mteb", override))
+    assert str(raised.value) == message
 
 
 def test_without_mteb_protocol_mteb_is_one_line_naming_the_extra(monkeypatch, capsys):
