@@ -60,7 +60,8 @@ def test_splits_come_from_the_split_column_or_folds_named_train_and_test():
     ("protocol.kind=bogus", "protocol.kind=bogus is not valid: protocol.kind takes one of zeroshot, classification, "
                             "multilabel, retrieval_a2t, retrieval_t2a, clustering, pair_classification, reranking, or "
                             "null"),
-    ("protocol.similarity=l2", "protocol.similarity=l2 is not valid: protocol.similarity takes one of cosine, dot"),
+    ("protocol.similarity=l2", "protocol.similarity=l2 is not valid: protocol.similarity takes one of auto, cosine, "
+                               "dot"),
 ])
 def test_a_bad_protocol_setting_is_one_line(override, message):
     with pytest.raises(UserError) as raised:
@@ -242,6 +243,7 @@ def test_built_zero_shot_then_cross_validation_equal_mteb_and_encode_once(tiny_m
     assert len(probe["mteb_scores"]["train"][0]["scores_per_experiment"]) == 5
     assert any("ignoring the dataset's official folds" in warning for warning in probe["warnings"])
     assert (probe["main_score"], probe["protocol_label"]) == ("mteb_accuracy", "mteb ESC50")
+    assert probe["similarity"] == "mteb's cosine similarity of the family's embeddings"  # auto: CLAP's
 
 
 @pytest.mark.slow

@@ -312,7 +312,7 @@ class MtebProtocolConfig(ProtocolConfig):
 
     mteb_task: Optional[str] = key()  # null: dataset=mteb's, the dataset's mteb_tasks for the kind, or one built
     kind: Optional[str] = key(one_of(*MTEB_KINDS))  # null: the dataset's natural kind
-    similarity: str = key(one_of("cosine", "dot"))
+    similarity: str = key(one_of("auto", "cosine", "dot"))  # auto: the family's (families.mteb_model.mteb_similarity)
 
 
 PROTOCOL_SCHEMAS = {"zeroshot": ProtocolConfig, "linear_probe": LinearProbeConfig, "few_shot": FewShotConfig,

@@ -28,7 +28,8 @@ import torch
 
 from zsa_eval.cache import weights_fingerprint
 from zsa_eval.errors import UserError
-from zsa_eval.families import AudioEncoderFamily, Family, Inputs, ModelSpec, weighted_mean
+from zsa_eval.families import (AudioEncoderFamily, ContrastiveFamily, Family, Inputs, ModelFamily, ModelSpec,
+                               weighted_mean)
 from zsa_eval.families.invariance import probe_clips
 from zsa_eval.integrations import import_mteb
 
@@ -255,3 +256,12 @@ class MtebAudioTextFamily(MtebAudioFamily, Family):
         if len(per_prompt) == 1:
             return per_prompt[0]
         return (torch.nn.functional.normalize(per_prompt, dim=-1) if self.cosine else per_prompt).mean(dim=0)
+
+
+def mteb_similarity(family: ModelFamily) -> str:
+    """How the family's scores rank audio against text, as mteb names it: cosine for CLIP-kind families and audio
+    encoders (whose logits are cosine similarities), else the dot product (PE-Audio's logits: a positive scale times
+    it, plus a bias); an mteb model (model=mteb), its own ModelMeta's."""
+    if isinstance(family, MtebAudioFamily):
+        return family.similarity_name or "cosine"
+    return "cosine" if isinstance(family, ContrastiveFamily) or family.kind == "audio_encoder" else "dot"

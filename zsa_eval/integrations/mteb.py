@@ -25,8 +25,8 @@ from zsa_eval.audio import AudioSource
 from zsa_eval.config import checked
 from zsa_eval.engine import caption_embeddings, embed_clips
 from zsa_eval.errors import UserError
-from zsa_eval.families import AudioEncoderFamily, ContrastiveFamily, ModelFamily
-from zsa_eval.families.mteb_model import MtebAudioFamily
+from zsa_eval.families import AudioEncoderFamily, ModelFamily
+from zsa_eval.families.mteb_model import mteb_similarity
 from zsa_eval.integrations import import_mteb
 from zsa_eval.long_audio import LongAudio, long_audio_policy
 from zsa_eval.models import LoadedModel, resolve_device
@@ -41,15 +41,6 @@ CHUNK = 256  # rows read from mteb's dataset (and their encoded audio held) at a
 __all__ = ["ZsaEvalModel", "model_meta"]
 
 
-def similarity_of(family: ModelFamily) -> str:
-    """How the family's scores rank audio against text: cosine for CLIP-kind families and audio encoders (whose
-    logits are cosine similarities), else the dot product (PE-Audio's logits: a positive scale times it, plus a
-    bias); an mteb model (model=mteb), its own ModelMeta's."""
-    if isinstance(family, MtebAudioFamily):
-        return family.similarity_name or "cosine"
-    return "cosine" if isinstance(family, ContrastiveFamily) or family.kind == "audio_encoder" else "dot"
-
-
 def model_meta(loaded: LoadedModel):
     """An mteb ModelMeta of what zsa-eval knows of the model; the rest (license, languages, ...) left unknown."""
     family = loaded.family
@@ -59,7 +50,7 @@ def model_meta(loaded: LoadedModel):
         loader=None, name=name, revision=family.weight_fingerprint, release_date=None, languages=None,
         n_parameters=parameters, memory_usage_mb=None, max_tokens=None, embed_dim=family.embedding_dim,
         license=None, open_weights=None, public_training_code=None, public_training_data=None,
-        framework=["PyTorch"], reference=None, similarity_fn_name=similarity_of(family), use_instructions=False,
+        framework=["PyTorch"], reference=None, similarity_fn_name=mteb_similarity(family), use_instructions=False,
         training_datasets=None, modalities=["audio"] if family.kind == "audio_encoder" else ["audio", "text"],
         adapted_from=loaded.name_or_path)
 

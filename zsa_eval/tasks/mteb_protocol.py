@@ -28,6 +28,7 @@ from threadpoolctl import threadpool_limits
 from zsa_eval.data import AudioDataset
 from zsa_eval.engine import caption_embeddings
 from zsa_eval.errors import UserError
+from zsa_eval.families.mteb_model import mteb_similarity
 from zsa_eval.integrations import import_mteb
 from zsa_eval.models import LoadedModel
 from zsa_eval.results import MetricSpec, TaskResults
@@ -276,9 +277,10 @@ class MtebTask(ProbeTask):
         cfg, loaded, kind = context.cfg, context.loaded, self.choice[0]
         task = self.mteb_task(context.dataset, evaluated.items)
         features = clip_features(loaded.family, evaluated.audio).astype(np.float32)
+        similarity = mteb_similarity(loaded.family) if cfg.protocol.similarity == "auto" else cfg.protocol.similarity
         model = lookup_model(dict(zip(evaluated.items["item_id"], features)),
                              lambda texts: caption_embeddings(loaded, texts, cfg.batch_size).float().cpu().numpy(),
-                             str(cfg.model.name), cfg.protocol.similarity, kind.compares_text)
+                             str(cfg.model.name), similarity, kind.compares_text)
         with threadpool_limits(1), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = evaluated_by_mteb(mteb, model, task, {"batch_size": cfg.batch_size,
@@ -291,7 +293,7 @@ class MtebTask(ProbeTask):
             "n_tested": len(evaluated.items),
             "n_classes": len(context.dataset.class_names),
             "labels": context.dataset.class_names,
-            "similarity": f"mteb's {cfg.protocol.similarity} similarity of the family's embeddings",
+            "similarity": f"mteb's {similarity} similarity of the family's embeddings",
             "not_converged_fits": sum(issubclass(warning.category, ConvergenceWarning) for warning in caught),
             "template": None,
         }
