@@ -428,11 +428,6 @@ def ages_copy(folder: Path) -> Path:
                     {"default": {"audio": Audio(), "age": Value("string")}})
 
 
-PENDING = {  # protocol=mteb (zsa_eval/tasks/mteb_kinds.py) does not yet build these as mteb does
-    "FSD2019Kaggle": "one 'default' subset of every item, where mteb evaluates curated and noisy apart",
-    "ClothoT2ARetrieval": "texts from `captions` (blank ones dropped), where mteb keeps a blank text per clip",
-    "ClothoA2TRetrieval": "texts from `captions` (blank ones dropped), where mteb keeps a blank text per clip",
-}
 LABEL_SETS = [["Bark"], ["Bark", "Meow"], ["Meow"], ["Purr"], ["Purr", "Bark"]]
 COPIES = {  # a local copy per task, large enough for mteb's evaluator (8 clips per label to train on, folds)
     "CREMA_D": crema_d_copy, "CommonLanguageAgeDetection": ages_copy, "RavdessZeroshot": ravdess_copy,
@@ -444,9 +439,7 @@ COPIES = {  # a local copy per task, large enough for mteb's evaluator (8 clips 
 
 
 @pytest.mark.slow  # a run of the tiny model, then mteb.evaluate, per task
-@pytest.mark.parametrize("task_name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=PENDING[name])) if name in PENDING else name
-    for name in COPIES])
+@pytest.mark.parametrize("task_name", list(COPIES))
 def test_protocol_mteb_on_dataset_mteb_equals_mteb_evaluate_on_the_task_mteb_loads_itself(
         task_name, tiny_model, tmp_path, monkeypatch, capsys, hub_unreachable):
     """The items dataset=mteb makes are the data mteb evaluates: protocol=mteb (its evaluator on zsa-eval's item
