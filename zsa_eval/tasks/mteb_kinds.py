@@ -57,6 +57,7 @@ def label_sets(items: pd.DataFrame, class_names: list[str]) -> list[list[int]]:
 
 
 def mteb_datasets():
+    """The `datasets` classes an mteb task's dataset is made of (imported when a task is built, not with zsa-eval)."""
     from datasets import Dataset, DatasetDict
     return Dataset, DatasetDict
 
@@ -115,7 +116,8 @@ def candidate_of_class(candidates: list[str], class_names: list[str], task_name:
     if missing:
         raise UserError(f"mteb's {task_name} has no candidate label for {len(missing)} class(es) of this dataset "
                         f"({', '.join(map(repr, missing[:5]))}): use dataset=mteb dataset.task_name={task_name}, or "
-                        "protocol.mteb_task=null for a zero-shot task built from this dataset's class names")
+                        "no mteb task (protocol.mteb_task=null, dataset.mteb_tasks.zeroshot=null) for a zero-shot "
+                        "task built from this dataset's class names")
     return found
 
 
