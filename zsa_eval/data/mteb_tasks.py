@@ -42,7 +42,8 @@ def mteb_kind(metadata) -> str | None:
 
 
 def kinds_line() -> str:
-    return (", ".join(KIND_OF_TYPE) + ", and Any2AnyRetrieval between audio and text (a2t, t2a)")
+    """The mteb task types dataset=mteb takes, as a message names them."""
+    return ", ".join(KIND_OF_TYPE) + ", and Any2AnyRetrieval between audio and text (a2t, t2a)"
 
 
 def named_task(task_name: str | None, benchmark: str | None = None):
