@@ -126,6 +126,23 @@ def test_official_folds_never_share_a_fold_and_a_clip_id_on_both_sides_is_refuse
                                   "(dataset.fold_column), then run again")
 
 
+def test_a_train_split_is_only_trained_on_and_each_other_split_only_tested():
+    """dataset=mteb's train/test tasks: folds named after their splits; the test split never trains a classifier
+    (testing `val` trains on `train` alone, not on `test`), and few-shot draws its shots from `train` alone."""
+    splits = ["train"] * 6 + ["test"] * 3 + ["val"] * 3
+    dataset = dataset_of(["bark", "hum", "chirp"] * 4, splits)
+    sides = official_folds(dataset, "linear_probe")
+    assert sides.folds == ["test", "val"] and sides.record["kind"] == "official splits"
+    assert sides.record["description"] == "trained on the train split, tested on test, val"
+    item_ids = dataset.items["item_id"].to_numpy(dtype=object)
+    for fold in sides.folds:
+        train, test = sides.masks(fold, sides.test_fold, item_ids)
+        assert set(dataset.items["fold"][train]) == {"train"} and set(dataset.items["fold"][test]) == {fold}
+    few_shot = FewShotTask(protocol("few_shot", "protocol.shots=3"))
+    with pytest.raises(UserError, match="more than class 'bark' has on the training side of test fold test .2 clips."):
+        few_shot.check_dataset(dataset)
+
+
 def test_seeded_split_tests_the_same_items_for_a_seed_whatever_their_order():
     labels = [name for name in CLASSES for _ in range(10)]
     dataset = dataset_of(labels)

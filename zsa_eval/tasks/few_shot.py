@@ -48,7 +48,7 @@ from zsa_eval.tasks.accuracy import INTERVAL_METRICS, point_metrics, top_k_hits
 from zsa_eval.tasks.classification import class_indices, classification_results
 from zsa_eval.tasks.labels import check_prompts, interval, scores_table, top_k
 from zsa_eval.tasks.probing import ProbeTask, Training, class_columns, standardized_logistic_regression
-from zsa_eval.tasks.splits import probe_sides, test_fold_name
+from zsa_eval.tasks.splits import Sides, probe_sides, test_fold_name
 from zsa_eval.provenance import prompts_hash
 
 LOGISTIC_REGRESSION, PROTOTYPE, TEXT_PROTOTYPE = PROBE_CLASSIFIERS
@@ -199,7 +199,7 @@ class FewShotTask(ProbeTask):
             candidate_labels(dataset.class_names)
         sides = self.sides(dataset)
         if self.settings.shots:
-            self.check_shots(dataset, sides.test_fold, sides.folds)
+            self.check_shots(dataset, sides)
         return super().check_dataset(dataset)
 
     def check_model(self, cfg: DictConfig, loaded: LoadedModel) -> None:
@@ -213,12 +213,12 @@ class FewShotTask(ProbeTask):
         """0 shots (text_init alone) fits nothing on the clips."""
         return bool(self.settings.shots)
 
-    def check_shots(self, dataset: AudioDataset, test_fold: np.ndarray, folds: list) -> None:
+    def check_shots(self, dataset: AudioDataset, sides: Sides) -> None:
         """Refuse, naming the class and fold, a training side with fewer clips of a class than protocol.shots."""
         shots = self.settings.shots
         labels = dataset.items["label"]
-        counts = pd.DataFrame({fold: labels[test_fold != fold].value_counts().reindex(dataset.class_names, fill_value=0)
-                               for fold in folds})
+        counts = pd.DataFrame({fold: labels[sides.training_side(fold, sides.test_fold)].value_counts()
+                               .reindex(dataset.class_names, fill_value=0) for fold in sides.folds})
         lowest = int(counts.to_numpy().min())
         if lowest >= shots:
             return

@@ -21,6 +21,7 @@ from zsa_eval.text import counted
 
 
 SPLIT_FOLD = "test"  # the test fold of a dataset without folds (its training side has none)
+TRAINING_FOLD = "train"  # a fold so named (a train split, as dataset=mteb's train/test tasks have) is never tested
 
 
 def test_fold_name(fold) -> str:
@@ -42,13 +43,20 @@ class Sides:
         """(train, test) of one test fold over items whose test folds are `test_fold`: the test fold against every
         other item; a clip id on both sides is refused."""
         test = test_fold == fold
-        train = ~test
+        train = self.training_side(fold, test_fold)
         shared = sorted(set(item_ids[train].tolist()) & set(item_ids[test].tolist()))
         if shared:
             raise UserError(f"clip id {shared[0]!r} is on both sides of {test_fold_name(fold)} ({len(shared)} such ids): "
                             "a clip's test must never see it in training; give every clip one id and one fold "
                             "(dataset.fold_column), then run again")
         return train, test
+
+    def training_side(self, fold, test_fold: np.ndarray) -> np.ndarray:
+        """The items a classifier tested on `fold` trains on: every other item, or with a train split (official
+        splits) the train split's items alone."""
+        if self.record.get("train") == TRAINING_FOLD:
+            return pd.isna(test_fold)
+        return test_fold != fold
 
 
 def plain(value):
@@ -68,9 +76,21 @@ def official_folds(dataset: AudioDataset, protocol: str) -> Sides:
         raise UserError(f"protocol={protocol} tests each official fold with a classifier trained on the others, and "
                         f"this selection of dataset={dataset.name} has one fold ({distinct[0]}): select two or more "
                         "(dataset.folds=null: all)")
+    if TRAINING_FOLD in distinct:
+        return train_split(folds, [fold for fold in distinct if fold != TRAINING_FOLD])
     return Sides(folds.to_numpy(dtype=object), distinct,
                  {"kind": "official folds", "folds": distinct, "n_folds": len(distinct),
                   "description": f"{len(distinct)} official folds"})
+
+
+def train_split(folds: pd.Series, tested: list) -> Sides:
+    """Official train and test splits: the train split only trained on, each other split tested with a classifier
+    trained on the train split alone (a split is never trained on while another is tested)."""
+    test_fold = folds.to_numpy(dtype=object).copy()
+    test_fold[test_fold == TRAINING_FOLD] = None
+    return Sides(test_fold, tested,
+                 {"kind": "official splits", "folds": tested, "n_folds": len(tested), "train": TRAINING_FOLD,
+                  "description": f"trained on the {TRAINING_FOLD} split, tested on {', '.join(map(str, tested))}"})
 
 
 def recordings(items: pd.DataFrame) -> np.ndarray | None:
