@@ -78,7 +78,7 @@ class ProtocolComparison(Comparison):
 
     def verdict(self) -> str:
         if self.metric_deltas.empty:
-            return "The runs report no measure in common (mteb's scores and zsa-eval's metrics differ by name)."
+            return "The runs report no measure in common: see why their protocols differ below."
         row = self.metric_deltas.iloc[0]
         return (f"{row['metric']} B - A = {row['delta']:+.4f} ({row['a']:.4f} -> {row['b']:.4f}); mteb keeps its "
                 "predictions, so no paired interval: the difference is the protocols', on the same embeddings when "
@@ -95,15 +95,19 @@ def compare_protocols(run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict
                       seed: int) -> ProtocolComparison:
     """Run B's figures against run A's, one of them (or both) a protocol=mteb run."""
     mteb, other = (metrics_a, metrics_b) if metrics_a.get("protocol") == "mteb" else (metrics_b, metrics_a)
-    kind = mteb["mteb_kind"]
+    kind, both = mteb["mteb_kind"], other.get("protocol") == "mteb"
+    same = [] if both and other["mteb_kind"] != kind else \
+        [(name, name) for name in mteb["mteb_metrics"] if name in other["mteb_metrics"]] if both \
+        else SAME_MEASURE.get(kind, [])
     rows = []
-    for zsa_name, mteb_name in SAME_MEASURE.get(kind, []):
+    for zsa_name, mteb_name in same:
         a, b = figure(metrics_a, zsa_name, mteb_name), figure(metrics_b, zsa_name, mteb_name)
         if a is not None and b is not None:
             rows.append({"metric": f"{zsa_name} / mteb {mteb_name}", "a": a, "b": b, "delta": b - a,
                          "delta_ci95_low": np.nan, "delta_ci95_high": np.nan})
-    reasons = REASONS.get(kind, lambda mteb, other: [])(mteb, other) if other.get("protocol") != "mteb" else \
-        [f"two mteb evaluations: {metrics_a['mteb_task']} and {metrics_b['mteb_task']}"]
+    reasons = REASONS.get(kind, lambda mteb, other: [])(mteb, other) if not both else \
+        [f"two mteb evaluations: {metrics_a['mteb_task']} ({metrics_a['mteb_kind']}) and {metrics_b['mteb_task']} "
+         f"({metrics_b['mteb_kind']})"]
     return ProtocolComparison(str(run_a), str(run_b), legend("A", run_a, metrics_a), legend("B", run_b, metrics_b),
                               metrics_a.get("n_tested", metrics_a["n_evaluated"]),
                               metrics_b.get("n_tested", metrics_b["n_evaluated"]),
