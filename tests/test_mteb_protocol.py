@@ -21,6 +21,7 @@ from transformers import ClapModel
 from conftest import compose_config, count_encoded_clips, noise, run_cli, tone
 from zsa_eval.config import checked
 from zsa_eval.errors import UserError
+from zsa_eval.tasks.mteb_compare import compare_protocols
 from zsa_eval.tasks.mteb_kinds import candidate_of_class, caption_rows, split_names
 
 RATE = 16000
@@ -67,6 +68,25 @@ def test_a_bad_protocol_setting_is_one_line(override, message):
     with pytest.raises(UserError) as raised:
         checked(compose_config("dataset=synthetic", "protocol=mteb", override))
     assert str(raised.value) == message
+
+
+def test_a_comparison_pairs_the_measures_two_protocols_share_and_says_why_they_differ():
+    evaluator = {"class": "AbsTaskClassification", "is_cross_validation": True, "n_splits": 5, "seed": 42,
+                 "samples_per_label": 8, "evaluator_model": {"class": "LogisticRegression", "max_iter": 100, "C": 1.0}}
+    mteb_run = {"protocol": "mteb", "mteb_kind": "classification", "mteb_task": "ESC50", "n_evaluated": 40,
+                "mteb_evaluator": evaluator, "mteb_metrics": ["accuracy", "f1"], "mteb_accuracy": 0.5, "mteb_f1": 0.25,
+                "mteb_recall": 0.375}
+    probe = {"protocol": "linear_probe", "protocol_label": "linear_probe", "n_evaluated": 40, "n_tested": 40,
+             "accuracy": 0.75, "balanced_accuracy": 0.625, "macro_f1": 0.5, "split": {"description": "5 official folds"},
+             "protocol_settings": {"c_grid": [0.1, 1.0], "max_iter": 1000}}
+    comparison = compare_protocols(Path("probe"), probe, Path("mteb"), mteb_run, 1000, 0)
+    assert comparison.metric_deltas[["metric", "a", "b", "delta"]].to_dict("list") == {
+        "metric": ["accuracy / mteb accuracy", "balanced_accuracy / mteb recall", "macro_f1 / mteb f1"],
+        "a": [0.75, 0.625, 0.5], "b": [0.5, 0.375, 0.25], "delta": [-0.25, -0.25, -0.25]}
+    assert comparison.verdict().startswith("accuracy / mteb accuracy B - A = -0.2500 (0.7500 -> 0.5000)")
+    assert comparison.reasons[0].endswith("zsa-eval linear_probe: 5 official folds")
+    other_kind = mteb_run | {"mteb_kind": "zeroshot", "mteb_task": "ESC50_Zeroshot"}
+    assert compare_protocols(Path("a"), mteb_run, Path("b"), other_kind, 1000, 0).metric_deltas.empty
 
 
 def test_without_mteb_protocol_mteb_is_one_line_naming_the_extra(monkeypatch, capsys):
