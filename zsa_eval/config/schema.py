@@ -150,12 +150,12 @@ class ReferenceConfig:
     note: Optional[str] = key(required=False)  # what the source leaves unclear
     evaluation: Optional[Dict[str, Any]] = key(required=False)  # the run protocol measured: {name: zeroshot} (the
     # default) or a probe with the settings that define its figure, e.g. {name: few_shot, shots: 8, repeats: 10}
-
     mteb_task: Optional[str] = key(required=False)  # an MTEB result file's task_name: a figure of protocol=mteb,
     # measured by that mteb task's evaluator (its evaluation is then {name: mteb, mteb_task, mteb_version})
     mteb_version: Optional[str] = key(required=False)  # the mteb version the result file names (with mteb_task)
     data: Optional[str] = key(required=False)  # the clips it counts, as references_data names them (null: the
     # dataset's references_data); an mteb figure names the Hub copy and revision its result file names
+
 
 @dataclass
 class HubDatasetConfig(DatasetConfig):
