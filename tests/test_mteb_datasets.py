@@ -17,6 +17,7 @@ import soundfile as sf
 import yaml
 
 from conftest import compose_config, run_cli
+from saved_embeddings import SavedEmbeddings
 from zsa_eval.config import CONFIG_DIR
 from zsa_eval.errors import TaskUnavailable, UserError
 from zsa_eval.integrations import import_mteb
@@ -339,38 +340,14 @@ def test_suite_maeb_lists_mteb_s_maeb_v1_tasks():
     assert len(listed) == len(set(listed)) == 30
 
 
-class LoadedClipEmbeddings:
-    """The test's mteb model: a clip's embedding is the one a zsa-eval run saved for the item whose audio has the
-    same samples (mteb hands it decoded audio), a text's the family's; cosine similarity."""
-
-    def __init__(self, run_dir: Path, dataset, family):
-        from mteb.models.model_meta import ModelMeta, ScoringFunction
-
-        key_of_item = {item: samples_key(sf.read(io.BytesIO(dataset.clips[row]), dtype="float32")[0])
-                       for row, item in enumerate(dataset.items["item_id"])}
-        saved = pd.read_csv(run_dir / "embeddings" / "audio_items.csv")
-        vectors = np.load(run_dir / "embeddings" / "audio.npy")
-        self.by_samples = {key_of_item[item]: vector for item, vector in zip(saved["item_id"], vectors)}
-        self.family = family
-        self.mteb_model_meta = ModelMeta.create_empty(overwrites={
-            "name": "test/saved", "similarity_fn_name": ScoringFunction.COSINE, "modalities": ["audio", "text"]})
-
-    def encode(self, inputs, **kwargs) -> np.ndarray:
-        rows = []
-        for batch in inputs:
-            rows += ([self.by_samples[samples_key(cell["array"])] for cell in batch["audio"]] if "audio" in batch
-                     else list(self.family.embed_texts(list(batch["text"])).float().numpy()))
-        return np.stack(rows)
-
-    def similarity(self, first, second):
-        from mteb.similarity_functions import cos_sim
-
-        return cos_sim(first, second)
-
-    def similarity_pairwise(self, first, second):
-        from mteb.similarity_functions import pairwise_cos_sim
-
-        return pairwise_cos_sim(first, second)
+def loaded_clip_embeddings(run_dir: Path, dataset, family) -> SavedEmbeddings:
+    """The run's saved embeddings, found by the samples of the loaded dataset's clips they were made from."""
+    key_of_item = {item: samples_key(sf.read(io.BytesIO(dataset.clips[row]), dtype="float32")[0])
+                   for row, item in enumerate(dataset.items["item_id"])}
+    saved = pd.read_csv(run_dir / "embeddings" / "audio_items.csv")
+    vectors = np.load(run_dir / "embeddings" / "audio.npy")
+    return SavedEmbeddings({key_of_item[item]: vector for item, vector in zip(saved["item_id"], vectors)}, family,
+                           samples_key)
 
 
 def samples_key(samples: np.ndarray) -> bytes:
@@ -453,7 +430,7 @@ def test_protocol_mteb_on_dataset_mteb_equals_mteb_evaluate_on_the_task_mteb_loa
     metrics = json.loads((run_dir / "metrics.json").read_text())
     task = mteb.get_task(task_name)
     task.metadata = task.metadata.model_copy(update={"dataset": {**task.metadata.dataset, "path": str(folder)}})
-    model = LoadedClipEmbeddings(run_dir, loaded(task_name, folder), tiny_model.family)
+    model = loaded_clip_embeddings(run_dir, loaded(task_name, folder), tiny_model.family)
     direct = mteb.evaluate(model, task, cache=None, overwrite_strategy="always", co2_tracker=False,
                            show_progress_bar=False, encode_kwargs={"batch_size": 4}).task_results[0].scores
     assert metrics["mteb_task"] == task_name

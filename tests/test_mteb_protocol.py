@@ -19,6 +19,7 @@ import soundfile as sf
 from transformers import ClapModel
 
 from conftest import compose_config, count_encoded_clips, noise, run_cli, tone
+from saved_embeddings import SavedEmbeddings
 from zsa_eval.config import checked
 from zsa_eval.errors import UserError
 from zsa_eval.tasks.mteb_compare import compare_protocols
@@ -137,34 +138,12 @@ def samples_key(array) -> bytes:
     return np.asarray(array, dtype=np.float32).tobytes()
 
 
-class SavedEmbeddings:
-    """The test's own mteb model: a clip's embedding is the run's saved one of the file with the same samples (mteb
-    hands it decoded audio), a text's the family's; cosine similarity, as mteb's CLAP models declare."""
-
-    def __init__(self, run_dir: Path, family):
-        from mteb.models.model_meta import ModelMeta, ScoringFunction
-        items = pd.read_csv(run_dir / "embeddings" / "audio_items.csv")
-        vectors = np.load(run_dir / "embeddings" / "audio.npy")
-        self.by_samples = {samples_key(sf.read(path, dtype="float32")[0]): vector
-                           for path, vector in zip(items["path"], vectors)}
-        self.family = family
-        self.mteb_model_meta = ModelMeta.create_empty(overwrites={
-            "name": "test/saved", "similarity_fn_name": ScoringFunction.COSINE, "modalities": ["audio", "text"]})
-
-    def encode(self, inputs, **kwargs) -> np.ndarray:
-        rows = []
-        for batch in inputs:
-            rows += ([self.by_samples[samples_key(cell["array"])] for cell in batch["audio"]] if "audio" in batch
-                     else list(self.family.embed_texts(list(batch["text"])).float().numpy()))
-        return np.stack(rows)
-
-    def similarity(self, first, second):
-        from mteb.similarity_functions import cos_sim
-        return cos_sim(first, second)
-
-    def similarity_pairwise(self, first, second):
-        from mteb.similarity_functions import pairwise_cos_sim
-        return pairwise_cos_sim(first, second)
+def saved_embeddings(run_dir: Path, family) -> SavedEmbeddings:
+    """The run's saved embeddings, found by the samples of the files they were made from."""
+    items = pd.read_csv(run_dir / "embeddings" / "audio_items.csv")
+    vectors = np.load(run_dir / "embeddings" / "audio.npy")
+    return SavedEmbeddings({samples_key(sf.read(path, dtype="float32")[0]): vector
+                            for path, vector in zip(items["path"], vectors)}, family, samples_key)
 
 
 def audio_cell(path: str) -> dict:
@@ -185,7 +164,7 @@ def direct_mteb_scores(task_name: str, dataset: dict, run_dir: Path, family) -> 
     import mteb
     task = mteb.get_task(task_name)
     task.dataset, task.data_loaded = dataset, True
-    result = mteb.evaluate(SavedEmbeddings(run_dir, family), task, cache=None, overwrite_strategy="always",
+    result = mteb.evaluate(saved_embeddings(run_dir, family), task, cache=None, overwrite_strategy="always",
                            co2_tracker=False, show_progress_bar=False, encode_kwargs={"batch_size": 4})
     return nan_as_none(result.task_results[0].scores)
 

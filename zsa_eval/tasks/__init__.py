@@ -80,6 +80,21 @@ class LoggedBatch:
     kept_embeddings: list[np.ndarray] | None = None
 
 
+def check_embedding_run(cfg: DictConfig, kind: str, compares: str, instead: str) -> None:
+    """A task measured on embeddings: the embed engine gives them (the pipeline does not), there is no accuracy to
+    gate, and an audio language model's one answer per clip is no embedding. `kind`: what the dataset is ("a
+    retrieval dataset"); `compares`: what the task does with embeddings; `instead`: the models to use."""
+    name = cfg.dataset.name
+    if cfg.engine != "embed":
+        raise UserError(f"dataset={name} is {kind}: it needs engine=embed (the pipeline engine exposes no embeddings)")
+    if cfg.gate.min_accuracy is not None or cfg.gate.baseline is not None:
+        raise UserError(f"gate.min_accuracy and gate.baseline bound a classification accuracy, which dataset={name} "
+                        f"({kind}) does not have; drop them")
+    if cfg.model.get("scoring") == "generate":
+        raise UserError(f"dataset={name} is {kind}: it {compares}, and model.scoring=generate gives one answer per "
+                        f"clip; {instead}")
+
+
 def embedding_batches(context: RunContext, positions: list[int], finished_key: str) -> Iterator[LoggedBatch]:
     """Each clip's audio embedding as the family returns it (frames for frame-level models; a long clip's windows
     pooled), kept for the end: the batches of a task that works on every clip's embedding once all are done (its

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from zsa_eval.errors import UserError
 from zsa_eval.models import LoadedModel
 from zsa_eval.store.embeddings import EMBEDDINGS_DIR
-from zsa_eval.tasks import Evaluated, LoggedBatch, RunContext, Task, embedding_batches
+from zsa_eval.tasks import Evaluated, LoggedBatch, RunContext, Task, check_embedding_run, embedding_batches
 
 RESAMPLES = 1000  # bootstrap resamples of every interval
 
@@ -28,17 +28,7 @@ class AudioEmbeddingTask(Task):
     kind: ClassVar[str]  # what the dataset is, for messages: "a clustering dataset"
 
     def check(self, cfg: DictConfig) -> None:
-        """The embed engine gives embeddings (the pipeline does not); there is no accuracy to gate and no answer to
-        generate."""
-        if cfg.engine != "embed":
-            raise UserError(f"dataset={cfg.dataset.name} is {self.kind}: it needs engine=embed (the pipeline engine "
-                            "exposes no embeddings)")
-        if cfg.gate.min_accuracy is not None or cfg.gate.baseline is not None:
-            raise UserError(f"gate.min_accuracy and gate.baseline bound a classification accuracy, which "
-                            f"dataset={cfg.dataset.name} ({self.kind}) does not have; drop them")
-        if cfg.model.get("scoring") == "generate":
-            raise UserError(f"dataset={cfg.dataset.name} is {self.kind}: it compares audio embeddings, and "
-                            "model.scoring=generate gives one answer per clip; use an embedding model")
+        check_embedding_run(cfg, self.kind, "compares audio embeddings", "use an embedding model")
 
     def check_model(self, cfg: DictConfig, loaded: LoadedModel) -> None:
         """Any family with audio embeddings (an audio encoder too); an audio language model has none."""

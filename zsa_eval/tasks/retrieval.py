@@ -27,8 +27,8 @@ from zsa_eval.plots import recall_at_k_png
 from zsa_eval.provenance import short_hash
 from zsa_eval.store.embeddings import EMBEDDINGS_DIR
 from zsa_eval.stats import bootstrap_indices, percentile_interval
-from zsa_eval.tasks import (Evaluated, LoggedBatch, RunContext, Task, check_text_tower, clip_features,
-                            embedding_batches, skipped_note, timing_note, worst_first)
+from zsa_eval.tasks import (Evaluated, LoggedBatch, RunContext, Task, check_embedding_run, check_text_tower,
+                            clip_features, embedding_batches, skipped_note, timing_note, worst_first)
 from zsa_eval.results import MetricSpec, Mistake, Mistakes, TaskResults
 from zsa_eval.text import counted
 from zsa_eval.tasks.comparing import bootstrap_record, legend, paired_deltas
@@ -231,17 +231,7 @@ class RetrievalTask(Task):
                     for direction in DIRECTIONS for name in DIRECTION_METRICS)
 
     def check(self, cfg: DictConfig) -> None:
-        """The pipeline engine exposes no embeddings, nor does an audio language model's answer; there is no accuracy
-        to gate."""
-        if cfg.engine != "embed":
-            raise UserError(f"dataset={cfg.dataset.name} is a retrieval dataset: it needs engine=embed (the pipeline "
-                            "engine exposes no embeddings)")
-        if cfg.gate.min_accuracy is not None or cfg.gate.baseline is not None:
-            raise UserError(f"gate.min_accuracy and gate.baseline bound a classification accuracy, which a retrieval "
-                            f"run (dataset={cfg.dataset.name}) does not have; drop them")
-        if cfg.model.get("scoring") == "generate":
-            raise UserError(f"dataset={cfg.dataset.name} is a retrieval dataset: it ranks captions, and "
-                            "model.scoring=generate gives one answer per clip; retrieval needs an embedding model "
+        check_embedding_run(cfg, "a retrieval dataset", "ranks captions", "retrieval needs an embedding model "
                             "(model=clap, model=pe_av_small, ...)")
 
     def check_model(self, cfg: DictConfig, loaded: LoadedModel) -> None:
