@@ -109,6 +109,22 @@ def test_an_audio_encoder_serves_the_probes_and_refuses_what_needs_text(monkeypa
         assert needs in one_line(code, stderr) and not out.exists()
 
 
+@pytest.mark.slow  # a sweep of two runs
+def test_under_protocol_mteb_an_audio_encoder_is_refused_text_tasks_and_a_sweep_skips_them(monkeypatch, capsys,
+                                                                                           tmp_path):
+    """As mteb leaves out the tasks of modalities a model lacks: a run is one line, a sweep (suite=maeb) skips it."""
+    code, _, stderr, out = toy_run(monkeypatch, capsys, tmp_path, "toy_family:ToyEncoderFamily", "protocol=mteb",
+                                   "protocol.kind=zeroshot")
+    assert "protocol=mteb (zeroshot, mteb's zeroshot evaluation) compares audio with text" in one_line(code, stderr)
+    assert not out.exists()
+    code, stdout, stderr = run_cli(monkeypatch, capsys, "-m", *TOY, "model.family=toy_family:ToyEncoderFamily",
+                                   "model.name=encoder", "protocol=mteb", "protocol.kind=zeroshot,classification",
+                                   f"results_dir={tmp_path / 'results'}", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    skipped = [line for line in stderr.splitlines() if " skipped: " in line]
+    assert code == 0 and len(skipped) == 1 and skipped[0].startswith("zsa-eval: job 0 skipped: protocol=mteb (zero")
+    assert len(list((tmp_path / "results").rglob("metrics.json"))) == 1 and "mteb" in stdout
+
+
 @pytest.mark.parametrize("family, message", [
     ("NoTexts", "model family 'no_texts' (plugin_families:NoTexts) (model.family=plugin_families:NoTexts) does not "
                 "implement collate, combine_prompts, embed_audio, embed_texts, load, logits, preparer, scores: add "

@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from zsa_eval.data import AudioDataset
 from zsa_eval.engine import caption_embeddings
-from zsa_eval.errors import UserError
+from zsa_eval.errors import TaskUnavailable, UserError
 from zsa_eval.families.mteb_model import mteb_similarity
 from zsa_eval.integrations import import_mteb
 from zsa_eval.models import LoadedModel
@@ -236,11 +236,15 @@ class MtebTask(ProbeTask):
         self.choice = chosen_task(cfg, import_mteb(FEATURE))
 
     def check_model(self, cfg: DictConfig, loaded: LoadedModel) -> None:
-        """A kind that compares audio with text needs the family's text tower."""
+        """A kind that compares audio with text needs the family's text tower; without one the task is unavailable
+        to the model (as mteb leaves out a task of modalities the model lacks: suite=maeb skips its job)."""
         super().check_model(cfg, loaded)
         kind, name = self.choice
         if kind.compares_text:
-            check_text_tower(loaded, f"protocol=mteb ({name or kind.name}, mteb's {kind.name} evaluation)")
+            try:
+                check_text_tower(loaded, f"protocol=mteb ({name or kind.name}, mteb's {kind.name} evaluation)")
+            except UserError as refusal:
+                raise TaskUnavailable(str(refusal)) from None
 
     def mteb_task(self, dataset: AudioDataset, items) -> Any:
         """A fresh mteb task (its random state untouched) of the chosen kind, its dataset built from `items`."""
