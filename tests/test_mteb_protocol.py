@@ -86,6 +86,8 @@ def test_a_comparison_pairs_the_measures_two_protocols_share_and_says_why_they_d
         "a": [0.75, 0.625, 0.5], "b": [0.5, 0.375, 0.25], "delta": [-0.25, -0.25, -0.25]}
     assert comparison.verdict().startswith("accuracy / mteb accuracy B - A = -0.2500 (0.7500 -> 0.5000)")
     assert comparison.reasons[0].endswith("zsa-eval linear_probe: 5 official folds")
+    assert "(delta = B - A; no interval: mteb keeps its predictions" in comparison.markdown()
+    assert "bootstrap" not in comparison.markdown()
     other_kind = mteb_run | {"mteb_kind": "zeroshot", "mteb_task": "ESC50_Zeroshot"}
     assert compare_protocols(Path("a"), mteb_run, Path("b"), other_kind, 1000, 0).metric_deltas.empty
 

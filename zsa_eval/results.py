@@ -115,9 +115,14 @@ class Comparison:
         """PNG files (file name -> bytes)."""
         return {}
 
+    def deltas_note(self) -> str:
+        """What the metric table's deltas and intervals are."""
+        bootstrap = self.bootstrap
+        return (f"delta = B - A; paired bootstrap {bootstrap['level']:.0%} interval, {bootstrap['resamples']} "
+                f"resamples, seed {bootstrap['seed']}")
+
     def markdown(self, title: str | None = None) -> str:
         """compare.md, headed `title` (default: the two run directories)."""
-        bootstrap = self.bootstrap
         return "\n".join([
             f"# {title or f'{self.name_a} vs {self.name_b}'}", "",
             f"A = {self.name_a}  ", self.legend_a, "",
@@ -125,8 +130,7 @@ class Comparison:
             f"Compared on the {self.n_common} {self.unit} both runs evaluated (A evaluated {self.n_a}, "
             f"B {self.n_b}).", "",
             self.verdict(), "",
-            f"## Metrics on the {self.n_common} common {self.unit} (delta = B - A; paired bootstrap "
-            f"{bootstrap['level']:.0%} interval, {bootstrap['resamples']} resamples, seed {bootstrap['seed']})", "",
+            f"## Metrics on the {self.n_common} common {self.unit} ({self.deltas_note()})", "",
             self.metric_deltas.to_markdown(index=False, floatfmt=".4f"), "",
             *self.sections(),
         ])

@@ -84,6 +84,9 @@ class ProtocolComparison(Comparison):
                 "predictions, so no paired interval: the difference is the protocols', on the same embeddings when "
                 "both runs read them from one cache.")
 
+    def deltas_note(self) -> str:
+        return "delta = B - A; no interval: mteb keeps its predictions, so the runs cannot be resampled together"
+
     def sections(self) -> list[str]:
         return ["## Why the protocols' figures differ", "", *(f"- {reason}" for reason in self.reasons), ""]
 
