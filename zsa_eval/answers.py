@@ -13,6 +13,12 @@ An answer matches a class in this order:
 3. fuzzy, a close spelling: the one label whose difflib similarity ratio to the answer is the highest and at least
    FUZZY_RATIO ("dogs" is `dog`; a tie: none).
 Anything else matches no class and counts as wrong.
+
+`template.answer_matching` names the rules: `zsa` (the above) or `mill`, Mill's (haideraltahan/Mill
+mill/tasks/esc50/task.py, esc50_gen_acc, read at b541cbeb): lower case, `_` as spaces, spaces collapsed (punctuation
+and articles kept); an empty answer matches none; else the longest label found anywhere in the answer as a substring
+(not only as whole words: "rain" is inside "train", "hen" inside "when"), the first in class order among labels of
+that length; an answer equal to a label is exact, another containing one fuzzy.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import difflib
 import re
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from zsa_eval.errors import UserError
@@ -99,3 +105,22 @@ def match_answer(answer: str, candidate_labels: Sequence[str]) -> Match:
     if best >= FUZZY_RATIO and ratios.count(best) == 1:
         return Match(ratios.index(best), "fuzzy")
     return Match(None, "none")
+
+
+def mill_normalized(text: str) -> str:
+    """Mill's normalization: lower case, `_` as spaces, spaces collapsed."""
+    return " ".join(text.lower().replace("_", " ").split())
+
+
+def match_mill(answer: str, candidate_labels: Sequence[str]) -> Match:
+    """The class an answer names by Mill's rules (this module's docstring)."""
+    said = mill_normalized(answer)
+    labels = [mill_normalized(label) for label in candidate_labels]
+    inside = [index for index, label in enumerate(labels) if said and label and label in said]
+    if not inside:
+        return Match(None, "none")
+    longest = max(inside, key=lambda index: len(labels[index]))  # the first of the longest, as Mill's max() picks
+    return Match(longest, "exact" if labels[longest] == said else "fuzzy")
+
+
+ANSWER_MATCHING: dict[str, Callable[[str, Sequence[str]], Match]] = {"zsa": match_answer, "mill": match_mill}

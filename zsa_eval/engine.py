@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from zsa_eval.answers import filled_instruction, match_answer
+from zsa_eval.answers import ANSWER_MATCHING, filled_instruction
 from zsa_eval.audio import AudioSource
 from zsa_eval.cache import EmbeddingCache
 from zsa_eval.clips import ClipDataset, clip_loader
@@ -302,10 +302,10 @@ def answer_of(family: ScoringFamily, inputs: Inputs) -> str:
 
 
 def scoring_batches(family: ScoringFamily, loader: DataLoader, candidate_labels: Sequence[str],
-                    prompts: Sequence[str]) -> Iterator[BatchScores]:
+                    prompts: Sequence[str], answer_matching: str = "zsa") -> Iterator[BatchScores]:
     """A scoring family on each clip of each batch, one clip at a time. Likelihood: the softmax over the classes
     of their answers' log-likelihoods (the answers tokenized once). Generate: the model's answer, matched to a class
-    (zsa_eval.answers): 1 for that class, a row of 0 when it names none."""
+    by the rules `answer_matching` names (zsa_eval.answers): 1 for that class, a row of 0 when it names none."""
     n_classes = len(candidate_labels)
     if family.scoring == "likelihood":
         with calling(family, "answer_tokens"):
@@ -320,7 +320,7 @@ def scoring_batches(family: ScoringFamily, loader: DataLoader, candidate_labels:
             yield BatchScores(batch["indices"], probabilities, batch["skipped"], logits, clip_windows=windows)
             continue
         said = [answer_of(family, inputs) for inputs in prepared]
-        matches = [match_answer(answer, candidate_labels) for answer in said]
+        matches = [ANSWER_MATCHING[answer_matching](answer, candidate_labels) for answer in said]
         probabilities = np.zeros((len(said), n_classes), dtype=np.float32)
         for row, match in enumerate(matches):
             if match.index is not None:
@@ -344,11 +344,13 @@ def score_clips(
     featurizer: str = "auto",
     long_audio: LongAudio | None = None,
     instruction: str | None = None,
+    answer_matching: str = "zsa",
 ) -> Iterator[BatchScores]:
     """Stream every clip through the chosen engine, batch by batch, with a progress bar (`featurizer`: see
     embed_loader; `long_audio`: how long clips are heard, None: native; the pipeline and a scoring family hear only
-    native). A scoring family asks each clip `instruction` (its {labels} filled); its clips are prepared in the
-    DataLoader (on CPU, whatever `featurizer` says) and nothing is cached."""
+    native). A scoring family asks each clip `instruction` (its {labels} filled), its answers matched by the rules
+    `answer_matching` names; its clips are prepared in the DataLoader (on CPU, whatever `featurizer` says) and
+    nothing is cached."""
     check_engine_settings(engine, prompts)
     check_engine_family(engine, loaded.family, loaded.name_or_path)
     long_audio = native_unless(long_audio, loaded)
@@ -361,7 +363,7 @@ def score_clips(
         dataset = ClipDataset(clips, item_ids, loaded.sampling_rate, seed, long_audio, prepare,
                               decode_options=loaded.family.decode_options())
         batches = scoring_batches(loaded.family, clip_loader(dataset, batch_size, num_workers), candidate_labels,
-                                  prompts)
+                                  prompts, answer_matching)
     elif engine == "embed":
         loader, prepare = embed_loader(loaded, clips, item_ids, batch_size, num_workers, seed, cache, featurizer,
                                        long_audio)

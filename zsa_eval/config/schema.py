@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from zsa_eval.answers import ANSWER_MATCHING
 from zsa_eval.long_audio import POLICIES
 
 SOURCE_CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"  # a source checkout (editable install)
@@ -155,6 +156,8 @@ class ReferenceConfig:
     mteb_version: Optional[str] = key(required=False)  # the mteb version the result file names (with mteb_task)
     data: Optional[str] = key(required=False)  # the clips it counts, as references_data names them (null: the
     # dataset's references_data); an mteb figure names the Hub copy and revision its result file names
+    settings: Optional[Dict[str, Any]] = key(required=False)  # other run settings that define the figure, by config
+    # path, e.g. {model.scoring: generate, template.answer_matching: mill, dataset.classes: [...] (in its order)}
 
 
 @dataclass
@@ -252,6 +255,8 @@ class TemplateConfig:
     name: str = key()
     prompts: List[str] = key()
     instruction: Optional[str] = key(required=False)  # what an audio language model is asked about each clip
+    answer_matching: str = key(one_of(*ANSWER_MATCHING), required=False)  # generate: how an answer names a class
+    # (zsa_eval/answers.py; a template without it: zsa)
 
 
 @dataclass

@@ -3,10 +3,12 @@ zsa_eval.config.checks.checked_references) give each figure with its checkpoint,
 those of its own checkpoint whose metric it reports (metrics.json `references`): the difference, and whether the
 published value lies inside the run's 95% interval. A reference's protocol is the run's own when zsa-eval can
 reproduce it (no `unsupported`) and the run scores the same clips (the data its config's `references_data` names;
-the same folds; no subset, class list or limit) with the same prompts. An MTEB result file's figure (`mteb_task`) is
-of protocol=mteb: the run's own only for a protocol=mteb run of that mteb task, with the mteb version and on the
-data (hub_id@revision) its file names. Task-agnostic: a metric is a metrics.json key, its interval
-`<metric>_ci95`."""
+the same folds; no subset, class list or limit) with the same prompts, and has the values of any other settings
+the figure names (`settings`, by config path: a generate protocol's scoring mode, instruction, answer matching
+and answer length; a `dataset.classes` there is the class list, in its order, that the run must set). An MTEB
+result file's figure (`mteb_task`) is of protocol=mteb: the run's own only for a protocol=mteb run of that mteb
+task, with the mteb version and on the data (hub_id@revision) its file names. Task-agnostic: a metric is a
+metrics.json key, its interval `<metric>_ci95`."""
 
 from __future__ import annotations
 
@@ -149,8 +151,12 @@ def protocol_differences(reference: Mapping, protocol: Mapping) -> list[str]:
                            "copy holds the same clips)")
     if folds_text(reference.get("folds")) != folds_text(protocol["folds"]):
         differences.append(f"{folds_text(reference.get('folds'))} there, {folds_text(protocol['folds'])} here")
+    settings = reference.get("settings") or {}
     differences += [f"{key}={shown(protocol[key])} here" for key in ("subset", "classes", "limit")
-                    if protocol[key] is not None]
+                    if protocol[key] is not None and f"dataset.{key}" not in settings]
+    ours = protocol.get("settings") or {}
+    differences += [f"{path}={shown(value)} there, {shown(ours.get(path))} here" for path, value in settings.items()
+                    if ours.get(path) != value]
     if reference.get("prompts") and list(reference["prompts"]) != (protocol["prompts"] or []):
         differences.append(f"prompts {reference['prompts']} there, {protocol['prompts']} here")
     return differences
@@ -296,6 +302,17 @@ def evaluation_of_run(protocol: DictConfig) -> dict:
     return {key: value for key, value in OmegaConf.to_container(protocol).items() if key != "folder"}
 
 
+def settings_of_run(cfg: DictConfig, references: Sequence[Mapping]) -> dict:
+    """The run's values of the settings (config paths) its dataset's figures name as part of their protocol."""
+    paths = {path for reference in references for path in reference.get("settings") or {}}
+    return {path: plain(OmegaConf.select(cfg, path)) for path in sorted(paths)}
+
+
+def plain(value):
+    """A config value as plain data (a list node as a list), to compare with a figure's."""
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
 def check_references(cfg: DictConfig, prompts: Sequence[str] | None, metric_names: Sequence[str],
                      limit: int | None) -> dict:
     """Before a run: each reference of its protocol names a metric its task reports; reference=<id> names one of the
@@ -304,7 +321,8 @@ def check_references(cfg: DictConfig, prompts: Sequence[str] | None, metric_name
     protocol to bound. `limit`: the run's (None before the items are counted: a limit that selects them all is
     none). Returns the run's protocol."""
     references, name = references_of(cfg), cfg.dataset.name
-    protocol = run_protocol(cfg.dataset, limit, prompts, evaluation_of_run(cfg.protocol))
+    protocol = run_protocol(cfg.dataset, limit, prompts, evaluation_of_run(cfg.protocol)) | {
+        "settings": settings_of_run(cfg, references)}
     for reference in figures_of_metrics(references, protocol):
         if reference["metric"] not in metric_names:
             raise UserError(f"dataset={name} reference {reference['id']}: metric {reference['metric']!r} is not one "

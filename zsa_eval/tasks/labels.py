@@ -102,6 +102,11 @@ def classes_without_items(dataset: AudioDataset) -> list[str]:
     return [name for name in dataset.class_names if name not in present]
 
 
+def answer_matching(cfg: DictConfig) -> str:
+    """How a generated answer names a class (template.answer_matching; a template without the key: zsa's rules)."""
+    return str(cfg.template.get("answer_matching") or "zsa")
+
+
 class LabelTask(Task):
     """A task whose candidates are the dataset's classes, each embedded through the prompts."""
 
@@ -139,6 +144,8 @@ class LabelTask(Task):
         identity = {**base, "template": cfg.template.name, "prompts": prompts}
         if "scoring" in base.get("family_settings", {}):
             identity["instruction"] = cfg.template.instruction
+        if base.get("family_settings", {}).get("scoring") == "generate":
+            identity["answer_matching"] = answer_matching(cfg)
         return identity
 
     def check_dataset(self, dataset: AudioDataset) -> list[str]:
@@ -164,7 +171,7 @@ class LabelTask(Task):
         for batch in score_clips(context.loaded, Selection(dataset.clips, positions), context.item_ids(positions),
                                  candidate_labels(dataset.class_names), context.prompts, cfg.engine, cfg.batch_size,
                                  context.num_workers, cfg.seed, context.progress, context.cache, cfg.featurizer,
-                                 context.long_audio, cfg.template.get("instruction")):
+                                 context.long_audio, cfg.template.get("instruction"), answer_matching(cfg)):
             records = [{"probabilities": scores.tolist()} for scores in batch.probabilities]
             for record, windows in zip(records, batch.clip_windows):
                 record |= windows
@@ -217,6 +224,7 @@ class LabelTask(Task):
             "classes_without_items": classes_without_items(dataset),
             "template": cfg.template.name,
             **({"instruction": cfg.template.instruction} if family.kind == "scoring" else {}),
+            **({"answer_matching": answer_matching(cfg)} if getattr(family, "scoring", None) == "generate" else {}),
             "prompts": context.prompts,
             "prompts_hash": prompts_hash(context.prompts),
             "labels": dataset.class_names,
