@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 from zsa_eval.__main__ import CONFIG_DIR, main
 from zsa_eval.hub import OFFLINE_VARIABLES
 from zsa_eval.models import load_model
-from zsa_eval.random_models import build_random_alm, build_random_clap
+from zsa_eval.random_models import build_random_clap, build_random_model
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -89,11 +89,14 @@ def tiny_model(tiny_model_dir):
     return load_model("tiny_random", str(tiny_model_dir), torch.device("cpu"), "fp32")
 
 
+ALM_MODEL_TYPES = ("qwen2_audio", "audioflamingo3", "qwen2_5_omni")  # each has a twin, random_init <type>_tiny
+
+
 @pytest.fixture(scope="session")
 def tiny_alm_dirs(offline_cache) -> dict[str, Path]:
     """The tiny random audio language models by model type, where model=<type>_tiny_random looks for them."""
-    return {model_type: build_random_alm(model_type, offline_cache / "models" / f"{model_type}_tiny_random-seed0")
-            for model_type in ("qwen2_audio", "audioflamingo3")}
+    return {model_type: build_random_model(f"{model_type}_tiny", offline_cache / "models" /
+                                           f"{model_type}_tiny_random-seed0") for model_type in ALM_MODEL_TYPES}
 
 
 def reference_features(feature_extractor, waveform: np.ndarray, seed: int) -> tuple[np.ndarray, bool]:

@@ -18,6 +18,7 @@ from zsa_eval.api import check_batch_invariance
 from zsa_eval.entry_points import GROUP
 from zsa_eval.families import registry
 from zsa_eval.families.alm import AudioFlamingo3Family, Qwen2AudioFamily
+from zsa_eval.families.alm_omni import Qwen2_5OmniFamily
 from zsa_eval.families.clap import ClapFamily
 from zsa_eval.families.msclap import MsClapFamily
 from zsa_eval.families.mteb_model import MtebAudioFamily
@@ -57,9 +58,10 @@ def test_the_builtin_families_come_through_the_same_entry_points():
         "clap": "zsa_eval.families.clap:ClapFamily", "pe_audio": "zsa_eval.families.pe_audio:PeAudioFamily",
         "msclap": "zsa_eval.families.msclap:MsClapFamily", "qwen2_audio": "zsa_eval.families.alm:Qwen2AudioFamily",
         "audioflamingo3": "zsa_eval.families.alm:AudioFlamingo3Family",
+        "qwen2_5_omni": "zsa_eval.families.alm_omni:Qwen2_5OmniFamily",
         "mteb": "zsa_eval.families.mteb_model:MtebAudioFamily"}
-    assert registry.registered_families()[:6] == [AudioFlamingo3Family, ClapFamily, MsClapFamily, MtebAudioFamily,
-                                                  PeAudioFamily, Qwen2AudioFamily]
+    assert registry.registered_families()[:7] == [AudioFlamingo3Family, ClapFamily, MsClapFamily, MtebAudioFamily,
+                                                  PeAudioFamily, Qwen2_5OmniFamily, Qwen2AudioFamily]
     assert registry.family_class("clap") is ClapFamily
     assert registry.family_class("toy_family:ToyClapFamily") is ToyClapFamily
     assert registry.family_class("toy_family.ToyEncoderFamily") is ToyEncoderFamily

@@ -82,10 +82,17 @@ class AudioLanguageFamily(ScoringFamily):
         import transformers
 
         options = spec.hub_options()
-        processor = transformers.AutoProcessor.from_pretrained(spec.name_or_path, **options)
+        processor = cls.load_processor(spec.name_or_path, options)
         model = getattr(transformers, cls.model_class).from_pretrained(spec.name_or_path, dtype=spec.dtype, **options)
         return cls(model, processor, spec.device, spec.dtype, spec.settings.get("scoring"),
                    spec.settings.get("max_new_tokens"), spec.settings.get("label_batch_size"))
+
+    @classmethod
+    def load_processor(cls, name_or_path: str, options: dict):
+        """The checkpoint's processor: its feature extractor, tokenizer and chat template."""
+        import transformers
+
+        return transformers.AutoProcessor.from_pretrained(name_or_path, **options)
 
     def settings(self) -> dict:
         """What shapes a score: the mode, and in generate mode the answer's length cap."""
@@ -153,10 +160,16 @@ class AudioLanguageFamily(ScoringFamily):
             cache.batch_repeat_interleave(count)
             attention_mask = torch.cat([torch.ones((count, prompt_length), dtype=torch.long, device=self.device),
                                         real.long()], dim=1)
-            logits = self.model(input_ids=fed, attention_mask=attention_mask, cache=cache, use_cache=False).logits
+            logits = self.model(input_ids=fed, attention_mask=attention_mask, cache=cache, use_cache=False,
+                                **self.continuation_inputs(prompt_length, count, width)).logits
             token_log_probs = logits.float().log_softmax(dim=-1).gather(-1, targets[..., None])[..., 0]
             totals = totals + (token_log_probs * real).sum(dim=1)
         return totals / lengths
+
+    def continuation_inputs(self, prompt_length: int, count: int, width: int) -> Inputs:
+        """What else a pass of `count` rows of `width` tokens after `prompt_length` cached ones needs (positions, for
+        a model that cannot infer them from the attention mask); none by default."""
+        return {}
 
     @torch.inference_mode()
     def generate_answer(self, inputs: Inputs) -> str:
@@ -174,7 +187,8 @@ class AudioLanguageFamily(ScoringFamily):
                 break
             attention_mask = torch.ones((1, length + len(written)), dtype=torch.long, device=self.device)
             output = self.model(input_ids=torch.tensor([[token]], device=self.device), attention_mask=attention_mask,
-                                cache=output.cache, use_cache=True)
+                                cache=output.cache, use_cache=True,
+                                **self.continuation_inputs(length + len(written) - 1, 1, 1))
         return self.tokenizer.decode(written, skip_special_tokens=True).strip()
 
 

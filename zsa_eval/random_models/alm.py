@@ -49,14 +49,17 @@ AUDIOFLAMINGO3_CHAT_TEMPLATE = (
 )
 
 
-def train_chat_tokenizer(special_tokens: list[str], vocab_size: int = 400) -> Qwen2Tokenizer:
+def train_chat_tokenizer(special_tokens: list[str], vocab_size: int = 400,
+                         named_tokens: dict[str, str] | None = None) -> Qwen2Tokenizer:
     """A byte-level BPE tokenizer in Qwen2's form (its pre-tokenizer, no BOS), trained on a small local corpus, with
-    the chat and audio special tokens."""
+    the chat and audio special tokens; `named_tokens`: those a processor reads off the tokenizer by name
+    (audio_token: "<|AUDIO|>", ...)."""
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(ALM_CORPUS * 4, vocab_size=vocab_size, min_frequency=1, special_tokens=special_tokens,
                             show_progress=False)
     trained = json.loads(bpe._tokenizer.to_str())["model"]
-    tokenizer = Qwen2Tokenizer(vocab=trained["vocab"], merges=[tuple(merge) for merge in trained["merges"]])
+    tokenizer = Qwen2Tokenizer(vocab=trained["vocab"], merges=[tuple(merge) for merge in trained["merges"]],
+                               extra_special_tokens=named_tokens or {})
     tokenizer.add_special_tokens({"additional_special_tokens": special_tokens[1:]})
     return tokenizer
 
@@ -75,6 +78,11 @@ def random_alm(model_type: str, tokenizer: Qwen2Tokenizer, seed: int) -> torch.n
         config = AudioFlamingo3Config(audio_config=ALM_AUDIO_CONFIG, text_config=text_config,
                                       audio_token_id=tokenizer.convert_tokens_to_ids("<sound>"))
         model = AudioFlamingo3ForConditionalGeneration(config)
+    return reset_weights(model)
+
+
+def reset_weights(model: torch.nn.Module) -> torch.nn.Module:
+    """PyTorch's default random weights in every linear, convolution and embedding layer, in eval mode."""
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Embedding)):
