@@ -11,6 +11,7 @@
     python scripts/benchmark.py --probe              # the 5-fold linear probe alone, no model (probe.json)
     python scripts/benchmark.py --long-clips         # peak RSS of a 5-min and a 50-min clip, long_audio=windows
     python scripts/benchmark.py --family qwen2_audio --clips 20  # tiny audio language model: both modes, 10/50 labels
+    python scripts/benchmark.py --family qwen2_audio --label-cost    # likelihood's cost per extra label, 5 s and 30 s
 
 Uses a random-weight model (built once under the cache dir, no Hub needed) of the full laion/clap-htsat-fused
 architecture (--family clap), of pe-av-small's audio branch and text model (--family pe_audio) or of MS-CLAP at
@@ -28,7 +29,10 @@ the whole 5-fold probe and per fold and writes results/benchmark/probe.json (or 
 
 Audio language models (--family qwen2_audio or audioflamingo3: their tiny random twins, the real checkpoints'
 processors and feature extractors) are timed in both scoring modes (likelihood, generate) on datasets of 10 and of 50
-candidate labels, each run in a fresh process so that its peak RSS is its own: clips/s of the scoring and that peak.
+candidate labels, each run in a fresh process so that its peak RSS is its own: clips/s of the scoring and that peak;
+then likelihood scoring's cost per extra label on a 5 s and a 30 s clip (scripts/benchmark_alm.py; --label-cost: that
+alone, written to results/benchmark/<family>_label_cost.json). Every conf/model/<family>_tiny_random.yaml with a
+`scoring` key is a --family.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ import soundfile as sf
 import torch
 from hydra import compose, initialize_config_dir
 
+from benchmark_alm import label_cost, print_label_cost, scoring_families, tiny_twin
 from zsa_eval.__main__ import CONFIG_DIR
 from zsa_eval.audio import decode, resample, to_mono
 from zsa_eval.clips import clip_seed
@@ -83,11 +88,9 @@ FAMILIES = {
     "msclap": ("msclap_2023_full", "msclap_2023_full_random", "msclap_2023", ("embed", "encoder_only")),
     "msclap_2022": ("msclap_2022_full", "msclap_2022_full_random", "msclap_2022", ("embed", "encoder_only")),
 }
-# audio language models -> (random model kind, its folder and preset): timed by scoring mode and label count instead
-SCORING_FAMILIES = {
-    "qwen2_audio": ("qwen2_audio_tiny", "qwen2_audio_tiny_random", "qwen2_audio_tiny_random"),
-    "audioflamingo3": ("audioflamingo3_tiny", "audioflamingo3_tiny_random", "audioflamingo3_tiny_random"),
-}
+# audio language models -> (random model kind, their tiny twin's preset and folder): timed by scoring mode and label
+# count instead
+SCORING_FAMILIES = scoring_families()
 SCORING_MODES = ("likelihood", "generate")
 LABEL_COUNTS = (10, 50)
 CLIP_SECONDS = 5.0
@@ -124,7 +127,7 @@ def write_clips(root: Path, n_clips: int, seconds: float, n_labels: int = len(ES
 
 
 def run_config(args, dataset_dir: Path, model_dir: Path, output_dir: Path, *overrides: str):
-    preset = (FAMILIES | SCORING_FAMILIES)[args.family][2]
+    preset = FAMILIES[args.family][2] if args.family in FAMILIES else SCORING_FAMILIES[args.family][1]
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
         return compose(config_name="config", overrides=[
             "dataset=esc50_folder", f"dataset.path={dataset_dir}", f"model={preset}",
@@ -238,11 +241,9 @@ def measure_scoring(args, dataset_dir: Path, model_dir: Path, output_dir: Path, 
 
 
 def benchmark_scoring(args) -> None:
-    """An audio language model's tiny twin in each scoring mode, on 10 and on 50 candidate labels."""
-    random_kind, folder, _ = SCORING_FAMILIES[args.family]
-    model_dir = args.cache_dir / "models" / folder
-    if not (model_dir / "config.json").is_file():
-        build_random_model(random_kind, model_dir)
+    """An audio language model's tiny twin in each scoring mode, on 10 and on 50 candidate labels, then likelihood
+    scoring's cost per extra label."""
+    folder, model_dir = SCORING_FAMILIES[args.family][1], tiny_twin(args.family, args.cache_dir)
     runs_dir = Path(tempfile.mkdtemp(prefix="zsa-eval-benchmark-"))
     measured = []
     for n_labels in LABEL_COUNTS:
@@ -260,7 +261,8 @@ def benchmark_scoring(args) -> None:
     result = {"family": args.family, "model": folder, "clips": args.clips, "clip_seconds": CLIP_SECONDS,
               "source_rate": SOURCE_RATE, "batch_size": args.batch_size, "num_workers": args.num_workers,
               "device": args.device, "precision": args.precision, "model_parameters": parameters,
-              "torch_threads": torch.get_num_threads(), "runs": measured, "platform": platform.platform(),
+              "torch_threads": torch.get_num_threads(), "runs": measured, "label_cost": cost_of_labels(args),
+              "load_average_1min": round(os.getloadavg()[0], 2), "platform": platform.platform(),
               "versions": package_versions()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(result, args.out)
@@ -270,6 +272,26 @@ def benchmark_scoring(args) -> None:
     for row in measured:
         print(f"{row['scoring']:<12}{row['labels']:>8}{row['clips_per_s']:>10.3f}{1 / row['clips_per_s']:>10.3f}"
               f"{row['peak_rss_mb']:>14.0f}")
+    print_label_cost(result["label_cost"])
+    print(f"-> {args.out}")
+
+
+def cost_of_labels(args) -> dict:
+    """Likelihood scoring's cost per extra label on the family's tiny twin (scripts/benchmark_alm.py)."""
+    return label_cost(args.family, args.cache_dir, [int(count) for count in args.cost_labels.split(",")],
+                      args.cost_repeats)
+
+
+def benchmark_label_cost(args) -> None:
+    """--label-cost: the cost per extra label alone, printed and written."""
+    result = {"family": args.family, "model": SCORING_FAMILIES[args.family][1], "device": "cpu", "precision": "fp32",
+              "torch_threads": torch.get_num_threads(), **cost_of_labels(args),
+              "load_average_1min": round(os.getloadavg()[0], 2), "platform": platform.platform(),
+              "versions": package_versions()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(result, args.out)
+    print(f"\n{args.family} ({result['model']}), cpu, fp32")
+    print_label_cost(result)
     print(f"-> {args.out}")
 
 
@@ -343,10 +365,19 @@ def main() -> None:
     parser.add_argument("--long-clips", action="store_true", help="peak RSS of one long clip per run under "
                         "long_audio=windows (results/benchmark/long_clips.json)")
     parser.add_argument("--long-clip-seconds", default="300,3000", help="--long-clips: the clip lengths, comma-separated")
+    parser.add_argument("--label-cost", action="store_true", help="an audio language model: only likelihood "
+                        "scoring's cost per extra label, on a 5 s and a 30 s clip")
+    parser.add_argument("--cost-labels", default="64,128,256,512", help="the label counts the cost per label is "
+                        "fitted on, comma-separated")
+    parser.add_argument("--cost-repeats", type=int, default=5, help="scorings timed per label count (the best kept)")
     args = parser.parse_args()
     if args.long_clips:
         args.out = args.out or Path("results/benchmark/long_clips.json")
         benchmark_long_clips(args)
+        return
+    if args.family in SCORING_FAMILIES and args.label_cost:
+        args.out = args.out or Path(f"results/benchmark/{args.family}_label_cost.json")
+        benchmark_label_cost(args)
         return
     if args.family in SCORING_FAMILIES:
         args.out = args.out or Path(f"results/benchmark/{args.family}.json")
