@@ -5,6 +5,7 @@
     python scripts/make_tiny_model.py --size qwen2_audio_tiny   # tiny Qwen2-Audio (model=qwen2_audio_tiny_random)
     python scripts/make_tiny_model.py --size audioflamingo3_tiny   # tiny Audio Flamingo 3
     python scripts/make_tiny_model.py --size qwen2_5_omni_tiny   # tiny Qwen2.5-Omni thinker
+    python scripts/make_tiny_model.py --size voxtral_tiny   # tiny Voxtral (needs mistral-common)
     python scripts/make_tiny_model.py --size full --out /tmp/clap-full   # full laion/clap-htsat-fused shape
     python scripts/make_tiny_model.py --size pe_av_small --out /tmp/pe-av-small   # pe-av-small's audio branch
     python scripts/make_tiny_model.py --size msclap_2023_tiny   # tiny MS-CLAP 2023 (model=msclap_2023_tiny_random)
@@ -24,7 +25,7 @@ from zsa_eval.random_models import RANDOM_MODELS, build_random_model
 
 PRESETS = {"tiny": "tiny_random", "pe_tiny": "pe_tiny_random", "pe_frame_tiny": "pe_frame_tiny_random",
            "qwen2_audio_tiny": "qwen2_audio_tiny_random", "audioflamingo3_tiny": "audioflamingo3_tiny_random",
-           "qwen2_5_omni_tiny": "qwen2_5_omni_tiny_random",
+           "qwen2_5_omni_tiny": "qwen2_5_omni_tiny_random", "voxtral_tiny": "voxtral_tiny_random",
            "msclap_2022_tiny": "msclap_2022_tiny_random", "msclap_2023_tiny": "msclap_2023_tiny_random"}
 
 

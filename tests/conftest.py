@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import shutil
 import socket
@@ -90,13 +91,19 @@ def tiny_model(tiny_model_dir):
 
 
 ALM_MODEL_TYPES = ("qwen2_audio", "audioflamingo3", "qwen2_5_omni")  # each has a twin, random_init <type>_tiny
+HAS_MISTRAL_COMMON = importlib.util.find_spec("mistral_common") is not None
+NEEDS_MISTRAL_COMMON = pytest.mark.skipif(not HAS_MISTRAL_COMMON, reason="Voxtral's tokenizer is mistral-common's "
+                                          "(pip install 'mistral-common[audio]'; not a dependency of zsa-eval)")
+SCORING_TWINS = [*ALM_MODEL_TYPES, pytest.param("voxtral", marks=NEEDS_MISTRAL_COMMON)]  # every scoring twin
 
 
 @pytest.fixture(scope="session")
 def tiny_alm_dirs(offline_cache) -> dict[str, Path]:
-    """The tiny random audio language models by model type, where model=<type>_tiny_random looks for them."""
+    """The tiny random audio language models by model type, where model=<type>_tiny_random looks for them (Voxtral's
+    where mistral-common is installed)."""
+    model_types = ALM_MODEL_TYPES + (("voxtral",) if HAS_MISTRAL_COMMON else ())
     return {model_type: build_random_model(f"{model_type}_tiny", offline_cache / "models" /
-                                           f"{model_type}_tiny_random-seed0") for model_type in ALM_MODEL_TYPES}
+                                           f"{model_type}_tiny_random-seed0") for model_type in model_types}
 
 
 def reference_features(feature_extractor, waveform: np.ndarray, seed: int) -> tuple[np.ndarray, bool]:

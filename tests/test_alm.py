@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 from scipy.special import softmax
 
-from conftest import ALM_MODEL_TYPES, compose_config, run_cli
+from conftest import ALM_MODEL_TYPES, SCORING_TWINS, compose_config, run_cli
 from test_html_report import column, page_tables
 from zsa_eval.answers import Match, filled_instruction, match_answer, normalized
 from zsa_eval.data import Selection
@@ -51,7 +51,7 @@ def plain_log_likelihood(family: AudioLanguageFamily, inputs: dict, answer: str)
     return float(sum(log_probs[start - 1 + offset, token] for offset, token in enumerate(answer_ids)) / len(answer_ids))
 
 
-@pytest.mark.parametrize("model_type", ALM_MODEL_TYPES)  # every scoring family's twin, those of alm_omni.py too
+@pytest.mark.parametrize("model_type", SCORING_TWINS)  # every scoring family's twin, those of alm_omni.py too
 def test_likelihood_equals_a_plain_forward_pass_per_label(tiny_alm_dirs, model_type):
     family = load_alm(tiny_alm_dirs, model_type).family  # 2 answers per continuation pass: 3 passes of 5 answers
     inputs = family.preparer(filled_instruction(INSTRUCTION, LABELS))(clip(0), 0)

@@ -100,7 +100,7 @@ def test_version_names_the_versions_without_loading_the_libraries():
                         f"Python {sys.version.split()[0]})")
     assert families == ("model families: audioflamingo3 (zsa-eval 0.1.0), clap (zsa-eval 0.1.0), msclap "
                         "(zsa-eval 0.1.0), mteb (zsa-eval 0.1.0), pe_audio (zsa-eval 0.1.0), qwen2_5_omni "
-                        "(zsa-eval 0.1.0), qwen2_audio (zsa-eval 0.1.0)")
+                        "(zsa-eval 0.1.0), qwen2_audio (zsa-eval 0.1.0), voxtral (zsa-eval 0.1.0)")
     assert heavy == []
 
 

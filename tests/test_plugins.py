@@ -59,6 +59,7 @@ def test_the_builtin_families_come_through_the_same_entry_points():
         "msclap": "zsa_eval.families.msclap:MsClapFamily", "qwen2_audio": "zsa_eval.families.alm:Qwen2AudioFamily",
         "audioflamingo3": "zsa_eval.families.alm:AudioFlamingo3Family",
         "qwen2_5_omni": "zsa_eval.families.alm_omni:Qwen2_5OmniFamily",
+        "voxtral": "zsa_eval.families.alm_omni:VoxtralFamily",
         "mteb": "zsa_eval.families.mteb_model:MtebAudioFamily"}
     assert registry.registered_families()[:7] == [AudioFlamingo3Family, ClapFamily, MsClapFamily, MtebAudioFamily,
                                                   PeAudioFamily, Qwen2_5OmniFamily, Qwen2AudioFamily]

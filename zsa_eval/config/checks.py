@@ -86,8 +86,9 @@ CLASS_SELECTION_KEYS = ("classes", "folds", "subset")  # what a retrieval datase
 PE_AUDIO = ("PE-Audio models", "model=pe_av_small, pe_av_base, pe_av_large, pe_a_frame_base, pe_tiny_random, "
                                 "pe_frame_tiny_random")
 PE_FRAME = ("frame-level PE-Audio models", "model=pe_a_frame_base, pe_frame_tiny_random")
-AUDIO_LANGUAGE_MODELS = ("audio language models", "model=qwen2_audio, audioflamingo3, qwen2_5_omni, "
-                         "qwen2_audio_tiny_random, audioflamingo3_tiny_random, qwen2_5_omni_tiny_random")
+AUDIO_LANGUAGE_MODELS = ("audio language models", "model=qwen2_audio, audioflamingo3, qwen2_5_omni, voxtral, "
+                         "qwen2_audio_tiny_random, audioflamingo3_tiny_random, qwen2_5_omni_tiny_random, "
+                         "voxtral_tiny_random")
 CLAP = ("CLAP models", "model=clap, clap_unfused, clap_larger_general, ..., tiny_random")
 MSCLAP = ("MS-CLAP models", "model=msclap_2022, msclap_2023, msclap_2022_tiny_random, msclap_2023_tiny_random")
 FAMILY_KEYS = {"max_seconds": PE_AUDIO, "frame_pooling": PE_FRAME, "scoring": AUDIO_LANGUAGE_MODELS,  # model keys
