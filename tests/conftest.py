@@ -90,7 +90,8 @@ def tiny_model(tiny_model_dir):
     return load_model("tiny_random", str(tiny_model_dir), torch.device("cpu"), "fp32")
 
 
-ALM_MODEL_TYPES = ("qwen2_audio", "audioflamingo3", "qwen2_5_omni")  # each has a twin, random_init <type>_tiny
+ALM_MODEL_TYPES = ("qwen2_audio", "audioflamingo3", "qwen2_5_omni",  # each has a twin, random_init <type>_tiny
+                   "phi4_multimodal")
 HAS_MISTRAL_COMMON = importlib.util.find_spec("mistral_common") is not None
 NEEDS_MISTRAL_COMMON = pytest.mark.skipif(not HAS_MISTRAL_COMMON, reason="Voxtral's tokenizer is mistral-common's "
                                           "(pip install 'mistral-common[audio]'; not a dependency of zsa-eval)")

@@ -126,8 +126,8 @@ def one_line_error(code: int, stderr: str) -> str:
     (["dataset=synthetic", "dataset.clips_per_class=0"], "dataset.clips_per_class=0 is not valid"),
     (["dataset=synthetic", "model.random_init=huge"],
      "model.random_init=huge is not valid: model.random_init takes one of tiny, full, pe_tiny, pe_frame_tiny, pe_av_small, "
-     "qwen2_audio_tiny, audioflamingo3_tiny, qwen2_5_omni_tiny, voxtral_tiny, msclap_2022_tiny, msclap_2023_tiny, "
-     "msclap_2022_full, msclap_2023_full, or null"),
+     "qwen2_audio_tiny, audioflamingo3_tiny, qwen2_5_omni_tiny, voxtral_tiny, phi4_multimodal_tiny, "
+     "msclap_2022_tiny, msclap_2023_tiny, msclap_2022_full, msclap_2023_full, or null"),
     (["dataset=synthetic", "gate=3"], "gate=3 is not valid: gate takes keys of its own (min_accuracy, baseline, "
                                       "max_drop, reference)"),
     # unknown keys: refused with the key meant, never a suggestion to add them with +

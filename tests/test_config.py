@@ -98,9 +98,10 @@ def test_version_names_the_versions_without_loading_the_libraries():
     assert versions == (f"zsa-eval 0.1.0 (torch {metadata.version('torch')}, transformers "
                         f"{metadata.version('transformers')}, hydra-core {metadata.version('hydra-core')}, "
                         f"Python {sys.version.split()[0]})")
-    assert families == ("model families: audioflamingo3 (zsa-eval 0.1.0), clap (zsa-eval 0.1.0), msclap "
-                        "(zsa-eval 0.1.0), mteb (zsa-eval 0.1.0), pe_audio (zsa-eval 0.1.0), qwen2_5_omni "
-                        "(zsa-eval 0.1.0), qwen2_audio (zsa-eval 0.1.0), voxtral (zsa-eval 0.1.0)")
+    assert families == ("model families: audioflamingo3 (zsa-eval 0.1.0), clap (zsa-eval 0.1.0), gemma3n "
+                        "(zsa-eval 0.1.0), msclap (zsa-eval 0.1.0), mteb (zsa-eval 0.1.0), pe_audio (zsa-eval 0.1.0), "
+                        "phi4_multimodal (zsa-eval 0.1.0), qwen2_5_omni (zsa-eval 0.1.0), qwen2_audio "
+                        "(zsa-eval 0.1.0), voxtral (zsa-eval 0.1.0)")
     assert heavy == []
 
 

@@ -18,6 +18,7 @@ from zsa_eval.api import check_batch_invariance
 from zsa_eval.entry_points import GROUP
 from zsa_eval.families import registry
 from zsa_eval.families.alm import AudioFlamingo3Family, Qwen2AudioFamily
+from zsa_eval.families.alm_gemma_phi import Gemma3nFamily, Phi4MultimodalFamily
 from zsa_eval.families.alm_omni import Qwen2_5OmniFamily
 from zsa_eval.families.clap import ClapFamily
 from zsa_eval.families.msclap import MsClapFamily
@@ -60,9 +61,12 @@ def test_the_builtin_families_come_through_the_same_entry_points():
         "audioflamingo3": "zsa_eval.families.alm:AudioFlamingo3Family",
         "qwen2_5_omni": "zsa_eval.families.alm_omni:Qwen2_5OmniFamily",
         "voxtral": "zsa_eval.families.alm_omni:VoxtralFamily",
+        "gemma3n": "zsa_eval.families.alm_gemma_phi:Gemma3nFamily",
+        "phi4_multimodal": "zsa_eval.families.alm_gemma_phi:Phi4MultimodalFamily",
         "mteb": "zsa_eval.families.mteb_model:MtebAudioFamily"}
-    assert registry.registered_families()[:7] == [AudioFlamingo3Family, ClapFamily, MsClapFamily, MtebAudioFamily,
-                                                  PeAudioFamily, Qwen2_5OmniFamily, Qwen2AudioFamily]
+    assert registry.registered_families()[:9] == [AudioFlamingo3Family, ClapFamily, Gemma3nFamily, MsClapFamily,
+                                                  MtebAudioFamily, PeAudioFamily, Phi4MultimodalFamily,
+                                                  Qwen2_5OmniFamily, Qwen2AudioFamily]
     assert registry.family_class("clap") is ClapFamily
     assert registry.family_class("toy_family:ToyClapFamily") is ToyClapFamily
     assert registry.family_class("toy_family.ToyEncoderFamily") is ToyEncoderFamily

@@ -52,7 +52,8 @@ DEVICE = Rule("auto, cpu, cuda or cuda:N", names_values=True,
 ABOVE_ZERO = Rule("above 0", lambda value: value > 0)
 RANDOM_MODEL_KINDS = ("tiny", "full", "pe_tiny", "pe_frame_tiny", "pe_av_small",  # zsa_eval.random_models, kept light
                       "qwen2_audio_tiny", "audioflamingo3_tiny", "qwen2_5_omni_tiny", "voxtral_tiny",
-                      "msclap_2022_tiny", "msclap_2023_tiny", "msclap_2022_full", "msclap_2023_full")
+                      "phi4_multimodal_tiny", "msclap_2022_tiny", "msclap_2023_tiny", "msclap_2022_full",
+                      "msclap_2023_full")
 
 
 def key(rule: Rule | None = None, required: bool = True) -> Any:

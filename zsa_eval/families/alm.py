@@ -61,13 +61,16 @@ class AudioLanguageFamily(ScoringFamily):
 
     model_class: ClassVar[str]  # the transformers class that loads the checkpoint
     end_of_turn: ClassVar[str] = "<|im_end|>"  # the token that closes the assistant's answer
+    processor_options: ClassVar[dict] = {}  # the processor's keyword arguments beyond the text and the clip
+    feature_extractor_attribute: ClassVar[str] = "feature_extractor"  # the processor's attribute holding it
 
     def __init__(self, model: torch.nn.Module, processor, device: torch.device, dtype: torch.dtype, scoring: str,
                  max_new_tokens: int, label_batch_size: int):
         super().__init__(device, dtype, model)
         check_scoring_settings(scoring, max_new_tokens, label_batch_size)
         self.processor = processor
-        self.feature_extractor, self.tokenizer = processor.feature_extractor, processor.tokenizer
+        self.feature_extractor = getattr(processor, self.feature_extractor_attribute)
+        self.tokenizer = processor.tokenizer
         self.scoring, self.max_new_tokens, self.label_batch_size = scoring, max_new_tokens, label_batch_size
         self.score_kind, self.score_description = SCORE_KINDS[scoring], SCORE_DESCRIPTIONS[scoring]
         self.end_of_turn_id = self.tokenizer.convert_tokens_to_ids(self.end_of_turn)
@@ -99,11 +102,20 @@ class AudioLanguageFamily(ScoringFamily):
         return {"scoring": self.scoring,
                 **({"max_new_tokens": self.max_new_tokens} if self.scoring == "generate" else {})}
 
+    @property
+    def chat_writer(self):
+        """What holds the checkpoint's chat template: its processor (a subclass may name its tokenizer)."""
+        return self.processor
+
+    def conversation(self, instruction: str) -> list[dict]:
+        """The chat to ask: one user turn holding the clip, then the instruction."""
+        return [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": instruction}]}]
+
     def prompt_text(self, instruction: str) -> str:
-        """The chat up to where the model's answer begins: a user turn holding the clip and the instruction."""
-        conversation = [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": instruction}]}]
+        """The chat up to where the model's answer begins, written by the checkpoint's chat template."""
         try:
-            return self.processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+            return self.chat_writer.apply_chat_template(self.conversation(instruction), add_generation_prompt=True,
+                                                        tokenize=False)
         except ValueError as error:
             raise UserError(f"the processor of this {self.name} checkpoint cannot write a chat ({error}); point "
                             "model.name_or_path at a checkpoint that ships its chat template") from error
@@ -114,7 +126,8 @@ class AudioLanguageFamily(ScoringFamily):
         text = self.prompt_text(instruction)
 
         def prepare(waveform: np.ndarray, seed: int) -> Inputs:
-            inputs = self.processor(text=text, audio=waveform, sampling_rate=self.sampling_rate, return_tensors="pt")
+            inputs = self.processor(text=text, audio=waveform, sampling_rate=self.sampling_rate, return_tensors="pt",
+                                    **self.processor_options)
             return {key: value for key, value in inputs.items() if isinstance(value, torch.Tensor)}
         return prepare
 

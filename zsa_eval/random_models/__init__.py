@@ -8,6 +8,7 @@ from pathlib import Path
 from zsa_eval.errors import UserError
 from zsa_eval.random_models.alm import build_random_alm
 from zsa_eval.random_models.alm_omni import build_random_qwen2_5_omni, build_random_voxtral
+from zsa_eval.random_models.alm_gemma_phi import build_random_phi4_multimodal
 from zsa_eval.random_models.clap import build_random_clap
 from zsa_eval.random_models.common import train_tokenizer
 from zsa_eval.random_models.msclap import build_random_msclap
@@ -15,7 +16,7 @@ from zsa_eval.random_models.pe import build_random_pe
 
 __all__ = ["build_random_alm", "build_random_clap", "build_random_model", "build_random_msclap", "build_random_pe",
            "build_random_qwen2_5_omni", "build_random_voxtral",
-           "train_tokenizer"]
+           "build_random_phi4_multimodal", "train_tokenizer"]
 
 
 RANDOM_MODELS = {
@@ -28,6 +29,7 @@ RANDOM_MODELS = {
     "audioflamingo3_tiny": lambda out_dir, seed: build_random_alm("audioflamingo3", out_dir, seed),
     "qwen2_5_omni_tiny": build_random_qwen2_5_omni,
     "voxtral_tiny": build_random_voxtral,
+    "phi4_multimodal_tiny": build_random_phi4_multimodal,
     "msclap_2022_tiny": lambda out_dir, seed: build_random_msclap("2022", "tiny", out_dir, seed),
     "msclap_2023_tiny": lambda out_dir, seed: build_random_msclap("2023", "tiny", out_dir, seed),
     "msclap_2022_full": lambda out_dir, seed: build_random_msclap("2022", "full", out_dir, seed),
