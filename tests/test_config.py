@@ -56,7 +56,7 @@ def test_help_lists_every_key_with_its_default_and_meaning(monkeypatch, capsys):
     assert f"suite: {', '.join(suites)}" in stdout and {"zeroshot", "retrieval"} <= set(suites)
     models = sorted(path.stem for path in (REPO / "conf" / "model").glob("*.yaml"))
     assert f"model: {', '.join(models)}" in stdout
-    assert "template: auto, ensemble, plain, sound_of" in stdout
+    assert "template: auto, ensemble, mill, plain, sound_of" in stdout
     defaults = compose_config()
     for path in schema_paths():
         default = OmegaConf.to_container(defaults, resolve=False)
