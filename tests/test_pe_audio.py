@@ -260,7 +260,8 @@ def test_unsupported_model_type_names_the_supported_ones(tmp_path):
         load(tmp_path)
     assert str(error.value).count("\n") == 0
     assert "model_type 'bert'" in str(error.value)
-    assert "supported model types: audioflamingo3, clap, msclap, pe_audio, pe_audio_video, qwen2_audio" in str(error.value)
+    assert ("supported model types: audioflamingo3, clap, gemma3n, msclap, pe_audio, pe_audio_video, phi4_multimodal, "
+            "qwen2_5_omni, qwen2_5_omni_thinker, qwen2_audio, voxtral") in str(error.value)
 
 
 def test_cache_serves_frame_embeddings_to_either_pooling(pe_dirs, clips, tmp_path, monkeypatch):
