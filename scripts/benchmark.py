@@ -58,7 +58,7 @@ import soundfile as sf
 import torch
 from hydra import compose, initialize_config_dir
 
-from benchmark_alm import label_cost, print_label_cost, scoring_families, tiny_twin
+from benchmark_alm import ESC50_CATEGORIES, label_cost, print_label_cost, scoring_families, tiny_twin
 from zsa_eval.__main__ import CONFIG_DIR
 from zsa_eval.audio import decode, resample, to_mono
 from zsa_eval.clips import clip_seed
@@ -71,15 +71,6 @@ from zsa_eval.tasks.linear_probe import LinearProbeTask
 from zsa_eval.tasks.probing import Training
 from zsa_eval.tasks.splits import official_folds
 
-ESC50_CATEGORIES = [
-    "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow", "rain", "sea_waves",
-    "crackling_fire", "crickets", "chirping_birds", "water_drops", "wind", "pouring_water", "toilet_flush",
-    "thunderstorm", "crying_baby", "sneezing", "clapping", "breathing", "coughing", "footsteps", "laughing",
-    "brushing_teeth", "snoring", "drinking_sipping", "door_wood_knock", "mouse_click", "keyboard_typing",
-    "door_wood_creaks", "can_opening", "washing_machine", "vacuum_cleaner", "clock_alarm", "clock_tick",
-    "glass_breaking", "helicopter", "chainsaw", "siren", "car_horn", "engine", "train", "church_bells",
-    "airplane", "fireworks", "hand_saw",
-]
 ENGINES = ("seed_loop", "pipeline", "embed", "encoder_only")
 # family -> (random model kind, its folder under cache_dir/models, the conf/model preset, engines it can run)
 FAMILIES = {

@@ -27,15 +27,16 @@ from zsa_eval.random_models import build_random_model
 
 COST_CLIP_SECONDS = (5.0, 30.0)
 COST_INSTRUCTION = "What is the main sound in this recording?"  # no {labels}: the prompt does not grow with them
-READABLE_NAMES = [
-    "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow", "rain", "sea waves",
-    "crackling fire", "crickets", "chirping birds", "water drops", "wind", "pouring water", "toilet flush",
-    "thunderstorm", "crying baby", "sneezing", "clapping", "breathing", "coughing", "footsteps", "laughing",
-    "brushing teeth", "snoring", "drinking sipping", "door wood knock", "mouse click", "keyboard typing",
-    "door wood creaks", "can opening", "washing machine", "vacuum cleaner", "clock alarm", "clock tick",
-    "glass breaking", "helicopter", "chainsaw", "siren", "car horn", "engine", "train", "church bells",
-    "airplane", "fireworks", "hand saw",
+ESC50_CATEGORIES = [  # ESC-50's classes in its target order
+    "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow", "rain", "sea_waves",
+    "crackling_fire", "crickets", "chirping_birds", "water_drops", "wind", "pouring_water", "toilet_flush",
+    "thunderstorm", "crying_baby", "sneezing", "clapping", "breathing", "coughing", "footsteps", "laughing",
+    "brushing_teeth", "snoring", "drinking_sipping", "door_wood_knock", "mouse_click", "keyboard_typing",
+    "door_wood_creaks", "can_opening", "washing_machine", "vacuum_cleaner", "clock_alarm", "clock_tick",
+    "glass_breaking", "helicopter", "chainsaw", "siren", "car_horn", "engine", "train", "church_bells",
+    "airplane", "fireworks", "hand_saw",
 ]
+READABLE_NAMES = [name.replace("_", " ") for name in ESC50_CATEGORIES]
 
 
 def scoring_families() -> dict[str, tuple[str, str]]:

@@ -12,14 +12,13 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import compose_config, run_cli
+from conftest import run_cli
 from test_alm import LABELS, plain_log_likelihood
 from zsa_eval.answers import filled_instruction
 from zsa_eval.families.alm import AudioLanguageFamily
 from zsa_eval.families.alm_gemma_phi import Gemma3nFamily
 from zsa_eval.models import load_model
 from zsa_eval.random_models.alm import ALM_TEXT_CONFIG, train_chat_tokenizer
-from zsa_eval.run import run
 
 PHI4 = "phi4_multimodal_tiny_random"
 
@@ -69,26 +68,6 @@ def test_phi4_runs_from_the_command_line_in_both_modes(tiny_alm_dirs, tmp_path, 
     assert probabilities.shape[0] == 4 and np.allclose(probabilities.sum(axis=1), 1)
     generated = json.loads((tmp_path / "generate" / "metrics.json").read_text())
     assert generated["score_kind"] == "answer" and sum(generated["answer_matches"].values()) == 4
-
-
-@pytest.mark.slow
-def test_phi4_resumes_an_interrupted_run_with_the_same_scores(tiny_alm_dirs, tmp_path, monkeypatch):
-    out = tmp_path / "run"
-    overrides = ["dataset=synthetic", f"model={PHI4}", "limit=6", "batch_size=2", f"output_dir={out}"]
-    complete = run(compose_config(*overrides))
-    predictions = (out / "predictions.csv").read_bytes()
-    log = out / "progress.jsonl"
-    lines = log.read_text().splitlines(keepends=True)
-    log.write_text("".join(lines[:2]) + lines[2][:40])  # one batch and a line torn by a kill
-    (out / "metrics.json").unlink()
-    scored = []
-    score = AudioLanguageFamily.answer_log_likelihoods
-    monkeypatch.setattr(AudioLanguageFamily, "answer_log_likelihoods",
-                        lambda self, inputs, answers: scored.append(1) or score(self, inputs, answers))
-    resumed = run(compose_config(*overrides, "resume=true"))
-    assert len(scored) == 6 - 2 and resumed["resumed_items"] == 2
-    assert (out / "predictions.csv").read_bytes() == predictions
-    assert resumed["accuracy"] == complete["accuracy"]
 
 
 @pytest.mark.parametrize("overrides, message", [

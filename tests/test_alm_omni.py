@@ -11,10 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import NEEDS_MISTRAL_COMMON, compose_config, run_cli
+from conftest import NEEDS_MISTRAL_COMMON, run_cli
 from zsa_eval.families.alm import AudioLanguageFamily
 from zsa_eval.models import load_model
-from zsa_eval.run import run
 
 OMNI_MODELS = ("qwen2_5_omni_tiny_random", pytest.param("voxtral_tiny_random", marks=NEEDS_MISTRAL_COMMON))
 WINDOWS = {"qwen2_5_omni_tiny_random": 300.0, "voxtral_tiny_random": 2400.0}  # what each hears of a clip, in seconds
@@ -106,27 +105,6 @@ def test_a_generate_run_from_the_command_line(tiny_alm_dirs, tmp_path, monkeypat
     predictions = pd.read_csv(out / "predictions.csv", keep_default_na=False)
     assert metrics["score_kind"] == "answer" and len(predictions) == 4
     assert sum(metrics["answer_matches"].values()) == 4  # each answer matched exactly, fuzzily or not at all
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("model", OMNI_MODELS)
-def test_an_interrupted_run_resumes_with_the_same_scores(tiny_alm_dirs, tmp_path, monkeypatch, model):
-    out = tmp_path / "run"
-    overrides = ["dataset=synthetic", f"model={model}", "limit=6", "batch_size=2", f"output_dir={out}"]
-    complete = run(compose_config(*overrides))
-    predictions = (out / "predictions.csv").read_bytes()
-    log = out / "progress.jsonl"
-    lines = log.read_text().splitlines(keepends=True)
-    log.write_text("".join(lines[:2]) + lines[2][:40])  # one batch and a line torn by a kill
-    (out / "metrics.json").unlink()
-    scored = []
-    score = AudioLanguageFamily.answer_log_likelihoods
-    monkeypatch.setattr(AudioLanguageFamily, "answer_log_likelihoods",
-                        lambda self, inputs, answers: scored.append(1) or score(self, inputs, answers))
-    resumed = run(compose_config(*overrides, "resume=true"))
-    assert len(scored) == 6 - 2 and resumed["resumed_items"] == 2
-    assert (out / "predictions.csv").read_bytes() == predictions
-    assert resumed["accuracy"] == complete["accuracy"]
 
 
 @pytest.mark.parametrize("model", OMNI_MODELS)
