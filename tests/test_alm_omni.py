@@ -52,7 +52,7 @@ def test_voxtral_prompt_is_mistral_commons_with_the_clip_in_30_s_chunks(tiny_alm
         inputs = family.preparer("Which one?")(clip(0, seconds), 0)
         assert int((inputs["input_ids"] == 24).sum()) == 375 * chunks
         assert inputs["input_features"].shape == (chunks, 128, 3000)
-    conversation = family.conversation(clip(0), "Which one?")
+    conversation = family.clip_conversation(clip(0), "Which one?")
     prompt = family.tokenizer.apply_chat_template(conversation, tokenize=True, return_dict=True)["input_ids"]
     for label, answer in zip(["dog", "sea waves"], family.answer_tokens(["dog", "sea waves"])):
         chat = conversation + [{"role": "assistant", "content": label}, {"role": "user", "content": "And?"}]

@@ -108,14 +108,15 @@ class VoxtralFamily(AudioLanguageFamily):
         """What the model card says it understands (40 min): a longer clip is cut there."""
         return float(VOXTRAL_SECONDS)
 
-    def conversation(self, waveform: np.ndarray, instruction: str) -> list[dict]:
+    def clip_conversation(self, waveform: np.ndarray, instruction: str) -> list[dict]:
+        """The chat to ask, the clip itself in it (mistral-common counts its audio tokens from the clip)."""
         return [{"role": "user", "content": [{"type": "audio", "base64": wav_base64(waveform, self.sampling_rate)},
                                              {"type": "text", "text": instruction}]}]
 
     def prompt_text(self, instruction: str) -> str:
         """The chat as mistral-common writes it for a clip of 1 s (one 30 s chunk: 375 [AUDIO])."""
         silence = np.zeros(self.sampling_rate, dtype=np.float32)
-        inputs = self.tokenizer.apply_chat_template(self.conversation(silence, instruction), tokenize=True,
+        inputs = self.tokenizer.apply_chat_template(self.clip_conversation(silence, instruction), tokenize=True,
                                                     return_dict=True)
         return self.tokenizer.decode(inputs["input_ids"])
 
@@ -124,7 +125,7 @@ class VoxtralFamily(AudioLanguageFamily):
         processor computes the log-mel features of its 30 s chunks."""
         def prepare(waveform: np.ndarray, seed: int) -> Inputs:
             heard = waveform[:int(self.window_seconds * self.sampling_rate)]
-            inputs = self.processor.apply_chat_template(self.conversation(heard, instruction), tokenize=True,
+            inputs = self.processor.apply_chat_template(self.clip_conversation(heard, instruction), tokenize=True,
                                                         return_dict=True, return_tensors="pt")
             return {key: value for key, value in inputs.items() if isinstance(value, torch.Tensor)}
         return prepare
