@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 from collections.abc import Callable
 
@@ -37,12 +38,10 @@ VOXTRAL_SECONDS = 40 * 60  # mistralai/Voxtral-Mini-3B-2507's model card: "up to
 
 def require_mistral_common(what: str) -> None:
     """Voxtral's tokenizer is mistral-common's: refused in one line where it is not installed."""
-    try:
-        import mistral_common  # noqa: F401
-    except ImportError as error:
+    if importlib.util.find_spec("mistral_common") is None:
         raise UserError(f"{what} needs mistral-common, whose tokenizer (tekken.json) Voxtral uses and which places "
                         "its audio tokens; install it: pip install 'mistral-common[audio]' (it asks for numpy below "
-                        "2.4 on Python 3.12 and older)") from error
+                        "2.4 on Python 3.12 and older)")
 
 
 class AudioOnlyQwen2_5OmniProcessor(Qwen2_5OmniProcessor):
