@@ -61,6 +61,27 @@ def test_likelihood_equals_a_plain_forward_pass_per_label(tiny_alm_dirs, model_t
     assert np.ptp(plain) > 1e-3  # the labels' scores differ: the comparison is not between constants
 
 
+@pytest.mark.parametrize("model_type", SCORING_TWINS)
+def test_a_label_batch_is_one_packed_row_on_the_prompts_cache_left_as_it_was(tiny_alm_dirs, model_type):
+    """Each label batch is one forward pass of one row, every answer but its last token end to end, on the prompt's
+    own cache (not a copy per answer); afterwards the cache holds the prompt's keys and values alone, unchanged."""
+    family = load_alm(tiny_alm_dirs, model_type, label_batch_size=3).family
+    inputs = family.preparer("Which one?")(clip(0), 0)
+    answers = family.answer_tokens(LABELS)
+    prompt = family.read_prompt(inputs)
+    before = [(layer.keys.clone(), layer.values.clone()) for layer in prompt.cache.layers]
+    shapes = []
+    hook = family.model.register_forward_pre_hook(
+        lambda module, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
+    scores = family.continuation_log_likelihoods(prompt, answers)
+    hook.remove()
+    assert shapes == [(1, sum(len(answer) - 1 for answer in answers[start:start + 3])) for start in (0, 3)]
+    assert prompt.cache.get_seq_length() == prompt.length == inputs["input_ids"].shape[1]
+    for layer, (keys, values) in zip(prompt.cache.layers, before):
+        assert torch.equal(layer.keys, keys) and torch.equal(layer.values, values)
+    np.testing.assert_allclose(scores.numpy(), family.answer_log_likelihoods(inputs, answers).numpy(), atol=1e-5)
+
+
 @pytest.mark.parametrize("model_type", ALM_MODEL_TYPES)
 def test_answers_are_tokenized_as_the_model_would_write_them(tiny_alm_dirs, model_type):
     """An answer's tokens alone are the tokens it gets written after the prompt, in one text."""

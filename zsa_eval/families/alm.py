@@ -5,9 +5,10 @@ labels as its answer.
 - `likelihood`: each candidate answer's log-probability after the prompt, per token: the answer's tokens as
   the model would write them, then its end-of-turn token (so "dog" is scored as the whole answer, not as the start of
   "dog barking"), summed and divided by that token count. One forward pass over the clip's prompt (audio and
-  instruction) fills the key-value cache; the answers then run as one batch of continuations on copies of it
-  (`label_batch_size` at a time), so a clip costs one prompt pass and one short pass per label batch, not one full
-  pass per label.
+  instruction) fills the key-value cache; the answers then run packed end to end in one row after it
+  (`label_batch_size` at a time), each token masked to see the prompt and its own answer, so a clip costs one prompt
+  pass and one short pass per label batch, not one full pass per label, and the cache is never copied per answer
+  (a model with sliding-window layers gets one copy per label batch: those layers drop keys as they go).
 - `generate`: the greedy answer, at most `max_new_tokens` tokens, stopped at the end-of-turn token, as text.
 
 Each clip is prepared and scored alone (no padding between clips), so its scores do not depend on batch size or
@@ -28,7 +29,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -44,6 +46,15 @@ SCORE_DESCRIPTIONS = {
     "generate": "1 for the class the model's greedy answer matched (exactly or fuzzily, see unmatched.csv), 0 "
                 "elsewhere; a row of 0 when it matched none",
 }
+
+
+@dataclass(frozen=True)
+class ReadPrompt:
+    """A clip's prompt after one pass: its key/value cache, its token count, and the log-probabilities of the token
+    after it (every answer's first token)."""
+    cache: Any
+    length: int
+    first_log_probs: torch.Tensor
 
 
 def check_scoring_settings(scoring, max_new_tokens, label_batch_size) -> None:
@@ -142,47 +153,59 @@ class AudioLanguageFamily(ScoringFamily):
         return [self.tokenizer(answer, add_special_tokens=False)["input_ids"] + [self.end_of_turn_id]
                 for answer in answers]
 
-    @torch.inference_mode()
     def answer_log_likelihoods(self, inputs: Inputs, answers: Sequence[Sequence[int]]) -> torch.Tensor:
-        """One pass over the prompt (its cache kept), then the answers as batched continuations of it."""
+        """One pass over the prompt (its cache kept), then the answers as continuations of it."""
+        return self.continuation_log_likelihoods(self.read_prompt(inputs), answers)
+
+    @torch.inference_mode()
+    def read_prompt(self, inputs: Inputs) -> ReadPrompt:
+        """One clip's prompt through the model: its cache, its length and its next token's log-probabilities."""
         inputs = self.on_device(inputs)
-        prompt = self.model(**inputs, use_cache=True)
-        first = prompt.logits[0, -1].float().log_softmax(dim=-1)
-        prompt_length = inputs["input_ids"].shape[1]
-        return torch.cat([self.continuation_log_likelihoods(prompt.cache, prompt_length, first,
-                                                            answers[start:start + self.label_batch_size])
+        output = self.model(**inputs, use_cache=True)
+        return ReadPrompt(output.cache, inputs["input_ids"].shape[1], output.logits[0, -1].float().log_softmax(dim=-1))
+
+    @torch.inference_mode()
+    def continuation_log_likelihoods(self, prompt: ReadPrompt, answers: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Each answer's mean log-probability per token after the prompt, label_batch_size answers a pass."""
+        return torch.cat([self.label_batch_log_likelihoods(prompt, answers[start:start + self.label_batch_size])
                           for start in range(0, len(answers), self.label_batch_size)])
 
-    def continuation_log_likelihoods(self, prompt_cache, prompt_length: int, first: torch.Tensor,
-                                     answers: Sequence[Sequence[int]]) -> torch.Tensor:
+    def label_batch_log_likelihoods(self, prompt: ReadPrompt, answers: Sequence[Sequence[int]]) -> torch.Tensor:
         """Mean log-probability per token of each answer: its first token from the prompt's last logits, the others
-        from one pass of every answer but its last token (right-padded: padding after a token never reaches it) on
-        a copy of the prompt's cache repeated once per answer."""
-        count, width = len(answers), max(len(answer) for answer in answers) - 1
+        from one pass of every answer but its last token, packed end to end in one row after the prompt. A
+        block-causal mask lets each token see the prompt and its own answer's earlier tokens, at the positions it
+        would have right after the prompt; the prompt's cache is read once for all of them, not copied per answer,
+        and the pass's keys and values are cropped off it afterwards."""
         lengths = torch.tensor([len(answer) for answer in answers], device=self.device)
-        totals = first[torch.tensor([answer[0] for answer in answers], device=self.device)]
-        if width > 0:
-            fed = torch.zeros((count, width), dtype=torch.long)  # filled on the host, then moved in one copy each
-            targets = torch.zeros_like(fed)
-            for row, answer in enumerate(answers):
-                fed[row, :len(answer) - 1] = torch.tensor(answer[:-1])
-                targets[row, :len(answer) - 1] = torch.tensor(answer[1:])
-            fed, targets = fed.to(self.device), targets.to(self.device)
-            real = torch.arange(width, device=self.device)[None] < (lengths - 1)[:, None]
-            cache = copy.deepcopy(prompt_cache)
-            cache.batch_repeat_interleave(count)
-            attention_mask = torch.cat([torch.ones((count, prompt_length), dtype=torch.long, device=self.device),
-                                        real.long()], dim=1)
-            logits = self.model(input_ids=fed, attention_mask=attention_mask, cache=cache, use_cache=False,
-                                **self.continuation_inputs(prompt_length, count, width)).logits
-            token_log_probs = logits.float().log_softmax(dim=-1).gather(-1, targets[..., None])[..., 0]
-            totals = totals + (token_log_probs * real).sum(dim=1)
-        return totals / lengths
+        totals = prompt.first_log_probs[torch.tensor([answer[0] for answer in answers], device=self.device)]
+        fed, targets, owners, offsets = (part.to(self.device) for part in packed_continuations(answers))
+        if len(fed) == 0:
+            return totals / lengths
+        sliding = any(prompt.cache.is_sliding)  # a sliding layer drops the prompt's keys: it gets a copy, not a crop
+        cache = copy.deepcopy(prompt.cache) if sliding else prompt.cache
+        try:
+            logits = self.model(input_ids=fed[None], cache=cache, use_cache=False,
+                                attention_mask=self.continuation_mask(owners, offsets, prompt.length),
+                                **self.continuation_inputs(prompt.length + offsets)).logits[0]
+        finally:
+            if not sliding:
+                cache.crop(prompt.length - cache.get_seq_length())
+        token_log_probs = logits.float().log_softmax(dim=-1).gather(-1, targets[:, None])[:, 0]
+        return (totals.index_add(0, owners, token_log_probs)) / lengths
 
-    def continuation_inputs(self, prompt_length: int, count: int, width: int) -> Inputs:
-        """What else a pass of `count` rows of `width` tokens after `prompt_length` cached ones needs (positions, for
-        a model that cannot infer them from the attention mask); none by default."""
-        return {}
+    def continuation_mask(self, owners: torch.Tensor, offsets: torch.Tensor,
+                          prompt_length: int) -> torch.Tensor | dict[str, torch.Tensor]:
+        """The packed answers' attention mask; one per layer type for a model with sliding-window layers."""
+        text_config = self.model.config.get_text_config()
+        if "sliding_attention" not in (getattr(text_config, "layer_types", None) or ()):
+            return block_causal_mask(owners, offsets, prompt_length, self.dtype)
+        return {"full_attention": block_causal_mask(owners, offsets, prompt_length, self.dtype),
+                "sliding_attention": block_causal_mask(owners, offsets, prompt_length, self.dtype,
+                                                       text_config.sliding_window)}
+
+    def continuation_inputs(self, positions: torch.Tensor) -> Inputs:
+        """What else one row of tokens at `positions` (after the cached prompt) needs: their position ids."""
+        return {"position_ids": positions[None]}
 
     @torch.inference_mode()
     def generate_answer(self, inputs: Inputs) -> str:
@@ -201,8 +224,39 @@ class AudioLanguageFamily(ScoringFamily):
             attention_mask = torch.ones((1, length + len(written)), dtype=torch.long, device=self.device)
             output = self.model(input_ids=torch.tensor([[token]], device=self.device), attention_mask=attention_mask,
                                 cache=output.cache, use_cache=True,
-                                **self.continuation_inputs(length + len(written) - 1, 1, 1))
+                                **self.continuation_inputs(torch.tensor([length + len(written) - 1],
+                                                                        device=self.device)))
         return self.tokenizer.decode(written, skip_special_tokens=True).strip()
+
+
+def packed_continuations(answers: Sequence[Sequence[int]]) -> tuple[torch.Tensor, ...]:
+    """Every answer but its last token, end to end: the tokens fed, the token each one predicts, the answer it belongs
+    to and its offset in that answer."""
+    fed, targets, owners, offsets = [], [], [], []
+    for index, answer in enumerate(answers):
+        fed += answer[:-1]
+        targets += answer[1:]
+        owners += [index] * (len(answer) - 1)
+        offsets += range(len(answer) - 1)
+    return tuple(torch.tensor(part, dtype=torch.long) for part in (fed, targets, owners, offsets))
+
+
+def block_causal_mask(owners: torch.Tensor, offsets: torch.Tensor, prompt_length: int, dtype: torch.dtype,
+                      window: int | None = None) -> torch.Tensor:
+    """The additive attention mask (1, 1, tokens, prompt keys + tokens) of packed answers after a cached prompt: a
+    token sees the prompt and its own answer's tokens up to itself. With a sliding `window`, the prompt keys are those
+    a sliding layer keeps (its last window - 1), and a token sees only keys fewer than `window` positions back."""
+    kept = prompt_length if window is None else min(prompt_length, window - 1)
+    order = torch.arange(len(owners), device=owners.device)
+    own = (owners[:, None] == owners[None, :]) & (order[None, :] <= order[:, None])
+    sees_prompt = torch.ones((len(owners), kept), dtype=torch.bool, device=owners.device)
+    if window is not None:
+        prompt_positions = torch.arange(prompt_length - kept, prompt_length, device=owners.device)
+        sees_prompt = (prompt_length + offsets)[:, None] - prompt_positions[None, :] < window
+        own &= offsets[:, None] - offsets[None, :] < window
+    sees = torch.cat([sees_prompt, own], dim=1)
+    mask = torch.zeros(sees.shape, dtype=dtype, device=owners.device).masked_fill(~sees, torch.finfo(dtype).min)
+    return mask[None, None]
 
 
 class Qwen2AudioFamily(AudioLanguageFamily):

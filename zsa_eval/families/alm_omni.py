@@ -76,12 +76,11 @@ class Qwen2_5OmniFamily(AudioLanguageFamily):
         `long_audio`)."""
         return self.feature_extractor.n_samples / self.feature_extractor.sampling_rate
 
-    def continuation_inputs(self, prompt_length: int, count: int, width: int) -> Inputs:
-        """Positions of `width` tokens after the prompt, in the thinker's three rotary sections, shifted by the
+    def continuation_inputs(self, positions: torch.Tensor) -> Inputs:
+        """Positions of one row of tokens after the prompt, in the thinker's three rotary sections, shifted by the
         offset its prompt pass left (`rope_deltas`)."""
-        positions = torch.arange(prompt_length, prompt_length + width, device=self.device)
-        positions = positions + self.model.model.rope_deltas.to(self.device).reshape(-1, 1)
-        return {"position_ids": positions.expand(3, count, width)}
+        shifted = positions + self.model.model.rope_deltas.to(self.device).reshape(-1)
+        return {"position_ids": shifted.expand(3, 1, len(positions))}
 
 
 def wav_base64(waveform: np.ndarray, sampling_rate: int) -> str:
