@@ -12,6 +12,8 @@
     python scripts/benchmark.py --long-clips         # peak RSS of a 5-min and a 50-min clip, long_audio=windows
     python scripts/benchmark.py --family qwen2_audio --clips 20  # tiny audio language model: both modes, 10/50 labels
     python scripts/benchmark.py --family qwen2_audio --label-cost    # likelihood's cost per extra label, 5 s and 30 s
+    python scripts/benchmark.py --family qwen2_audio --label-cost --cost-width checkpoint --cost-labels 8,16,32,64
+                                                     # the same at Qwen2-Audio-7B's language-model widths, one layer
 
 Uses a random-weight model (built once under the cache dir, no Hub needed) of the full laion/clap-htsat-fused
 architecture (--family clap), of pe-av-small's audio branch and text model (--family pe_audio) or of MS-CLAP at
@@ -31,8 +33,9 @@ Audio language models (--family qwen2_audio or audioflamingo3: their tiny random
 processors and feature extractors) are timed in both scoring modes (likelihood, generate) on datasets of 10 and of 50
 candidate labels, each run in a fresh process so that its peak RSS is its own: clips/s of the scoring and that peak;
 then likelihood scoring's cost per extra label on a 5 s and a 30 s clip (scripts/benchmark_alm.py; --label-cost: that
-alone, written to results/benchmark/<family>_label_cost.json). Every conf/model/<family>_tiny_random.yaml with a
-`scoring` key is a --family.
+alone, written to results/benchmark/<family>_label_cost.json; with --cost-width checkpoint, the language model rebuilt
+at the published checkpoint's widths, to <family>_label_cost_checkpoint_widths.json). Every
+conf/model/<family>_tiny_random.yaml with a `scoring` key is a --family.
 """
 
 from __future__ import annotations
@@ -270,7 +273,8 @@ def benchmark_scoring(args) -> None:
 def cost_of_labels(args) -> dict:
     """Likelihood scoring's cost per extra label on the family's tiny twin (scripts/benchmark_alm.py)."""
     return label_cost(args.family, args.cache_dir, [int(count) for count in args.cost_labels.split(",")],
-                      args.cost_repeats)
+                      args.cost_repeats, args.cost_width, args.cost_layers,
+                      tuple(float(seconds) for seconds in args.cost_clip_seconds.split(",")))
 
 
 def benchmark_label_cost(args) -> None:
@@ -361,13 +365,18 @@ def main() -> None:
     parser.add_argument("--cost-labels", default="64,128,256,512", help="the label counts the cost per label is "
                         "fitted on, comma-separated")
     parser.add_argument("--cost-repeats", type=int, default=5, help="scorings timed per label count (the best kept)")
+    parser.add_argument("--cost-width", default="tiny", choices=["tiny", "checkpoint"], help="the language model's "
+                        "widths for the cost per label: the tiny twin's, or its published checkpoint's (random weights)")
+    parser.add_argument("--cost-layers", type=int, default=1, help="--cost-width checkpoint: decoder layers built")
+    parser.add_argument("--cost-clip-seconds", default="5,30", help="the short and the long clip, comma-separated")
     args = parser.parse_args()
     if args.long_clips:
         args.out = args.out or Path("results/benchmark/long_clips.json")
         benchmark_long_clips(args)
         return
     if args.family in SCORING_FAMILIES and args.label_cost:
-        args.out = args.out or Path(f"results/benchmark/{args.family}_label_cost.json")
+        suffix = "_checkpoint_widths" if args.cost_width == "checkpoint" else ""
+        args.out = args.out or Path(f"results/benchmark/{args.family}_label_cost{suffix}.json")
         benchmark_label_cost(args)
         return
     if args.family in SCORING_FAMILIES:
