@@ -233,6 +233,13 @@ def test_default_output_dirs_of_runs_started_together_never_collide(tiny_model_d
     assert re.fullmatch(r".*/synthetic/tiny_random/auto/\d{8}-\d{6}-\d{6}", first)
 
 
+def test_a_hub_style_model_name_is_one_folder_of_the_default_output_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZSA_EVAL_RESULTS", str(tmp_path / "results"))
+    output_dir = compose_config("dataset=synthetic", "model=tiny_random",
+                                "model.name=laion/clap-htsat-unfused").output_dir
+    assert re.fullmatch(r".*/results/synthetic/laion__clap-htsat-unfused/auto/\d{8}-\d{6}-\d{6}", output_dir)
+
+
 CLASSIFICATION_SUMMARY = {
     "task": "classification", "dataset": "esc50", "model": "clap", "template": "auto", "accuracy": 0.9,
     "accuracy_ci95": [0.85, 0.95], "top_k": 5, "top_k_accuracy": 0.99, "balanced_accuracy": 0.89, "macro_f1": 0.88,

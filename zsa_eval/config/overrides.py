@@ -1,5 +1,5 @@
-"""The command line's config, composed by Hydra as the CLI and zsa_eval.evaluate compose it: the `run_stamp`
-resolver of the default output_dir, and each Hydra or OmegaConf error made one line that names the fix."""
+"""The command line's config, composed by Hydra as the CLI and zsa_eval.evaluate compose it: the `run_stamp` and
+`folder_name` resolvers of the default output_dir, and each Hydra or OmegaConf error made one line that names the fix."""
 
 from __future__ import annotations
 
@@ -31,6 +31,15 @@ def run_stamp(single_run_stamp: str) -> str:
 
 
 OmegaConf.register_new_resolver("run_stamp", run_stamp, replace=True)
+
+
+def folder_name(name: str) -> str:
+    """A dataset or model name as one folder of the default output_dir, `${folder_name:...}` in conf/: a Hub-style
+    "org/model" becomes "org__model" rather than two nested folders."""
+    return str(name).replace("/", "__")
+
+
+OmegaConf.register_new_resolver("folder_name", folder_name, replace=True)
 
 
 def mteb_task_kind(task_name: str | None) -> str:

@@ -190,8 +190,8 @@ class AudioLanguageFamily(ScoringFamily):
         finally:
             if not sliding:
                 cache.crop(prompt.length - cache.get_seq_length())
-        token_log_probs = logits.float().log_softmax(dim=-1).gather(-1, targets[:, None])[:, 0]
-        return (totals.index_add(0, owners, token_log_probs)) / lengths
+        token_log_probs = logits.log_softmax(dim=-1, dtype=torch.float32).gather(-1, targets[:, None])[:, 0]
+        return totals.index_add(0, owners, token_log_probs) / lengths
 
     def continuation_mask(self, owners: torch.Tensor, offsets: torch.Tensor,
                           prompt_length: int) -> torch.Tensor | dict[str, torch.Tensor]:
