@@ -61,10 +61,12 @@ import soundfile as sf
 import torch
 from hydra import compose, initialize_config_dir
 
-from benchmark_alm import ESC50_CATEGORIES, label_cost, print_label_cost, scoring_families, tiny_twin
+from benchmark_alm import (ESC50_CATEGORIES, clip_pair, label_cost, label_counts, positive_int, print_label_cost,
+                           scoring_families, tiny_twin)
 from zsa_eval.__main__ import CONFIG_DIR
 from zsa_eval.audio import decode, resample, to_mono
 from zsa_eval.clips import clip_seed
+from zsa_eval.errors import UserError
 from zsa_eval.models import load_model, resolve_device
 from zsa_eval.random_models import build_random_model
 from zsa_eval.store import write_json
@@ -272,16 +274,14 @@ def benchmark_scoring(args) -> None:
 
 def cost_of_labels(args) -> dict:
     """Likelihood scoring's cost per extra label on the family's tiny twin (scripts/benchmark_alm.py)."""
-    return label_cost(args.family, args.cache_dir, [int(count) for count in args.cost_labels.split(",")],
-                      args.cost_repeats, args.cost_width, args.cost_layers,
-                      tuple(float(seconds) for seconds in args.cost_clip_seconds.split(",")))
+    return label_cost(args.family, args.cache_dir, args.cost_labels, args.cost_repeats, args.cost_width,
+                      args.cost_layers, args.cost_clip_seconds)
 
 
 def benchmark_label_cost(args) -> None:
     """--label-cost: the cost per extra label alone, printed and written."""
     result = {"family": args.family, "model": SCORING_FAMILIES[args.family][1], "device": "cpu", "precision": "fp32",
-              "torch_threads": torch.get_num_threads(), **cost_of_labels(args),
-              "load_average_1min": round(os.getloadavg()[0], 2), "platform": platform.platform(),
+              **cost_of_labels(args), "load_average_1min": round(os.getloadavg()[0], 2), "platform": platform.platform(),
               "versions": package_versions()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(result, args.out)
@@ -362,14 +362,20 @@ def main() -> None:
     parser.add_argument("--long-clip-seconds", default="300,3000", help="--long-clips: the clip lengths, comma-separated")
     parser.add_argument("--label-cost", action="store_true", help="an audio language model: only likelihood "
                         "scoring's cost per extra label, on a 5 s and a 30 s clip")
-    parser.add_argument("--cost-labels", default="64,128,256,512", help="the label counts the cost per label is "
-                        "fitted on, comma-separated")
-    parser.add_argument("--cost-repeats", type=int, default=5, help="scorings timed per label count (the best kept)")
+    parser.add_argument("--cost-labels", type=label_counts, default="64,128,256,512", help="the label counts the "
+                        "cost per label is fitted on, comma-separated")
+    parser.add_argument("--cost-repeats", type=positive_int, default=5, help="scorings timed per label count (the "
+                        "best kept)")
     parser.add_argument("--cost-width", default="tiny", choices=["tiny", "checkpoint"], help="the language model's "
                         "widths for the cost per label: the tiny twin's, or its published checkpoint's (random weights)")
-    parser.add_argument("--cost-layers", type=int, default=1, help="--cost-width checkpoint: decoder layers built")
-    parser.add_argument("--cost-clip-seconds", default="5,30", help="the short and the long clip, comma-separated")
+    parser.add_argument("--cost-layers", type=positive_int, default=1, help="--cost-width checkpoint: decoder layers "
+                        "built")
+    parser.add_argument("--cost-clip-seconds", type=clip_pair, default="5,30", help="the short and the long clip, "
+                        "comma-separated")
     args = parser.parse_args()
+    if args.label_cost and args.family not in SCORING_FAMILIES:
+        parser.error(f"--label-cost times an audio language model's likelihood scoring; --family {args.family} has "
+                     f"none: choose one of {', '.join(sorted(SCORING_FAMILIES))}")
     if args.long_clips:
         args.out = args.out or Path("results/benchmark/long_clips.json")
         benchmark_long_clips(args)
@@ -494,4 +500,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as error:  # a twin that cannot be built or loaded here (Voxtral without mistral-common, ...)
+        print(f"benchmark: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -20,6 +20,7 @@ per-token cost, the same for any prompt, negligible, so the ratio is not flatter
 
 from __future__ import annotations
 
+import argparse
 import copy
 import time
 from pathlib import Path
@@ -61,6 +62,36 @@ CHECKPOINT_TEXT_WIDTHS = {
     "voxtral": dict(hidden_size=3072, intermediate_size=8192, num_attention_heads=32, num_key_value_heads=8,
                     head_dim=128),
 }
+
+
+def label_counts(text: str) -> list[int]:
+    """--cost-labels: at least two different positive label counts (a slope needs two points)."""
+    try:
+        counts = [int(count) for count in text.split(",")]
+    except ValueError:
+        counts = []
+    if len(set(counts)) < 2 or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give two or more different positive label counts, such as "
+                                         "64,128,256,512 (the cost per label is the slope between them)")
+    return counts
+
+
+def clip_pair(text: str) -> tuple[float, float]:
+    """--cost-clip-seconds: a short and a longer clip, in seconds."""
+    try:
+        short, long = (float(seconds) for seconds in text.split(","))
+    except ValueError:
+        short = long = 0.0
+    if not 0 < short < long:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a short and a longer clip in seconds, such as 5,30")
+    return short, long
+
+
+def positive_int(text: str) -> int:
+    """A count of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of at least 1")
+    return int(text)
 
 
 def scoring_families() -> dict[str, tuple[str, str]]:
@@ -171,7 +202,7 @@ def label_cost(family_name: str, cache_dir: Path, counts: list[int], repeats: in
                                                  for key in ("hidden_size", "intermediate_size", "num_hidden_layers")}})
     clips = [clip_cost(loaded.family, seconds, counts, repeats) for seconds in clip_seconds]
     short, long = clips
-    return {"label_counts": counts, "repeats": repeats, "threads": 1, "timing": "cpu seconds (process_time)",
+    return {"label_counts": counts, "prompts_differ": short["prompt_tokens"] != long["prompt_tokens"], "repeats": repeats, "threads": 1, "timing": "cpu seconds (process_time)",
             "label_batch_size": loaded.family.label_batch_size, "language_model": language_model,
             "instruction": COST_INSTRUCTION, "clips": clips,
             "long_vs_short_per_label": round(long["ms_per_label"] / short["ms_per_label"], 3)}
@@ -192,3 +223,6 @@ def print_label_cost(cost: dict) -> None:
               f"{clip['ms_per_label']:>10.3f}{clip['tokens_per_label']:>14.2f}{clip['prompt_passes']:>15}  {passes}")
     short, long = (clip["clip_seconds"] for clip in cost["clips"])
     print(f"{long:g} s vs {short:g} s clip, per label: {cost['long_vs_short_per_label']:.2f}x")
+    if not cost["prompts_differ"]:
+        print(f"note: both clips' prompts are {cost['clips'][0]['prompt_tokens']} tokens (the model hears whole "
+              "chunks), so this ratio says nothing about prompt length: pass a longer clip, --cost-clip-seconds 5,60")

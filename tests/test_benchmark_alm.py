@@ -1,6 +1,7 @@
 """scripts/benchmark.py --label-cost (scripts/benchmark_alm.py): likelihood scoring's cost per extra label on an audio
 language model's tiny twin, for a 5 s and a 30 s clip, with the forward calls that show the prompt read once."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from zsa_eval.models import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+import benchmark_alm  # noqa: E402
 from benchmark_alm import candidate_labels  # noqa: E402
 
 
@@ -72,3 +74,20 @@ def test_checkpoint_widths_rebuild_the_language_model_and_it_still_scores_exactl
     fast = family.answer_log_likelihoods(inputs, family.answer_tokens(labels)).numpy()
     plain = np.array([plain_log_likelihood(family, inputs, label) for label in labels])
     np.testing.assert_allclose(fast, plain, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize(("parse", "text", "parsed"), [
+    (benchmark_alm.label_counts, "64,128", [64, 128]), (benchmark_alm.clip_pair, "5,60", (5.0, 60.0)),
+    (benchmark_alm.positive_int, "3", 3)])
+def test_the_cost_options_read_what_they_are_given(parse, text, parsed):
+    assert parse(text) == parsed
+
+
+@pytest.mark.parametrize(("parse", "text"), [
+    (benchmark_alm.label_counts, "70"), (benchmark_alm.label_counts, "70,70"), (benchmark_alm.label_counts, "0,70"),
+    (benchmark_alm.label_counts, "a,b"), (benchmark_alm.clip_pair, "5"), (benchmark_alm.clip_pair, "30,5"),
+    (benchmark_alm.clip_pair, "0,5"), (benchmark_alm.positive_int, "0"), (benchmark_alm.positive_int, "-1")])
+def test_cost_options_that_fit_no_slope_are_refused(parse, text):
+    """One label count, or clips that are not a short and a longer one, would give a slope or a ratio of nothing."""
+    with pytest.raises(argparse.ArgumentTypeError, match="give "):
+        parse(text)

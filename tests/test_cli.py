@@ -141,7 +141,12 @@ def one_line_error(code: int, stderr: str) -> str:
     # a key of another family's models: said at once, not "add it with +" (which would be refused after the load)
     (["dataset=synthetic", "model.scoring=generate"], "model.scoring is a setting of audio language models, which "
                                                       "this model file does not set: choose one of them "
-                                                      "(model=qwen2_audio,"),
+                                                      "(model=audioflamingo3, audioflamingo3_tiny_random, gemma3n, "
+                                                      "phi4_multimodal, phi4_multimodal_tiny_random, qwen2_5_omni, "
+                                                      "qwen2_5_omni_tiny_random, qwen2_audio, qwen2_audio_tiny_random, "
+                                                      "voxtral, voxtral_tiny_random), or model=auto with such a "
+                                                      "checkpoint (model=auto model.name_or_path=... "
+                                                      "model.scoring=VALUE)"),
     (["dataset=synthetic", "model=pe_tiny_random", "model.frame_pooling=mean"],
      "model.frame_pooling is a setting of frame-level PE-Audio models, which this model file does not set: choose one "
      "of them (model=pe_a_frame_base, pe_frame_tiny_random)"),

@@ -15,7 +15,6 @@ from zsa_eval.answers import Match, filled_instruction, match_answer, match_mill
 from zsa_eval.data.items import candidate_labels
 from zsa_eval.families.alm import AudioLanguageFamily
 from zsa_eval.report.references import protocol_differences, run_protocol
-from zsa_eval.run import run
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 MILL_LABELS = ["dog", "rain", "train", "hen", "chirping birds", "cat", "sea waves"]  # in class order

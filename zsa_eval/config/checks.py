@@ -11,8 +11,8 @@ from typing import Any, Dict, List, Union, get_args, get_origin
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from zsa_eval.config.schema import (DATASET_SCHEMAS, GROUPS, PROTOCOL_SCHEMAS, LongAudioConfig, ModelConfig,
-                                    ReferenceConfig, RunConfig, TemplateConfig)
+from zsa_eval.config.schema import (CONFIG_DIR, DATASET_SCHEMAS, GROUPS, PROTOCOL_SCHEMAS, LongAudioConfig,
+                                    ModelConfig, ReferenceConfig, RunConfig, TemplateConfig)
 from zsa_eval.errors import UserError
 from zsa_eval.long_audio import POLICY_KEYS, check_engine_policy
 
@@ -83,18 +83,18 @@ def known_keys(parent: str) -> list[str]:
 
 
 CLASS_SELECTION_KEYS = ("classes", "folds", "subset")  # what a retrieval dataset (clips and captions) lacks
-PE_AUDIO = ("PE-Audio models", "model=pe_av_small, pe_av_base, pe_av_large, pe_a_frame_base, pe_tiny_random, "
-                                "pe_frame_tiny_random")
-PE_FRAME = ("frame-level PE-Audio models", "model=pe_a_frame_base, pe_frame_tiny_random")
-AUDIO_LANGUAGE_MODELS = ("audio language models", "model=qwen2_audio, audioflamingo3, qwen2_5_omni, voxtral, "
-                         "qwen2_audio_tiny_random, audioflamingo3_tiny_random, qwen2_5_omni_tiny_random, "
-                         "voxtral_tiny_random")
-CLAP = ("CLAP models", "model=clap, clap_unfused, clap_larger_general, ..., tiny_random")
-MSCLAP = ("MS-CLAP models", "model=msclap_2022, msclap_2023, msclap_2022_tiny_random, msclap_2023_tiny_random")
-FAMILY_KEYS = {"max_seconds": PE_AUDIO, "frame_pooling": PE_FRAME, "scoring": AUDIO_LANGUAGE_MODELS,  # model keys
-               "max_new_tokens": AUDIO_LANGUAGE_MODELS, "label_batch_size": AUDIO_LANGUAGE_MODELS,  # of one family
-               "short_clip_fusion": CLAP, "int16_roundtrip": CLAP, "weights_file": MSCLAP,
-               "laion_loader_length": CLAP, "tokenizer": CLAP}
+FAMILY_KEYS = {"max_seconds": "PE-Audio models", "frame_pooling": "frame-level PE-Audio models",  # model keys of
+               "scoring": "audio language models", "max_new_tokens": "audio language models",  # one family
+               "label_batch_size": "audio language models", "short_clip_fusion": "CLAP models",
+               "int16_roundtrip": "CLAP models", "laion_loader_length": "CLAP models", "tokenizer": "CLAP models",
+               "weights_file": "MS-CLAP models"}
+
+
+def presets_setting(key: str, shown: int = 12) -> str:
+    """The model presets (conf/model/*.yaml but auto, which sets every key) that set model.`key`, as `model=...`."""
+    names = sorted(path.stem for path in Path(CONFIG_DIR, "model").glob("*.yaml")
+                   if path.stem != "auto" and key in OmegaConf.load(path))
+    return "model=" + ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
 
 
 def no_classes_in_retrieval(name: str, key: str) -> UserError:
@@ -119,9 +119,9 @@ def unknown_key(path: str, known: list[str] | None = None, where: str = "",
                          f"chosen protocol: choose {'that' if len(owners) == 1 else 'one of those'}, or drop "
                          f"protocol.{name}")
     if parent == "model" and name in FAMILY_KEYS:
-        family, presets = FAMILY_KEYS[name]
-        return UserError(f"{path} is a setting of {family}, which this model file does not set: choose one of them "
-                         f"({presets}), or with model=auto and such a checkpoint add it as +{path}=VALUE")
+        return UserError(f"{path} is a setting of {FAMILY_KEYS[name]}, which this model file does not set: choose one "
+                         f"of them ({presets_setting(name)}), or model=auto with such a checkpoint "
+                         f"(model=auto model.name_or_path=... {path}=VALUE)")
     if parent == "model.options":  # a family's own keys: free-form, each new one added with `+`
         return UserError(f"{path} is a new key of the family's options: add it with +{path}=VALUE")
     if name in known:  # the schema has it, but the chosen group file does not set it: add it with `+`
