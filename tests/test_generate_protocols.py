@@ -15,6 +15,8 @@ from zsa_eval.answers import Match, filled_instruction, match_answer, match_mill
 from zsa_eval.data.items import candidate_labels
 from zsa_eval.families.alm import AudioLanguageFamily
 from zsa_eval.report.references import protocol_differences, run_protocol
+from zsa_eval.tasks.classification import answer_counts
+from zsa_eval.tasks.labels import template_protocol_warnings
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 MILL_LABELS = ["dog", "rain", "train", "hen", "chirping birds", "cat", "sea waves"]  # in class order
@@ -24,11 +26,11 @@ MILL_LABELS = ["dog", "rain", "train", "hen", "chirping birds", "cat", "sea wave
     ("Dog", Match(0, "exact"), Match(0, "exact")),
     ("  chirping   Birds ", Match(4, "exact"), Match(4, "exact")),      # whitespace collapsed
     ("sea_waves", Match(6, "exact"), Match(6, "exact")),                 # underscores as spaces
-    ("dog.", Match(0, "fuzzy"), Match(0, "exact")),                      # Mill keeps punctuation: "dog" inside
-    ("It is a train.", Match(2, "fuzzy"), Match(2, "fuzzy")),            # "rain" inside too: the longest wins
-    ("When it rains", Match(1, "fuzzy"), Match(None, "none")),           # substrings, not words: hen, rain
-    ("cat and dog", Match(0, "fuzzy"), Match(None, "none")),             # a tie of lengths: the first in class order
-    ("dogs", Match(0, "fuzzy"), Match(0, "fuzzy")),
+    ("dog.", Match(0, "substring"), Match(0, "exact")),          # Mill keeps punctuation: "dog" inside
+    ("It is a train.", Match(2, "substring"), Match(2, "fuzzy")),        # "rain" inside too: the longest wins
+    ("When it rains", Match(1, "substring"), Match(None, "none")),       # substrings, not words: hen, rain
+    ("cat and dog", Match(0, "substring"), Match(None, "none")),         # a tie of lengths: the first in class order
+    ("dogs", Match(0, "substring"), Match(0, "fuzzy")),
     ("birds", Match(None, "none"), Match(None, "none")),
     ("", Match(None, "none"), Match(None, "none")),
 ])
@@ -115,3 +117,28 @@ def test_a_mill_run_records_its_protocol_and_alone_follows_mills_figure(tiny_alm
         "model.max_new_tokens=32 there, 8 here", f"template.instruction={mill_row['settings']['template.instruction']}"
         f" there, {metrics['plain']['instruction']} here", "template.answer_matching=mill there, null here",
         "dataset.classes=[vacuum_cleaner,dog,chirping_birds] there, null here"]
+
+
+@pytest.mark.parametrize(("overrides", "warned"), [
+    ((), "template=mill is a generative protocol: model.scoring=likelihood asks its instruction but scores each "
+         "label's likelihood, and its answer matching does not apply (model.scoring=generate runs the protocol)"),
+    (("model.scoring=generate",), "template=mill generates answers of up to 32 new tokens, this run 8: its figures "
+                                  "are not comparable (model.max_new_tokens=32)"),
+    (("model.scoring=generate", "model.max_new_tokens=32"), None),
+])
+def test_a_run_of_mills_template_outside_mills_protocol_is_warned(overrides, warned):
+    cfg = compose_config("dataset=synthetic", "model=qwen2_audio_tiny_random", "template=mill", *overrides)
+    assert template_protocol_warnings(cfg) == ([warned] if warned else [])
+
+
+def test_a_template_without_a_protocol_and_a_model_without_scoring_are_not_warned():
+    assert template_protocol_warnings(compose_config("dataset=synthetic", "model=qwen2_audio_tiny_random")) == []
+    assert template_protocol_warnings(compose_config("dataset=synthetic", "model=tiny_random", "template=mill")) == []
+
+
+def test_mills_answers_are_counted_as_exact_substring_or_none():
+    """metrics.json counts the ways the run's rules match: Mill's never fuzzily, zsa's never as a substring."""
+    matches = pd.Series(["exact", "substring", "substring", "none"])
+    assert answer_counts(matches, "mill")["answer_matches"] == {"exact": 1, "substring": 2, "none": 1}
+    assert answer_counts(pd.Series(["fuzzy", "none"]), "zsa") == {
+        "n_unmatched": 1, "unmatched_fraction": 0.5, "answer_matches": {"exact": 0, "fuzzy": 1, "none": 1}}

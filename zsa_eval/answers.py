@@ -18,7 +18,7 @@ Anything else matches no class and counts as wrong.
 mill/tasks/esc50/task.py, esc50_gen_acc, read at b541cbeb): lower case, `_` as spaces, spaces collapsed (punctuation
 and articles kept); an empty answer matches none; else the longest label found anywhere in the answer as a substring
 (not only as whole words: "rain" is inside "train", "hen" inside "when"), the first in class order among labels of
-that length; an answer equal to a label is exact, another containing one fuzzy.
+that length; an answer equal to a label is exact, another containing one a substring match.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def normalized(text: str) -> str:
 @dataclass(frozen=True)
 class Match:
     """The class an answer names (its index in the candidates, None for none) and how it was found: exact, fuzzy
-    or none."""
+    (zsa's rules), substring (Mill's) or none."""
 
     index: int | None
     kind: str
@@ -120,7 +120,8 @@ def match_mill(answer: str, candidate_labels: Sequence[str]) -> Match:
     if not inside:
         return Match(None, "none")
     longest = max(inside, key=lambda index: len(labels[index]))  # the first of the longest, as Mill's max() picks
-    return Match(longest, "exact" if labels[longest] == said else "fuzzy")
+    return Match(longest, "exact" if labels[longest] == said else "substring")
 
 
 ANSWER_MATCHING: dict[str, Callable[[str, Sequence[str]], Match]] = {"zsa": match_answer, "mill": match_mill}
+MATCH_KINDS = {"zsa": ("exact", "fuzzy", "none"), "mill": ("exact", "substring", "none")}  # what each rule set finds

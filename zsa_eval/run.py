@@ -37,6 +37,7 @@ from zsa_eval.report.references import check_references, references_of, run_chec
 from zsa_eval.report.run_report import report_run
 from zsa_eval.store.skips import check_skip_fraction, skip_status, write_skips
 from zsa_eval.tasks import Evaluated, RunContext, Task
+from zsa_eval.tasks.labels import template_protocol_warnings
 from zsa_eval.tasks.registry import ZEROSHOT, task_for, task_named
 
 # Settings that do not change a run's results: a run may be resumed with other values of these.
@@ -214,7 +215,7 @@ def run(cfg: DictConfig, family: ModelFamily | None = None) -> dict | None:
     cache = audio_cache(cfg, loaded, long_audio)
     identity = task.identity(common_identity(cfg, dataset, loaded, long_audio), cfg)
     check_baseline_dataset(baseline, cfg.gate.baseline, identity)
-    warnings = task.check_dataset(dataset)
+    warnings = task.check_dataset(dataset) + template_protocol_warnings(cfg)
     for warning in warnings if ranks.is_main else []:
         print(f"zsa-eval: warning: {warning}", file=sys.stderr)
     context = RunContext(cfg, dataset, loaded, cache, prompts, resolve_num_workers(cfg.num_workers, device),

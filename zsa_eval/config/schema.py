@@ -258,6 +258,8 @@ class TemplateConfig:
     instruction: Optional[str] = key(required=False)  # what an audio language model is asked about each clip
     answer_matching: str = key(one_of(*ANSWER_MATCHING), required=False)  # generate: how an answer names a class
     # (zsa_eval/answers.py; a template without it: zsa)
+    max_new_tokens: Optional[int] = key(ABOVE_ZERO, required=False)  # generate: the answer length the template's
+    # protocol generates (a run with another model.max_new_tokens is warned)
 
 
 @dataclass

@@ -43,8 +43,8 @@ SCORE_KINDS = {"likelihood": "softmax", "generate": "answer"}
 SCORE_DESCRIPTIONS = {
     "likelihood": "softmax over the candidate labels of each label's log-likelihood as the model's answer (mean "
                   "log-probability per token, end-of-turn token included)",
-    "generate": "1 for the class the model's greedy answer matched (exactly or fuzzily, see unmatched.csv), 0 "
-                "elsewhere; a row of 0 when it matched none",
+    "generate": "1 for the class the model's greedy answer matched (by template.answer_matching's rules; see "
+                "unmatched.csv), 0 elsewhere; a row of 0 when it matched none",
 }
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from zsa_eval.answers import MATCH_KINDS
 from zsa_eval.data import AudioDataset, joined_labels_hint
 from zsa_eval.plots import confusion_png
 from zsa_eval.results import MetricSpec, Mistake, Mistakes, TaskResults
@@ -23,6 +24,7 @@ from zsa_eval.tasks.classification_compare import ClassificationComparison, comp
 from zsa_eval.tasks.labels import (
     SCORE_COLUMNS,
     LabelTask,
+    answer_matching,
     interval,
     predicted_positions,
     recorded_scores,
@@ -130,7 +132,7 @@ class ClassificationTask(LabelTask):
             predictions.insert(predictions.columns.get_loc("correct") + 1 + position, column,
                                answer_columns[column].to_numpy())
         unmatched = answer_columns[~answered].drop(columns="match").reset_index(drop=True)
-        return TaskResults(measured.metrics | answer_counts(answer_columns["match"]),
+        return TaskResults(measured.metrics | answer_counts(answer_columns["match"], answer_matching(context.cfg)),
                            measured.tables | {"unmatched": unmatched}, measured.figures)
 
     def mistakes(self, context: RunContext, evaluated: Evaluated, results: TaskResults) -> Mistakes:
@@ -174,12 +176,12 @@ class ClassificationTask(LabelTask):
 TASK = ClassificationTask()
 
 
-ANSWER_ORDER = {"exact": 0, "fuzzy": 1, "none": 2}  # wrong answers that named a class first, then those naming none
+ANSWER_ORDER = {"exact": 0, "fuzzy": 1, "substring": 1, "none": 2}  # wrong answers naming a class first, then none
 
 
 def answer_mistakes(predictions: pd.DataFrame, positions: list[int], per_class: int, total: int) -> Mistakes:
     """Generate mode's wrong answers, each with its text and the class it matched or none: first the answers that
-    named another class (matched exactly, then fuzzily: the model's confusions), then those that named none, each in
+    named another class (matched exactly, then loosely: the model's confusions), then those that named none, each in
     dataset order; at most `per_class` of one true label and `total` in all."""
     wrong = predictions[~predictions["correct"].astype(bool)]
     chosen = worst_first(wrong.assign(priority=-wrong["match"].map(ANSWER_ORDER)), "priority", "true_label", per_class,
@@ -191,7 +193,7 @@ def answer_mistakes(predictions: pd.DataFrame, positions: list[int], per_class: 
     named = int((wrong["match"] != "none").sum())
     return Mistakes(f"{len(items)} of the {len(wrong)} wrong answers ({named} named another class, "
                     f"{len(wrong) - named} matched no class; at most {per_class} per true label, {total} in all): "
-                    "first those that named another class (matched exactly, then fuzzily), then those that matched "
+                    "first those that named another class (matched exactly, then loosely), then those that matched "
                     "none, each in dataset order.", items)
 
 
@@ -203,15 +205,17 @@ def answers_matched(evaluated: Evaluated) -> np.ndarray | None:
 
 
 def answers_table(evaluated: Evaluated, true_labels: pd.Series) -> pd.DataFrame:
-    """Each item's raw answer and how it matched (exact, fuzzy, none), with its id, path and true label."""
+    """Each item's raw answer and how it matched (exact, fuzzy or substring, none), with its id, path and true
+    label."""
     return pd.DataFrame({"item_id": evaluated.items["item_id"].to_numpy(), "path": evaluated.items["path"].to_numpy(),
                          "true_label": true_labels.to_numpy(),
                          "answer": [record["answer"] for record in evaluated.records],
                          "match": [record["match"] for record in evaluated.records]})
 
 
-def answer_counts(matches: pd.Series) -> dict:
-    """metrics.json's account of the answers: how many matched exactly, fuzzily, or not at all (counted wrong)."""
-    counts = {kind: int((matches == kind).sum()) for kind in ("exact", "fuzzy", "none")}
+def answer_counts(matches: pd.Series, rules: str) -> dict:
+    """metrics.json's account of the answers: how many matched in each way the `rules` match (exactly, fuzzily or as
+    a substring), or not at all (counted wrong)."""
+    counts = {kind: int((matches == kind).sum()) for kind in MATCH_KINDS[rules]}
     return {"n_unmatched": counts["none"], "unmatched_fraction": counts["none"] / len(matches),
             "answer_matches": counts}

@@ -107,6 +107,23 @@ def answer_matching(cfg: DictConfig) -> str:
     return str(cfg.template.get("answer_matching") or "zsa")
 
 
+def template_protocol_warnings(cfg: DictConfig) -> list[str]:
+    """An audio language model run otherwise than its template's generative protocol (template=mill): in likelihood
+    mode, or generating answers of another length."""
+    template, scoring = cfg.template, cfg.model.get("scoring")
+    if scoring is None or template.get("answer_matching") in (None, "zsa"):
+        return []
+    if scoring != "generate":
+        return [f"template={template.name} is a generative protocol: model.scoring={scoring} asks its instruction "
+                f"but scores each label's likelihood, and its answer matching does not apply (model.scoring=generate "
+                "runs the protocol)"]
+    wanted = template.get("max_new_tokens")
+    if wanted is not None and wanted != cfg.model.max_new_tokens:
+        return [f"template={template.name} generates answers of up to {wanted} new tokens, this run "
+                f"{cfg.model.max_new_tokens}: its figures are not comparable (model.max_new_tokens={wanted})"]
+    return []
+
+
 class LabelTask(Task):
     """A task whose candidates are the dataset's classes, each embedded through the prompts."""
 
