@@ -378,7 +378,8 @@ def test_what_other_tasks_and_families_refuse(tiny_alm_dirs, tiny_model_dir, esc
 
 def test_clips_longer_than_what_the_model_hears_are_counted(tiny_alm_dirs, tmp_path):
     """Qwen2-Audio hears the first 30 s of a clip (the Whisper window), Audio Flamingo 3 up to 600 s: a 35 s clip is
-    counted as longer for the one, not for the other, and heard whole either way (long_audio=native)."""
+    counted as longer for the one, not for the other (long_audio=native), and metrics.json and report.html say what
+    the longer clip came to."""
     rate = 16000
     for label, frequency, seconds in (("hum", 150.0, 35.0), ("beep", 2000.0, 2.0)):
         (tmp_path / "sounds" / label).mkdir(parents=True)
@@ -389,8 +390,12 @@ def test_clips_longer_than_what_the_model_hears_are_counted(tiny_alm_dirs, tmp_p
     for model in ("qwen2_audio_tiny_random", "audioflamingo3_tiny_random"):
         metrics = run(compose_config("dataset=audiofolder", f"dataset.path={tmp_path / 'sounds'}", f"model={model}",
                                      f"output_dir={tmp_path / model}"))
-        heard[model] = (metrics["long_audio"]["window_s"], metrics["long_audio"]["n_clips_longer"])
-    assert heard == {"qwen2_audio_tiny_random": (30.0, 1), "audioflamingo3_tiny_random": (600.0, 0)}
+        long_audio = metrics["long_audio"]
+        heard[model] = (long_audio["window_s"], long_audio["n_clips_longer"], long_audio["long_clips_heard"])
+    assert heard == {"qwen2_audio_tiny_random": (30.0, 1, "only their first 30 s heard"),
+                     "audioflamingo3_tiny_random": (600.0, 0, "only their first 600 s heard")}
+    page = (tmp_path / "qwen2_audio_tiny_random" / "report.html").read_text()
+    assert "long_audio=native: 1 clip longer than the 30 s window, only their first 30 s heard" in page
 
 
 def test_the_engine_refuses_windows_for_an_audio_language_model(tiny_alm_dirs, esc50_folder):

@@ -106,11 +106,12 @@ class LongAudio:
         earlier version), else the settings."""
         return {} if self.policy == "native" else {"long_audio": self.settings()}
 
-    def counts(self, records: Sequence[dict]) -> dict:
+    def counts(self, records: Sequence[dict], heard: str) -> dict:
         """metrics.json's `long_audio`: the settings, and over the evaluated clips' records how many clips were longer
         than the window, how many windows make up their embeddings, how many of those this run encoded (the rest came
-        from the cache) and how many clips `max_windows` cut."""
-        return self.settings() | {
+        from the cache) and how many clips `max_windows` cut; under `native`, how the model hears a longer clip
+        (`heard`: its family's words)."""
+        return self.settings() | ({"long_clips_heard": heard} if self.policy == "native" else {}) | {
             "n_clips_longer": sum(bool(record.get("longer")) for record in records),
             "n_windows": sum(record.get("windows", 0) for record in records),
             "n_windows_encoded": sum(record.get("windows", 0) for record in records if not record.get("cached")),
@@ -163,17 +164,23 @@ def samples_of(seconds: float | None, sampling_rate: int) -> int | None:
     return None if seconds is None else int(round(seconds * sampling_rate))
 
 
-def summary_note(long_audio: dict | None) -> str:
-    """What the summary line says of long clips (metrics.json `long_audio`): nothing when no clip was longer than
-    the window under `native`."""
+def long_clips_text(long_audio: dict | None) -> str:
+    """What a run's long clips came to (metrics.json `long_audio`), for the summary line and report.html: nothing
+    when no clip was longer than the window under `native`."""
     if not long_audio or long_audio["window_s"] is None:
         return ""
     policy, longer = long_audio["policy"], long_audio["n_clips_longer"]
     if policy == "native" and not longer:
         return ""
-    heard = ("heard the model's own way" if policy == "native"
+    heard = (long_audio.get("long_clips_heard", "heard the model's own way") if policy == "native"
              else f"{counted(long_audio['n_windows_encoded'], 'window')} encoded")
     capped = (f", {long_audio['n_clips_capped']} cut to max_windows={long_audio['max_windows']}"
               if long_audio.get("n_clips_capped") else "")
     window_s = long_audio["window_s"]
-    return f" (long_audio={policy}: {counted(longer, 'clip')} longer than the {window_s:g} s window, {heard}{capped})"
+    return f"long_audio={policy}: {counted(longer, 'clip')} longer than the {window_s:g} s window, {heard}{capped}"
+
+
+def summary_note(long_audio: dict | None) -> str:
+    """What the summary line says of long clips, in parentheses (long_clips_text)."""
+    text = long_clips_text(long_audio)
+    return f" ({text})" if text else ""

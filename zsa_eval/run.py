@@ -277,7 +277,7 @@ def finish_run(task: Task, context: RunContext, ranks: Ranks, work: ProcessedIte
         "model_name_or_path": cfg.model.name_or_path,
         "engine": cfg.engine,
         "precision": cfg.precision,
-        "long_audio": long_audio.counts(evaluated.records),
+        "long_audio": long_audio.counts(evaluated.records, loaded.family.long_clips_heard),
         "identity": identity,
         "identity_hash": identity_hash(identity),
         "provenance": {**environment(loaded.device), **results.provenance,

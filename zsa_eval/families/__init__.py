@@ -133,6 +133,12 @@ class ModelFamily(ABC):
         return None
 
     @property
+    def long_clips_heard(self) -> str:
+        """How a clip longer than the window is heard under long_audio=native, in a few words (metrics.json
+        `long_audio`, the summary line, report.html)."""
+        return "heard the model's own way"
+
+    @property
     def frame_seconds(self) -> float | None:
         """The shortest audio the featurizer turns into a frame (long_audio's floor for a window and a hop); None:
         not known."""

@@ -207,6 +207,11 @@ class AudioLanguageFamily(ScoringFamily):
         """What else one row of tokens at `positions` (after the cached prompt) needs: their position ids."""
         return {"position_ids": positions[None]}
 
+    @property
+    def long_clips_heard(self) -> str:
+        window = self.window_seconds  # None: the model hears a clip whole (Phi-4-multimodal), none is longer
+        return super().long_clips_heard if window is None else f"only their first {window:g} s heard"
+
     @torch.inference_mode()
     def generate_answer(self, inputs: Inputs) -> str:
         """Greedy decoding on the prompt's cache, up to max_new_tokens tokens or the end of the turn."""

@@ -93,6 +93,12 @@ class ClapFamily(ContrastiveFamily):
         return self.feature_extractor.nb_max_samples / self.sampling_rate
 
     @property
+    def long_clips_heard(self) -> str:
+        window = f"{self.window_seconds:g} s"
+        return (f"each fused from the whole clip shrunk to {window} and three {window} crops" if self.fused
+                else f"each heard as one seeded {window} crop")
+
+    @property
     def frame_seconds(self) -> float:
         """One FFT window of the log-mel features (1024 samples at 48 kHz: 21 ms)."""
         return self.feature_extractor.fft_window_size / self.sampling_rate

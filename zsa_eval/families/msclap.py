@@ -233,6 +233,10 @@ class MsClapFamily(ContrastiveFamily):
         return float(self.config.duration)
 
     @property
+    def long_clips_heard(self) -> str:
+        return f"each heard as one seeded {self.window_seconds:g} s crop"
+
+    @property
     def frame_seconds(self) -> float:
         """One FFT window of the log-mel front end (1024 samples at 44.1 kHz: 23 ms)."""
         return self.config.window_size / self.config.sampling_rate

@@ -114,6 +114,10 @@ class PeAudioFamily(Family):
         return self.max_seconds
 
     @property
+    def long_clips_heard(self) -> str:
+        return f"only their first {self.max_seconds:g} s heard"
+
+    @property
     def frame_seconds(self) -> float:
         """One frame of the codec's features (the feature extractor's hop: 1920 samples at 48 kHz, 40 ms)."""
         return self.feature_extractor.hop_length / self.sampling_rate

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from zsa_eval.audio import AudioSource
+from zsa_eval.long_audio import long_clips_text
 from zsa_eval.store import METRICS_FILE, remove_recorded, write_run_file
 from zsa_eval.text import counted
 from zsa_eval.report.html import (ASSETS_DIR, ClipFiles, Table, cell, family_label, figure_title, interval_description,
@@ -133,6 +134,7 @@ def summary_facts(metrics: dict) -> list[tuple[str, str]]:
         ("engine, precision, device", ", ".join(str(metrics[key]) for key in ("engine", "precision", "device")
                                                 if metrics.get(key))),
         ("items", items_fact(metrics)),
+        ("long clips", long_clips_text(metrics.get("long_audio"))),
         ("status", metrics.get("status")),
         ("warnings", " | ".join(metrics.get("warnings") or [])),
         ("identity hash", metrics.get("identity_hash")),
