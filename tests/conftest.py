@@ -217,3 +217,41 @@ def count_encoded_clips(monkeypatch, owner) -> list[int]:
 
     monkeypatch.setattr(owner, "get_audio_features", counting)
     return calls
+
+
+# MAEB's other task kinds (tests/test_maeb_tasks.py, tests/test_maeb_compare.py): local pairs and rerank folders
+MAEB_RATE = 16000
+
+
+def write_tones(root, names: list[str], frequency_of) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        sf.write(root / name, tone(frequency_of(name), MAEB_RATE, seconds=0.3), MAEB_RATE)
+
+
+@pytest.fixture
+def pairs_folder(tmp_path):
+    """8 clips of 4 pitches; every pair of them, a match when the pitch is the same (4 matches of 28), and a
+    README."""
+    root = tmp_path / "pairs"
+    names = [f"c{index}.wav" for index in range(8)]
+    write_tones(root, names, lambda name: 200.0 * (1 + int(name[1]) % 4) * (1 + 0.01 * int(name[1])))
+    rows = [{"audio1": names[a], "audio2": names[b], "label": int(a % 4 == b % 4)}
+            for a in range(8) for b in range(a + 1, 8)]
+    pd.DataFrame(rows).to_csv(root / "pairs.csv", index=False)
+    (root / "README.txt").write_text("pairs")
+    return root
+
+
+@pytest.fixture
+def rerank_folder(tmp_path):
+    """12 documents of 3 pitches, 3 queries each of one pitch: positives the documents of its pitch; the first
+    ranks every document, the others all twelve as listed candidates."""
+    root = tmp_path / "rerank"
+    documents = [f"d{index}.wav" for index in range(12)]
+    write_tones(root, documents, lambda name: 300.0 * (1 + int(name[1:-4]) % 3) * (1 + 0.01 * int(name[1:-4])))
+    write_tones(root, [f"q{query}.wav" for query in range(3)], lambda name: 300.0 * (1 + int(name[1])) * 1.005)
+    rows = [{"query": f"q{query}.wav", "positives": "|".join(documents[query::3]),
+             "candidates": "" if query == 0 else "|".join(documents)} for query in range(3)]
+    pd.DataFrame(rows).to_csv(root / "queries.csv", index=False)
+    return root

@@ -8,55 +8,17 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import soundfile as sf
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score, homogeneity_completeness_v_measure
 from sklearn.metrics.pairwise import paired_cosine_distances, paired_euclidean_distances, paired_manhattan_distances
 
 import plugin_families  # noqa: F401  (puts the example plugin's toy families on the path)
-from conftest import run_cli, tone
+from conftest import run_cli
 from zsa_eval.data import limit_items, load_pairs_folder, load_rerank_folder
 from zsa_eval.errors import UserError
 from zsa_eval.tasks.clustering import clustering_metrics, contingency_tables, entropy_scores
 from zsa_eval.tasks.pair_classification import best_threshold_metrics, check_pairs, pair_metrics, pair_scores
 from zsa_eval.tasks.reranking import K_VALUES, check_queries, ranked_queries, reranking_metrics
-
-RATE = 16000
-
-
-def write_clips(root, names: list[str], frequency_of) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        sf.write(root / name, tone(frequency_of(name), RATE, seconds=0.3), RATE)
-
-
-@pytest.fixture
-def pairs_folder(tmp_path):
-    """8 clips of 4 pitches; every pair of them, a match when the pitch is the same (4 matches of 28), and a
-    README."""
-    root = tmp_path / "pairs"
-    names = [f"c{index}.wav" for index in range(8)]
-    write_clips(root, names, lambda name: 200.0 * (1 + int(name[1]) % 4) * (1 + 0.01 * int(name[1])))
-    rows = [{"audio1": names[a], "audio2": names[b], "label": int(a % 4 == b % 4)}
-            for a in range(8) for b in range(a + 1, 8)]
-    pd.DataFrame(rows).to_csv(root / "pairs.csv", index=False)
-    (root / "README.txt").write_text("pairs")
-    return root
-
-
-@pytest.fixture
-def rerank_folder(tmp_path):
-    """12 documents of 3 pitches, 3 queries each of one pitch: positives the documents of its pitch; the first
-    ranks every document, the others all twelve as listed candidates."""
-    root = tmp_path / "rerank"
-    documents = [f"d{index}.wav" for index in range(12)]
-    write_clips(root, documents, lambda name: 300.0 * (1 + int(name[1:-4]) % 3) * (1 + 0.01 * int(name[1:-4])))
-    write_clips(root, [f"q{query}.wav" for query in range(3)], lambda name: 300.0 * (1 + int(name[1])) * 1.005)
-    rows = [{"query": f"q{query}.wav", "positives": "|".join(documents[query::3]),
-             "candidates": "" if query == 0 else "|".join(documents)} for query in range(3)]
-    pd.DataFrame(rows).to_csv(root / "queries.csv", index=False)
-    return root
-
 
 # -- clustering ---------------------------------------------------------------------------------------------------
 

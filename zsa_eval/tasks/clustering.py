@@ -13,6 +13,9 @@ bias as for average precision (a resample's plug-in entropies are biased); no in
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from scipy import sparse
@@ -22,10 +25,10 @@ from threadpoolctl import threadpool_limits
 
 from zsa_eval.data import AudioDataset
 from zsa_eval.errors import UserError
-from zsa_eval.results import MetricSpec, Mistake, Mistakes, TaskResults
+from zsa_eval.results import Comparison, MetricSpec, Mistake, Mistakes, TaskResults
 from zsa_eval.stats import median_centred_interval
 from zsa_eval.tasks import Evaluated, RunContext, clip_features, skipped_note, timing_note, worst_first
-from zsa_eval.tasks.comparing import bootstrap_record
+from zsa_eval.tasks.comparing import bootstrap_record, legend, paired_deltas, paired_items, run_table
 from zsa_eval.tasks.embedded import RESAMPLES, AudioEmbeddingTask, saved_embeddings
 from zsa_eval.tasks.tagging import resample_counts
 from zsa_eval.text import counted
@@ -145,6 +148,10 @@ class ClusteringTask(AudioEmbeddingTask):
                         f"common (at most {cfg.report_mistakes_per_class} per label, {cfg.report_mistakes} in all), "
                         "nearest their cluster's centre first.", items)
 
+    def compare(self, run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict, resamples: int,
+                seed: int) -> ClusteringComparison:
+        return compare_clusterings(run_a, metrics_a, run_b, metrics_b, resamples, seed)
+
     def summary_line(self, metrics: dict, wall_s: float) -> str:
         low, high = metrics["v_measure_ci95"]
         return (f"{metrics['dataset']} | {metrics['model']} | clustering: V-measure {metrics['v_measure']:.4f} "
@@ -155,3 +162,31 @@ class ClusteringTask(AudioEmbeddingTask):
 
 
 TASK = ClusteringTask()
+
+
+@dataclass(frozen=True)
+class ClusteringComparison(Comparison):
+    def deltas_note(self) -> str:
+        return (f"{super().deltas_note()}, over the common clips with each run's clusters held fixed (ARI and AMI "
+                "have no interval: they are in each run's metrics.json)")
+
+
+def compare_clusterings(run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict, resamples: int,
+                        seed: int) -> ClusteringComparison:
+    """Run B against run A on the clips both clustered: V-measure, homogeneity and completeness of each run's
+    clusters over those clips, with paired bootstrap deltas (the same resampled clips for both partitions)."""
+    clusters_a, clusters_b = (run_table(run, "clusters.csv", "clustering", ("item_id", "label"))
+                              for run in (run_a, run_b))
+    both = paired_items(clusters_a, clusters_b, run_a, run_b, "clips", "another label", label="label")
+    labels = np.unique(both["label_a"].to_numpy(dtype=str), return_inverse=True)[1]
+    counts = resample_counts(len(both), resamples, seed)
+    point, samples = {}, {}
+    for run in "ab":
+        clusters = np.unique(both[f"cluster_{run}"].to_numpy(), return_inverse=True)[1]
+        measured = entropy_scores(contingency_tables(labels, clusters, np.ones((len(labels), 1))))
+        point[run] = {name: float(measured[name][0]) for name in ENTROPY_METRICS}
+        samples[run] = entropy_scores(contingency_tables(labels, clusters, counts))
+    return ClusteringComparison(
+        str(run_a), str(run_b), legend("A", run_a, metrics_a), legend("B", run_b, metrics_b), len(clusters_a),
+        len(clusters_b), len(both), "clips", paired_deltas(point, samples, list(ENTROPY_METRICS)),
+        bootstrap_record(resamples, seed))

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from zsa_eval.errors import UserError
-from zsa_eval.stats import BOOTSTRAP_LEVEL, percentile_interval
+from zsa_eval.stats import BOOTSTRAP_LEVEL, bootstrap_indices, percentile_interval
 
 DELTA_COLUMNS = ["metric", "a", "b", "delta", "delta_ci95_low", "delta_ci95_high"]
 
@@ -48,19 +48,43 @@ def paired_deltas(point: dict[str, dict[str, float]], samples: dict[str, dict[st
 
 
 def paired_items(table_a: pd.DataFrame, table_b: pd.DataFrame, run_a: Path, run_b: Path, unit: str,
-                 other_labels: str) -> pd.DataFrame:
-    """Two runs' per-item tables on the items both evaluated (merged on item_id, columns suffixed _a and _b); refused
-    when they share none (`unit`: "items", "clips"), or when a common item's true_label differs (`other_labels`:
-    how to say so, e.g. "another true label")."""
-    both = table_a.merge(table_b, on="item_id", suffixes=("_a", "_b"))
+                 other_labels: str, key: str = "item_id", label: str = "true_label",
+                 fix: str = "compare runs that read the same label column") -> pd.DataFrame:
+    """Two runs' per-item tables on the items both evaluated (merged on `key`, columns suffixed _a and _b); refused
+    when they share none (`unit`: "items", "clips", "queries"), or when a common item's `label` differs
+    (`other_labels`: how to say so, e.g. "another true label"; `fix`: what to compare instead)."""
+    both = table_a.merge(table_b, on=key, suffixes=("_a", "_b"))
     if both.empty:
-        raise UserError(f"the runs share no {unit.rstrip('s')} ({len(table_a)} in {run_a}, {len(table_b)} in {run_b}); "
-                        "compare runs of the same dataset")
-    relabelled = int((both["true_label_a"] != both["true_label_b"]).sum())
+        one = unit[:-3] + "y" if unit.endswith("ies") else unit[:-1]  # queries: query; clips: clip
+        raise UserError(f"the runs share no {one} ({len(table_a)} in {run_a}, {len(table_b)} in {run_b}); compare runs "
+                        "of the same dataset")
+    relabelled = int((both[f"{label}_a"] != both[f"{label}_b"]).sum())
     if relabelled:
-        raise UserError(f"{relabelled} of the {len(both)} common {unit} have {other_labels} in each run; compare runs "
-                        "that read the same label column")
+        raise UserError(f"{relabelled} of the {len(both)} common {unit} have {other_labels} in each run; {fix}")
     return both
+
+
+def run_table(run_dir: Path, file_name: str, task: str, text_columns: tuple[str, ...]) -> pd.DataFrame:
+    """A finished run's table (`file_name`, e.g. rankings.csv), its `text_columns` read as text; one line when the
+    directory holds no such table (`task`: the kind of run that writes it)."""
+    try:
+        return pd.read_csv(run_dir / file_name, keep_default_na=False, dtype=dict.fromkeys(text_columns, str))
+    except (OSError, ValueError) as error:
+        raise UserError(f"{run_dir} is not a finished zsa-eval {task} run ({file_name}): {error}; pass the "
+                        f"directories of two {task} runs") from error
+
+
+def paired_means(tables: dict[str, np.ndarray], names: list[str], resamples: int,
+                 seed: int) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, np.ndarray]]]:
+    """Per-item metric values of both runs (`tables[run]`: items x names, the same items in the same order) as
+    paired_deltas takes them: each metric's mean, and its mean over the same bootstrap resamples of items."""
+    indices = bootstrap_indices(len(tables["a"]), resamples, seed)
+    point, samples = {}, {}
+    for run, values in tables.items():
+        resampled = values[indices].mean(axis=1)
+        point[run] = dict(zip(names, values.mean(axis=0).tolist()))
+        samples[run] = {name: resampled[:, column] for column, name in enumerate(names)}
+    return point, samples
 
 
 def bootstrap_record(resamples: int, seed: int) -> dict:

@@ -17,16 +17,19 @@ out (n_pairs_incomplete)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
 from zsa_eval.data import AudioDataset
 from zsa_eval.errors import UserError
-from zsa_eval.results import MetricSpec, Mistake, Mistakes, TaskResults
+from zsa_eval.results import Comparison, MetricSpec, Mistake, Mistakes, TaskResults
 from zsa_eval.stats import median_centred_interval
 from zsa_eval.tasks import Evaluated, RunContext, clip_features, skipped_note, timing_note, worst_first
-from zsa_eval.tasks.comparing import bootstrap_record
+from zsa_eval.tasks.comparing import bootstrap_record, legend, paired_deltas, paired_items, run_table
 from zsa_eval.tasks.embedded import RESAMPLES, AudioEmbeddingTask, require_columns, saved_embeddings
 from zsa_eval.tasks.tagging import resample_counts, resampled_ap_auc
 from zsa_eval.text import counted
@@ -193,6 +196,10 @@ class PairClassificationTask(AudioEmbeddingTask):
                         f"{cfg.report_mistakes_per_class} of each kind, {cfg.report_mistakes} in all), worst first.",
                         items)
 
+    def compare(self, run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict, resamples: int,
+                seed: int) -> PairComparison:
+        return compare_pairs(run_a, metrics_a, run_b, metrics_b, resamples, seed)
+
     def summary_line(self, metrics: dict, wall_s: float) -> str:
         low, high = metrics["cosine_ap_ci95"]
         return (f"{metrics['dataset']} | {metrics['model']} | pair classification: cosine AP "
@@ -204,3 +211,50 @@ class PairClassificationTask(AudioEmbeddingTask):
 
 
 TASK = PairClassificationTask()
+COMPARED_PAIRS = 20  # compare.md lists the pairs whose cosine similarity changed most
+
+
+@dataclass(frozen=True)
+class PairComparison(Comparison):
+    pair_changes: pd.DataFrame = None  # pair_id, label, cosine_a, cosine_b, change (largest first)
+
+    def shown_tables(self) -> list[tuple[str, pd.DataFrame]]:
+        return [(f"The {min(len(self.pair_changes), COMPARED_PAIRS)} pairs whose cosine similarity changed most (all "
+                 "in pair_changes.csv)", self.pair_changes.head(COMPARED_PAIRS))]
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"pair_changes": self.pair_changes}
+
+
+def compare_pairs(run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict, resamples: int,
+                  seed: int) -> PairComparison:
+    """Run B against run A on the pairs both scored: cosine AP and max AP, with paired bootstrap deltas over those
+    pairs (each resample's AP of both runs on the same pairs; none for the threshold metrics, fitted on the pairs)."""
+    both = paired_pairs(run_a, run_b)
+    matches = both["label"].eq("1").to_numpy()
+    counts = resample_counts(len(both), resamples, seed)
+    point, samples = {}, {}
+    for run in "ab":
+        similar = {name: both[f"{name}_{run}"].to_numpy(dtype=np.float64) * (1 if higher else -1)
+                   for name, higher in SIMILAR_WHEN_HIGHER.items()}
+        aps = {name: float(average_precision_score(matches, values)) for name, values in similar.items()}
+        resampled = {name: resampled_ap_auc(matches, values, counts)[0] for name, values in similar.items()}
+        point[run] = {"cosine_ap": aps["cosine"], "max_ap": max(aps.values())}
+        samples[run] = {"cosine_ap": resampled["cosine"], "max_ap": np.max(list(resampled.values()), axis=0)}
+    changes = pd.DataFrame({"pair_id": both["pair_id"], "label": both["label"], "cosine_a": both["cosine_a"],
+                            "cosine_b": both["cosine_b"], "change": both["cosine_b"] - both["cosine_a"]})
+    changes = changes.reindex(changes["change"].abs().sort_values(ascending=False, kind="stable").index)
+    return PairComparison(
+        str(run_a), str(run_b), legend("A", run_a, metrics_a), legend("B", run_b, metrics_b),
+        int(metrics_a["n_pairs_evaluated"]), int(metrics_b["n_pairs_evaluated"]), len(both), "pairs",
+        paired_deltas(point, samples, ["cosine_ap", "max_ap"]), bootstrap_record(resamples, seed),
+        pair_changes=changes.reset_index(drop=True))
+
+
+def paired_pairs(run_a: Path, run_b: Path) -> pd.DataFrame:
+    """The two runs' pairs.csv on the pairs both scored (scores suffixed _a and _b); refused where a common pair's
+    label differs."""
+    text = ("pair_id", "item_id_1", "item_id_2", "label")
+    pairs_a, pairs_b = (run_table(run, "pairs.csv", "pair_classification", text) for run in (run_a, run_b))
+    both = paired_items(pairs_a, pairs_b, run_a, run_b, "pairs", "another label", key="pair_id", label="label")
+    return both.rename(columns={"label_a": "label"})

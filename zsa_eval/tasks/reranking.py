@@ -17,16 +17,19 @@ query with no evaluated positive is left out (n_queries_without_positive)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from zsa_eval.data import AudioDataset
 from zsa_eval.data.items import DOCUMENT, ID_SEPARATOR, QUERY
 from zsa_eval.errors import UserError
-from zsa_eval.results import MetricSpec, Mistake, Mistakes, TaskResults
+from zsa_eval.results import Comparison, MetricSpec, Mistake, Mistakes, TaskResults
 from zsa_eval.stats import bootstrap_indices, percentile_interval
 from zsa_eval.tasks import Evaluated, RunContext, clip_features, skipped_note, timing_note, worst_first
-from zsa_eval.tasks.comparing import bootstrap_record
+from zsa_eval.tasks.comparing import bootstrap_record, legend, paired_deltas, paired_items, paired_means, run_table
 from zsa_eval.tasks.embedded import RESAMPLES, AudioEmbeddingTask, require_columns, saved_embeddings
 from zsa_eval.tasks.retrieval import rank_queries
 from zsa_eval.text import counted
@@ -177,6 +180,10 @@ class RerankingTask(AudioEmbeddingTask):
         return Mistakes(f"The {len(items)} queries of lowest average precision (of the {len(poor)} below 1; at most "
                         f"{cfg.report_mistakes}), worst first, each with the document it ranked first.", items)
 
+    def compare(self, run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict, resamples: int,
+                seed: int) -> RerankingComparison:
+        return compare_reranking(run_a, metrics_a, run_b, metrics_b, resamples, seed)
+
     def summary_line(self, metrics: dict, wall_s: float) -> str:
         low, high = metrics["map_at_1000_ci95"]
         return (f"{metrics['dataset']} | {metrics['model']} | reranking: MAP {metrics['map_at_1000']:.4f} "
@@ -187,3 +194,46 @@ class RerankingTask(AudioEmbeddingTask):
 
 
 TASK = RerankingTask()
+COMPARED_METRICS = ["map_at_1000", "mrr_at_10", "ndcg_at_10", "recall_at_1"]  # rankings.csv's per-query columns
+COMPARED_QUERIES = 20  # compare.md lists the queries whose average precision changed most
+
+
+@dataclass(frozen=True)
+class RerankingComparison(Comparison):
+    query_changes: pd.DataFrame = None  # query_id, n_candidates, map_at_1000_a, map_at_1000_b, change (largest first)
+
+    def shown_tables(self) -> list[tuple[str, pd.DataFrame]]:
+        changed = self.query_changes[self.query_changes["change"] != 0]
+        return [(f"Queries whose average precision changed: {len(changed)} (the {min(len(changed), COMPARED_QUERIES)} "
+                 "largest changes; all in query_changes.csv)", changed.head(COMPARED_QUERIES))]
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"query_changes": self.query_changes}
+
+
+def compare_reranking(run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict, resamples: int,
+                      seed: int) -> RerankingComparison:
+    """Run B against run A on the queries both ranked, the per-query metrics' means with paired bootstrap deltas
+    over those queries (refused where a common query ranked another number of candidates: its ranks do not
+    compare)."""
+    both = paired_queries(run_a, run_b)
+    values = {run: both[[f"{name}_{run}" for name in COMPARED_METRICS]].to_numpy(dtype=np.float64) for run in "ab"}
+    point, samples = paired_means(values, COMPARED_METRICS, resamples, seed)
+    changes = pd.DataFrame({"query_id": both["query_id"], "n_candidates": both["n_candidates_a"],
+                            "map_at_1000_a": both["map_at_1000_a"], "map_at_1000_b": both["map_at_1000_b"],
+                            "change": both["map_at_1000_b"] - both["map_at_1000_a"]})
+    changes = changes.reindex(changes["change"].abs().sort_values(ascending=False, kind="stable").index)
+    return RerankingComparison(
+        str(run_a), str(run_b), legend("A", run_a, metrics_a), legend("B", run_b, metrics_b),
+        int(metrics_a["n_queries_evaluated"]), int(metrics_b["n_queries_evaluated"]), len(both), "queries",
+        paired_deltas(point, samples, COMPARED_METRICS), bootstrap_record(resamples, seed),
+        query_changes=changes.reset_index(drop=True))
+
+
+def paired_queries(run_a: Path, run_b: Path) -> pd.DataFrame:
+    """The two runs' rankings.csv on the queries both ranked (columns suffixed _a and _b)."""
+    rankings_a, rankings_b = (run_table(run, "rankings.csv", "reranking", ("query_id", "positive_ranks"))
+                              for run in (run_a, run_b))
+    return paired_items(rankings_a, rankings_b, run_a, run_b, "queries", "another number of candidates (a document "
+                        "skipped in one)", key="query_id", label="n_candidates",
+                        fix="compare reranking runs over the same documents")

@@ -31,7 +31,7 @@ from zsa_eval.tasks import (Evaluated, LoggedBatch, RunContext, Task, check_embe
                             clip_features, embedding_batches, skipped_note, timing_note, worst_first)
 from zsa_eval.results import MetricSpec, Mistake, Mistakes, TaskResults
 from zsa_eval.text import counted
-from zsa_eval.tasks.comparing import bootstrap_record, legend, paired_deltas
+from zsa_eval.tasks.comparing import bootstrap_record, legend, paired_deltas, run_table
 from zsa_eval.results import Comparison
 
 RECALL_AT = (1, 5, 10)
@@ -346,12 +346,7 @@ class RetrievalComparison(Comparison):
 
 def run_ranks(run_dir: Path) -> pd.DataFrame:
     """A finished retrieval run's ranks.csv (direction, query_id, query, rank, ap_at_10, ...)."""
-    try:
-        return pd.read_csv(run_dir / "ranks.csv", keep_default_na=False,
-                           dtype={"query_id": str, "query": str, "direction": str})
-    except (OSError, ValueError) as error:
-        raise UserError(f"{run_dir} is not a finished zsa-eval retrieval run (ranks.csv): {error}; pass the "
-                        "directories of two retrieval runs") from error
+    return run_table(run_dir, "ranks.csv", "retrieval", ("query_id", "query", "direction"))
 
 
 def compare_retrieval(run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict, resamples: int,
