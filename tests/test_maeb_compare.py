@@ -38,6 +38,7 @@ def test_compare_pairs_the_queries_of_two_reranking_runs(rerank_folder, tmp_path
     run_a, run_b = two_runs(tmp_path, monkeypatch, capsys, "dataset=rerank_folder", f"dataset.path={rerank_folder}")
     comparison = compare_runs(run_a, run_b, resamples=200, seed=1)
     assert (comparison.n_a, comparison.n_b, comparison.n_common, comparison.unit) == (3, 3, 3, "queries")
+    assert comparison.legend_a == "A: tiny_random (tiny_random)"  # no template: none named (not "None")
     deltas = comparison.metric_deltas.set_index("metric")
     assert list(deltas.index) == ["map_at_1000", "mrr_at_10", "ndcg_at_10", "recall_at_1"]
     rankings = {run: pd.read_csv(run / "rankings.csv").set_index("query_id") for run in (run_a, run_b)}

@@ -26,8 +26,9 @@ def legend(letter: str, run_dir: Path, metrics: dict) -> str:
     if protocol and (metrics.get("repeats") or 1) > 1:  # few-shot: predictions.csv holds the first draw's answers
         protocol += (f", compared on its repeat 0 of {metrics['repeats']} (predictions.csv; the run's headline "
                      "averages the repeats)")
-    setting = f"{template}{prompts} | {protocol}" if template and protocol else protocol or f"{template}{prompts}"
-    return f"{letter}: {metrics.get('model', '?')} | {setting} ({run_dir.name})"
+    setting = (f"{template}{prompts} | {protocol}" if template and protocol
+               else protocol or (f"{template}{prompts}" if template else ""))  # an embedding task has no template
+    return f"{letter}: {' | '.join(filter(None, (metrics.get('model', '?'), setting)))} ({run_dir.name})"
 
 
 def delta_interval(differences: np.ndarray) -> list[float]:
