@@ -396,6 +396,7 @@ def test_clips_longer_than_what_the_model_hears_are_counted(tiny_alm_dirs, tmp_p
                      "audioflamingo3_tiny_random": (600.0, 0, "only their first 600 s heard")}
     page = (tmp_path / "qwen2_audio_tiny_random" / "report.html").read_text()
     assert "long_audio=native: 1 clip longer than the 30 s window, only their first 30 s heard" in page
+    assert "What is the main sound in this recording? Answer with one of: {labels}." in page  # what it was asked
 
 
 def test_the_engine_refuses_windows_for_an_audio_language_model(tiny_alm_dirs, esc50_folder):

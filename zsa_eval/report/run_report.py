@@ -131,6 +131,7 @@ def summary_facts(metrics: dict) -> list[tuple[str, str]]:
         ("family", family_label(identity) if identity.get("family") else metrics.get("family")),
         ("scores", metrics.get("score_kind_description") or metrics.get("similarity")),
         ("template", metrics.get("template")),
+        ("instruction", metrics.get("instruction")),  # what an audio language model was asked of each clip
         ("engine, precision, device", ", ".join(str(metrics[key]) for key in ("engine", "precision", "device")
                                                 if metrics.get(key))),
         ("items", items_fact(metrics)),
