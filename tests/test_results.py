@@ -267,3 +267,15 @@ def test_class_names_that_differ_only_in_case_are_named():
         "2 sets of class names differ only in case ('Noise' and 'noise'; 'dog' and 'Dog'): they are separate classes; "
         "rename them to one in the data (or dataset.label_names) if they are one"]
     assert case_twins_warning(["dog", "cat"]) == []
+
+
+@pytest.mark.parametrize(("name_or_path", "name"), [
+    ("/models/my_clap/", "my_clap"), ("laion/clap-htsat-fused", "clap-htsat-fused"),
+    ("/models/CLAP_weights_2023.pth", "CLAP_weights_2023"), ("lukewys/laion_clap/630k-best.pt", "630k-best")])
+def test_model_auto_names_its_runs_after_the_checkpoint(tmp_path, monkeypatch, name_or_path, name):
+    """Runs of two checkpoints under model=auto land in two folders and two leaderboard rows, not both in `auto`."""
+    monkeypatch.setenv("ZSA_EVAL_RESULTS", str(tmp_path / "results"))
+    cfg = compose_config("dataset=synthetic", "model=auto", f"model.name_or_path={name_or_path}")
+    assert cfg.model.name == name and f"/synthetic/{name}/auto/" in cfg.output_dir
+    assert compose_config("dataset=synthetic", "model=auto", f"model.name_or_path={name_or_path}",
+                          "model.name=mine").model.name == "mine"

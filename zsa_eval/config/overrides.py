@@ -1,5 +1,5 @@
 """The command line's config, composed by Hydra as the CLI and zsa_eval.evaluate compose it: the `run_stamp` and
-`folder_name` resolvers of the default output_dir, and each Hydra or OmegaConf error made one line that names the fix."""
+`folder_name` resolvers of the default output_dir, `checkpoint_name` of model=auto's name, and each Hydra or OmegaConf error made one line that names the fix."""
 
 from __future__ import annotations
 
@@ -40,6 +40,22 @@ def folder_name(name: str) -> str:
 
 
 OmegaConf.register_new_resolver("folder_name", folder_name, replace=True)
+
+WEIGHTS_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
+
+
+def checkpoint_name(name_or_path: str | None) -> str:
+    """model=auto's default model.name, `${checkpoint_name:${.name_or_path}}` in conf/: the checkpoint's last path
+    part, a weights file's without its suffix (/models/my_clap: my_clap; laion/clap-htsat-fused: clap-htsat-fused;
+    CLAP_weights_2023.pth: CLAP_weights_2023), so that runs of different checkpoints are told apart; auto without
+    one."""
+    name = Path(str(name_or_path or "").rstrip("/")).name
+    for suffix in WEIGHTS_SUFFIXES:
+        name = name.removesuffix(suffix)
+    return name or "auto"
+
+
+OmegaConf.register_new_resolver("checkpoint_name", checkpoint_name, replace=True)
 
 
 def mteb_task_kind(task_name: str | None) -> str:
