@@ -392,10 +392,10 @@ def test_clips_longer_than_what_the_model_hears_are_counted(tiny_alm_dirs, tmp_p
                                      f"output_dir={tmp_path / model}"))
         long_audio = metrics["long_audio"]
         heard[model] = (long_audio["window_s"], long_audio["n_clips_longer"], long_audio["long_clips_heard"])
-    assert heard == {"qwen2_audio_tiny_random": (30.0, 1, "only their first 30 s heard"),
-                     "audioflamingo3_tiny_random": (600.0, 0, "only their first 600 s heard")}
+    assert heard == {"qwen2_audio_tiny_random": (30.0, 1, "only the first 30 s heard"),
+                     "audioflamingo3_tiny_random": (600.0, 0, "only the first 600 s heard")}
     page = (tmp_path / "qwen2_audio_tiny_random" / "report.html").read_text()
-    assert "long_audio=native: 1 clip longer than the 30 s window, only their first 30 s heard" in page
+    assert "long_audio=native: 1 clip longer than the 30 s window, only the first 30 s heard" in page
     assert "What is the main sound in this recording? Answer with one of: {labels}." in page  # what it was asked
 
 

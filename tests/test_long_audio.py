@@ -91,18 +91,18 @@ def test_metrics_count_the_records_and_the_summary_names_the_counts():
     long_audio = LongAudio("windows", 10, 100, 50, 3)
     records = [{"windows": 1, "longer": False, "capped": False}, {"windows": 3, "longer": True, "capped": True},
                {"windows": 2, "longer": True, "capped": False, "cached": True}]
-    counts = long_audio.counts(records, "only their first 10 s heard")  # native's alone
+    counts = long_audio.counts(records, "only the first 10 s heard")  # native's alone
     assert counts == {"policy": "windows", "window_s": 10.0, "hop_s": 5.0, "max_windows": 3, "n_clips_longer": 2,
                       "n_windows": 6, "n_windows_encoded": 4, "n_clips_capped": 1}
     assert summary_note(counts) == (" (long_audio=windows: 2 clips longer than the 10 s window, 4 windows encoded, "
                                     "1 cut to max_windows=3)")
     native = LongAudio("native", 10, 100)
     heard_whole = [{"windows": 1, "longer": longer, "capped": False} for longer in (False, True, True)]
-    heard = "only their first 10 s heard"  # the family's words
+    heard = "only the first 10 s heard"  # the family's words
     assert summary_note(native.counts(heard_whole[:1], heard)) == ""  # nothing long: the line is as before
     assert native.counts(heard_whole, heard)["long_clips_heard"] == heard
     assert summary_note(native.counts(heard_whole, heard)) == (" (long_audio=native: 2 clips longer than the 10 s "
-                                                               "window, only their first 10 s heard)")
+                                                               "window, only the first 10 s heard)")
     earlier = {key: value for key, value in native.counts(heard_whole, heard).items() if key != "long_clips_heard"}
     assert summary_note(earlier).endswith("window, heard the model's own way)")  # a run from before the key
     assert native.identity() == {} and long_audio.identity() == {"long_audio": long_audio.settings()}

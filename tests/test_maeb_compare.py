@@ -39,6 +39,7 @@ def test_compare_pairs_the_queries_of_two_reranking_runs(rerank_folder, tmp_path
     comparison = compare_runs(run_a, run_b, resamples=200, seed=1)
     assert (comparison.n_a, comparison.n_b, comparison.n_common, comparison.unit) == (3, 3, 3, "queries")
     assert comparison.legend_a == "A: tiny_random (tiny_random)"  # no template: none named (not "None")
+    assert comparison.data_note == ""  # one folder read by both
     deltas = comparison.metric_deltas.set_index("metric")
     assert list(deltas.index) == ["map_at_1000", "mrr_at_10", "ndcg_at_10", "recall_at_1"]
     rankings = {run: pd.read_csv(run / "rankings.csv").set_index("query_id") for run in (run_a, run_b)}
@@ -79,6 +80,7 @@ def test_compare_pairs_the_pairs_of_two_pair_classification_runs(pairs_folder, t
     changes = comparison.pair_changes
     assert (changes["change"] == changes["cosine_b"] - changes["cosine_a"]).all()
     assert changes["change"].abs().is_monotonic_decreasing and len(changes) == 28
+    assert list(changes.columns[:3]) == ["item_id_1", "item_id_2", "label"]  # which clips, not a row number
 
 
 @pytest.mark.slow
@@ -99,6 +101,11 @@ def test_compare_pairs_the_clips_of_two_clustering_runs(audiofolder, tmp_path, m
     assert "ARI and AMI have no interval" in comparison.markdown()
 
 
+TABLE_ROW = {"query_id": "q", "positive_ranks": "1", "n_candidates": 5, "map_at_1000": 1.0, "mrr_at_10": 1.0,
+             "ndcg_at_10": 1.0, "recall_at_1": 1.0, "pair_id": "0", "item_id_1": "c1", "item_id_2": "c2", "label": "1",
+             "cosine": 0.5, "euclidean": 1.0, "manhattan": 1.0, "dot": 0.5, "item_id": "c", "cluster": 0}  # one of each
+
+
 @pytest.mark.parametrize(("task", "table", "column", "message"), [
     ("reranking", "rankings.csv", "n_candidates", r"1 of the 1 common queries have another number of candidates \(a "
                                                   r"document skipped in one\) in each run; compare reranking runs over "
@@ -109,8 +116,7 @@ def test_compare_refuses_runs_whose_common_items_differ(tmp_path, task, table, c
     for name, value in (("a", 1), ("b", 0)):
         (tmp_path / name).mkdir()
         (tmp_path / name / "metrics.json").write_text(json.dumps({"task": task, "dataset": "d"}))
-        row = {"query_id": "q", "pair_id": "p", "item_id": "c", "n_candidates": 5, "label": "1", "cluster": 0,
-               "positive_ranks": "1"}
+        row = TABLE_ROW
         pd.DataFrame([row | {column: value}]).to_csv(tmp_path / name / table, index=False)
     with pytest.raises(UserError, match=message):
         compare_runs(tmp_path / "a", tmp_path / "b")
@@ -128,7 +134,44 @@ def test_compare_refuses_runs_that_share_no_query(tmp_path):
     for name, query in (("a", "q1"), ("b", "q2")):
         (tmp_path / name).mkdir()
         (tmp_path / name / "metrics.json").write_text(json.dumps({"task": "reranking", "dataset": "d"}))
-        pd.DataFrame([{"query_id": query, "n_candidates": 5, "positive_ranks": "1"}]).to_csv(
+        pd.DataFrame([TABLE_ROW | {"query_id": query}]).to_csv(
             tmp_path / name / "rankings.csv", index=False)
     with pytest.raises(UserError, match=r"the runs share no query \(1 in .*, 1 in .*\); compare runs of the same"):
         compare_runs(tmp_path / "a", tmp_path / "b")
+
+
+def test_pairs_are_matched_by_their_clips_not_their_rows(tmp_path):
+    """A pairs file reordered between the runs still pairs the same clips."""
+    rows = [TABLE_ROW | {"pair_id": str(index), "item_id_1": f"c{index}", "item_id_2": f"d{index}",
+                         "label": str(index % 2), "cosine": 0.1 * index} for index in range(4)]
+    for name, table in (("a", rows), ("b", rows[::-1])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"task": "pair_classification", "dataset": "d",
+                                                                   "n_pairs_evaluated": 4}))
+        pd.DataFrame(table).to_csv(tmp_path / name / "pairs.csv", index=False)
+    comparison = compare_runs(tmp_path / "a", tmp_path / "b", resamples=50)
+    assert comparison.n_common == 4 and (comparison.pair_changes["change"] == 0).all()
+
+
+def test_a_table_without_the_columns_compare_reads_is_one_line(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"task": "clustering", "dataset": "d"}))
+        pd.DataFrame([{"foo": 1, "bar": 2}]).to_csv(tmp_path / name / "clusters.csv", index=False)
+    with pytest.raises(UserError, match=r"clusters.csv lacks the columns item_id, label, cluster: not a clustering "
+                                        "run's table as zsa-eval writes it"):
+        compare_runs(tmp_path / "a", tmp_path / "b")
+
+
+def test_compare_notes_runs_that_read_different_data():
+    from zsa_eval.report.compare import data_differences
+
+    same = {"dataset": "d", "identity": {"items_fingerprint": "i1"}, "provenance": {"files_fingerprint": "f1"}}
+    assert data_differences(same, dict(same)) == ""
+    other_files = {**same, "provenance": {"files_fingerprint": "f2"}}
+    assert data_differences(same, other_files) == (
+        "the runs read different data: their files (paths, sizes or modification times: files_fingerprint f1 and "
+        "f2). Only what both evaluated is compared, matched by id: an id may name other audio in each run.")
+    other = {"dataset": "e", "identity": {"items_fingerprint": "i2"}, "provenance": {"files_fingerprint": None}}
+    assert data_differences(same, other).startswith("the runs read different data: datasets d and e; their "
+                                                    "selection (item ids, labels or folds: items_fingerprint i1 and i2)")

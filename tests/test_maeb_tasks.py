@@ -158,6 +158,18 @@ def test_a_query_without_candidates_ranks_the_documents_of_its_subset():
     assert ranked[["query_id", "n_candidates", "top1"]].values.tolist() == [["en/q", 1, "en/a"], ["fr/q", 1, "fr/b"]]
 
 
+
+def test_a_query_without_candidates_never_ranks_its_own_file():
+    """A file that is a query and also another query's document: ranked with every document, it is left out of its
+    own candidates (it would rank itself first)."""
+    items = pd.DataFrame({"item_id": ["query:r4.wav", "r4.wav", "r5.wav", "query:r5.wav"],
+                          "path": ["/d/r4.wav", "/d/r4.wav", "/d/r5.wav", "/d/r5.wav"],
+                          "role": ["query", "document", "document", "query"],
+                          "positives": ["r5.wav", "", "", "r4.wav"], "candidates": ["", "", "", "r4.wav|r5.wav"]})
+    ranked = ranked_queries(items, np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]))
+    assert ranked[["query_id", "n_candidates", "top1"]].values.tolist() == [
+        ["query:r4.wav", 1, "r5.wav"], ["query:r5.wav", 2, "r5.wav"]]  # listed candidates are taken as listed
+
 # -- data: folders, limits, malformed tables ------------------------------------------------------------------------
 
 def test_pairs_folder_gives_two_item_rows_per_pair(pairs_folder):

@@ -271,7 +271,8 @@ def test_class_names_that_differ_only_in_case_are_named():
 
 @pytest.mark.parametrize(("name_or_path", "name"), [
     ("/models/my_clap/", "my_clap"), ("laion/clap-htsat-fused", "clap-htsat-fused"),
-    ("/models/CLAP_weights_2023.pth", "CLAP_weights_2023"), ("lukewys/laion_clap/630k-best.pt", "630k-best")])
+    ("/models/CLAP_weights_2023.pth", "CLAP_weights_2023"), ("lukewys/laion_clap/630k-best.pt", "630k-best"),
+    ("/models/my_clap/weights/..", "my_clap")])
 def test_model_auto_names_its_runs_after_the_checkpoint(tmp_path, monkeypatch, name_or_path, name):
     """Runs of two checkpoints under model=auto land in two folders and two leaderboard rows, not both in `auto`."""
     monkeypatch.setenv("ZSA_EVAL_RESULTS", str(tmp_path / "results"))
@@ -279,3 +280,9 @@ def test_model_auto_names_its_runs_after_the_checkpoint(tmp_path, monkeypatch, n
     assert cfg.model.name == name and f"/synthetic/{name}/auto/" in cfg.output_dir
     assert compose_config("dataset=synthetic", "model=auto", f"model.name_or_path={name_or_path}",
                           "model.name=mine").model.name == "mine"
+
+
+def test_model_auto_on_the_current_folder_is_named_after_it(tmp_path, monkeypatch):
+    (tmp_path / "my_model").mkdir()
+    monkeypatch.chdir(tmp_path / "my_model")
+    assert compose_config("dataset=synthetic", "model=auto", "model.name_or_path=.").model.name == "my_model"

@@ -77,6 +77,7 @@ class Comparison:
     unit: str
     metric_deltas: pd.DataFrame
     bootstrap: dict
+    data_note: str = field(default="", kw_only=True)  # how the runs' data differ (other files, another selection)
 
     def verdict(self) -> str:
         """One sentence on the main difference: the first metric's delta and whether its interval excludes 0."""
@@ -129,6 +130,7 @@ class Comparison:
             f"B = {self.name_b}  ", self.legend_b, "",
             f"Compared on the {self.n_common} {self.unit} both runs evaluated (A evaluated {self.n_a}, "
             f"B {self.n_b}).", "",
+            *([f"**Note:** {self.data_note}", ""] if self.data_note else []),
             self.verdict(), "",
             f"## Metrics on the {self.n_common} common {self.unit} ({self.deltas_note()})", "",
             self.metric_deltas.to_markdown(index=False, floatfmt=".4f"), "",
@@ -139,7 +141,7 @@ class Comparison:
         """compare.json."""
         return {
             "run_a": self.name_a, "run_b": self.name_b, "legend_a": self.legend_a, "legend_b": self.legend_b,
-            "n_a": self.n_a, "n_b": self.n_b, "n_common": self.n_common,
+            "n_a": self.n_a, "n_b": self.n_b, "n_common": self.n_common, "data_note": self.data_note or None,
             "metrics": {row.metric: {"a": row.a, "b": row.b, "delta": row.delta,
                                      "delta_ci95": [row.delta_ci95_low, row.delta_ci95_high]}
                         for row in self.metric_deltas.itertuples()},

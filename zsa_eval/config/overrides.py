@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -47,9 +48,11 @@ WEIGHTS_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
 def checkpoint_name(name_or_path: str | None) -> str:
     """model=auto's default model.name, `${checkpoint_name:${.name_or_path}}` in conf/: the checkpoint's last path
     part, a weights file's without its suffix (/models/my_clap: my_clap; laion/clap-htsat-fused: clap-htsat-fused;
-    CLAP_weights_2023.pth: CLAP_weights_2023), so that runs of different checkpoints are told apart; auto without
-    one."""
-    name = Path(str(name_or_path or "").rstrip("/")).name
+    CLAP_weights_2023.pth: CLAP_weights_2023; ".": the current folder's name), so that runs of different checkpoints
+    are told apart; auto without one."""
+    if not name_or_path:
+        return "auto"
+    name = Path(os.path.abspath(str(name_or_path))).name  # "." and "..": the folders they stand for
     for suffix in WEIGHTS_SUFFIXES:
         name = name.removesuffix(suffix)
     return name or "auto"

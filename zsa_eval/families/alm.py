@@ -210,7 +210,7 @@ class AudioLanguageFamily(ScoringFamily):
     @property
     def long_clips_heard(self) -> str:
         window = self.window_seconds  # None: the model hears a clip whole (Phi-4-multimodal), none is longer
-        return super().long_clips_heard if window is None else f"only their first {window:g} s heard"
+        return super().long_clips_heard if window is None else f"only the first {window:g} s heard"
 
     @torch.inference_mode()
     def generate_answer(self, inputs: Inputs) -> str:

@@ -115,7 +115,7 @@ class PeAudioFamily(Family):
 
     @property
     def long_clips_heard(self) -> str:
-        return f"only their first {self.max_seconds:g} s heard"
+        return f"only the first {self.max_seconds:g} s heard"
 
     @property
     def frame_seconds(self) -> float:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -42,7 +43,27 @@ def compare_runs(run_a: Path, run_b: Path, resamples: int = 1000, seed: int = 0)
     if task_a != task_b:
         raise UserError(f"{run_a} is a {task_a} run and {run_b} a {task_b} run: compare runs of one task")
     mteb = MTEB in (metrics_a.get("protocol"), metrics_b.get("protocol"))  # compared by figures: mteb's own
-    return task_named(task_a, MTEB if mteb else ZEROSHOT).compare(run_a, metrics_a, run_b, metrics_b, resamples, seed)
+    comparison = task_named(task_a, MTEB if mteb else ZEROSHOT).compare(run_a, metrics_a, run_b, metrics_b, resamples,
+                                                                        seed)
+    return replace(comparison, data_note=data_differences(metrics_a, metrics_b))
+
+
+def data_differences(metrics_a: dict, metrics_b: dict) -> str:
+    """What differs between the data the two runs read, from their metrics.json (the dataset, its selection: item
+    ids, labels and folds, its local files: paths, sizes and times), or "" when nothing recorded does."""
+    differences = []
+    if metrics_a.get("dataset") != metrics_b.get("dataset"):
+        differences.append(f"datasets {metrics_a.get('dataset')} and {metrics_b.get('dataset')}")
+    for name, what, field in (("selection", "item ids, labels or folds", "items_fingerprint"),
+                              ("files", "paths, sizes or modification times", "files_fingerprint")):
+        place = "identity" if field == "items_fingerprint" else "provenance"
+        a, b = ((metrics.get(place) or {}).get(field) for metrics in (metrics_a, metrics_b))
+        if a and b and a != b:
+            differences.append(f"their {name} ({what}: {field} {a} and {b})")
+    if not differences:
+        return ""
+    return (f"the runs read different data: {'; '.join(differences)}. Only what both evaluated is compared, matched "
+            "by id: an id may name other audio in each run.")
 
 
 def run_name(run_dir: Path) -> tuple[str, str]:

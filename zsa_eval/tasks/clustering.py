@@ -175,7 +175,7 @@ def compare_clusterings(run_a: Path, metrics_a: dict, run_b: Path, metrics_b: di
                         seed: int) -> ClusteringComparison:
     """Run B against run A on the clips both clustered: V-measure, homogeneity and completeness of each run's
     clusters over those clips, with paired bootstrap deltas (the same resampled clips for both partitions)."""
-    clusters_a, clusters_b = (run_table(run, "clusters.csv", "clustering", ("item_id", "label"))
+    clusters_a, clusters_b = (run_table(run, "clusters.csv", "clustering", ("item_id", "label"), ("cluster",))
                               for run in (run_a, run_b))
     both = paired_items(clusters_a, clusters_b, run_a, run_b, "clips", "another label", label="label")
     labels = np.unique(both["label_a"].to_numpy(dtype=str), return_inverse=True)[1]

@@ -49,7 +49,7 @@ def paired_deltas(point: dict[str, dict[str, float]], samples: dict[str, dict[st
 
 
 def paired_items(table_a: pd.DataFrame, table_b: pd.DataFrame, run_a: Path, run_b: Path, unit: str,
-                 other_labels: str, key: str = "item_id", label: str = "true_label",
+                 other_labels: str, key: str | list[str] = "item_id", label: str = "true_label",
                  fix: str = "compare runs that read the same label column") -> pd.DataFrame:
     """Two runs' per-item tables on the items both evaluated (merged on `key`, columns suffixed _a and _b); refused
     when they share none (`unit`: "items", "clips", "queries"), or when a common item's `label` differs
@@ -65,14 +65,22 @@ def paired_items(table_a: pd.DataFrame, table_b: pd.DataFrame, run_a: Path, run_
     return both
 
 
-def run_table(run_dir: Path, file_name: str, task: str, text_columns: tuple[str, ...]) -> pd.DataFrame:
+def run_table(run_dir: Path, file_name: str, task: str, text_columns: tuple[str, ...],
+              columns: tuple[str, ...] = ()) -> pd.DataFrame:
     """A finished run's table (`file_name`, e.g. rankings.csv), its `text_columns` read as text; one line when the
-    directory holds no such table (`task`: the kind of run that writes it)."""
+    directory holds no such table, or one without the `text_columns` and `columns` compare reads (`task`: the kind of
+    run that writes it)."""
     try:
-        return pd.read_csv(run_dir / file_name, keep_default_na=False, dtype=dict.fromkeys(text_columns, str))
+        table = pd.read_csv(run_dir / file_name, keep_default_na=False, dtype=dict.fromkeys(text_columns, str))
     except (OSError, ValueError) as error:
         raise UserError(f"{run_dir} is not a finished zsa-eval {task} run ({file_name}): {error}; pass the "
                         f"directories of two {task} runs") from error
+    missing = [column for column in (*text_columns, *columns) if column not in table]
+    if missing:
+        raise UserError(f"{run_dir / file_name} lacks the column{'s' if len(missing) > 1 else ''} "
+                        f"{', '.join(missing)}: not a {task} run's table as zsa-eval writes it; pass the directories "
+                        f"of two finished {task} runs")
+    return table
 
 
 def paired_means(tables: dict[str, np.ndarray], names: list[str], resamples: int,

@@ -216,7 +216,7 @@ COMPARED_PAIRS = 20  # compare.md lists the pairs whose cosine similarity change
 
 @dataclass(frozen=True)
 class PairComparison(Comparison):
-    pair_changes: pd.DataFrame = None  # pair_id, label, cosine_a, cosine_b, change (largest first)
+    pair_changes: pd.DataFrame = None  # item_id_1, item_id_2, label, cosine_a, cosine_b, change (largest first)
 
     def shown_tables(self) -> list[tuple[str, pd.DataFrame]]:
         return [(f"The {min(len(self.pair_changes), COMPARED_PAIRS)} pairs whose cosine similarity changed most (all "
@@ -241,8 +241,9 @@ def compare_pairs(run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict, re
         resampled = {name: resampled_ap_auc(matches, values, counts)[0] for name, values in similar.items()}
         point[run] = {"cosine_ap": aps["cosine"], "max_ap": max(aps.values())}
         samples[run] = {"cosine_ap": resampled["cosine"], "max_ap": np.max(list(resampled.values()), axis=0)}
-    changes = pd.DataFrame({"pair_id": both["pair_id"], "label": both["label"], "cosine_a": both["cosine_a"],
-                            "cosine_b": both["cosine_b"], "change": both["cosine_b"] - both["cosine_a"]})
+    changes = pd.DataFrame({"item_id_1": both["item_id_1"], "item_id_2": both["item_id_2"], "label": both["label"],
+                            "cosine_a": both["cosine_a"], "cosine_b": both["cosine_b"],
+                            "change": both["cosine_b"] - both["cosine_a"]})
     changes = changes.reindex(changes["change"].abs().sort_values(ascending=False, kind="stable").index)
     return PairComparison(
         str(run_a), str(run_b), legend("A", run_a, metrics_a), legend("B", run_b, metrics_b),
@@ -252,9 +253,11 @@ def compare_pairs(run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict, re
 
 
 def paired_pairs(run_a: Path, run_b: Path) -> pd.DataFrame:
-    """The two runs' pairs.csv on the pairs both scored (scores suffixed _a and _b); refused where a common pair's
-    label differs."""
+    """The two runs' pairs.csv on the pairs both scored, matched by their two clips (not by row: a pairs file
+    reordered still pairs the same clips; scores suffixed _a and _b); refused where a common pair's label differs."""
     text = ("pair_id", "item_id_1", "item_id_2", "label")
-    pairs_a, pairs_b = (run_table(run, "pairs.csv", "pair_classification", text) for run in (run_a, run_b))
-    both = paired_items(pairs_a, pairs_b, run_a, run_b, "pairs", "another label", key="pair_id", label="label")
+    pairs_a, pairs_b = (run_table(run, "pairs.csv", "pair_classification", text, tuple(SIMILAR_WHEN_HIGHER))
+                        for run in (run_a, run_b))
+    both = paired_items(pairs_a.drop(columns="pair_id"), pairs_b.drop(columns="pair_id"), run_a, run_b, "pairs",
+                        "another label", key=["item_id_1", "item_id_2"], label="label")
     return both.rename(columns={"label_a": "label"})

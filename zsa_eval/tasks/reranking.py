@@ -1,7 +1,8 @@
 """Audio reranking (task: reranking): each query clip ranks its candidate documents (other clips) by the cosine
 similarity of their pooled audio embeddings, and its positives should come first. Item rows carry `role` (query or
 document); a query's `positives` and `candidates` are document item ids joined by "|" (empty candidates: every
-document, of the query's `hf_subset` where the items name subsets).
+document, of the query's `hf_subset` where the items name subsets, but the query's own file where it is a document
+too).
 
 Per query, with R its positives and r_1 < r_2 < ... their 1-based ranks among its candidates, at each k of K_VALUES
 (mteb's names and trec_eval's definitions, which mteb's retrieval evaluator uses): map_at_k = sum over r_j <= k of
@@ -71,14 +72,16 @@ def ranked_queries(items: pd.DataFrame, features: np.ndarray) -> pd.DataFrame:
     its positives, its top retrieved document ids (best first) and every metric's value."""
     roles = items["role"].to_numpy()
     ids = items["item_id"].to_numpy(dtype=object)
+    paths = items["path"].to_numpy(dtype=object) if "path" in items else ids
     subsets = subset_of(items)
     document_row = {item_id: row for row, item_id in enumerate(ids) if roles[row] == DOCUMENT}
     norms = np.linalg.norm(features, axis=1)
     unit = features / np.where(norms > 0, norms, 1.0)[:, None]
     rows = []
     for row in np.flatnonzero(roles == QUERY):
-        listed = ids_of(items.at[row, "candidates"]) or [item_id for item_id, document in document_row.items()
-                                                          if subsets[document] == subsets[row]]
+        listed = ids_of(items.at[row, "candidates"]) or [  # every document of its subset, but its own file
+            item_id for item_id, document in document_row.items()
+            if subsets[document] == subsets[row] and not (paths[row] and paths[document] == paths[row])]
         candidates = [document_row[item_id] for item_id in listed if item_id in document_row]
         positives = {document_row[item_id] for item_id in ids_of(items.at[row, "positives"]) if item_id in document_row}
         if not positives:
@@ -232,8 +235,8 @@ def compare_reranking(run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict
 
 def paired_queries(run_a: Path, run_b: Path) -> pd.DataFrame:
     """The two runs' rankings.csv on the queries both ranked (columns suffixed _a and _b)."""
-    rankings_a, rankings_b = (run_table(run, "rankings.csv", "reranking", ("query_id", "positive_ranks"))
-                              for run in (run_a, run_b))
+    rankings_a, rankings_b = (run_table(run, "rankings.csv", "reranking", ("query_id", "positive_ranks"),
+                                        ("n_candidates", *COMPARED_METRICS)) for run in (run_a, run_b))
     return paired_items(rankings_a, rankings_b, run_a, run_b, "queries", "another number of candidates (a document "
                         "skipped in one)", key="query_id", label="n_candidates",
                         fix="compare reranking runs over the same documents")
