@@ -54,9 +54,9 @@ def data_differences(metrics_a: dict, metrics_b: dict) -> str:
     differences = []
     if metrics_a.get("dataset") != metrics_b.get("dataset"):
         differences.append(f"datasets {metrics_a.get('dataset')} and {metrics_b.get('dataset')}")
-    for name, what, field in (("selection", "item ids, labels or folds", "items_fingerprint"),
-                              ("files", "paths, sizes or modification times", "files_fingerprint")):
-        place = "identity" if field == "items_fingerprint" else "provenance"
+    for name, what, place, field in (
+            ("selection", "item ids, labels or folds", "identity", "items_fingerprint"),
+            ("files", "paths, sizes or modification times", "provenance", "files_fingerprint")):
         a, b = ((metrics.get(place) or {}).get(field) for metrics in (metrics_a, metrics_b))
         if a and b and a != b:
             differences.append(f"their {name} ({what}: {field} {a} and {b})")

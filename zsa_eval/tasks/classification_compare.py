@@ -17,7 +17,7 @@ from zsa_eval.plots import recall_bars_png
 from zsa_eval.results import Comparison
 from zsa_eval.stats import bootstrap_indices
 from zsa_eval.tasks.accuracy import INTERVAL_METRICS, point_metrics, resampled_metrics
-from zsa_eval.tasks.comparing import bootstrap_record, legend, paired_deltas, paired_items
+from zsa_eval.tasks.comparing import bootstrap_record, largest_first, legend, paired_deltas, paired_items
 from zsa_eval.tasks.labels import TOP_K
 
 SIGNIFICANCE_LEVEL = 0.05
@@ -141,7 +141,7 @@ def compare_classification(run_a: Path, metrics_a: dict, run_b: Path, metrics_b:
     recalls = pd.DataFrame({"label": both["true_label_a"], "recall_a": correct["a"], "recall_b": correct["b"]}) \
         .groupby("label", sort=True).mean().reset_index()
     recalls["delta"] = recalls["recall_b"] - recalls["recall_a"]
-    recalls = recalls.reindex(recalls["delta"].abs().sort_values(ascending=False, kind="stable").index)
+    recalls = largest_first(recalls, "delta")
     changed = both[both["predicted_label_a"] != both["predicted_label_b"]]
     changed = pd.DataFrame({"item_id": changed["item_id"], "true_label": changed["true_label_a"],
                             "predicted_a": changed["predicted_label_a"], "predicted_b": changed["predicted_label_b"],
@@ -150,5 +150,5 @@ def compare_classification(run_a: Path, metrics_a: dict, run_b: Path, metrics_b:
         str(run_a), str(run_b), legend("A", run_a, metrics_a), legend("B", run_b, metrics_b),
         len(predictions_a), len(predictions_b), len(both), "items",
         paired_deltas(point, samples, compared_metrics(metrics_a, metrics_b)), bootstrap_record(resamples, seed),
-        mcnemar=mcnemar_test(correct["a"], correct["b"]), recall_deltas=recalls.reset_index(drop=True),
+        mcnemar=mcnemar_test(correct["a"], correct["b"]), recall_deltas=recalls,
         changed=changed.reset_index(drop=True))

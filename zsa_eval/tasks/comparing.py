@@ -96,5 +96,10 @@ def paired_means(tables: dict[str, np.ndarray], names: list[str], resamples: int
     return point, samples
 
 
+def largest_first(table: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The rows in order of the absolute value of `column`, largest first (ties in their order), indexed anew."""
+    return table.reindex(table[column].abs().sort_values(ascending=False, kind="stable").index).reset_index(drop=True)
+
+
 def bootstrap_record(resamples: int, seed: int) -> dict:
     return {"resamples": resamples, "seed": seed, "level": BOOTSTRAP_LEVEL}

@@ -29,7 +29,7 @@ from zsa_eval.errors import UserError
 from zsa_eval.results import Comparison, MetricSpec, Mistake, Mistakes, TaskResults
 from zsa_eval.stats import median_centred_interval
 from zsa_eval.tasks import Evaluated, RunContext, clip_features, skipped_note, timing_note, worst_first
-from zsa_eval.tasks.comparing import bootstrap_record, legend, paired_deltas, paired_items, run_table
+from zsa_eval.tasks.comparing import bootstrap_record, largest_first, legend, paired_deltas, paired_items, run_table
 from zsa_eval.tasks.embedded import RESAMPLES, AudioEmbeddingTask, require_columns, saved_embeddings
 from zsa_eval.tasks.tagging import resample_counts, resampled_ap_auc
 from zsa_eval.text import counted
@@ -228,9 +228,16 @@ class PairComparison(Comparison):
 
 def compare_pairs(run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict, resamples: int,
                   seed: int) -> PairComparison:
-    """Run B against run A on the pairs both scored: cosine AP and max AP, with paired bootstrap deltas over those
-    pairs (each resample's AP of both runs on the same pairs; none for the threshold metrics, fitted on the pairs)."""
-    both = paired_pairs(run_a, run_b)
+    """Run B against run A on the pairs both scored, matched by their two clips (a pairs file reordered still pairs
+    the same clips; refused where a common pair's label differs): cosine AP and max AP, with paired bootstrap deltas
+    over those pairs (each resample's AP of both runs on the same pairs; none for the threshold metrics, fitted on
+    the pairs)."""
+    text = ("pair_id", "item_id_1", "item_id_2", "label")
+    pairs_a, pairs_b = (run_table(run, "pairs.csv", "pair_classification", text, tuple(SIMILAR_WHEN_HIGHER))
+                        for run in (run_a, run_b))
+    both = paired_items(pairs_a.drop(columns="pair_id"), pairs_b.drop(columns="pair_id"), run_a, run_b, "pairs",
+                        "another label", key=["item_id_1", "item_id_2"], label="label")  # by clips: not by row
+    both = both.rename(columns={"label_a": "label"})
     matches = both["label"].eq("1").to_numpy()
     counts = resample_counts(len(both), resamples, seed)
     point, samples = {}, {}
@@ -244,20 +251,8 @@ def compare_pairs(run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict, re
     changes = pd.DataFrame({"item_id_1": both["item_id_1"], "item_id_2": both["item_id_2"], "label": both["label"],
                             "cosine_a": both["cosine_a"], "cosine_b": both["cosine_b"],
                             "change": both["cosine_b"] - both["cosine_a"]})
-    changes = changes.reindex(changes["change"].abs().sort_values(ascending=False, kind="stable").index)
     return PairComparison(
-        str(run_a), str(run_b), legend("A", run_a, metrics_a), legend("B", run_b, metrics_b),
-        int(metrics_a["n_pairs_evaluated"]), int(metrics_b["n_pairs_evaluated"]), len(both), "pairs",
-        paired_deltas(point, samples, ["cosine_ap", "max_ap"]), bootstrap_record(resamples, seed),
-        pair_changes=changes.reset_index(drop=True))
+        str(run_a), str(run_b), legend("A", run_a, metrics_a), legend("B", run_b, metrics_b), len(pairs_a),
+        len(pairs_b), len(both), "pairs", paired_deltas(point, samples, ["cosine_ap", "max_ap"]),
+        bootstrap_record(resamples, seed), pair_changes=largest_first(changes, "change"))
 
-
-def paired_pairs(run_a: Path, run_b: Path) -> pd.DataFrame:
-    """The two runs' pairs.csv on the pairs both scored, matched by their two clips (not by row: a pairs file
-    reordered still pairs the same clips; scores suffixed _a and _b); refused where a common pair's label differs."""
-    text = ("pair_id", "item_id_1", "item_id_2", "label")
-    pairs_a, pairs_b = (run_table(run, "pairs.csv", "pair_classification", text, tuple(SIMILAR_WHEN_HIGHER))
-                        for run in (run_a, run_b))
-    both = paired_items(pairs_a.drop(columns="pair_id"), pairs_b.drop(columns="pair_id"), run_a, run_b, "pairs",
-                        "another label", key=["item_id_1", "item_id_2"], label="label")
-    return both.rename(columns={"label_a": "label"})

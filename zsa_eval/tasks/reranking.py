@@ -30,7 +30,8 @@ from zsa_eval.errors import UserError
 from zsa_eval.results import Comparison, MetricSpec, Mistake, Mistakes, TaskResults
 from zsa_eval.stats import bootstrap_indices, percentile_interval
 from zsa_eval.tasks import Evaluated, RunContext, clip_features, skipped_note, timing_note, worst_first
-from zsa_eval.tasks.comparing import bootstrap_record, legend, paired_deltas, paired_items, paired_means, run_table
+from zsa_eval.tasks.comparing import (bootstrap_record, largest_first, legend, paired_deltas, paired_items,
+                                      paired_means, run_table)
 from zsa_eval.tasks.embedded import RESAMPLES, AudioEmbeddingTask, require_columns, saved_embeddings
 from zsa_eval.tasks.retrieval import rank_queries
 from zsa_eval.text import counted
@@ -219,24 +220,18 @@ def compare_reranking(run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict
     """Run B against run A on the queries both ranked, the per-query metrics' means with paired bootstrap deltas
     over those queries (refused where a common query ranked another number of candidates: its ranks do not
     compare)."""
-    both = paired_queries(run_a, run_b)
+    rankings_a, rankings_b = (run_table(run, "rankings.csv", "reranking", ("query_id", "positive_ranks"),
+                                        ("n_candidates", *COMPARED_METRICS)) for run in (run_a, run_b))
+    both = paired_items(rankings_a, rankings_b, run_a, run_b, "queries", "another number of candidates (a document "
+                        "skipped in one)", key="query_id", label="n_candidates",
+                        fix="compare reranking runs over the same documents")
     values = {run: both[[f"{name}_{run}" for name in COMPARED_METRICS]].to_numpy(dtype=np.float64) for run in "ab"}
     point, samples = paired_means(values, COMPARED_METRICS, resamples, seed)
     changes = pd.DataFrame({"query_id": both["query_id"], "n_candidates": both["n_candidates_a"],
                             "map_at_1000_a": both["map_at_1000_a"], "map_at_1000_b": both["map_at_1000_b"],
                             "change": both["map_at_1000_b"] - both["map_at_1000_a"]})
-    changes = changes.reindex(changes["change"].abs().sort_values(ascending=False, kind="stable").index)
     return RerankingComparison(
-        str(run_a), str(run_b), legend("A", run_a, metrics_a), legend("B", run_b, metrics_b),
-        int(metrics_a["n_queries_evaluated"]), int(metrics_b["n_queries_evaluated"]), len(both), "queries",
-        paired_deltas(point, samples, COMPARED_METRICS), bootstrap_record(resamples, seed),
-        query_changes=changes.reset_index(drop=True))
+        str(run_a), str(run_b), legend("A", run_a, metrics_a), legend("B", run_b, metrics_b), len(rankings_a),
+        len(rankings_b), len(both), "queries", paired_deltas(point, samples, COMPARED_METRICS),
+        bootstrap_record(resamples, seed), query_changes=largest_first(changes, "change"))
 
-
-def paired_queries(run_a: Path, run_b: Path) -> pd.DataFrame:
-    """The two runs' rankings.csv on the queries both ranked (columns suffixed _a and _b)."""
-    rankings_a, rankings_b = (run_table(run, "rankings.csv", "reranking", ("query_id", "positive_ranks"),
-                                        ("n_candidates", *COMPARED_METRICS)) for run in (run_a, run_b))
-    return paired_items(rankings_a, rankings_b, run_a, run_b, "queries", "another number of candidates (a document "
-                        "skipped in one)", key="query_id", label="n_candidates",
-                        fix="compare reranking runs over the same documents")

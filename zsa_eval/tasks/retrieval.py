@@ -31,7 +31,7 @@ from zsa_eval.tasks import (Evaluated, LoggedBatch, RunContext, Task, check_embe
                             clip_features, embedding_batches, skipped_note, timing_note, worst_first)
 from zsa_eval.results import MetricSpec, Mistake, Mistakes, TaskResults
 from zsa_eval.text import counted
-from zsa_eval.tasks.comparing import bootstrap_record, legend, paired_deltas, run_table
+from zsa_eval.tasks.comparing import bootstrap_record, largest_first, legend, paired_deltas, run_table
 from zsa_eval.results import Comparison
 
 RECALL_AT = (1, 5, 10)
@@ -379,10 +379,10 @@ def compare_retrieval(run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict
     changes = pd.DataFrame({"direction": both["direction"], "query_id": both["query_id"], "query": both["query_a"],
                             "rank_a": both["rank_a"], "rank_b": both["rank_b"],
                             "change": both["rank_b"] - both["rank_a"]})
-    changes = changes.reindex(changes["change"].abs().sort_values(ascending=False, kind="stable").index)
+    changes = largest_first(changes, "change")
     captions, clips = (int((both["direction"] == direction).sum()) for direction in DIRECTIONS.values())
     return RetrievalComparison(
         str(run_a), str(run_b), legend("A", run_a, metrics_a), legend("B", run_b, metrics_b), len(ranks_a),
         len(ranks_b), len(both), f"queries ({captions} captions, {clips} clips)",
         paired_deltas(point, samples, list(INTERVAL_METRICS)), bootstrap_record(resamples, seed),
-        rank_changes=changes.reset_index(drop=True), curves=curves)
+        rank_changes=changes, curves=curves)

@@ -27,7 +27,7 @@ from zsa_eval.plots import ap_bars_png, recall_bars_png
 from zsa_eval.stats import bootstrap_indices, median_centred_interval, percentile_interval
 from zsa_eval.tasks import Evaluated, RunContext, worst_first
 from zsa_eval.results import MetricSpec, Mistake, Mistakes, TaskResults
-from zsa_eval.tasks.comparing import bootstrap_record, legend, paired_deltas, paired_items
+from zsa_eval.tasks.comparing import bootstrap_record, largest_first, legend, paired_deltas, paired_items
 from zsa_eval.results import Comparison
 from zsa_eval.tasks.labels import (LabelTask, interval, number, predicted_positions, recorded_scores, top_k_columns,
                                   top_labels_text)
@@ -373,8 +373,8 @@ def compare_tagging(run_a: Path, metrics_a: dict, run_b: Path, metrics_b: dict, 
     ap = {run: per_class_table(y_true, logits[run], classes)["ap"].to_numpy() for run in "ab"}
     ap_deltas = pd.DataFrame({"label": classes, "support": y_true.sum(axis=0), "ap_a": ap["a"], "ap_b": ap["b"],
                               "delta": ap["b"] - ap["a"]})
-    ap_deltas = ap_deltas.reindex(ap_deltas["delta"].abs().sort_values(ascending=False, kind="stable").index)
+    ap_deltas = largest_first(ap_deltas, "delta")
     return TaggingComparison(
         str(run_a), str(run_b), legend("A", run_a, metrics_a), legend("B", run_b, metrics_b),
         len(scores_a), len(scores_b), len(both), "clips", paired_deltas(point, samples, list(COMPARED_METRICS)),
-        bootstrap_record(resamples, seed), ap_deltas=ap_deltas.reset_index(drop=True))
+        bootstrap_record(resamples, seed), ap_deltas=ap_deltas)
