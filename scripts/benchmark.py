@@ -281,8 +281,8 @@ def cost_of_labels(args) -> dict:
 def benchmark_label_cost(args) -> None:
     """--label-cost: the cost per extra label alone, printed and written."""
     result = {"family": args.family, "model": SCORING_FAMILIES[args.family][1], "device": "cpu", "precision": "fp32",
-              **cost_of_labels(args), "load_average_1min": round(os.getloadavg()[0], 2), "platform": platform.platform(),
-              "versions": package_versions()}
+              **cost_of_labels(args), "load_average_1min": round(os.getloadavg()[0], 2),
+              "platform": platform.platform(), "versions": package_versions()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(result, args.out)
     print(f"\n{args.family} ({result['model']}), cpu, fp32")

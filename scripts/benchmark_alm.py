@@ -190,9 +190,9 @@ def clip_cost(family: ScoringFamily, seconds: float, counts: list[int], repeats:
 
 def label_cost(family_name: str, cache_dir: Path, counts: list[int], repeats: int, width: str = "tiny",
                layers: int = 1, clip_seconds: tuple[float, float] = COST_CLIP_SECONDS) -> dict:
-    """The per-label cost of likelihood scoring on a short and a long clip (5 s and 30 s), on CPU in fp32 (the twin, at its own widths
-    or the checkpoint's), on one thread and in CPU seconds: on shared cores, wall time measures the other jobs' load
-    as much as the scoring."""
+    """The per-label cost of likelihood scoring on a short and a long clip (5 s and 30 s), on CPU in fp32 (the twin,
+    at its own widths or the checkpoint's), on one thread and in CPU seconds: on shared cores, wall time measures the
+    other jobs' load as much as the scoring."""
     torch.set_num_threads(1)
     model_dir = tiny_twin(family_name, cache_dir)
     loaded = load_model(scoring_families()[family_name][1], str(model_dir), torch.device("cpu"), "fp32",
@@ -202,7 +202,8 @@ def label_cost(family_name: str, cache_dir: Path, counts: list[int], repeats: in
                                                  for key in ("hidden_size", "intermediate_size", "num_hidden_layers")}})
     clips = [clip_cost(loaded.family, seconds, counts, repeats) for seconds in clip_seconds]
     short, long = clips
-    return {"label_counts": counts, "prompts_differ": short["prompt_tokens"] != long["prompt_tokens"], "repeats": repeats, "threads": 1, "timing": "cpu seconds (process_time)",
+    return {"label_counts": counts, "prompts_differ": short["prompt_tokens"] != long["prompt_tokens"],
+            "repeats": repeats, "threads": 1, "timing": "cpu seconds (process_time)",
             "label_batch_size": loaded.family.label_batch_size, "language_model": language_model,
             "instruction": COST_INSTRUCTION, "clips": clips,
             "long_vs_short_per_label": round(long["ms_per_label"] / short["ms_per_label"], 3)}

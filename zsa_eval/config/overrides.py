@@ -1,5 +1,6 @@
 """The command line's config, composed by Hydra as the CLI and zsa_eval.evaluate compose it: the `run_stamp` and
-`folder_name` resolvers of the default output_dir, `checkpoint_name` of model=auto's name, and each Hydra or OmegaConf error made one line that names the fix."""
+`folder_name` resolvers of the default output_dir, `checkpoint_name` of model=auto's name, and each Hydra or
+OmegaConf error made one line that names the fix."""
 
 from __future__ import annotations
 

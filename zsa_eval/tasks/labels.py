@@ -111,7 +111,7 @@ def template_protocol_warnings(cfg: DictConfig) -> list[str]:
     """An audio language model run otherwise than its template's generative protocol (template=mill): in likelihood
     mode, or generating answers of another length."""
     template, scoring = cfg.template, cfg.model.get("scoring")
-    if scoring is None or template.get("answer_matching") in (None, "zsa"):
+    if scoring is None or answer_matching(cfg) == "zsa":
         return []
     if scoring != "generate":
         return [f"template={template.name} is a generative protocol: model.scoring={scoring} asks its instruction "
