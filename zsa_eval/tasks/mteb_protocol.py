@@ -177,13 +177,13 @@ def recorded(mteb: Any, task: Any, kind: Kind, result: Any) -> dict:
     scores = finite(result.scores)
     entries = [entry for split in scores.values() for entry in split]
     named = scalar_scores(entries[0]) if len(entries) == 1 else {}
-    main = task.metadata.main_score
+    main, evaluator = task.metadata.main_score, evaluator_settings(task)
     return {
         "mteb_task": task.metadata.name,
         "mteb_kind": kind.name,
         "mteb_version": mteb.__version__,
-        "mteb_evaluator": evaluator_settings(task),
-        "protocol_description": evaluator_description(evaluator_settings(task), mteb.__version__),
+        "mteb_evaluator": evaluator,
+        "protocol_description": evaluator_description(evaluator, mteb.__version__),
         "intervals": "none: mteb gives no interval (its score of each split or experiment is in mteb_scores)",
         "mteb_main_score": main,
         "mteb_scores": scores,
